@@ -1,0 +1,174 @@
+"""Output events of the contract (section 3): breaches, recommendations and rejections.
+
+Timestamps serialise as RFC 3339 UTC with a ``Z``; money inside ``evidence`` is a decimal string.
+Optional fields that do not apply are left out of the JSON rather than written as null.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Final, Literal, TypeAlias
+
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
+
+from streams.core.timeutil import format_utc
+
+__all__ = [
+    "ACTION_CODES",
+    "AGGREGATE_REASONS",
+    "ORDER_REASONS",
+    "Action",
+    "ActionCode",
+    "DeadlineBreached",
+    "DeadlineName",
+    "EventRejected",
+    "FileSource",
+    "KafkaSource",
+    "OutputEvent",
+    "PolicyRef",
+    "Reason",
+    "RecommendationIssued",
+    "Scope",
+    "Severity",
+]
+
+UtcTimestamp = Annotated[datetime, PlainSerializer(format_utc, return_type=str, when_used="json")]
+
+DeadlineName: TypeAlias = Literal[
+    "fulfillment", "confirmed_fulfillment", "delivery", "complaint_response"
+]
+Severity: TypeAlias = Literal["info", "warning", "critical"]
+Scope: TypeAlias = Literal["order", "sku", "carrier", "merchant"]
+Reason: TypeAlias = Literal[
+    "FULFILLMENT_AT_RISK",
+    "STOCKOUT_RISK",
+    "FULFILLMENT_OVERDUE",
+    "TRACKING_NOT_SCANNED",
+    "CONFIRMATION_OVERDUE",
+    "DELIVERY_OVERDUE",
+    "COMPLAINT_RESPONSE_OVERDUE",
+    "COMPLAINT_NOT_AS_DESCRIBED",
+    "COMPLAINT_WRONG_ITEM",
+    "COMPLAINT_SIZE_FIT",
+    "COMPLAINT_DAMAGED",
+    "COMPLAINT_DEFECTIVE",
+    "COMPLAINT_MISSING_PARTS",
+    "COMPLAINT_COUNTERFEIT",
+    "COMPLAINT_NOT_RECEIVED",
+    "COMPLAINT_DELIVERED_NOT_RECEIVED",
+    "COMPLAINT_OTHER",
+    "LISTING_REVIEW",
+    "PACKAGING_REVIEW",
+    "CARRIER_REVIEW",
+    "STORE_HEALTH_AT_RISK",
+]
+AGGREGATE_REASONS: Final = frozenset(
+    {"LISTING_REVIEW", "PACKAGING_REVIEW", "CARRIER_REVIEW", "STORE_HEALTH_AT_RISK"}
+)
+ORDER_REASONS: Final = frozenset(Reason.__args__) - AGGREGATE_REASONS  # type: ignore[attr-defined]
+ActionCode: TypeAlias = Literal[
+    "CONTACT_CUSTOMER",
+    "REQUEST_EVIDENCE",
+    "ASK_TO_WAIT",
+    "OFFER_RESHIP",
+    "OFFER_PARTIAL_REFUND",
+    "OFFER_REFUND",
+    "OFFER_RETURN",
+    "SHIP_NOW",
+    "SUBMIT_TRACKING",
+    "VERIFY_TRACKING",
+    "RESTOCK",
+    "FIX_LISTING",
+    "IMPROVE_PACKAGING",
+    "CHECK_PICKING",
+    "QUALITY_CHECK",
+    "FILE_CARRIER_CLAIM",
+    "CHANGE_CARRIER",
+    "DISPUTE_WITH_PROOF",
+    "DELIST_SKU",
+    "REVIEW_STORE_METRICS",
+]
+ACTION_CODES: Final[tuple[str, ...]] = ActionCode.__args__  # type: ignore[attr-defined]
+
+
+class _Output(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class PolicyRef(_Output):
+    """The policy profile (name and version) that decided an output."""
+
+    name: str
+    version: str
+
+
+class Action(_Output):
+    """One thing to do, most useful first."""
+
+    code: ActionCode
+    detail: str
+
+
+class DeadlineBreached(_Output):
+    """A deadline of the policy passed without the event that meets it."""
+
+    type: Literal["deadline.breached"] = "deadline.breached"
+    breach_id: str = Field(description="Deterministic from (order_id, deadline, complaint_id).")
+    order_id: str
+    merchant_id: str
+    deadline: DeadlineName
+    complaint_id: str | None = Field(default=None, description="Only for complaint_response.")
+    due_at: UtcTimestamp
+    detected_at: UtcTimestamp = Field(description="The processor's clock when it fired.")
+    rule: str = Field(description="The policy rule that set the deadline, e.g. wish.fulfillment.")
+    consequence: str = Field(description="What the platform does now.")
+    policy: PolicyRef
+
+
+class RecommendationIssued(_Output):
+    """What the seller should do, by when, and why."""
+
+    type: Literal["recommendation.issued"] = "recommendation.issued"
+    recommendation_id: str
+    scope: Scope
+    subject: str = Field(description="order_id, merchant_id/sku, merchant_id/carrier or merchant_id.")
+    merchant_id: str
+    order_id: str | None = Field(default=None, description="Order scope only.")
+    reason: Reason
+    severity: Severity
+    actions: tuple[Action, ...]
+    respond_by: UtcTimestamp | None = None
+    evidence: dict[str, Any]
+    rule: str
+    issued_at: UtcTimestamp
+    policy: PolicyRef
+
+
+class KafkaSource(_Output):
+    """Where a rejected Kafka message came from."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+class FileSource(_Output):
+    """Where a rejected line of a replayed file came from."""
+
+    file: str
+    line: int
+
+
+class EventRejected(_Output):
+    """An input that could not be used (the dead letter)."""
+
+    type: Literal["event.rejected"] = "event.rejected"
+    rejection_id: str = Field(description="A hash of source and raw.")
+    source: KafkaSource | FileSource
+    key: str | None
+    raw: str = Field(description="The original bytes as UTF-8 (invalid bytes replaced), ≤ 64 KiB.")
+    error: str = Field(description="Which field, what was wrong, what was given.")
+    rejected_at: UtcTimestamp
+
+
+OutputEvent: TypeAlias = DeadlineBreached | RecommendationIssued | EventRejected
