@@ -1,0 +1,133 @@
+"""The ``orderwatch`` command line (click, the CLI library Faust itself is built on).
+
+Stable commands and flags are the contract's (section 5). Output events go to stdout or
+``--output``; progress and summaries go to stderr.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+from pydantic import TypeAdapter, ValidationError
+
+from streams import __version__
+from streams.core.events import Timestamp
+from streams.errors import ConfigurationError
+
+__all__ = ["main"]
+
+_TIMESTAMP: TypeAdapter[datetime] = TypeAdapter(Timestamp)
+
+
+class _TimestampType(click.ParamType):
+    """An RFC 3339 timestamp with an offset."""
+
+    name = "TIMESTAMP"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, datetime):
+            return value
+        try:
+            return _TIMESTAMP.validate_python(value)
+        except ValidationError:
+            self.fail(
+                f"{value!r} is not an RFC 3339 timestamp with an offset, "
+                "such as 2026-01-05T10:00:00Z",
+                param,
+                ctx,
+            )
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="orderwatch")
+def main() -> None:
+    """orderwatch: deadline breaches and dispute advice for marketplace orders."""
+
+
+@main.command()
+@click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=False, allow_dash=True))
+@click.option(
+    "--output",
+    "-o",
+    "output_path",
+    metavar="FILE",
+    type=click.Path(dir_okay=False, writable=True, allow_dash=True),
+    help="Write output events here (default: stdout).",
+)
+@click.option(
+    "--policy",
+    "policy_path",
+    metavar="FILE",
+    type=click.Path(dir_okay=False),
+    help="A policy TOML file merged over the default Wish profile.",
+)
+@click.option(
+    "--until",
+    type=_TimestampType(),
+    help="After the last line, advance the clock to this time (default: the latest event).",
+)
+@click.option("--quiet", "-q", is_flag=True, help="No progress or summary on stderr.")
+def replay(
+    input_path: str,
+    output_path: str | None,
+    policy_path: str | None,
+    until: datetime | None,
+    quiet: bool,
+) -> None:
+    """Replay JSON Lines events (INPUT, or - for stdin) through the core in event time."""
+    from streams.core.policy import load_policy
+    from streams.replay import ReplaySummary, replay_file
+
+    if input_path != "-" and not Path(input_path).is_file():
+        raise click.BadParameter(f"file {input_path!r} does not exist", param_hint="INPUT")
+    try:
+        policy = load_policy(policy_path)
+    except ConfigurationError as error:
+        raise click.ClickException(str(error)) from None
+    interactive = sys.stderr.isatty() and not quiet
+
+    def progress(summary: ReplaySummary) -> None:
+        rate = summary.lines / summary.seconds if summary.seconds else 0.0
+        click.echo(
+            f"\rreplay: {summary.lines:,} lines, {sum(summary.by_type.values()):,} outputs, "
+            f"{summary.rejected:,} rejected ({rate:,.0f} lines/s)",
+            err=True,
+            nl=False,
+        )
+
+    summary = replay_file(
+        input_path, output_path, policy=policy, until=until,
+        progress=progress if interactive else None,
+    )
+    if interactive:
+        click.echo("\r", err=True, nl=False)
+    if not quiet:
+        click.echo(f"orderwatch: {summary.describe()}", err=True)
+
+
+@main.command()
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("schemas"),
+    show_default=True,
+    help="Where to write the schemas.",
+)
+@click.option("--check", is_flag=True, help="Only compare; exit 1 if any file differs.")
+def schemas(directory: Path, check: bool) -> None:
+    """Write (or --check) the JSON Schemas and AsyncAPI document generated from the models."""
+    from streams.schemas import write_schemas
+
+    stale = write_schemas(directory, check=check)
+    if check and stale:
+        raise click.ClickException(
+            f"{len(stale)} schema file(s) differ from the models: {', '.join(stale)}; "
+            "run 'orderwatch schemas' and commit the result"
+        )
+    verb = "checked" if check else "wrote"
+    click.echo(f"orderwatch: {verb} schemas in {directory}", err=True)

@@ -1,0 +1,153 @@
+"""The in-memory engine: every processor of the core in one process, on one event-time clock.
+
+This is how ``orderwatch replay`` (and the tests) run the core: orders, SKUs, carriers and
+merchants in dictionaries, internal facts handed over in memory, deadlines in a heap ordered by
+due time. It reads no clock and does no I/O: time moves only through :meth:`Engine.process`
+(event time: the largest ``occurred_at`` seen minus the allowed lateness) and
+:meth:`Engine.advance_to`.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TypeVar
+
+from streams.core import carrier, merchant, order, sku
+from streams.core.events import InventoryUpdated, OrderEvent
+from streams.core.facts import Demand, Fact, OrderHealth, Shipment, SkuComplaint
+from streams.core.outputs import DeadlineBreached, RecommendationIssued
+from streams.core.policy import Policy
+from streams.core.timeutil import EPOCH
+
+__all__ = ["Engine", "EngineStats", "Output"]
+
+Output = DeadlineBreached | RecommendationIssued
+
+
+@dataclass(slots=True)
+class EngineStats:
+    """Counts an operator wants after a run."""
+
+    events: int = 0
+    duplicates: int = 0
+    expired_orders: int = 0
+
+
+class Engine:
+    """Runs the pure core over a stream of valid events, in event time."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        self.orders: dict[str, order.OrderState] = {}
+        self.skus: dict[str, sku.SkuState] = {}
+        self.carriers: dict[str, carrier.CarrierState] = {}
+        self.merchants: dict[str, merchant.MerchantState] = {}
+        self.stats = EngineStats()
+        self._max_seen: datetime | None = None
+        self._clock: datetime | None = None
+        self._heap: list[tuple[datetime, str]] = []
+        self._scheduled: dict[str, datetime] = {}
+
+    @property
+    def clock(self) -> datetime:
+        """The event-time clock; the Unix epoch before any event was seen."""
+        return self._clock or EPOCH
+
+    @property
+    def max_seen(self) -> datetime | None:
+        """The largest ``occurred_at`` seen so far."""
+        return self._max_seen
+
+    def process(self, event: OrderEvent | InventoryUpdated) -> list[Output]:
+        """Move the clock to the event (firing what became due), then apply it."""
+        self.stats.events += 1
+        outputs: list[Output] = []
+        occurred_at = event.occurred_at
+        if self._max_seen is None or occurred_at > self._max_seen:
+            self._max_seen = occurred_at
+            self._advance(occurred_at - self.policy.allowed_lateness, outputs)
+        now = self.clock
+        if isinstance(event, InventoryUpdated):
+            key = f"{event.merchant_id}/{event.sku}"
+            step = sku.apply_inventory(self.skus.get(key), event, now, self.policy)
+            self.skus[key] = step.state
+            outputs.extend(step.outputs)
+            return outputs
+        order_id = event.order_id
+        result = order.apply(self.orders.get(order_id), event, now, self.policy)
+        if result.duplicate:
+            self.stats.duplicates += 1
+        self._settle(order_id, result, outputs)
+        return outputs
+
+    def advance_to(self, moment: datetime) -> list[Output]:
+        """Move the clock forward to ``moment`` (never back) and fire what is due."""
+        outputs: list[Output] = []
+        self._advance(moment, outputs)
+        return outputs
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _advance(self, moment: datetime, outputs: list[Output]) -> None:
+        if self._clock is not None and moment <= self._clock:
+            return
+        self._clock = moment
+        heap = self._heap
+        while heap and heap[0][0] <= moment:
+            due_at, order_id = heapq.heappop(heap)
+            if self._scheduled.get(order_id) != due_at:
+                continue  # superseded by an earlier schedule
+            del self._scheduled[order_id]
+            state = self.orders.get(order_id)
+            if state is None:
+                continue
+            self._settle(order_id, order.fire_due(state, moment, self.policy), outputs)
+
+    def _settle(self, order_id: str, result: order.Step, outputs: list[Output]) -> None:
+        """Keep or drop the order's state, pass its facts on, and schedule its next check."""
+        outputs.extend(result.outputs)
+        if result.state is None:
+            self.orders.pop(order_id, None)
+            self._scheduled.pop(order_id, None)
+            self.stats.expired_orders += 1
+        else:
+            self.orders[order_id] = result.state
+            due_at = order.next_due(result.state, self.policy)
+            scheduled = self._scheduled.get(order_id)
+            if scheduled is None or due_at < scheduled:
+                self._scheduled[order_id] = due_at
+                heapq.heappush(self._heap, (due_at, order_id))
+        for fact in result.facts:
+            outputs.extend(self._route(fact))
+
+    def _route(self, fact: Fact) -> list[RecommendationIssued]:
+        now, policy = self.clock, self.policy
+        if isinstance(fact, Demand):
+            return _update(self.skus, fact.subject, sku.apply_demand, fact, now, policy)
+        if isinstance(fact, SkuComplaint):
+            return _update(self.skus, fact.subject, sku.apply_complaint, fact, now, policy)
+        if isinstance(fact, Shipment):
+            return _update(self.carriers, fact.subject, carrier.apply_shipment, fact, now, policy)
+        if isinstance(fact, OrderHealth):
+            return _update(self.merchants, fact.subject, merchant.apply_health, fact, now, policy)
+        raise TypeError(f"unknown fact {fact!r}")
+
+
+S = TypeVar("S")
+F = TypeVar("F")
+
+
+def _update(
+    table: dict[str, S],
+    key: str,
+    apply: Callable[[S | None, F, datetime, Policy], tuple[S, list[RecommendationIssued]]],
+    fact: F,
+    now: datetime,
+    policy: Policy,
+) -> list[RecommendationIssued]:
+    state, outputs = apply(table.get(key), fact, now, policy)
+    table[key] = state
+    return outputs

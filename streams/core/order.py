@@ -1,0 +1,701 @@
+"""The per-order state machine: every deadline of the policy, and the order-scope advice.
+
+Three pure functions drive it (the caller owns the state; they may update it in place and
+return the state to keep):
+
+- :func:`apply` folds one input event into the order's state and fires what the event made due;
+- :func:`fire_due` fires every deadline whose time has come by ``now`` and drops expired state;
+- :func:`next_due` tells the driver when to call :func:`fire_due` next.
+
+A deadline is decided from the events applied, never from arrival order: it fires when the
+clock reaches it unless an event meeting it (``occurred_at`` at or before ``due_at``) was applied,
+or the order was closed (cancelled or refunded) at or before ``due_at``. Each fires at most once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, NamedTuple
+
+from streams.core.events import (
+    CarrierScanned,
+    ComplaintFiled,
+    ComplaintResolved,
+    ComplaintResponded,
+    OrderCancelled,
+    OrderEvent,
+    OrderPlaced,
+    OrderRefunded,
+    TrackingSubmitted,
+)
+from streams.core.facts import (
+    Demand,
+    Fact,
+    OrderHealth,
+    Shipment,
+    SkuComplaint,
+    carrier_key,
+    carrier_subject,
+    sku_subject,
+)
+from streams.core.ids import breach_id
+from streams.core.outputs import DeadlineBreached, RecommendationIssued
+from streams.core.policy import Policy
+from streams.core.recommend import make_breach, make_order_recommendation
+from streams.core.timeutil import format_utc
+
+__all__ = [
+    "Complaint",
+    "OrderState",
+    "Placement",
+    "Step",
+    "Tracking",
+    "apply",
+    "fire_due",
+    "next_due",
+]
+
+_CENT = Decimal("0.01")
+
+FULFILLMENT = "fulfillment"
+FULFILLMENT_WARNING = "fulfillment_warning"
+CONFIRMED_FULFILLMENT = "confirmed_fulfillment"
+DELIVERY = "delivery"
+TRACKING_SCAN = "tracking_scan"
+COMPLAINT_RESPONSE = "complaint_response"
+
+
+@dataclass(slots=True)
+class Placement:
+    """What ``order.placed`` said, with the deadlines it sets."""
+
+    event_id: str
+    placed_at: datetime
+    released_at: datetime
+    sku: str
+    quantity: int
+    unit_price: Decimal
+    shipping_price: Decimal
+    currency: str
+    country: str
+    program: str
+    fulfillment_due: datetime
+    warning_at: datetime
+    confirmed_due: datetime
+    delivery_due: datetime
+    delivery_rule: str
+    unit_total_usd: Decimal | None
+
+    @property
+    def value(self) -> Decimal:
+        """Order value: quantity × (unit price + shipping), in the order's currency."""
+        return self.quantity * (self.unit_price + self.shipping_price)
+
+
+@dataclass(slots=True)
+class Tracking:
+    """One ``tracking.submitted``; the latest by (occurred_at, event_id) is current."""
+
+    occurred_at: datetime
+    event_id: str
+    carrier: str
+    number: str
+
+
+@dataclass(slots=True)
+class Complaint:
+    """A customer ticket, assembled from its events in whatever order they arrive."""
+
+    complaint_id: str
+    filed_event_id: str | None = None
+    filed_at: datetime | None = None
+    reason: str | None = None
+    photos: int = 0
+    requested: str = "refund"
+    responded_at: datetime | None = None
+    resolved_at: datetime | None = None
+    outcome: str | None = None
+
+
+@dataclass(slots=True)
+class OrderState:
+    """Everything orderwatch remembers about one order."""
+
+    order_id: str
+    merchant_id: str
+    last_event_at: datetime
+    placement: Placement | None = None
+    trackings: list[Tracking] = field(default_factory=list)
+    first_tracking_at: datetime | None = None
+    first_scan_at: datetime | None = None
+    delivered_at: datetime | None = None
+    scans_by_number: dict[str, datetime] = field(default_factory=dict)
+    complaints: dict[str, Complaint] = field(default_factory=dict)
+    closed_at: datetime | None = None
+    refunded: bool = False
+    merchant_cancelled_at: datetime | None = None
+    fired: set[str] = field(default_factory=set)
+    seen: set[str] = field(default_factory=set)
+
+    @property
+    def current_tracking(self) -> Tracking | None:
+        """The tracking that replaced all others: the largest (occurred_at, event_id)."""
+        if not self.trackings:
+            return None
+        return max(self.trackings, key=lambda t: (t.occurred_at, t.event_id))
+
+
+class Step(NamedTuple):
+    """What one call of the state machine produced."""
+
+    state: OrderState | None
+    outputs: list[DeadlineBreached | RecommendationIssued]
+    facts: list[Fact]
+    duplicate: bool = False
+
+
+def _earliest(current: datetime | None, moment: datetime) -> datetime:
+    return moment if current is None or moment < current else current
+
+
+def _normalise_number(number: str) -> str:
+    return number.strip().upper()
+
+
+# -- deadlines ------------------------------------------------------------------------------
+
+
+class _Deadline(NamedTuple):
+    due_at: datetime
+    key: str
+    met: bool
+
+
+def _deadlines(state: OrderState, policy: Policy) -> Iterator[_Deadline]:
+    """Every deadline the order has, whether met or not (closure is checked by the caller)."""
+    placement = state.placement
+    if placement is not None:
+        first_tracking = state.first_tracking_at
+        yield _Deadline(
+            placement.warning_at,
+            FULFILLMENT_WARNING,
+            first_tracking is not None and first_tracking <= placement.warning_at,
+        )
+        yield _Deadline(
+            placement.fulfillment_due,
+            FULFILLMENT,
+            first_tracking is not None and first_tracking <= placement.fulfillment_due,
+        )
+        yield _Deadline(
+            placement.confirmed_due,
+            CONFIRMED_FULFILLMENT,
+            state.first_scan_at is not None and state.first_scan_at <= placement.confirmed_due,
+        )
+        yield _Deadline(
+            placement.delivery_due,
+            DELIVERY,
+            state.delivered_at is not None and state.delivered_at <= placement.delivery_due,
+        )
+    for tracking in state.trackings:
+        due = tracking.occurred_at + policy.tracking_scan
+        scanned = state.scans_by_number.get(tracking.number)
+        superseded = any(
+            (other.occurred_at, other.event_id) > (tracking.occurred_at, tracking.event_id)
+            and other.occurred_at <= due
+            for other in state.trackings
+        )
+        yield _Deadline(
+            due,
+            f"{TRACKING_SCAN}:{tracking.event_id}",
+            superseded or (scanned is not None and scanned <= due),
+        )
+    for complaint in state.complaints.values():
+        if complaint.filed_at is None:
+            continue
+        due = complaint.filed_at + policy.complaint_response
+        answered = _earliest_of(complaint.responded_at, complaint.resolved_at)
+        yield _Deadline(
+            due,
+            f"{COMPLAINT_RESPONSE}:{complaint.complaint_id}",
+            answered is not None and answered <= due,
+        )
+
+
+def _earliest_of(first: datetime | None, second: datetime | None) -> datetime | None:
+    if first is None:
+        return second
+    if second is None:
+        return first
+    return min(first, second)
+
+
+def _pending(state: OrderState, policy: Policy) -> Iterator[_Deadline]:
+    """Deadlines that may still fire: not fired, not met, not closed before they were due."""
+    closed_at = state.closed_at
+    for deadline in _deadlines(state, policy):
+        if deadline.met or deadline.key in state.fired:
+            continue
+        if closed_at is not None and closed_at <= deadline.due_at:
+            continue
+        yield deadline
+
+
+def next_due(state: OrderState, policy: Policy) -> datetime:
+    """When :func:`fire_due` has something to do: the next deadline, or the state's expiry."""
+    expiry = state.last_event_at + policy.state_ttl
+    return min((d.due_at for d in _pending(state, policy)), default=expiry)
+
+
+def fire_due(state: OrderState, now: datetime, policy: Policy) -> Step:
+    """Fire every pending deadline due by ``now`` (in due order); drop the state once expired."""
+    outputs: list[DeadlineBreached | RecommendationIssued] = []
+    facts: list[Fact] = []
+    due = sorted((d for d in _pending(state, policy) if d.due_at <= now), key=lambda d: d[:2])
+    for deadline in due:
+        state.fired.add(deadline.key)
+        _fire(state, deadline, now, policy, outputs, facts)
+    if now >= state.last_event_at + policy.state_ttl:
+        if state.placement is not None and _demand_open(state):
+            facts.append(_demand(state, state.placement, open_=False))
+        return Step(None, outputs, facts)
+    return Step(state, outputs, facts)
+
+
+def _fire(
+    state: OrderState,
+    deadline: _Deadline,
+    now: datetime,
+    policy: Policy,
+    outputs: list[DeadlineBreached | RecommendationIssued],
+    facts: list[Fact],
+) -> None:
+    kind, _, detail = deadline.key.partition(":")
+    placement = state.placement
+    if kind == FULFILLMENT_WARNING:
+        assert placement is not None
+        outputs.append(
+            make_order_recommendation(
+                policy,
+                reason="FULFILLMENT_AT_RISK",
+                order_id=state.order_id,
+                merchant_id=state.merchant_id,
+                fact_id=FULFILLMENT_WARNING,
+                now=now,
+                respond_by=placement.fulfillment_due,
+                evidence={
+                    **_placement_evidence(placement),
+                    "warned_at": format_utc(placement.warning_at),
+                    "tracking_submitted": False,
+                },
+            )
+        )
+        return
+    if kind == TRACKING_SCAN:
+        tracking = next(t for t in state.trackings if t.event_id == detail)
+        outputs.append(
+            make_order_recommendation(
+                policy,
+                reason="TRACKING_NOT_SCANNED",
+                order_id=state.order_id,
+                merchant_id=state.merchant_id,
+                fact_id=tracking.event_id,
+                now=now,
+                respond_by=placement.confirmed_due if placement else None,
+                evidence={
+                    "carrier": tracking.carrier,
+                    "tracking_number": tracking.number,
+                    "tracking_submitted_at": format_utc(tracking.occurred_at),
+                    "scan_expected_by": format_utc(deadline.due_at),
+                    "scanned": False,
+                },
+            )
+        )
+        return
+    _breach(state, deadline, kind, detail, now, policy, outputs, facts)
+
+
+def _breach(
+    state: OrderState,
+    deadline: _Deadline,
+    kind: str,
+    complaint_id: str,
+    now: datetime,
+    policy: Policy,
+    outputs: list[DeadlineBreached | RecommendationIssued],
+    facts: list[Fact],
+) -> None:
+    placement = state.placement
+    evidence: dict[str, Any] = {"deadline": kind, "due_at": format_utc(deadline.due_at)}
+    if kind == FULFILLMENT:
+        assert placement is not None
+        rule, reason = "wish.fulfillment", "FULFILLMENT_OVERDUE"
+        consequence = policy.consequences[rule].format(fine_usd=policy.fulfillment_fine_usd)
+        evidence.update(_placement_evidence(placement))
+    elif kind == CONFIRMED_FULFILLMENT:
+        assert placement is not None
+        rule, reason = "wish.confirmed_fulfillment", "CONFIRMATION_OVERDUE"
+        consequence = _confirmed_consequence(policy, placement)
+        evidence.update(_placement_evidence(placement))
+        evidence["tracking_submitted_at"] = _maybe_utc(state.first_tracking_at)
+        facts.append(_health(state, placement, late_confirmed=True))
+    elif kind == DELIVERY:
+        assert placement is not None
+        rule, reason = placement.delivery_rule, "DELIVERY_OVERDUE"
+        consequence = policy.consequences[rule]
+        evidence.update(_placement_evidence(placement))
+        evidence["destination_country"] = placement.country
+        evidence["program"] = placement.program
+        evidence["first_scan_at"] = _maybe_utc(state.first_scan_at)
+        shipment = _shipment(state, policy)
+        if shipment is not None:
+            facts.append(shipment)
+    else:
+        rule, reason = "wish.complaint_response", "COMPLAINT_RESPONSE_OVERDUE"
+        consequence = policy.consequences[rule]
+        complaint = state.complaints[complaint_id]
+        evidence["complaint_id"] = complaint_id
+        evidence["complaint_reason"] = complaint.reason
+        evidence["filed_at"] = _maybe_utc(complaint.filed_at)
+    breach = make_breach(
+        policy=policy,
+        order_id=state.order_id,
+        merchant_id=state.merchant_id,
+        deadline=kind,
+        due_at=deadline.due_at,
+        now=now,
+        rule=rule,
+        consequence=consequence,
+        complaint_id=complaint_id or None,
+    )
+    outputs.append(breach)
+    evidence["breach_id"] = breach.breach_id
+    outputs.append(
+        make_order_recommendation(
+            policy,
+            reason=reason,
+            order_id=state.order_id,
+            merchant_id=state.merchant_id,
+            fact_id=breach_id(state.order_id, kind, complaint_id or None),
+            now=now,
+            evidence=evidence,
+            rule=rule,
+        )
+    )
+
+
+def _confirmed_consequence(policy: Policy, placement: Placement) -> str:
+    value_usd = policy.to_usd(placement.value, placement.currency)
+    if value_usd is None:
+        fine = (
+            f"{policy.confirmed_fine_rate * 100:g} % of {placement.value} {placement.currency} "
+            f"(at least USD {policy.confirmed_min_fine_usd})"
+        )
+    else:
+        amount = max(value_usd * policy.confirmed_fine_rate, policy.confirmed_min_fine_usd)
+        fine = f"USD {amount.quantize(_CENT)}"
+    return policy.consequences["wish.confirmed_fulfillment"].format(
+        fine=fine,
+        fine_rate_percent=f"{policy.confirmed_fine_rate * 100:g}",
+        min_fine_usd=policy.confirmed_min_fine_usd,
+    )
+
+
+def _maybe_utc(moment: datetime | None) -> str | None:
+    return None if moment is None else format_utc(moment)
+
+
+def _placement_evidence(placement: Placement) -> dict[str, Any]:
+    return {
+        "placed_at": format_utc(placement.placed_at),
+        "released_at": format_utc(placement.released_at),
+        "sku": placement.sku,
+        "quantity": placement.quantity,
+        "order_value": str(placement.value),
+        "currency": placement.currency,
+    }
+
+
+# -- facts for the aggregates ---------------------------------------------------------------
+
+
+def _demand_open(state: OrderState) -> bool:
+    return state.first_tracking_at is None and state.closed_at is None
+
+
+def _demand(state: OrderState, placement: Placement, *, open_: bool) -> Demand:
+    return Demand(
+        subject=sku_subject(state.merchant_id, placement.sku),
+        order_id=state.order_id,
+        merchant_id=state.merchant_id,
+        sku=placement.sku,
+        placed_at=placement.placed_at,
+        quantity=placement.quantity,
+        fulfillment_due=placement.fulfillment_due,
+        trigger_id=placement.event_id,
+        open=open_,
+    )
+
+
+def _carrier_problem(state: OrderState, policy: Policy) -> bool:
+    if DELIVERY in state.fired:
+        return True
+    return any(
+        c.reason in policy.carrier_complaint_reasons for c in state.complaints.values()
+    )
+
+
+def _shipment(state: OrderState, policy: Policy) -> Shipment | None:
+    tracking = state.current_tracking
+    if tracking is None:
+        return None
+    return Shipment(
+        subject=carrier_subject(state.merchant_id, tracking.carrier),
+        order_id=state.order_id,
+        merchant_id=state.merchant_id,
+        carrier=tracking.carrier.strip(),
+        shipped_at=tracking.occurred_at,
+        problem=_carrier_problem(state, policy),
+    )
+
+
+def _health(
+    state: OrderState, placement: Placement, *, late_confirmed: bool | None = None
+) -> OrderHealth:
+    cancelled = state.merchant_cancelled_at
+    tracked = state.first_tracking_at
+    return OrderHealth(
+        subject=state.merchant_id,
+        order_id=state.order_id,
+        merchant_id=state.merchant_id,
+        placed_at=placement.placed_at,
+        tracked_at=tracked,
+        scanned=state.first_scan_at is not None,
+        refunded=state.refunded,
+        late_confirmed=(
+            CONFIRMED_FULFILLMENT in state.fired if late_confirmed is None else late_confirmed
+        ),
+        cancelled_before_tracking=cancelled is not None and (tracked is None or cancelled < tracked),
+    )
+
+
+def _sku_complaint(state: OrderState, placement: Placement, complaint: Complaint) -> SkuComplaint:
+    assert complaint.reason is not None and complaint.filed_at is not None
+    return SkuComplaint(
+        subject=sku_subject(state.merchant_id, placement.sku),
+        order_id=state.order_id,
+        complaint_id=complaint.complaint_id,
+        merchant_id=state.merchant_id,
+        sku=placement.sku,
+        reason=complaint.reason,
+        filed_at=complaint.filed_at,
+    )
+
+
+def _reviewed_by_sku(policy: Policy, reason: str | None) -> bool:
+    return reason in policy.listing_review.reasons or reason in policy.packaging_review.reasons
+
+
+# -- applying events ------------------------------------------------------------------------
+
+
+def apply(state: OrderState | None, event: OrderEvent, now: datetime, policy: Policy) -> Step:
+    """Fold ``event`` into the order's state, then fire whatever is already due by ``now``."""
+    if state is None:
+        state = OrderState(
+            order_id=event.order_id, merchant_id=event.merchant_id, last_event_at=event.occurred_at
+        )
+    elif event.event_id in state.seen:
+        return Step(state, [], [], duplicate=True)
+    state.seen.add(event.event_id)
+    if event.occurred_at > state.last_event_at:
+        state.last_event_at = event.occurred_at
+    outputs: list[DeadlineBreached | RecommendationIssued] = []
+    facts: list[Fact] = []
+    if isinstance(event, OrderPlaced):
+        _placed(state, event, policy, facts)
+    elif isinstance(event, TrackingSubmitted):
+        _tracked(state, event, policy, facts)
+    elif isinstance(event, CarrierScanned):
+        _scanned(state, event, facts)
+    elif isinstance(event, ComplaintFiled):
+        _filed(state, event, now, policy, outputs, facts)
+    elif isinstance(event, ComplaintResponded):
+        complaint = state.complaints.setdefault(event.complaint_id, Complaint(event.complaint_id))
+        complaint.responded_at = _earliest(complaint.responded_at, event.occurred_at)
+    elif isinstance(event, ComplaintResolved):
+        complaint = state.complaints.setdefault(event.complaint_id, Complaint(event.complaint_id))
+        complaint.resolved_at = _earliest(complaint.resolved_at, event.occurred_at)
+        complaint.outcome = event.outcome
+    elif isinstance(event, OrderCancelled | OrderRefunded):
+        _closed(state, event, facts)
+    step = fire_due(state, now, policy)
+    return Step(step.state, outputs + step.outputs, facts + step.facts)
+
+
+def _placed(state: OrderState, event: OrderPlaced, policy: Policy, facts: list[Fact]) -> None:
+    if state.placement is not None:
+        return  # a second order.placed for the same order changes nothing
+    state.merchant_id = event.merchant_id
+    released_at = event.released_at or event.occurred_at + policy.release_delay
+    fulfillment_due = released_at + policy.fulfillment
+    unit_total_usd = policy.to_usd(event.unit_price + event.shipping_price, event.currency)
+    high_value = unit_total_usd is not None and unit_total_usd >= policy.high_value_threshold_usd
+    delivery_due, delivery_rule = policy.delivery_due(
+        event.occurred_at, released_at, event.destination_country, event.program
+    )
+    placement = Placement(
+        event_id=event.event_id,
+        placed_at=event.occurred_at,
+        released_at=released_at,
+        sku=event.sku,
+        quantity=event.quantity,
+        unit_price=event.unit_price,
+        shipping_price=event.shipping_price,
+        currency=event.currency,
+        country=event.destination_country,
+        program=event.program,
+        fulfillment_due=fulfillment_due,
+        warning_at=fulfillment_due - policy.fulfillment_warning_before,
+        confirmed_due=released_at
+        + (policy.confirmed_fulfillment_high_value if high_value else policy.confirmed_fulfillment),
+        delivery_due=delivery_due,
+        delivery_rule=delivery_rule,
+        unit_total_usd=unit_total_usd,
+    )
+    state.placement = placement
+    if _demand_open(state):
+        facts.append(_demand(state, placement, open_=True))
+    facts.append(_health(state, placement))
+    for complaint in state.complaints.values():
+        if complaint.filed_at is not None and _reviewed_by_sku(policy, complaint.reason):
+            facts.append(_sku_complaint(state, placement, complaint))
+
+
+def _tracked(
+    state: OrderState, event: TrackingSubmitted, policy: Policy, facts: list[Fact]
+) -> None:
+    before = state.current_tracking
+    was_open = _demand_open(state)
+    state.trackings.append(
+        Tracking(
+            occurred_at=event.occurred_at,
+            event_id=event.event_id,
+            carrier=event.carrier,
+            number=_normalise_number(event.tracking_number),
+        )
+    )
+    state.first_tracking_at = _earliest(state.first_tracking_at, event.occurred_at)
+    placement = state.placement
+    if placement is not None:
+        if was_open:
+            facts.append(_demand(state, placement, open_=False))
+        facts.append(_health(state, placement))
+    after = state.current_tracking
+    if after is not before:
+        if before is not None and carrier_key(before.carrier) != carrier_key(after.carrier):
+            facts.append(
+                Shipment(
+                    subject=carrier_subject(state.merchant_id, before.carrier),
+                    order_id=state.order_id,
+                    merchant_id=state.merchant_id,
+                    carrier=before.carrier.strip(),
+                    shipped_at=before.occurred_at,
+                    problem=False,
+                    withdrawn=True,
+                )
+            )
+        shipment = _shipment(state, policy)
+        if shipment is not None:
+            facts.append(shipment)
+
+
+def _scanned(state: OrderState, event: CarrierScanned, facts: list[Fact]) -> None:
+    number = _normalise_number(event.tracking_number)
+    state.scans_by_number[number] = _earliest(state.scans_by_number.get(number), event.occurred_at)
+    first_scan = state.first_scan_at
+    state.first_scan_at = _earliest(first_scan, event.occurred_at)
+    if event.status == "delivered":
+        state.delivered_at = _earliest(state.delivered_at, event.occurred_at)
+    if first_scan is None and state.placement is not None:
+        facts.append(_health(state, state.placement))
+
+
+def _filed(
+    state: OrderState,
+    event: ComplaintFiled,
+    now: datetime,
+    policy: Policy,
+    outputs: list[DeadlineBreached | RecommendationIssued],
+    facts: list[Fact],
+) -> None:
+    complaint = state.complaints.setdefault(event.complaint_id, Complaint(event.complaint_id))
+    if complaint.filed_event_id is not None:
+        return  # the complaint was already filed by another event
+    complaint.filed_event_id = event.event_id
+    complaint.filed_at = event.occurred_at
+    complaint.reason = event.reason
+    complaint.photos = event.photos
+    complaint.requested = event.requested
+    placement = state.placement
+    conditions = set()
+    if event.photos == 0:
+        conditions.add("no_photos")
+    if (
+        placement is not None
+        and placement.delivery_due > event.occurred_at
+        and (state.delivered_at is None or state.delivered_at > event.occurred_at)
+    ):
+        conditions.add("delivery_due_ahead")
+    tracking = state.current_tracking
+    evidence: dict[str, Any] = {
+        "complaint_id": event.complaint_id,
+        "complaint_reason": event.reason,
+        "filed_at": format_utc(event.occurred_at),
+        "photos": event.photos,
+        "requested": event.requested,
+        "delivered_at": _maybe_utc(state.delivered_at),
+    }
+    if tracking is not None:
+        evidence["carrier"] = tracking.carrier
+        evidence["tracking_number"] = tracking.number
+    if placement is not None:
+        evidence["sku"] = placement.sku
+        evidence["delivery_due"] = format_utc(placement.delivery_due)
+    outputs.append(
+        make_order_recommendation(
+            policy,
+            reason=f"COMPLAINT_{event.reason.upper()}",
+            order_id=state.order_id,
+            merchant_id=state.merchant_id,
+            fact_id=event.complaint_id,
+            now=now,
+            respond_by=event.occurred_at + policy.complaint_response,
+            conditions=conditions,
+            evidence=evidence,
+        )
+    )
+    if placement is not None and _reviewed_by_sku(policy, event.reason):
+        facts.append(_sku_complaint(state, placement, complaint))
+    if tracking is not None and event.reason in policy.carrier_complaint_reasons:
+        shipment = _shipment(state, policy)
+        if shipment is not None:
+            facts.append(shipment)
+
+
+def _closed(
+    state: OrderState, event: OrderCancelled | OrderRefunded, facts: list[Fact]
+) -> None:
+    was_open = _demand_open(state)
+    state.closed_at = _earliest(state.closed_at, event.occurred_at)
+    if isinstance(event, OrderRefunded):
+        state.refunded = True
+    elif event.cancelled_by == "merchant":
+        state.merchant_cancelled_at = _earliest(state.merchant_cancelled_at, event.occurred_at)
+    placement = state.placement
+    if placement is not None:
+        if was_open:
+            facts.append(_demand(state, placement, open_=False))
+        facts.append(_health(state, placement))

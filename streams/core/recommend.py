@@ -1,0 +1,124 @@
+"""Builders for output events: the policy decides severity, actions and rule of each reason."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+
+from streams.core.ids import aggregate_recommendation_id, breach_id, order_recommendation_id
+from streams.core.outputs import Action, DeadlineBreached, RecommendationIssued
+from streams.core.policy import Policy
+
+__all__ = ["make_aggregate_recommendation", "make_breach", "make_order_recommendation"]
+
+
+@lru_cache(maxsize=256)
+def _action(code: str, detail: str) -> Action:
+    return Action(code=code, detail=detail)  # type: ignore[arg-type]
+
+
+def _actions(policy: Policy, reason: str, conditions: Collection[str]) -> tuple[Action, ...]:
+    spec = policy.recommendations[reason]
+    return tuple(
+        _action(item.code, policy.action_details[item.code])
+        for item in spec.actions
+        if item.when is None or item.when in conditions
+    )
+
+
+def make_order_recommendation(
+    policy: Policy,
+    *,
+    reason: str,
+    order_id: str,
+    merchant_id: str,
+    fact_id: str,
+    now: datetime,
+    evidence: dict[str, Any],
+    respond_by: datetime | None = None,
+    conditions: Collection[str] = (),
+    rule: str | None = None,
+) -> RecommendationIssued:
+    """An order-scope recommendation, its id from (order, reason, triggering fact)."""
+    spec = policy.recommendations[reason]
+    rule_id = rule or spec.rule
+    return RecommendationIssued.model_construct(
+        recommendation_id=order_recommendation_id(order_id, reason, fact_id),
+        scope="order",
+        subject=order_id,
+        merchant_id=merchant_id,
+        order_id=order_id,
+        reason=reason,
+        severity=spec.severity,
+        actions=_actions(policy, reason, conditions),
+        respond_by=respond_by,
+        evidence={**evidence, "rule": policy.rule_evidence(rule_id)},
+        rule=rule_id,
+        issued_at=now,
+        policy=policy.ref,
+        type="recommendation.issued",
+    )
+
+
+def make_aggregate_recommendation(
+    policy: Policy,
+    *,
+    reason: str,
+    scope: str,
+    subject: str,
+    merchant_id: str,
+    crossing: int,
+    now: datetime,
+    evidence: dict[str, Any],
+    measure: str | None = None,
+    severity: str | None = None,
+) -> RecommendationIssued:
+    """A sku/carrier/merchant recommendation, its id from (scope, subject, reason, crossing)."""
+    spec = policy.recommendations[reason]
+    qualified = f"{reason}/{measure}" if measure else reason
+    return RecommendationIssued.model_construct(
+        recommendation_id=aggregate_recommendation_id(scope, subject, qualified, crossing),
+        scope=scope,
+        subject=subject,
+        merchant_id=merchant_id,
+        order_id=None,
+        reason=reason,
+        severity=severity or spec.severity,
+        actions=_actions(policy, reason, ()),
+        respond_by=None,
+        evidence={**evidence, "crossing": crossing, "rule": policy.rule_evidence(spec.rule)},
+        rule=spec.rule,
+        issued_at=now,
+        policy=policy.ref,
+        type="recommendation.issued",
+    )
+
+
+def make_breach(
+    *,
+    policy: Policy,
+    order_id: str,
+    merchant_id: str,
+    deadline: str,
+    due_at: datetime,
+    now: datetime,
+    rule: str,
+    consequence: str,
+    complaint_id: str | None = None,
+) -> DeadlineBreached:
+    """A ``deadline.breached`` event with its deterministic id."""
+    return DeadlineBreached.model_construct(
+        breach_id=breach_id(order_id, deadline, complaint_id),
+        order_id=order_id,
+        merchant_id=merchant_id,
+        deadline=deadline,
+        complaint_id=complaint_id,
+        due_at=due_at,
+        detected_at=now,
+        rule=rule,
+        consequence=consequence,
+        policy=policy.ref,
+        type="deadline.breached",
+    )

@@ -1,0 +1,188 @@
+"""The SKU processor (key ``merchant_id/sku``): stock-out risk and listing/packaging reviews.
+
+Stock (``wish.stockout``): at each ``order.placed`` (a :class:`Demand` fact that opens) and each
+``inventory.updated``, the SKU's last known available units are allocated to its open orders in
+placement order; each open order the stock does not cover gets ``STOCKOUT_RISK`` at once, once,
+until stock covers it again. No inventory event yet: no signal.
+
+Reviews (``wish.listing_review``, ``wish.packaging_review``): complaints of the rule's reasons on
+the SKU within the rolling window; crossing the threshold issues a review recommendation.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, insort
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, NamedTuple
+
+from streams.core.events import InventoryUpdated
+from streams.core.facts import Demand, SkuComplaint, sku_subject
+from streams.core.outputs import RecommendationIssued
+from streams.core.policy import Policy, SkuReview
+from streams.core.recommend import make_aggregate_recommendation, make_order_recommendation
+from streams.core.timeutil import format_utc
+from streams.core.window import Crossing, RollingSet
+
+__all__ = ["OpenOrder", "SkuState", "SkuStep", "apply_complaint", "apply_demand", "apply_inventory"]
+
+_REVIEWS = (("LISTING_REVIEW", "listing_review"), ("PACKAGING_REVIEW", "packaging_review"))
+
+
+@dataclass(slots=True)
+class OpenOrder:
+    """An order waiting for stock: placed, not yet tracked, cancelled or refunded."""
+
+    placed_at: datetime
+    quantity: int
+    fulfillment_due: datetime
+
+
+@dataclass(slots=True)
+class SkuState:
+    """Stock level, open orders and complaint windows of one SKU of one store."""
+
+    merchant_id: str
+    sku: str
+    stock_as_of: tuple[datetime, str] | None = None
+    available: int = 0
+    open_orders: dict[str, OpenOrder] = field(default_factory=dict)
+    queue: list[tuple[datetime, str]] = field(default_factory=list)
+    at_risk: set[str] = field(default_factory=set)
+    complaints: dict[str, RollingSet] = field(default_factory=dict)
+    crossings: dict[str, Crossing] = field(default_factory=dict)
+
+
+class SkuStep(NamedTuple):
+    """The SKU's state after a call, and what it issued."""
+
+    state: SkuState
+    outputs: list[RecommendationIssued]
+
+
+def _state(state: SkuState | None, merchant_id: str, sku: str) -> SkuState:
+    return state if state is not None else SkuState(merchant_id=merchant_id, sku=sku)
+
+
+def apply_inventory(
+    state: SkuState | None, event: InventoryUpdated, now: datetime, policy: Policy
+) -> SkuStep:
+    """A new stock level; the later one (occurred_at, event_id) wins, then allocate."""
+    state = _state(state, event.merchant_id, event.sku)
+    stamp = (event.occurred_at, event.event_id)
+    if state.stock_as_of is None or stamp > state.stock_as_of:
+        state.stock_as_of = stamp
+        state.available = event.available
+    return SkuStep(state, _allocate(state, event.event_id, now, policy))
+
+
+def apply_demand(state: SkuState | None, fact: Demand, now: datetime, policy: Policy) -> SkuStep:
+    """An order opened (then allocate) or closed its claim on the stock."""
+    state = _state(state, fact.merchant_id, fact.sku)
+    position = (fact.placed_at, fact.order_id)
+    if not fact.open:
+        if state.open_orders.pop(fact.order_id, None) is not None:
+            index = bisect_left(state.queue, position)
+            if index < len(state.queue) and state.queue[index] == position:
+                del state.queue[index]
+        state.at_risk.discard(fact.order_id)
+        return SkuStep(state, [])
+    if fact.order_id not in state.open_orders:
+        state.open_orders[fact.order_id] = OpenOrder(
+            fact.placed_at, fact.quantity, fact.fulfillment_due
+        )
+        insort(state.queue, position)
+    return SkuStep(state, _allocate(state, fact.trigger_id, now, policy))
+
+
+def _allocate(
+    state: SkuState, trigger_id: str, now: datetime, policy: Policy
+) -> list[RecommendationIssued]:
+    if state.stock_as_of is None:
+        return []
+    outputs: list[RecommendationIssued] = []
+    needed = 0
+    for _, order_id in state.queue:
+        order = state.open_orders[order_id]
+        needed += order.quantity
+        if needed <= state.available:
+            state.at_risk.discard(order_id)
+            continue
+        if order_id in state.at_risk:
+            continue
+        state.at_risk.add(order_id)
+        outputs.append(
+            make_order_recommendation(
+                policy,
+                reason="STOCKOUT_RISK",
+                order_id=order_id,
+                merchant_id=state.merchant_id,
+                fact_id=trigger_id,
+                now=now,
+                respond_by=order.fulfillment_due,
+                evidence={
+                    "sku": state.sku,
+                    "available": state.available,
+                    "stock_as_of": format_utc(state.stock_as_of[0]),
+                    "quantity": order.quantity,
+                    "units_needed_through_this_order": needed,
+                    "open_orders": len(state.queue),
+                    "placed_at": format_utc(order.placed_at),
+                },
+            )
+        )
+    return outputs
+
+
+def apply_complaint(
+    state: SkuState | None, fact: SkuComplaint, now: datetime, policy: Policy
+) -> SkuStep:
+    """Count the complaint in the reviews its reason belongs to; issue on a crossing."""
+    state = _state(state, fact.merchant_id, fact.sku)
+    outputs: list[RecommendationIssued] = []
+    for reason, name in _REVIEWS:
+        review: SkuReview = getattr(policy, name)
+        if fact.reason not in review.reasons:
+            continue
+        window = state.complaints.setdefault(name, RollingSet())
+        crossing = state.crossings.setdefault(name, Crossing())
+        horizon = now - review.window
+        window.expire(horizon)
+        if len(window) < review.threshold:
+            crossing.update(False)
+        if fact.filed_at <= horizon or not window.add(fact.filed_at, fact.complaint_key()):
+            continue
+        if crossing.update(len(window) >= review.threshold):
+            outputs.append(_review(state, reason, review, window, crossing, now, policy))
+    return SkuStep(state, outputs)
+
+
+def _review(
+    state: SkuState,
+    reason: str,
+    review: SkuReview,
+    window: RollingSet,
+    crossing: Crossing,
+    now: datetime,
+    policy: Policy,
+) -> RecommendationIssued:
+    evidence: dict[str, Any] = {
+        "sku": state.sku,
+        "complaints": len(window),
+        "threshold": review.threshold,
+        "window_days": review.window.total_seconds() / 86400,
+        "counted_reasons": sorted(review.reasons),
+        "complaint_keys": [key for _, key in window.entries[-20:]],
+        "first_filed_at": format_utc(window.entries[0][0]),
+        "last_filed_at": format_utc(window.entries[-1][0]),
+    }
+    return make_aggregate_recommendation(
+        policy,
+        reason=reason,
+        scope="sku",
+        subject=sku_subject(state.merchant_id, state.sku),
+        merchant_id=state.merchant_id,
+        crossing=crossing.count,
+        now=now,
+        evidence=evidence,
+    )
