@@ -100,7 +100,10 @@ def replay(
         )
 
     summary = replay_file(
-        input_path, output_path, policy=policy, until=until,
+        input_path,
+        output_path,
+        policy=policy,
+        until=until,
         progress=progress if interactive else None,
     )
     if interactive:

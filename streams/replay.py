@@ -90,7 +90,7 @@ def replay_lines(
             emit(output)
 
     number = 0
-    for number, raw_line in enumerate(lines, start=1):  # noqa: B007 - number is used after
+    for number, raw_line in enumerate(lines, start=1):
         raw = raw_line.rstrip(b"\r\n")
         if not raw.strip():
             summary.blank += 1
@@ -119,7 +119,7 @@ def replay_lines(
 def _open_input(path: str | Path) -> IO[bytes]:
     if str(path) == "-":
         return sys.stdin.buffer
-    return open(path, "rb")  # noqa: SIM115 - closed by the caller
+    return open(path, "rb")
 
 
 def replay_file(
@@ -139,10 +139,14 @@ def replay_file(
         else sys.stdout
     )
     write = sink.write
+
+    def emit(output: OutputEvent) -> None:
+        write(serialize(output) + "\n")
+
     try:
         return replay_lines(
             source,
-            lambda output: write(serialize(output) + "\n"),
+            emit,
             policy=policy,
             until=until,
             source_name=str(input_path),

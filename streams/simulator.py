@@ -210,12 +210,14 @@ class _Sku:
     __slots__ = (
         "available",
         "demand",
+        "hot",
         "id",
         "low",
         "merchant",
         "pending",
         "prices",
         "reorder",
+        "reports",
         "restock",
         "warehouse",
     )
@@ -231,6 +233,8 @@ class _Sku:
         self.reorder = 0
         self.restock = 0
         self.low = False
+        self.reports = True
+        self.hot = ""  # a complaint reason this SKU draws far more often than others
         self.warehouse = ""
 
 
@@ -282,6 +286,7 @@ class _Simulation:
         self.pushed = 0
         self.order_count = 0
         self.complaint_count = 0
+        self.uncovered = 0  # orders placed without stock to cover them (for calibration)
         self.dates: dict[int, str] = {}
         self._setup(merchants, skus_per_merchant)
 
@@ -294,7 +299,9 @@ class _Simulation:
         for index in range(merchants):
             zone_name = _MERCHANT_ZONES[index % len(_MERCHANT_ZONES)]
             options = _CARRIERS_BY_ZONE.get(zone_name, _CARRIERS_ELSEWHERE)
-            chosen = [(name, w * rng.uniform(0.3, 1.7)) for name, w in options if rng.random() < 0.8]
+            chosen = [
+                (name, w * rng.uniform(0.3, 1.7)) for name, w in options if rng.random() < 0.8
+            ]
             if not chosen:
                 chosen = [options[0]]
             if index == self.bad_carrier[0]:
@@ -302,9 +309,9 @@ class _Simulation:
                 chosen.insert(0, ("China Post", sum(w for _, w in chosen) or 1.0))
             self.merchants.append(_Merchant(index, _OFFSETS[zone_name], chosen))
 
-        self.bad_skus: dict[tuple[int, int], str] = {(0, min(1, skus_per_merchant - 1)): "damaged"}
+        hot_skus = {(0, min(1, skus_per_merchant - 1)): "damaged"}
         if merchants > 1:
-            self.bad_skus[(1, 0)] = "not_as_described"
+            hot_skus[(1, 0)] = "not_as_described"
 
         merchant_weight = [1 / (i + 1) ** 0.8 for i in range(merchants)]
         sku_weight = [1 / (i + 1) for i in range(skus_per_merchant)]
@@ -315,6 +322,8 @@ class _Simulation:
         for merchant in self.merchants:
             for s in range(skus_per_merchant):
                 sku = _Sku(merchant, f"sku-{s + 1:03d}")
+                sku.hot = hot_skus.get((merchant.index, s), "")
+                sku.reports = rng.random() < 0.9
                 weight = merchant_weight[merchant.index] * sku_weight[s]
                 weights.append(weight)
                 self._price(sku)
@@ -324,7 +333,7 @@ class _Simulation:
                 if sku.low:
                     sku.available = round(sku.demand * rng.uniform(0.5, 2.5))
                     sku.reorder = max(1, round(sku.demand * 2))
-                    sku.restock = max(2, round(sku.demand * rng.uniform(1.5, 4)))
+                    sku.restock = max(2, round(sku.demand * rng.uniform(2, 5)))
                 else:
                     sku.available = max(5, round(sku.demand * rng.uniform(10, 40)))
                     sku.reorder = max(3, round(sku.demand * 6))
@@ -409,6 +418,7 @@ class _Simulation:
         push = self.push
         ts = self.ts
         self.order_count += 1
+        t_cancel = t_filed = 0
         order_id = f"o-{self.order_count:06d}"
         sku = self.skus[bisect_right(self.sku_cum, r() * self.sku_total)]
         merchant = sku.merchant
@@ -452,6 +462,7 @@ class _Simulation:
 
         # Stock: is this order covered by what the SKU has, after the orders not yet shipped?
         uncovered = sku.available - sku.pending < quantity
+        self.uncovered += uncovered
 
         # Cancellations (about 2 %): no more events for the order.
         roll = r()
@@ -585,16 +596,16 @@ class _Simulation:
         if late:
             if r() < (0.7 if lost else 0.5):
                 reason = "not_received"
-                t_filed = t0 + self.hours(deadline_days * 19, deadline_days * 31, deadline_days * 24)
+                t_filed = t0 + self.hours(
+                    deadline_days * 19, deadline_days * 31, deadline_days * 24
+                )
                 if delivered:
                     t_filed = min(t_filed, delivered - self.hours(1, 72, 12))
                 t_filed = max(t_filed, t_ship + self.hours(24, 72, 36))
         else:
-            hot = self.bad_skus.get((merchant.index, self.skus.index(sku) % len(self.skus)))
-            if hot is not None or bad:
-                hot_reason = hot or "damaged"
-                if r() < (0.25 if hot else 0.06):
-                    reason = hot_reason
+            hot = sku.hot
+            if (hot or bad) and r() < (0.25 if hot else 0.06):
+                reason = hot or "damaged"
             if not reason and r() < 0.062:
                 reason = _PRODUCT_REASONS[bisect_right(self.reason_cum, r() * self.reason_total)][0]
             if reason:
@@ -668,6 +679,7 @@ class _Simulation:
         push(t_filed, _PLAIN, filed)
 
         outcome = ""
+        t_resolved = 0
         if r() < 0.93:
             t_answer = t_filed + self.hours(1, 60, 10)
             t_answer -= t_answer % _SEC
@@ -689,7 +701,9 @@ class _Simulation:
         push(t_resolved, _PLAIN, resolved)
         if outcome in ("refund", "return"):
             t_refund = t_resolved + (
-                self.hours(0.1, 4, 0.5) if outcome == "refund" else self.hours(5 * 24, 14 * 24, 8 * 24)
+                self.hours(0.1, 4, 0.5)
+                if outcome == "refund"
+                else self.hours(5 * 24, 14 * 24, 8 * 24)
             )
             refund = self._order_event(t_refund, "order.refunded", mid, order_id)
             refund["amount"] = value
@@ -698,11 +712,17 @@ class _Simulation:
 
     # -- inventory ---------------------------------------------------------------------------
 
-    def inventory(self, t: int, sku: _Sku) -> dict[str, Any]:
-        """The stock report of ``sku`` at ``t``; restocks when low. Schedules the next report."""
+    def inventory(self, t: int, sku: _Sku) -> dict[str, Any] | None:
+        """Restock ``sku`` if low and schedule its next check; its stock report at ``t``.
+
+        About 10 % of SKUs never report (``None``): the processor has no stock signal for them.
+        """
         r = self.rng.random
-        if sku.available < sku.reorder and r() < (0.3 if sku.low else 0.6):
+        if sku.available < sku.reorder and r() < (0.5 if sku.low else 0.6):
             sku.available += sku.restock
+        self.push(t + self.hours(12, 36, 24), _TICK, sku)
+        if not sku.reports:
+            return None
         event: dict[str, Any] = {
             "event_id": "",
             "type": "inventory.updated",
@@ -713,8 +733,6 @@ class _Simulation:
         }
         if r() < 0.7:
             event["warehouse_id"] = sku.warehouse
-        nxt = t + self.hours(12, 36, 24)
-        self.push(nxt, _TICK, sku)
         return event
 
     # -- the stream --------------------------------------------------------------------------
@@ -727,12 +745,11 @@ class _Simulation:
         heap = self.heap
         heappop = heapq.heappop
         heappush = heapq.heappush
-        # Inventory: 90 % of SKUs report, the first report within 6 hours of the start.
+        # Inventory: the first stock check of every SKU within 6 hours of the start.
         if self.orders:
             for sku in self.skus:
-                if r() < 0.9:
-                    first = self.start + int(r() * 6 * _HOUR) // _SEC * _SEC
-                    self.push(first, _TICK, sku)
+                first = self.start + int(r() * 6 * _HOUR) // _SEC * _SEC
+                self.push(first, _TICK, sku)
         out: list[tuple[int, int, dict[str, Any]]] = []  # arrival heap
         lateness = self.lateness
         rate = self.rate
@@ -761,7 +778,10 @@ class _Simulation:
             else:
                 if placed >= self.orders and t > last_placed:
                     continue  # no inventory reports after the last order
-                event = self.inventory(t, payload)
+                report = self.inventory(t, payload)
+                if report is None:
+                    continue
+                event = report
             emitted += 1
             event["event_id"] = f"e-{emitted:06d}"
             while out and out[0][0] <= t:
@@ -810,8 +830,11 @@ def generate_events(
 _COMPACT: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
-def _dump(event: dict[str, Any]) -> bytes:
-    return _COMPACT.encode(event).encode("utf-8")
+class _Drop:
+    """Marks a field that :func:`bad_lines` leaves out."""
+
+
+_DROP: Final = _Drop()
 
 
 def bad_lines(rng: random.Random) -> list[bytes]:
@@ -926,17 +949,10 @@ def bad_lines(rng: random.Random) -> list[bytes]:
         dump(event(29, "complaint.resolved", order_id=order, complaint_id="c-1", outcome="ok")),
         dump(event(30, "tracking.submitted", order_id=order, carrier="USPS")),  # no number
         # Invalid UTF-8: a Latin-1 byte inside a string.
-        dump(placed(31))[:-2] + b',"note":"caf\xe9"}',
+        dump(placed(31))[:-1] + b',"note":"caf\xe9"}',
         b'{"event_id":"bad-\xff\xfe","type":"order.placed"}',
     ]
     return lines
-
-
-class _Drop:
-    """Marks a field that :func:`bad_lines` leaves out."""
-
-
-_DROP: Final = _Drop()
 
 
 def write_jsonl(
@@ -975,10 +991,8 @@ def _write(events: Iterable[dict[str, Any]], file: IO[bytes], every: int, seed: 
     encode = _COMPACT.encode
     chunk: list[bytes] = []
     lines = 0
-    count = 0
-    for event in events:
+    for count, event in enumerate(events, 1):
         chunk.append(encode(event).encode("utf-8"))
-        count += 1
         if every and count % every == 0:
             chunk.append(bad[(count // every - 1) % len(bad)])
         if len(chunk) >= 4096:

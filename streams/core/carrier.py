@@ -53,7 +53,9 @@ def apply_shipment(
 ) -> CarrierStep:
     """Record or withdraw one shipment, expire old ones, and check the problem rate."""
     if state is None:
-        state = CarrierState(merchant_id=fact.merchant_id, subject=fact.subject, carrier=fact.carrier)
+        state = CarrierState(
+            merchant_id=fact.merchant_id, subject=fact.subject, carrier=fact.carrier
+        )
     horizon = now - policy.carrier_window
     known = state.shipments.get(fact.order_id)
     if known is not None:

@@ -8,7 +8,6 @@ sentence explaining what is wrong, and never raises.
 
 from __future__ import annotations
 
-from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Final, Literal, TypeAlias
 
@@ -287,7 +286,12 @@ def _explain(err: Any) -> str:
     where = f"field '{field}' of {event_type}" if event_type else f"field '{field}'"
     if kind == "missing":
         return f"{where} is required but missing"
-    if kind in ("timezone_aware", "datetime_type", "datetime_parsing", "datetime_from_date_parsing"):
+    if kind in (
+        "timezone_aware",
+        "datetime_type",
+        "datetime_parsing",
+        "datetime_from_date_parsing",
+    ):
         return (
             f"{where} must be an RFC 3339 timestamp with an offset, such as "
             f"2026-01-05T10:00:00Z (given {_given(given)})"

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from streams.core.events import (
     CarrierScanned,
@@ -42,7 +42,7 @@ from streams.core.facts import (
     sku_subject,
 )
 from streams.core.ids import breach_id
-from streams.core.outputs import DeadlineBreached, RecommendationIssued
+from streams.core.outputs import DeadlineBreached, DeadlineName, Reason, RecommendationIssued
 from streams.core.policy import Policy
 from streams.core.recommend import make_breach, make_order_recommendation
 from streams.core.timeutil import format_utc
@@ -329,6 +329,7 @@ def _breach(
 ) -> None:
     placement = state.placement
     evidence: dict[str, Any] = {"deadline": kind, "due_at": format_utc(deadline.due_at)}
+    reason: Reason
     if kind == FULFILLMENT:
         assert placement is not None
         rule, reason = "wish.fulfillment", "FULFILLMENT_OVERDUE"
@@ -363,7 +364,7 @@ def _breach(
         policy=policy,
         order_id=state.order_id,
         merchant_id=state.merchant_id,
-        deadline=kind,
+        deadline=cast(DeadlineName, kind),
         due_at=deadline.due_at,
         now=now,
         rule=rule,
@@ -442,9 +443,7 @@ def _demand(state: OrderState, placement: Placement, *, open_: bool) -> Demand:
 def _carrier_problem(state: OrderState, policy: Policy) -> bool:
     if DELIVERY in state.fired:
         return True
-    return any(
-        c.reason in policy.carrier_complaint_reasons for c in state.complaints.values()
-    )
+    return any(c.reason in policy.carrier_complaint_reasons for c in state.complaints.values())
 
 
 def _shipment(state: OrderState, policy: Policy) -> Shipment | None:
@@ -477,12 +476,14 @@ def _health(
         late_confirmed=(
             CONFIRMED_FULFILLMENT in state.fired if late_confirmed is None else late_confirmed
         ),
-        cancelled_before_tracking=cancelled is not None and (tracked is None or cancelled < tracked),
+        cancelled_before_tracking=cancelled is not None
+        and (tracked is None or cancelled < tracked),
     )
 
 
 def _sku_complaint(state: OrderState, placement: Placement, complaint: Complaint) -> SkuComplaint:
-    assert complaint.reason is not None and complaint.filed_at is not None
+    assert complaint.reason is not None
+    assert complaint.filed_at is not None
     return SkuComplaint(
         subject=sku_subject(state.merchant_id, placement.sku),
         order_id=state.order_id,
@@ -594,6 +595,7 @@ def _tracked(
             facts.append(_demand(state, placement, open_=False))
         facts.append(_health(state, placement))
     after = state.current_tracking
+    assert after is not None  # one was just appended
     if after is not before:
         if before is not None and carrier_key(before.carrier) != carrier_key(after.carrier):
             facts.append(
@@ -667,7 +669,7 @@ def _filed(
     outputs.append(
         make_order_recommendation(
             policy,
-            reason=f"COMPLAINT_{event.reason.upper()}",
+            reason=cast(Reason, f"COMPLAINT_{event.reason.upper()}"),
             order_id=state.order_id,
             merchant_id=state.merchant_id,
             fact_id=event.complaint_id,
@@ -685,9 +687,7 @@ def _filed(
             facts.append(shipment)
 
 
-def _closed(
-    state: OrderState, event: OrderCancelled | OrderRefunded, facts: list[Fact]
-) -> None:
+def _closed(state: OrderState, event: OrderCancelled | OrderRefunded, facts: list[Fact]) -> None:
     was_open = _demand_open(state)
     state.closed_at = _earliest(state.closed_at, event.occurred_at)
     if isinstance(event, OrderRefunded):

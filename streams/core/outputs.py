@@ -131,7 +131,9 @@ class RecommendationIssued(_Output):
     type: Literal["recommendation.issued"] = "recommendation.issued"
     recommendation_id: str
     scope: Scope
-    subject: str = Field(description="order_id, merchant_id/sku, merchant_id/carrier or merchant_id.")
+    subject: str = Field(
+        description="order_id, merchant_id/sku, merchant_id/carrier or merchant_id."
+    )
     merchant_id: str
     order_id: str | None = Field(default=None, description="Order scope only.")
     reason: Reason

@@ -8,15 +8,24 @@ from functools import lru_cache
 from typing import Any
 
 from streams.core.ids import aggregate_recommendation_id, breach_id, order_recommendation_id
-from streams.core.outputs import Action, DeadlineBreached, RecommendationIssued
+from streams.core.outputs import (
+    Action,
+    ActionCode,
+    DeadlineBreached,
+    DeadlineName,
+    Reason,
+    RecommendationIssued,
+    Scope,
+    Severity,
+)
 from streams.core.policy import Policy
 
 __all__ = ["make_aggregate_recommendation", "make_breach", "make_order_recommendation"]
 
 
 @lru_cache(maxsize=256)
-def _action(code: str, detail: str) -> Action:
-    return Action(code=code, detail=detail)  # type: ignore[arg-type]
+def _action(code: ActionCode, detail: str) -> Action:
+    return Action(code=code, detail=detail)
 
 
 def _actions(policy: Policy, reason: str, conditions: Collection[str]) -> tuple[Action, ...]:
@@ -31,7 +40,7 @@ def _actions(policy: Policy, reason: str, conditions: Collection[str]) -> tuple[
 def make_order_recommendation(
     policy: Policy,
     *,
-    reason: str,
+    reason: Reason,
     order_id: str,
     merchant_id: str,
     fact_id: str,
@@ -65,15 +74,15 @@ def make_order_recommendation(
 def make_aggregate_recommendation(
     policy: Policy,
     *,
-    reason: str,
-    scope: str,
+    reason: Reason,
+    scope: Scope,
     subject: str,
     merchant_id: str,
     crossing: int,
     now: datetime,
     evidence: dict[str, Any],
     measure: str | None = None,
-    severity: str | None = None,
+    severity: Severity | None = None,
 ) -> RecommendationIssued:
     """A sku/carrier/merchant recommendation, its id from (scope, subject, reason, crossing)."""
     spec = policy.recommendations[reason]
@@ -101,7 +110,7 @@ def make_breach(
     policy: Policy,
     order_id: str,
     merchant_id: str,
-    deadline: str,
+    deadline: DeadlineName,
     due_at: datetime,
     now: datetime,
     rule: str,

@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 
 from streams.core.events import InventoryUpdated
 from streams.core.facts import Demand, SkuComplaint, sku_subject
-from streams.core.outputs import RecommendationIssued
+from streams.core.outputs import Reason, RecommendationIssued
 from streams.core.policy import Policy, SkuReview
 from streams.core.recommend import make_aggregate_recommendation, make_order_recommendation
 from streams.core.timeutil import format_utc
@@ -26,7 +26,10 @@ from streams.core.window import Crossing, RollingSet
 
 __all__ = ["OpenOrder", "SkuState", "SkuStep", "apply_complaint", "apply_demand", "apply_inventory"]
 
-_REVIEWS = (("LISTING_REVIEW", "listing_review"), ("PACKAGING_REVIEW", "packaging_review"))
+_REVIEWS: tuple[tuple[Reason, str], ...] = (
+    ("LISTING_REVIEW", "listing_review"),
+    ("PACKAGING_REVIEW", "packaging_review"),
+)
 
 
 @dataclass(slots=True)
@@ -159,7 +162,7 @@ def apply_complaint(
 
 def _review(
     state: SkuState,
-    reason: str,
+    reason: Reason,
     review: SkuReview,
     window: RollingSet,
     crossing: Crossing,
