@@ -11,9 +11,10 @@ plain ``dict`` objects, exactly as they would be JSON-encoded on the input topic
   tracking numbers never scanned); complaints with responses and resolutions; refunds;
 * every SKU periodically reports its stock (``inventory.updated``); a few SKUs run low, so some
   orders are not covered by stock;
-* hot spots make aggregate rules fire on a large stream: SKU ``sku-002`` of ``m-001`` draws many
+* hot spots make aggregate rules fire on a large stream: SKU ``sku-005`` of ``m-001`` draws many
   ``damaged`` complaints, ``sku-001`` of ``m-002`` many ``not_as_described`` ones, and ``China
-  Post`` shipments of ``m-003`` are lost, late and damaged more often than any other carrier's.
+  Post`` shipments of ``m-003`` are lost, late and damaged more often than any other carrier's;
+  ``sku-003`` of ``m-001`` (and a few random SKUs) often runs out of stock.
 
 Timestamps mimic their sources: platform events (orders, complaints, refunds) are UTC with
 milliseconds and a ``Z``; seller events (inventory, tracking, complaint responses) carry the
@@ -212,13 +213,14 @@ class _Sku:
         "demand",
         "hot",
         "id",
-        "low",
         "merchant",
         "pending",
         "prices",
         "reorder",
         "reports",
         "restock",
+        "restock_after",
+        "restock_chance",
         "warehouse",
     )
 
@@ -232,7 +234,8 @@ class _Sku:
         self.demand = 0.0
         self.reorder = 0
         self.restock = 0
-        self.low = False
+        self.restock_chance = 0.6  # chance per stock check to restock when under ``reorder``
+        self.restock_after = 0  # no restock before this time (ms)
         self.reports = True
         self.hot = ""  # a complaint reason this SKU draws far more often than others
         self.warehouse = ""
@@ -309,7 +312,7 @@ class _Simulation:
                 chosen.insert(0, ("China Post", sum(w for _, w in chosen) or 1.0))
             self.merchants.append(_Merchant(index, _OFFSETS[zone_name], chosen))
 
-        hot_skus = {(0, min(1, skus_per_merchant - 1)): "damaged"}
+        hot_skus = {(0, min(4, skus_per_merchant - 1)): "damaged"}
         if merchants > 1:
             hot_skus[(1, 0)] = "not_as_described"
 
@@ -329,11 +332,18 @@ class _Simulation:
                 self._price(sku)
                 # Expected units sold per day (1.4 units per order on average).
                 sku.demand = daily_orders * weight / total * 1.4
-                sku.low = rng.random() < 0.06
-                if sku.low:
-                    sku.available = round(sku.demand * rng.uniform(0.5, 2.5))
-                    sku.reorder = max(1, round(sku.demand * 2))
+                # A few SKUs run low; sku-003 of m-001 always does, from an empty shelf.
+                if (merchant.index, s) == (0, min(2, skus_per_merchant - 1)):
+                    sku.available = 0
+                    sku.reorder = max(2, round(sku.demand * 2.5))
                     sku.restock = max(2, round(sku.demand * rng.uniform(2, 5)))
+                    sku.restock_chance = 0.6
+                    sku.restock_after = self.start + 2 * _DAY
+                elif rng.random() < 0.04:
+                    sku.available = round(sku.demand * rng.uniform(0, 1.5))
+                    sku.reorder = max(2, round(sku.demand * 3.5))
+                    sku.restock = max(2, round(sku.demand * rng.uniform(2, 5)))
+                    sku.restock_chance = 0.5
                 else:
                     sku.available = max(5, round(sku.demand * rng.uniform(10, 40)))
                     sku.reorder = max(3, round(sku.demand * 6))
@@ -537,7 +547,7 @@ class _Simulation:
         deadline = t0 + deadline_days * _DAY
         delivered = 0
         lost = False
-        if r() < (0.04 if bad else 0.012):  # a tracking number no carrier ever scans
+        if r() < (0.04 if bad else 0.006):  # a tracking number no carrier ever scans
             lost = True
         else:
             if r() < 0.015:
@@ -554,7 +564,7 @@ class _Simulation:
                     target = release + self.hours(2 * 24, 6.5 * 24, 4 * 24)
                 floor = t_accept + _DAY
             else:
-                if r() < (0.15 if bad else 0.02):
+                if r() < (0.15 if bad else 0.01):
                     target = deadline + self.hours(24, 12 * 24, 3 * 24)
                 else:
                     days = deadline_days
@@ -562,7 +572,7 @@ class _Simulation:
                 floor = t_accept + 3 * _DAY
             target = max(target, floor + self.hours(0, 24, 4))
             target -= target % _SEC
-            lost = r() < (0.04 if bad else 0.004)
+            lost = r() < (0.04 if bad else 0.003)
             final_status = "delivered"
             roll = r()
             if roll < (0.03 if bad else 0.012):
@@ -604,9 +614,9 @@ class _Simulation:
                 t_filed = max(t_filed, t_ship + self.hours(24, 72, 36))
         else:
             hot = sku.hot
-            if (hot or bad) and r() < (0.25 if hot else 0.06):
+            if (hot or bad) and r() < (0.2 if hot else 0.06):
                 reason = hot or "damaged"
-            if not reason and r() < 0.062:
+            if not reason and r() < 0.05:
                 reason = _PRODUCT_REASONS[bisect_right(self.reason_cum, r() * self.reason_total)][0]
             if reason:
                 t_filed = delivered + self.hours(1, 240, 36)
@@ -718,7 +728,11 @@ class _Simulation:
         About 10 % of SKUs never report (``None``): the processor has no stock signal for them.
         """
         r = self.rng.random
-        if sku.available < sku.reorder and r() < (0.5 if sku.low else 0.6):
+        if (
+            sku.available - sku.pending < sku.reorder
+            and t >= sku.restock_after
+            and r() < sku.restock_chance
+        ):
             sku.available += sku.restock
         self.push(t + self.hours(12, 36, 24), _TICK, sku)
         if not sku.reports:

@@ -115,9 +115,9 @@ class Engine:
             self.stats.expired_orders += 1
         else:
             self.orders[order_id] = result.state
-            due_at = order.next_due(result.state, self.policy)
+            due_at = result.next_due
             scheduled = self._scheduled.get(order_id)
-            if scheduled is None or due_at < scheduled:
+            if due_at is not None and (scheduled is None or due_at < scheduled):
                 self._scheduled[order_id] = due_at
                 heapq.heappush(self._heap, (due_at, order_id))
         for fact in result.facts:

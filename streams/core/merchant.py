@@ -134,11 +134,10 @@ def _evaluate(state: MerchantState, now: datetime, policy: Policy) -> list[Recom
     for name, measure in policy.store_measures.items():
         crossing = state.crossings.setdefault(name, Crossing())
         numerator, denominator = ratios[measure.metric]
-        value = Decimal(numerator) / denominator if denominator else None
-        evaluable = counts.orders >= policy.store_min_orders and value is not None
-        if not crossing.update(evaluable and measure.breached(value)):  # type: ignore[arg-type]
+        evaluable = counts.orders >= policy.store_min_orders and denominator > 0
+        if not crossing.update(evaluable and measure.breached(numerator, denominator)):
             continue
-        assert value is not None
+        value = Decimal(numerator) / denominator
         outputs.append(
             make_aggregate_recommendation(
                 policy,

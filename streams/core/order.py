@@ -14,7 +14,6 @@ or the order was closed (cancelled or refunded) at or before ``due_at``. Each fi
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -103,6 +102,10 @@ class Tracking:
     event_id: str
     carrier: str
     number: str
+    deadline_key: str = ""
+
+    def __post_init__(self) -> None:
+        self.deadline_key = f"{TRACKING_SCAN}:{self.event_id}"
 
 
 @dataclass(slots=True)
@@ -118,6 +121,10 @@ class Complaint:
     responded_at: datetime | None = None
     resolved_at: datetime | None = None
     outcome: str | None = None
+    deadline_key: str = ""
+
+    def __post_init__(self) -> None:
+        self.deadline_key = f"{COMPLAINT_RESPONSE}:{self.complaint_id}"
 
 
 @dataclass(slots=True)
@@ -138,6 +145,7 @@ class OrderState:
     refunded: bool = False
     merchant_cancelled_at: datetime | None = None
     fired: set[str] = field(default_factory=set)
+    settled: set[str] = field(default_factory=set)
     seen: set[str] = field(default_factory=set)
 
     @property
@@ -155,6 +163,7 @@ class Step(NamedTuple):
     outputs: list[DeadlineBreached | RecommendationIssued]
     facts: list[Fact]
     duplicate: bool = False
+    next_due: datetime | None = None
 
 
 def _earliest(current: datetime | None, moment: datetime) -> datetime:
@@ -171,57 +180,56 @@ def _normalise_number(number: str) -> str:
 class _Deadline(NamedTuple):
     due_at: datetime
     key: str
-    met: bool
 
 
-def _deadlines(state: OrderState, policy: Policy) -> Iterator[_Deadline]:
-    """Every deadline the order has, whether met or not (closure is checked by the caller)."""
+def _open_deadlines(state: OrderState, policy: Policy) -> list[_Deadline]:
+    """Deadlines that may still fire: not fired, not met, not closed at or before they were due.
+
+    Meeting and closing only ever move earlier, so a deadline found met or closed is remembered
+    in ``state.settled`` and never examined again.
+    """
+    done = state.settled | state.fired if state.fired else state.settled
+    closed_at = state.closed_at
+    candidates: list[tuple[datetime, str, datetime | None]] = []
     placement = state.placement
     if placement is not None:
         first_tracking = state.first_tracking_at
-        yield _Deadline(
-            placement.warning_at,
-            FULFILLMENT_WARNING,
-            first_tracking is not None and first_tracking <= placement.warning_at,
-        )
-        yield _Deadline(
-            placement.fulfillment_due,
-            FULFILLMENT,
-            first_tracking is not None and first_tracking <= placement.fulfillment_due,
-        )
-        yield _Deadline(
-            placement.confirmed_due,
-            CONFIRMED_FULFILLMENT,
-            state.first_scan_at is not None and state.first_scan_at <= placement.confirmed_due,
-        )
-        yield _Deadline(
-            placement.delivery_due,
-            DELIVERY,
-            state.delivered_at is not None and state.delivered_at <= placement.delivery_due,
-        )
+        if FULFILLMENT_WARNING not in done:
+            candidates.append((placement.warning_at, FULFILLMENT_WARNING, first_tracking))
+        if FULFILLMENT not in done:
+            candidates.append((placement.fulfillment_due, FULFILLMENT, first_tracking))
+        if CONFIRMED_FULFILLMENT not in done:
+            candidates.append(
+                (placement.confirmed_due, CONFIRMED_FULFILLMENT, state.first_scan_at)
+            )
+        if DELIVERY not in done:
+            candidates.append((placement.delivery_due, DELIVERY, state.delivered_at))
     for tracking in state.trackings:
-        due = tracking.occurred_at + policy.tracking_scan
-        scanned = state.scans_by_number.get(tracking.number)
-        superseded = any(
-            (other.occurred_at, other.event_id) > (tracking.occurred_at, tracking.event_id)
-            and other.occurred_at <= due
-            for other in state.trackings
-        )
-        yield _Deadline(
-            due,
-            f"{TRACKING_SCAN}:{tracking.event_id}",
-            superseded or (scanned is not None and scanned <= due),
-        )
-    for complaint in state.complaints.values():
-        if complaint.filed_at is None:
+        key = tracking.deadline_key
+        if key in done:
             continue
-        due = complaint.filed_at + policy.complaint_response
+        due = tracking.occurred_at + policy.tracking_scan
+        stamp = (tracking.occurred_at, tracking.event_id)
+        if any(
+            other.occurred_at <= due and (other.occurred_at, other.event_id) > stamp
+            for other in state.trackings
+        ):
+            state.settled.add(key)  # superseded by a later tracking number before its scan was due
+            continue
+        candidates.append((due, key, state.scans_by_number.get(tracking.number)))
+    for complaint in state.complaints.values():
+        key = complaint.deadline_key
+        if complaint.filed_at is None or key in done:
+            continue
         answered = _earliest_of(complaint.responded_at, complaint.resolved_at)
-        yield _Deadline(
-            due,
-            f"{COMPLAINT_RESPONSE}:{complaint.complaint_id}",
-            answered is not None and answered <= due,
-        )
+        candidates.append((complaint.filed_at + policy.complaint_response, key, answered))
+    found: list[_Deadline] = []
+    for due, key, met_at in candidates:
+        if (met_at is not None and met_at <= due) or (closed_at is not None and closed_at <= due):
+            state.settled.add(key)
+        else:
+            found.append(_Deadline(due, key))
+    return found
 
 
 def _earliest_of(first: datetime | None, second: datetime | None) -> datetime | None:
@@ -232,36 +240,37 @@ def _earliest_of(first: datetime | None, second: datetime | None) -> datetime | 
     return min(first, second)
 
 
-def _pending(state: OrderState, policy: Policy) -> Iterator[_Deadline]:
-    """Deadlines that may still fire: not fired, not met, not closed before they were due."""
-    closed_at = state.closed_at
-    for deadline in _deadlines(state, policy):
-        if deadline.met or deadline.key in state.fired:
-            continue
-        if closed_at is not None and closed_at <= deadline.due_at:
-            continue
-        yield deadline
-
-
 def next_due(state: OrderState, policy: Policy) -> datetime:
     """When :func:`fire_due` has something to do: the next deadline, or the state's expiry."""
     expiry = state.last_event_at + policy.state_ttl
-    return min((d.due_at for d in _pending(state, policy)), default=expiry)
+    return min((d.due_at for d in _open_deadlines(state, policy)), default=expiry)
 
 
 def fire_due(state: OrderState, now: datetime, policy: Policy) -> Step:
-    """Fire every pending deadline due by ``now`` (in due order); drop the state once expired."""
+    """Fire every open deadline due by ``now`` (in due order); drop the state once expired.
+
+    The returned step's ``next_due`` says when to call again (None once the state is dropped).
+    """
     outputs: list[DeadlineBreached | RecommendationIssued] = []
     facts: list[Fact] = []
-    due = sorted((d for d in _pending(state, policy) if d.due_at <= now), key=lambda d: d[:2])
-    for deadline in due:
-        state.fired.add(deadline.key)
-        _fire(state, deadline, now, policy, outputs, facts)
-    if now >= state.last_event_at + policy.state_ttl:
+    expiry = state.last_event_at + policy.state_ttl
+    later = expiry
+    due: list[_Deadline] = []
+    for deadline in _open_deadlines(state, policy):
+        if deadline.due_at <= now:
+            due.append(deadline)
+        elif deadline.due_at < later:
+            later = deadline.due_at
+    if due:
+        due.sort()
+        for deadline in due:
+            state.fired.add(deadline.key)
+            _fire(state, deadline, now, policy, outputs, facts)
+    if now >= expiry:
         if state.placement is not None and _demand_open(state):
             facts.append(_demand(state, state.placement, open_=False))
-        return Step(None, outputs, facts)
-    return Step(state, outputs, facts)
+        return Step(None, outputs, facts, next_due=None)
+    return Step(state, outputs, facts, next_due=later)
 
 
 def _fire(
@@ -501,9 +510,17 @@ def _reviewed_by_sku(policy: Policy, reason: str | None) -> bool:
 
 # -- applying events ------------------------------------------------------------------------
 
+_DEADLINE_MAKERS = (OrderPlaced, TrackingSubmitted, ComplaintFiled)
+
 
 def apply(state: OrderState | None, event: OrderEvent, now: datetime, policy: Policy) -> Step:
-    """Fold ``event`` into the order's state, then fire whatever is already due by ``now``."""
+    """Fold ``event`` into the order's state, then fire whatever is already due by ``now``.
+
+    The step's ``next_due`` is set when the event may have brought the order's next check
+    earlier (a new order, or a new deadline); otherwise it is None and the check already
+    scheduled stays valid, since meeting or closing deadlines only ever removes them.
+    """
+    created = state is None
     if state is None:
         state = OrderState(
             order_id=event.order_id, merchant_id=event.merchant_id, last_event_at=event.occurred_at
@@ -532,8 +549,10 @@ def apply(state: OrderState | None, event: OrderEvent, now: datetime, policy: Po
         complaint.outcome = event.outcome
     elif isinstance(event, OrderCancelled | OrderRefunded):
         _closed(state, event, facts)
+    if not created and not isinstance(event, _DEADLINE_MAKERS):
+        return Step(state, outputs, facts)
     step = fire_due(state, now, policy)
-    return Step(step.state, outputs + step.outputs, facts + step.facts)
+    return Step(step.state, outputs + step.outputs, facts + step.facts, next_due=step.next_due)
 
 
 def _placed(state: OrderState, event: OrderPlaced, policy: Policy, facts: list[Fact]) -> None:

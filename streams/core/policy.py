@@ -151,17 +151,27 @@ class StoreMeasure(_Strict):
     threshold: Rate
     severity: Severity
 
-    def breached(self, value: Decimal) -> bool:
-        """Whether ``value`` is on the wrong side of the threshold."""
+    @property
+    def _ratio(self) -> tuple[int, int]:
+        cached: tuple[int, int] | None = self.__dict__.get("_cached_ratio")
+        if cached is None:
+            cached = self.threshold.as_integer_ratio()
+            object.__setattr__(self, "_cached_ratio", cached)  # frozen model: cache by hand
+        return cached
+
+    def breached(self, numerator: int, denominator: int) -> bool:
+        """Whether the ratio is on the wrong side of the threshold (exact integer arithmetic)."""
+        top, bottom = self._ratio
+        left, right = numerator * bottom, top * denominator
         match self.comparison:
             case ">=":
-                return value >= self.threshold
+                return left >= right
             case ">":
-                return value > self.threshold
+                return left > right
             case "<":
-                return value < self.threshold
+                return left < right
             case _:
-                return value <= self.threshold
+                return left <= right
 
 
 class _StoreHealth(RuleMeta):

@@ -1,0 +1,35 @@
+"""Hypothesis profiles and shared fixtures for the property tests.
+
+The ``fast`` profile (the default here) keeps the suite quick; ``HYPOTHESIS_PROFILE=ci`` runs many
+more examples.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+from streams.core.policy import Policy, load_policy
+
+settings.register_profile(
+    "fast",
+    max_examples=75,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile(
+    "ci",
+    max_examples=1000,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    print_blob=True,
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "fast"))
+
+
+@pytest.fixture(scope="session")
+def policy() -> Policy:
+    """The default (Wish) policy profile."""
+    return load_policy()
