@@ -74,12 +74,10 @@ OUTPUT_MODELS: Final[tuple[type[BaseModel], ...]] = (
 # RFC 3339 date-time: with an offset on input (a timestamp without one is rejected), in UTC with
 # a ``Z`` on output. ``format: date-time`` says the same, but validators only assert formats when
 # asked to; a pattern always holds.
-INPUT_TIMESTAMP_PATTERN: Final = (
-    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$"
-)
-OUTPUT_TIMESTAMP_PATTERN: Final = (
-    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?Z$"
-)
+_DATE: Final = r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
+_TIME: Final = r"[0-9]{2}:[0-9]{2}:[0-9]{2}"
+INPUT_TIMESTAMP_PATTERN: Final = rf"^{_DATE}[Tt]{_TIME}(\.[0-9]+)?([Zz]|[+-][0-9]{{2}}:[0-9]{{2}})$"
+OUTPUT_TIMESTAMP_PATTERN: Final = rf"^{_DATE}T{_TIME}(\.[0-9]{{1,6}})?Z$"
 # A decimal string that is >= 0 (digits with an optional fraction and exponent, no sign but +).
 NON_NEGATIVE_DECIMAL_PATTERN: Final = r"^\+?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$"
 DECIMAL_PATTERN: Final = r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$"
@@ -150,9 +148,7 @@ class _ContractSchema(GenerateJsonSchema):
     def ser_schema(
         self,
         schema: (
-            core_schema.SerSchema
-            | core_schema.IncExSeqSerSchema
-            | core_schema.IncExDictSerSchema
+            core_schema.SerSchema | core_schema.IncExSeqSerSchema | core_schema.IncExDictSerSchema
         ),
     ) -> JsonSchemaValue | None:
         if schema.get("type") == "function-plain" and schema.get("function") is format_utc:
@@ -355,9 +351,7 @@ def example_outputs() -> dict[str, dict[str, Any]]:
     from streams.replay import replay_lines, serialize
 
     emitted: list[OutputEvent] = []
-    replay_lines(
-        example_lines(), emitted.append, policy=load_policy(), source_name=EXAMPLE_SOURCE
-    )
+    replay_lines(example_lines(), emitted.append, policy=load_policy(), source_name=EXAMPLE_SOURCE)
     examples: dict[str, dict[str, Any]] = {}
     for output in emitted:
         examples.setdefault(output.type, json.loads(serialize(output)))
@@ -485,9 +479,7 @@ def asyncapi_document(examples: Mapping[str, Mapping[str, Any]]) -> dict[str, An
             "action": "receive" if topic.direction == "in" else "send",
             "title": f"{'Consume' if topic.direction == 'in' else 'Produce'} {topic.name}",
             "channel": {"$ref": f"#/channels/{topic.name}"},
-            "messages": [
-                {"$ref": f"#/channels/{topic.name}/messages/{t}"} for t in topic.types
-            ],
+            "messages": [{"$ref": f"#/channels/{topic.name}/messages/{t}"} for t in topic.types],
         }
         for message_type in topic.types:
             model = models[message_type]

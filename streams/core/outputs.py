@@ -92,7 +92,9 @@ ACTION_CODES: Final[tuple[str, ...]] = ActionCode.__args__  # type: ignore[attr-
 
 
 class _Output(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Consumers must accept fields added later (the contract grows only by adding), so the
+    # published schemas do not forbid unknown properties.
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
 
 class PolicyRef(_Output):

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, Protocol, TypeVar
 
@@ -97,12 +96,17 @@ class RandomPicker:
         return self._rng.choice(options)
 
 
-@dataclass(frozen=True, slots=True)
 class Event:
-    """One input event: its instant and the JSON object it is sent as."""
+    """One input event: its instant and the JSON object it is sent as (printed as that JSON)."""
 
-    at: datetime
-    body: dict[str, Any]
+    __slots__ = ("at", "body")
+
+    def __init__(self, at: datetime, body: dict[str, Any]) -> None:
+        self.at = at
+        self.body = body
+
+    def __repr__(self) -> str:
+        return f"Event({self.line.decode('utf-8')})"
 
     @property
     def event_id(self) -> str:
