@@ -56,7 +56,7 @@ def apply_shipment(
         state = CarrierState(
             merchant_id=fact.merchant_id, subject=fact.subject, carrier=fact.carrier
         )
-    horizon = now - policy.carrier_window
+    horizon = max(now, fact.shipped_at) - policy.carrier_window
     known = state.shipments.get(fact.order_id)
     if known is not None:
         _forget(state, fact.order_id)

@@ -65,6 +65,7 @@ CONFIRMED_FULFILLMENT = "confirmed_fulfillment"
 DELIVERY = "delivery"
 TRACKING_SCAN = "tracking_scan"
 COMPLAINT_RESPONSE = "complaint_response"
+COMPLAINT_ADVICE = "complaint_advice"
 
 
 @dataclass(slots=True)
@@ -122,9 +123,11 @@ class Complaint:
     resolved_at: datetime | None = None
     outcome: str | None = None
     deadline_key: str = ""
+    advice_key: str = ""
 
     def __post_init__(self) -> None:
         self.deadline_key = f"{COMPLAINT_RESPONSE}:{self.complaint_id}"
+        self.advice_key = f"{COMPLAINT_ADVICE}:{self.complaint_id}"
 
 
 @dataclass(slots=True)
@@ -199,9 +202,7 @@ def _open_deadlines(state: OrderState, policy: Policy) -> list[_Deadline]:
         if FULFILLMENT not in done:
             candidates.append((placement.fulfillment_due, FULFILLMENT, first_tracking))
         if CONFIRMED_FULFILLMENT not in done:
-            candidates.append(
-                (placement.confirmed_due, CONFIRMED_FULFILLMENT, state.first_scan_at)
-            )
+            candidates.append((placement.confirmed_due, CONFIRMED_FULFILLMENT, state.first_scan_at))
         if DELIVERY not in done:
             candidates.append((placement.delivery_due, DELIVERY, state.delivered_at))
     for tracking in state.trackings:
@@ -218,8 +219,12 @@ def _open_deadlines(state: OrderState, policy: Policy) -> list[_Deadline]:
             continue
         candidates.append((due, key, state.scans_by_number.get(tracking.number)))
     for complaint in state.complaints.values():
+        if complaint.filed_at is None:
+            continue
+        if complaint.advice_key not in done:
+            candidates.append((complaint.filed_at, complaint.advice_key, None))
         key = complaint.deadline_key
-        if complaint.filed_at is None or key in done:
+        if key in done:
             continue
         answered = _earliest_of(complaint.responded_at, complaint.resolved_at)
         candidates.append((complaint.filed_at + policy.complaint_response, key, answered))
@@ -295,12 +300,15 @@ def _fire(
                 now=now,
                 respond_by=placement.fulfillment_due,
                 evidence={
-                    **_placement_evidence(placement),
+                    **_placement_evidence(placement, policy),
                     "warned_at": format_utc(placement.warning_at),
                     "tracking_submitted": False,
                 },
             )
         )
+        return
+    if kind == COMPLAINT_ADVICE:
+        outputs.append(_complaint_advice(state, state.complaints[detail], now, policy))
         return
     if kind == TRACKING_SCAN:
         tracking = next(t for t in state.trackings if t.event_id == detail)
@@ -343,19 +351,19 @@ def _breach(
         assert placement is not None
         rule, reason = "wish.fulfillment", "FULFILLMENT_OVERDUE"
         consequence = policy.consequences[rule].format(fine_usd=policy.fulfillment_fine_usd)
-        evidence.update(_placement_evidence(placement))
+        evidence.update(_placement_evidence(placement, policy))
     elif kind == CONFIRMED_FULFILLMENT:
         assert placement is not None
         rule, reason = "wish.confirmed_fulfillment", "CONFIRMATION_OVERDUE"
         consequence = _confirmed_consequence(policy, placement)
-        evidence.update(_placement_evidence(placement))
+        evidence.update(_placement_evidence(placement, policy))
         evidence["tracking_submitted_at"] = _maybe_utc(state.first_tracking_at)
         facts.append(_health(state, placement, late_confirmed=True))
     elif kind == DELIVERY:
         assert placement is not None
         rule, reason = placement.delivery_rule, "DELIVERY_OVERDUE"
         consequence = policy.consequences[rule]
-        evidence.update(_placement_evidence(placement))
+        evidence.update(_placement_evidence(placement, policy))
         evidence["destination_country"] = placement.country
         evidence["program"] = placement.program
         evidence["first_scan_at"] = _maybe_utc(state.first_scan_at)
@@ -417,8 +425,8 @@ def _maybe_utc(moment: datetime | None) -> str | None:
     return None if moment is None else format_utc(moment)
 
 
-def _placement_evidence(placement: Placement) -> dict[str, Any]:
-    return {
+def _placement_evidence(placement: Placement, policy: Policy) -> dict[str, Any]:
+    evidence: dict[str, Any] = {
         "placed_at": format_utc(placement.placed_at),
         "released_at": format_utc(placement.released_at),
         "sku": placement.sku,
@@ -426,6 +434,15 @@ def _placement_evidence(placement: Placement) -> dict[str, Any]:
         "order_value": str(placement.value),
         "currency": placement.currency,
     }
+    if placement.unit_total_usd is None:
+        evidence["currency_not_in_rate_table"] = (
+            f"{placement.currency} is not in the policy's rate table (as of "
+            f"{policy.rates_as_of.isoformat()}): the stricter confirmed-fulfillment window applies"
+        )
+    else:
+        evidence["unit_price_with_shipping_usd"] = str(placement.unit_total_usd.quantize(_CENT))
+        evidence["usd_rates_as_of"] = policy.rates_as_of.isoformat()
+    return evidence
 
 
 # -- facts for the aggregates ---------------------------------------------------------------
@@ -539,7 +556,7 @@ def apply(state: OrderState | None, event: OrderEvent, now: datetime, policy: Po
     elif isinstance(event, CarrierScanned):
         _scanned(state, event, facts)
     elif isinstance(event, ComplaintFiled):
-        _filed(state, event, now, policy, outputs, facts)
+        _filed(state, event, policy, facts)
     elif isinstance(event, ComplaintResponded):
         complaint = state.complaints.setdefault(event.complaint_id, Complaint(event.complaint_id))
         complaint.responded_at = _earliest(complaint.responded_at, event.occurred_at)
@@ -644,14 +661,7 @@ def _scanned(state: OrderState, event: CarrierScanned, facts: list[Fact]) -> Non
         facts.append(_health(state, state.placement))
 
 
-def _filed(
-    state: OrderState,
-    event: ComplaintFiled,
-    now: datetime,
-    policy: Policy,
-    outputs: list[DeadlineBreached | RecommendationIssued],
-    facts: list[Fact],
-) -> None:
+def _filed(state: OrderState, event: ComplaintFiled, policy: Policy, facts: list[Fact]) -> None:
     complaint = state.complaints.setdefault(event.complaint_id, Complaint(event.complaint_id))
     if complaint.filed_event_id is not None:
         return  # the complaint was already filed by another event
@@ -661,49 +671,61 @@ def _filed(
     complaint.photos = event.photos
     complaint.requested = event.requested
     placement = state.placement
+    if placement is not None and _reviewed_by_sku(policy, event.reason):
+        facts.append(_sku_complaint(state, placement, complaint))
+    if state.trackings and event.reason in policy.carrier_complaint_reasons:
+        shipment = _shipment(state, policy)
+        if shipment is not None:
+            facts.append(shipment)
+
+
+def _complaint_advice(
+    state: OrderState, complaint: Complaint, now: datetime, policy: Policy
+) -> RecommendationIssued:
+    """``COMPLAINT_<REASON>``, decided from the order as it stood when the complaint was filed.
+
+    It is issued once the clock reaches the filing time, so every event that happened before
+    the complaint (within the allowed lateness) has been applied whatever order they arrived in.
+    """
+    filed_at = complaint.filed_at
+    assert filed_at is not None
+    assert complaint.reason is not None
+    placement = state.placement
+    delivered_at = (
+        state.delivered_at if state.delivered_at and state.delivered_at <= filed_at else None
+    )
     conditions = set()
-    if event.photos == 0:
+    if complaint.photos == 0:
         conditions.add("no_photos")
-    if (
-        placement is not None
-        and placement.delivery_due > event.occurred_at
-        and (state.delivered_at is None or state.delivered_at > event.occurred_at)
-    ):
+    if placement is not None and placement.delivery_due > filed_at and delivered_at is None:
         conditions.add("delivery_due_ahead")
-    tracking = state.current_tracking
     evidence: dict[str, Any] = {
-        "complaint_id": event.complaint_id,
-        "complaint_reason": event.reason,
-        "filed_at": format_utc(event.occurred_at),
-        "photos": event.photos,
-        "requested": event.requested,
-        "delivered_at": _maybe_utc(state.delivered_at),
+        "complaint_id": complaint.complaint_id,
+        "complaint_reason": complaint.reason,
+        "filed_at": format_utc(filed_at),
+        "photos": complaint.photos,
+        "requested": complaint.requested,
+        "delivered_at": _maybe_utc(delivered_at),
     }
-    if tracking is not None:
+    shipped = [t for t in state.trackings if t.occurred_at <= filed_at]
+    if shipped:
+        tracking = max(shipped, key=lambda t: (t.occurred_at, t.event_id))
         evidence["carrier"] = tracking.carrier
         evidence["tracking_number"] = tracking.number
     if placement is not None:
         evidence["sku"] = placement.sku
         evidence["delivery_due"] = format_utc(placement.delivery_due)
-    outputs.append(
-        make_order_recommendation(
-            policy,
-            reason=cast(Reason, f"COMPLAINT_{event.reason.upper()}"),
-            order_id=state.order_id,
-            merchant_id=state.merchant_id,
-            fact_id=event.complaint_id,
-            now=now,
-            respond_by=event.occurred_at + policy.complaint_response,
-            conditions=conditions,
-            evidence=evidence,
-        )
+    return make_order_recommendation(
+        policy,
+        reason=cast(Reason, f"COMPLAINT_{complaint.reason.upper()}"),
+        order_id=state.order_id,
+        merchant_id=state.merchant_id,
+        fact_id=complaint.complaint_id,
+        now=now,
+        respond_by=filed_at + policy.complaint_response,
+        conditions=conditions,
+        evidence=evidence,
     )
-    if placement is not None and _reviewed_by_sku(policy, event.reason):
-        facts.append(_sku_complaint(state, placement, complaint))
-    if tracking is not None and event.reason in policy.carrier_complaint_reasons:
-        shipment = _shipment(state, policy)
-        if shipment is not None:
-            facts.append(shipment)
 
 
 def _closed(state: OrderState, event: OrderCancelled | OrderRefunded, facts: list[Fact]) -> None:

@@ -39,6 +39,7 @@ class OpenOrder:
     placed_at: datetime
     quantity: int
     fulfillment_due: datetime
+    shortages: int = 0
 
 
 @dataclass(slots=True)
@@ -49,6 +50,7 @@ class SkuState:
     sku: str
     stock_as_of: tuple[datetime, str] | None = None
     available: int = 0
+    inventory_seen: dict[str, datetime] = field(default_factory=dict)
     open_orders: dict[str, OpenOrder] = field(default_factory=dict)
     queue: list[tuple[datetime, str]] = field(default_factory=list)
     at_risk: set[str] = field(default_factory=set)
@@ -70,8 +72,20 @@ def _state(state: SkuState | None, merchant_id: str, sku: str) -> SkuState:
 def apply_inventory(
     state: SkuState | None, event: InventoryUpdated, now: datetime, policy: Policy
 ) -> SkuStep:
-    """A new stock level; the later one (occurred_at, event_id) wins, then allocate."""
+    """A new stock level; the later one (occurred_at, event_id) wins, then allocate.
+
+    A repeated ``event_id`` keeps the first event seen; ids are remembered for the policy's
+    ``engine.state_ttl`` after their event, like an order's.
+    """
     state = _state(state, event.merchant_id, event.sku)
+    seen = state.inventory_seen
+    if event.event_id in seen:
+        return SkuStep(state, [])
+    seen[event.event_id] = event.occurred_at
+    if len(seen) > 256 and len(seen) & (len(seen) - 1) == 0:  # prune at powers of two
+        horizon = now - policy.state_ttl
+        for event_id in [key for key, at in seen.items() if at <= horizon]:
+            del seen[event_id]
     stamp = (event.occurred_at, event.event_id)
     if state.stock_as_of is None or stamp > state.stock_as_of:
         state.stock_as_of = stamp
@@ -114,13 +128,16 @@ def _allocate(
         if order_id in state.at_risk:
             continue
         state.at_risk.add(order_id)
+        order.shortages += 1
         outputs.append(
             make_order_recommendation(
                 policy,
                 reason="STOCKOUT_RISK",
                 order_id=order_id,
                 merchant_id=state.merchant_id,
-                fact_id=trigger_id,
+                # The n-th time this order went short, not the event that revealed it: the id
+                # must not depend on whether the stock level or the order arrived first.
+                fact_id=f"stockout:{order.shortages}",
                 now=now,
                 respond_by=order.fulfillment_due,
                 evidence={
@@ -131,6 +148,8 @@ def _allocate(
                     "units_needed_through_this_order": needed,
                     "open_orders": len(state.queue),
                     "placed_at": format_utc(order.placed_at),
+                    "shortage": order.shortages,
+                    "triggered_by": trigger_id,
                 },
             )
         )
@@ -149,7 +168,7 @@ def apply_complaint(
             continue
         window = state.complaints.setdefault(name, RollingSet())
         crossing = state.crossings.setdefault(name, Crossing())
-        horizon = now - review.window
+        horizon = max(now, fact.filed_at) - review.window
         window.expire(horizon)
         if len(window) < review.threshold:
             crossing.update(False)

@@ -1,4 +1,4 @@
-"""Hypothesis profiles and shared fixtures for the property tests.
+"""Hypothesis profiles for the property tests.
 
 The ``fast`` profile (the default here) keeps the suite quick; ``HYPOTHESIS_PROFILE=ci`` runs many
 more examples.
@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import os
 
-import pytest
 from hypothesis import HealthCheck, settings
-
-from streams.core.policy import Policy, load_policy
 
 settings.register_profile(
     "fast",
@@ -27,9 +24,3 @@ settings.register_profile(
     print_blob=True,
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "fast"))
-
-
-@pytest.fixture(scope="session")
-def policy() -> Policy:
-    """The default (Wish) policy profile."""
-    return load_policy()

@@ -16,14 +16,17 @@ from typing import Any, Protocol, TypeVar
 from hypothesis import strategies as st
 
 from streams.core.engine import Engine
-from streams.core.events import decode_event
+from streams.core.events import COMPLAINT_REASONS, decode_event
 from streams.core.outputs import AGGREGATE_REASONS, DeadlineBreached, RecommendationIssued
-from streams.core.policy import Policy
+from streams.core.policy import Policy, load_policy
 
 T = TypeVar("T")
 
+# One policy for every example (a module constant, so hypothesis does not print it with each one).
+POLICY: Policy = load_policy()
+
 BASE = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)  # a Monday
-LATENESS = timedelta(minutes=5)
+LATENESS = POLICY.allowed_lateness  # 5 minutes
 LATENESS_US = int(LATENESS.total_seconds() * 1_000_000)
 HOUR = 3600
 DAY = 24 * HOUR
@@ -36,18 +39,6 @@ CARRIERS = ("PostNL", " postnl ", "UPS", "China Post")
 NUMBERS = ("LX1", "lx1 ", "LX2", "LX3")
 SCAN_NUMBERS = ("LX1", "LX2", "LX3", "LX9")
 SCAN_STATUSES = ("accepted", "in_transit", "delivered", "returned", "exception")
-COMPLAINT_REASONS = (
-    "not_as_described",
-    "wrong_item",
-    "size_fit",
-    "damaged",
-    "defective",
-    "missing_parts",
-    "counterfeit",
-    "not_received",
-    "delivered_not_received",
-    "other",
-)
 OUTCOMES = ("reshipped", "partial_refund", "refund", "return", "rejected", "withdrawn")
 # STOCKOUT_RISK names the fact that left the order uncovered; with several orders on one SKU
 # that fact may be another order's event, so which one it is depends on their interleaving.
@@ -142,7 +133,7 @@ class _LifeWriter:
 def order_life(
     pick: Picker, order_id: str, *, inventory: bool = True, start_within: int = 2 * DAY
 ) -> list[Event]:
-    """One order's events, spread over hours to weeks (all within ~50 days of ``BASE``).
+    """One order's events, spread over hours to weeks (up to 45 days after placement).
 
     Optionally a stock level for its SKU shortly before placement; then the placement, tracking
     submissions, carrier scans, complaints with responses and resolutions, and perhaps a
@@ -285,9 +276,7 @@ def late_arrivals(
     """
     reference = in_time_order(events)
     jitters = draw(
-        st.lists(
-            st.integers(0, LATENESS_US - 1), min_size=len(reference), max_size=len(reference)
-        )
+        st.lists(st.integers(0, LATENESS_US - 1), min_size=len(reference), max_size=len(reference))
     )
     arrival = [
         event
@@ -306,7 +295,7 @@ def late_arrivals(
 Output = DeadlineBreached | RecommendationIssued
 
 
-def run_engine(policy: Policy, arrival: Iterable[Event]) -> list[Output]:
+def run_engine(arrival: Iterable[Event], policy: Policy = POLICY) -> list[Output]:
     """Feed decoded events to a fresh engine, then let 120 days pass after the last one."""
     engine = Engine(policy)
     outputs: list[Output] = []
@@ -351,6 +340,16 @@ def describe(outputs: Iterable[Output]) -> list[str]:
 
 # -- arbitrary and mutated lines -------------------------------------------------------------
 
+# Any instant from year 1 to 9999 (often within 90 days of either end, where adding a deadline or
+# subtracting the allowed lateness leaves the datetime range), with an offset, as RFC 3339 text.
+_EDGE_MINUTES = st.integers(0, 90 * 24 * 60).map(lambda minutes: timedelta(minutes=minutes))
+timestamps = st.builds(
+    lambda moment, zone: moment.replace(tzinfo=zone).isoformat(),
+    st.datetimes()
+    | _EDGE_MINUTES.map(lambda offset: datetime.min + offset)
+    | _EDGE_MINUTES.map(lambda offset: datetime.max - offset),
+    st.sampled_from(ZONES),
+)
 json_scalars = (
     st.none()
     | st.booleans()
@@ -358,13 +357,14 @@ json_scalars = (
     | st.floats()
     | st.text(max_size=20)
     | st.sampled_from(("", " ", "USD", "US", "order.placed", "1e999999", "-1", "0"))
-    | st.datetimes(timezones=st.sampled_from((UTC, *ZONES[1:]))).map(datetime.isoformat)
+    | timestamps
     | st.datetimes().map(datetime.isoformat)
 )
 json_values = st.recursive(
     json_scalars,
-    lambda children: st.lists(children, max_size=3)
-    | st.dictionaries(st.text(max_size=8), children, max_size=3),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3)
+    ),
     max_leaves=8,
 )
 
@@ -378,10 +378,16 @@ number_literals = st.sampled_from(
 
 @st.composite
 def mutated_line(draw: Callable[[st.SearchStrategy[Any]], Any], event: Event) -> bytes:
-    """A valid event with one field deleted or replaced, or its bytes cut or corrupted."""
+    """A valid event with one field deleted, replaced or added, or its bytes cut or corrupted.
+
+    Replacements are any JSON value, a number literal json.dumps cannot write, or (for the
+    timestamps) any instant of years 1 to 9999.
+    """
     body = dict(event.body)
     field = draw(st.sampled_from(sorted(body)))
-    how = draw(st.sampled_from(("delete", "replace", "add", "number", "truncate", "corrupt")))
+    how = draw(
+        st.sampled_from(("delete", "replace", "add", "number", "moment", "truncate", "corrupt"))
+    )
     if how == "delete":
         del body[field]
     elif how == "replace":
@@ -390,7 +396,9 @@ def mutated_line(draw: Callable[[st.SearchStrategy[Any]], Any], event: Event) ->
         body[draw(st.text(max_size=10))] = draw(json_values)
     elif how == "number":
         body[field] = _PLACEHOLDER
-    if how in ("delete", "replace", "add", "number"):
+    elif how == "moment":
+        body[draw(st.sampled_from(("occurred_at", "released_at")))] = draw(timestamps)
+    if how in ("delete", "replace", "add", "number", "moment"):
         line = json.dumps(body, ensure_ascii=draw(st.booleans())).encode("utf-8")
         return line.replace(json.dumps(_PLACEHOLDER).encode(), draw(number_literals))
     line = event.line

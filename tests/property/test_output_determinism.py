@@ -11,6 +11,7 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 from orderwatch_lives import (
+    POLICY,
     RandomPicker,
     in_time_order,
     late_arrivals,
@@ -19,26 +20,25 @@ from orderwatch_lives import (
     stock_updates,
 )
 
-from streams.core.policy import Policy
 from streams.replay import replay_lines, serialize
 
 
-def _replay(policy: Policy, lines: list[bytes]) -> list[str]:
+def _replay(lines: list[bytes]) -> list[str]:
     written: list[str] = []
-    replay_lines(lines, lambda output: written.append(serialize(output)), policy=policy)
+    replay_lines(lines, lambda output: written.append(serialize(output)), policy=POLICY)
     return written
 
 
 @given(data=st.data(), events=several_orders(), bad=st.lists(st.binary(max_size=40), max_size=3))
 def test_replaying_the_same_lines_twice_writes_identical_output_lines(
-    policy: Policy, data: st.DataObject, events: list, bad: list[bytes]
+    data: st.DataObject, events: list, bad: list[bytes]
 ) -> None:
     lines = [event.line for event in data.draw(late_arrivals(events), label="arrival")]
     for line in bad:
         lines.insert(data.draw(st.integers(0, len(lines)), label="position"), line)
 
-    first = _replay(policy, lines)
-    second = _replay(policy, lines)
+    first = _replay(lines)
+    second = _replay(lines)
 
     assert first == second
 

@@ -1,0 +1,147 @@
+"""wish.carrier_review: per store, a carrier with at least 20 shipments (orders with tracking from
+that carrier) in 30 days whose share of orders with a damaged or not_received complaint or a
+delivery breach reaches 5 % → CARRIER_REVIEW (warning, CHANGE_CARRIER). Carrier names compare
+lowercased and trimmed.
+"""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+T0 = datetime(2024, 3, 4, 9, 0, tzinfo=UTC)  # a Monday
+MINUTE = timedelta(minutes=1)
+HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
+
+
+def ship(run, ev, count, *, start=0, carrier="YunExpress", merchant="m1", at=T0):
+    """Place and track ``count`` orders o{start}… with ``carrier``, one minute apart."""
+    for i in range(start, start + count):
+        placed_at = at + i * MINUTE
+        run.feed(
+            ev.placed(f"o{i}", placed_at, merchant_id=merchant),
+            ev.tracked(f"o{i}", placed_at + 9 * HOUR, carrier=carrier, merchant_id=merchant),
+            ev.scanned(f"o{i}", placed_at + 10 * HOUR, merchant_id=merchant),
+        )
+
+
+def complain(run, ev, order_id, reason="damaged", at=T0 + 3 * DAY, merchant="m1"):
+    return run.feed(
+        ev.filed(order_id, at, reason=reason, complaint_id=f"c-{order_id}", merchant_id=merchant)
+    )
+
+
+def test_twenty_shipments_with_one_problem_reach_5_percent_and_issue_a_review(ev, run):
+    ship(run, ev, 20)
+    assert run.recs("CARRIER_REVIEW") == []
+
+    produced = complain(run, ev, "o7")
+
+    [review] = run.recs("CARRIER_REVIEW", outputs=produced)
+    assert review.scope == "carrier"
+    assert review.subject == "m1/yunexpress"
+    assert review.order_id is None
+    assert review.severity == "warning"
+    assert run.codes(review) == ["CHANGE_CARRIER"]
+    assert review.rule == "wish.carrier_review"
+    assert review.respond_by is None
+    assert review.evidence["shipments"] == 20
+    assert review.evidence["orders_with_problems"] == 1
+
+
+def test_nineteen_shipments_all_with_problems_are_too_few_for_a_review(ev, run):
+    ship(run, ev, 19)
+    for i in range(19):
+        complain(run, ev, f"o{i}")
+
+    assert run.recs("CARRIER_REVIEW") == []
+
+
+def test_the_twentieth_shipment_makes_nineteen_problems_count(ev, run):
+    ship(run, ev, 19)
+    for i in range(19):
+        complain(run, ev, f"o{i}")
+    ship(run, ev, 1, start=19, at=T0 + HOUR)
+
+    assert len(run.recs("CARRIER_REVIEW")) == 1
+
+
+def test_one_problem_in_twenty_one_shipments_is_below_5_percent(ev, run):
+    ship(run, ev, 21)
+    complain(run, ev, "o3")
+
+    assert run.recs("CARRIER_REVIEW") == []
+
+
+@pytest.mark.parametrize("reason", ["damaged", "not_received"])
+def test_damaged_and_not_received_complaints_are_carrier_problems(ev, run, reason):
+    ship(run, ev, 20)
+    complain(run, ev, "o0", reason=reason)
+
+    assert len(run.recs("CARRIER_REVIEW")) == 1
+
+
+@pytest.mark.parametrize(
+    "reason",
+    ["not_as_described", "wrong_item", "size_fit", "defective", "missing_parts", "other"],
+)
+def test_other_complaint_reasons_are_not_carrier_problems(ev, run, reason):
+    ship(run, ev, 20)
+    complain(run, ev, "o0", reason=reason)
+
+    assert run.recs("CARRIER_REVIEW") == []
+
+
+def test_a_delivery_breach_is_a_carrier_problem(ev, run):
+    ship(run, ev, 20)
+    for i in range(1, 20):
+        run.feed(ev.scanned(f"o{i}", T0 + 5 * DAY, status="delivered"))
+    fired = run.advance(T0 + 15 * DAY)  # o0 to the US: delivery due 15 days after placement
+
+    assert [b.order_id for b in run.breaches("delivery", outputs=fired)] == ["o0"]
+    assert len(run.recs("CARRIER_REVIEW", outputs=fired)) == 1
+
+
+def test_carrier_names_are_compared_lowercased_and_trimmed(ev, run):
+    names = ["YunExpress", " yunexpress ", "YUNEXPRESS", "yunExpress\t"]
+    for i in range(20):
+        ship(run, ev, 1, start=i, carrier=names[i % len(names)])
+    complain(run, ev, "o5")
+
+    [review] = run.recs("CARRIER_REVIEW")
+    assert review.subject == "m1/yunexpress"
+    assert review.evidence["shipments"] == 20
+
+
+def test_each_carrier_is_counted_separately(ev, run):
+    ship(run, ev, 10, carrier="YunExpress")
+    ship(run, ev, 10, start=10, carrier="4PX")
+    complain(run, ev, "o0")
+
+    assert run.recs("CARRIER_REVIEW") == []
+
+
+def test_each_store_is_counted_separately(ev, run):
+    ship(run, ev, 10, merchant="m1")
+    ship(run, ev, 10, start=10, merchant="m2")
+    complain(run, ev, "o0", merchant="m1")
+
+    assert run.recs("CARRIER_REVIEW") == []
+
+
+def test_shipments_older_than_30_days_leave_the_window(ev, run):
+    ship(run, ev, 10)
+    ship(run, ev, 10, start=10, at=T0 + 31 * DAY)
+    complain(run, ev, "o12", at=T0 + 33 * DAY)
+
+    assert run.recs("CARRIER_REVIEW") == []
+
+
+def test_a_second_review_needs_the_rate_to_drop_below_and_cross_again(ev, run):
+    ship(run, ev, 20)
+    complain(run, ev, "o0")  # 1 / 20 = 5 %: first review
+    ship(run, ev, 1, start=20, at=T0 + HOUR)  # 1 / 21 < 5 %: below again
+    complain(run, ev, "o1", at=T0 + 4 * DAY)  # 2 / 21 ≥ 5 %: second review
+
+    first, second = run.recs("CARRIER_REVIEW")
+    assert first.recommendation_id != second.recommendation_id

@@ -1,0 +1,232 @@
+"""wish.store_health: rolling 30 days of a store's orders by placement time, evaluated once the
+store has at least 20 such orders:
+
+- refund rate (orders refunded / orders) ≥ 5 % warning, ≥ 10 % critical;
+- late confirmed fulfillment rate (orders with a confirmed_fulfillment breach / orders with
+  tracking) > 10 % (warning);
+- valid tracking rate (orders with tracking and a carrier scan / orders with tracking whose scan
+  deadline, 72 h, has passed) < 95 % (warning);
+- pre-fulfillment cancellation rate (merchant cancellations before tracking / orders) > 5 %
+  (warning).
+
+STORE_HEALTH_AT_RISK: the measure's severity, REVIEW_STORE_METRICS, scope merchant.
+"""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+T0 = datetime(2024, 3, 4, 9, 0, tzinfo=UTC)  # a Monday
+MINUTE = timedelta(minutes=1)
+HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
+
+
+def place(run, ev, count, start=0, at=T0):
+    for i in range(start, start + count):
+        run.feed(ev.placed(f"o{i}", at + i * MINUTE))
+
+
+def health(run, metric=None, outputs=None):
+    return [
+        r
+        for r in run.recs("STORE_HEALTH_AT_RISK", outputs=outputs)
+        if metric is None or r.evidence["metric"] == metric
+    ]
+
+
+def in_time_order(run, events):
+    run.feed(*sorted(events, key=lambda event: event.occurred_at))
+
+
+# -- refund rate --------------------------------------------------------------------------------
+
+
+def test_one_refund_in_twenty_orders_is_a_5_percent_refund_warning(ev, run):
+    place(run, ev, 20)
+    produced = run.feed(ev.refunded("o0", T0 + HOUR))
+
+    [issued] = health(run, outputs=produced)
+    assert issued.severity == "warning"
+    assert issued.evidence["metric"] == "refund_rate"
+    assert (issued.evidence["numerator"], issued.evidence["denominator"]) == (1, 20)
+    assert (issued.scope, issued.subject, issued.merchant_id) == ("merchant", "m1", "m1")
+    assert issued.order_id is None
+    assert run.codes(issued) == ["REVIEW_STORE_METRICS"]
+    assert issued.rule == "wish.store_health"
+
+
+def test_nothing_is_evaluated_below_twenty_orders(ev, run):
+    place(run, ev, 19)
+    run.feed(ev.refunded("o0", T0 + HOUR), ev.refunded("o1", T0 + HOUR))  # 2 / 19
+
+    assert health(run) == []
+
+
+def test_the_twentieth_order_starts_the_evaluation(ev, run):
+    place(run, ev, 19)
+    run.feed(ev.refunded("o0", T0 + HOUR))  # 1 / 19, too few orders
+    produced = run.feed(ev.placed("o19", T0 + 2 * HOUR))  # 1 / 20 = 5 %
+
+    [issued] = health(run, outputs=produced)
+    assert (issued.evidence["metric"], issued.severity) == ("refund_rate", "warning")
+
+
+def test_one_refund_in_twenty_one_orders_is_below_5_percent(ev, run):
+    place(run, ev, 21)
+    run.feed(ev.refunded("o0", T0 + HOUR))
+
+    assert health(run) == []
+
+
+def test_two_refunds_in_twenty_orders_are_a_10_percent_critical(ev, run):
+    place(run, ev, 20)
+    run.feed(ev.refunded("o0", T0 + HOUR))
+    produced = run.feed(ev.refunded("o1", T0 + 2 * HOUR))
+
+    [critical] = health(run, outputs=produced)
+    assert critical.severity == "critical"
+    assert critical.evidence["metric"] == "refund_rate"
+    assert (critical.evidence["numerator"], critical.evidence["denominator"]) == (2, 20)
+    assert [r.severity for r in health(run)] == ["warning", "critical"]
+
+
+def test_a_second_refund_warning_needs_the_rate_to_drop_below_and_cross_again(ev, run):
+    place(run, ev, 20)
+    run.feed(ev.refunded("o0", T0 + HOUR))  # 1 / 20 = 5 %: warning
+    place(run, ev, 1, start=20, at=T0 + HOUR)  # 1 / 21: below
+    run.feed(ev.refunded("o1", T0 + 2 * HOUR))  # 2 / 21 = 9.5 %: warning again
+
+    first, second = health(run)
+    assert [first.severity, second.severity] == ["warning", "warning"]
+    assert first.recommendation_id != second.recommendation_id
+
+
+def test_orders_placed_more_than_30_days_ago_leave_the_window(ev, run):
+    place(run, ev, 20)
+    place(run, ev, 2, start=20, at=T0 + 31 * DAY)
+    run.feed(ev.refunded("o20", T0 + 31 * DAY + HOUR), ev.refunded("o21", T0 + 31 * DAY + HOUR))
+
+    assert health(run, "refund_rate") == []  # 2 orders in the window; 2 / 22 if it were 40 days
+
+
+# -- late confirmed fulfillment rate ------------------------------------------------------------
+
+
+def lcfr_store(ev, late):
+    """20 tracked orders; ``late`` of them tracked at 167 h and scanned at 169 h after release."""
+    events = []
+    for i in range(20):
+        released = T0 + i * MINUTE + 8 * HOUR
+        events.append(ev.placed(f"o{i}", T0 + i * MINUTE))
+        if i < 20 - late:
+            events += [
+                ev.tracked(f"o{i}", released + HOUR),
+                ev.scanned(f"o{i}", released + 2 * HOUR),
+            ]
+        else:
+            events += [
+                ev.tracked(f"o{i}", released + 167 * HOUR),
+                ev.scanned(f"o{i}", released + 169 * HOUR),
+            ]
+    return events
+
+
+def test_three_late_confirmations_in_twenty_tracked_orders_exceed_10_percent(ev, run):
+    in_time_order(run, lcfr_store(ev, late=3))
+    run.advance(T0 + 10 * DAY)
+
+    [issued] = health(run, "late_confirmed_fulfillment_rate")
+    assert issued.severity == "warning"
+    assert (issued.evidence["numerator"], issued.evidence["denominator"]) == (3, 20)
+    assert health(run, "valid_tracking_rate") == []
+
+
+def test_two_late_confirmations_in_twenty_tracked_orders_are_exactly_10_percent_and_fine(ev, run):
+    in_time_order(run, lcfr_store(ev, late=2))
+    run.advance(T0 + 10 * DAY)
+
+    assert health(run) == []
+
+
+# -- valid tracking rate ------------------------------------------------------------------------
+
+
+def vtr_store(ev, unscanned):
+    """20 orders tracked 1 h after release; all but ``unscanned`` scanned an hour later."""
+    events = []
+    for i in range(20):
+        released = T0 + i * MINUTE + 8 * HOUR
+        events += [ev.placed(f"o{i}", T0 + i * MINUTE), ev.tracked(f"o{i}", released + HOUR)]
+        if i < 20 - unscanned:
+            events.append(ev.scanned(f"o{i}", released + 2 * HOUR))
+    return events
+
+
+def test_two_unscanned_numbers_in_twenty_make_a_90_percent_valid_tracking_rate(ev, run):
+    in_time_order(run, vtr_store(ev, unscanned=2))
+    run.advance(T0 + 10 * DAY)
+
+    [issued] = health(run, "valid_tracking_rate")
+    assert issued.severity == "warning"
+    assert (issued.evidence["numerator"], issued.evidence["denominator"]) == (18, 20)
+    assert health(run, "late_confirmed_fulfillment_rate") == []  # 2 / 20 = 10 %, not above
+
+
+def test_one_unscanned_number_in_twenty_is_exactly_95_percent_and_fine(ev, run):
+    in_time_order(run, vtr_store(ev, unscanned=1))
+    run.advance(T0 + 10 * DAY)
+
+    assert health(run) == []
+
+
+def test_the_valid_tracking_rate_is_flagged_when_the_scan_deadline_passes(ev, run):
+    in_time_order(run, vtr_store(ev, unscanned=2))
+    last_scan_deadline = T0 + 19 * MINUTE + 8 * HOUR + HOUR + 72 * HOUR
+
+    fired = run.advance(last_scan_deadline)
+
+    assert len(health(run, "valid_tracking_rate", outputs=fired)) == 1
+
+
+# -- pre-fulfillment cancellation rate ----------------------------------------------------------
+
+
+def test_two_merchant_cancellations_in_twenty_orders_exceed_5_percent(ev, run):
+    place(run, ev, 20)
+    first = run.feed(ev.cancelled("o0", T0 + HOUR, by="merchant"))  # 1 / 20 = 5 %: not above
+    assert health(run, outputs=first) == []
+
+    produced = run.feed(ev.cancelled("o1", T0 + HOUR, by="merchant"))  # 2 / 20 = 10 %
+
+    [issued] = health(run, outputs=produced)
+    assert issued.evidence["metric"] == "pre_fulfillment_cancellation_rate"
+    assert issued.severity == "warning"
+    assert (issued.evidence["numerator"], issued.evidence["denominator"]) == (2, 20)
+
+
+@pytest.mark.parametrize("by", ["customer", "platform"])
+def test_cancellations_not_by_the_merchant_do_not_count(ev, run, by):
+    place(run, ev, 20)
+    run.feed(*(ev.cancelled(f"o{i}", T0 + HOUR, by=by) for i in range(5)))
+
+    assert health(run) == []
+
+
+def test_merchant_cancellations_after_tracking_do_not_count(ev, run):
+    place(run, ev, 20)
+    for i in range(3):
+        run.feed(ev.tracked(f"o{i}", T0 + 9 * HOUR), ev.cancelled(f"o{i}", T0 + 10 * HOUR))
+
+    assert health(run) == []
+
+
+def test_merchant_cancellations_wait_for_twenty_orders(ev, run):
+    place(run, ev, 19)
+    run.feed(ev.cancelled("o0", T0 + HOUR), ev.cancelled("o1", T0 + HOUR))  # 2 / 19
+    assert health(run) == []
+
+    produced = run.feed(ev.placed("o19", T0 + 2 * HOUR))  # 2 / 20 = 10 %
+
+    [issued] = health(run, outputs=produced)
+    assert issued.evidence["metric"] == "pre_fulfillment_cancellation_rate"
