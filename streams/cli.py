@@ -32,7 +32,7 @@ class _TimestampType(click.ParamType):
         if isinstance(value, datetime):
             return value
         try:
-            return _TIMESTAMP.validate_python(value)
+            return _TIMESTAMP.validate_strings(value)
         except ValidationError:
             self.fail(
                 f"{value!r} is not an RFC 3339 timestamp with an offset, "

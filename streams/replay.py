@@ -21,7 +21,7 @@ from streams.core.ids import rejection_id
 from streams.core.outputs import EventRejected, FileSource, OutputEvent
 from streams.core.policy import Policy, load_policy
 
-__all__ = ["ReplaySummary", "reject_line", "replay_file", "replay_lines", "serialize"]
+__all__ = ["ReplaySummary", "raw_text", "reject_line", "replay_file", "replay_lines", "serialize"]
 
 MAX_RAW_BYTES: Final = 64 * 1024
 
@@ -57,13 +57,22 @@ def serialize(output: OutputEvent) -> str:
     return output.model_dump_json(exclude_none=True)
 
 
+def raw_text(raw: bytes) -> str:
+    """The original bytes as UTF-8 text (invalid bytes replaced), at most 64 KiB encoded."""
+    text = raw[: MAX_RAW_BYTES * 2].decode("utf-8", errors="replace")
+    encoded = text.encode("utf-8")
+    if len(encoded) <= MAX_RAW_BYTES:
+        return text
+    return encoded[:MAX_RAW_BYTES].decode("utf-8", errors="ignore")
+
+
 def reject_line(raw: bytes, error: str, *, file: str, line: int, now: datetime) -> EventRejected:
     """The ``event.rejected`` output for one unusable line of a replayed file."""
     return EventRejected(
         rejection_id=rejection_id(f"{file}:{line}", raw),
         source=FileSource(file=file, line=line),
         key=None,
-        raw=raw[:MAX_RAW_BYTES].decode("utf-8", errors="replace"),
+        raw=raw_text(raw),
         error=error,
         rejected_at=now,
     )

@@ -50,6 +50,12 @@ class Engine:
         self._clock: datetime | None = None
         self._heap: list[tuple[datetime, str]] = []
         self._scheduled: dict[str, datetime] = {}
+        # Stock levels and demand changes wait here until the clock reaches their event time,
+        # so each SKU sees them in event-time order whatever order they arrived in.
+        self._merchant_heap: list[tuple[datetime, str]] = []
+        self._merchant_scheduled: dict[str, datetime] = {}
+        self._sku_inbox: list[tuple[datetime, int, int, InventoryUpdated | Demand]] = []
+        self._sequence = 0
 
     @property
     def clock(self) -> datetime:
@@ -69,24 +75,22 @@ class Engine:
         if self._max_seen is None or occurred_at > self._max_seen:
             self._max_seen = occurred_at
             self._advance(occurred_at - self.policy.allowed_lateness, outputs)
-        now = self.clock
         if isinstance(event, InventoryUpdated):
-            key = f"{event.merchant_id}/{event.sku}"
-            step = sku.apply_inventory(self.skus.get(key), event, now, self.policy)
-            self.skus[key] = step.state
-            outputs.extend(step.outputs)
-            return outputs
-        order_id = event.order_id
-        result = order.apply(self.orders.get(order_id), event, now, self.policy)
-        if result.duplicate:
-            self.stats.duplicates += 1
-        self._settle(order_id, result, outputs)
+            self._to_sku_inbox(event.occurred_at, 0, event)
+        else:
+            order_id = event.order_id
+            result = order.apply(self.orders.get(order_id), event, self.clock, self.policy)
+            if result.duplicate:
+                self.stats.duplicates += 1
+            self._settle(order_id, result, outputs)
+        self._release_sku_inbox(outputs)
         return outputs
 
     def advance_to(self, moment: datetime) -> list[Output]:
         """Move the clock forward to ``moment`` (never back) and fire what is due."""
         outputs: list[Output] = []
         self._advance(moment, outputs)
+        self._release_sku_inbox(outputs)
         return outputs
 
     # -- internals ------------------------------------------------------------------------
@@ -105,6 +109,15 @@ class Engine:
             if state is None:
                 continue
             self._settle(order_id, order.fire_due(state, moment, self.policy), outputs)
+        merchants = self._merchant_heap
+        while merchants and merchants[0][0] <= moment:
+            due_at, merchant_id = heapq.heappop(merchants)
+            if self._merchant_scheduled.get(merchant_id) != due_at:
+                continue
+            del self._merchant_scheduled[merchant_id]
+            step = merchant.tick(self.merchants[merchant_id], moment, self.policy)
+            outputs.extend(step.outputs)
+            self._schedule_merchant(step.state)
 
     def _settle(self, order_id: str, result: order.Step, outputs: list[Output]) -> None:
         """Keep or drop the order's state, pass its facts on, and schedule its next check."""
@@ -123,16 +136,47 @@ class Engine:
         for fact in result.facts:
             outputs.extend(self._route(fact))
 
+    def _schedule_merchant(self, state: merchant.MerchantState) -> None:
+        due_at = merchant.next_check(state, self.policy)
+        scheduled = self._merchant_scheduled.get(state.merchant_id)
+        if due_at is not None and (scheduled is None or due_at < scheduled):
+            self._merchant_scheduled[state.merchant_id] = due_at
+            heapq.heappush(self._merchant_heap, (due_at, state.merchant_id))
+
+    def _to_sku_inbox(self, at: datetime, rank: int, item: InventoryUpdated | Demand) -> None:
+        self._sequence += 1
+        heapq.heappush(self._sku_inbox, (at, rank, self._sequence, item))
+
+    def _release_sku_inbox(self, outputs: list[Output]) -> None:
+        """Apply, in event-time order, the stock and demand changes the clock has reached.
+
+        At equal times a stock level goes first, then demand that ends, then demand that opens.
+        """
+        inbox, now, policy = self._sku_inbox, self.clock, self.policy
+        while inbox and inbox[0][0] <= now:
+            item = heapq.heappop(inbox)[3]
+            if isinstance(item, InventoryUpdated):
+                key = f"{item.merchant_id}/{item.sku}"
+                outputs.extend(_update(self.skus, key, sku.apply_inventory, item, now, policy))
+            else:
+                outputs.extend(
+                    _update(self.skus, item.subject, sku.apply_demand, item, now, policy)
+                )
+
     def _route(self, fact: Fact) -> list[RecommendationIssued]:
         now, policy = self.clock, self.policy
         if isinstance(fact, Demand):
-            return _update(self.skus, fact.subject, sku.apply_demand, fact, now, policy)
+            self._to_sku_inbox(fact.at, 2 if fact.open else 1, fact)
+            return []
         if isinstance(fact, SkuComplaint):
             return _update(self.skus, fact.subject, sku.apply_complaint, fact, now, policy)
         if isinstance(fact, Shipment):
             return _update(self.carriers, fact.subject, carrier.apply_shipment, fact, now, policy)
         if isinstance(fact, OrderHealth):
-            return _update(self.merchants, fact.subject, merchant.apply_health, fact, now, policy)
+            step = merchant.apply_health(self.merchants.get(fact.subject), fact, now, policy)
+            self.merchants[fact.subject] = step.state
+            self._schedule_merchant(step.state)
+            return step.outputs
         raise TypeError(f"unknown fact {fact!r}")
 
 

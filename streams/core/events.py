@@ -8,6 +8,7 @@ sentence explaining what is wrong, and never raises.
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Final, Literal, TypeAlias
 
@@ -61,7 +62,19 @@ def _check_country(code: str) -> str:
 
 Id128 = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=128)]
 Text = Annotated[str, StringConstraints(strict=True, min_length=1)]
-Timestamp = Annotated[AwareDatetime, Strict(), AfterValidator(to_utc)]
+
+
+def _bounded_utc(moment: datetime) -> datetime:
+    if not _EARLIEST_YEAR <= moment.year <= _LATEST_YEAR:
+        raise ValueError(
+            f"must be a time between {_EARLIEST_YEAR} and {_LATEST_YEAR} (year {moment.year} "
+            "is out of range)"
+        )
+    return to_utc(moment)
+
+
+_EARLIEST_YEAR, _LATEST_YEAR = 1971, 2199
+Timestamp = Annotated[AwareDatetime, Strict(), AfterValidator(_bounded_utc)]
 Money = Annotated[Decimal, Field(ge=0, allow_inf_nan=False)]
 Count = Annotated[int, Strict(), Field(ge=0)]
 Currency = Annotated[str, StringConstraints(strict=True), AfterValidator(_check_currency)]
@@ -309,6 +322,7 @@ def describe_validation_error(error: ValidationError) -> str:
     """A sentence a person can act on: which field, what was wrong, what was given."""
     clauses = list(dict.fromkeys(_explain(err) for err in error.errors(include_url=False)))
     if len(clauses) > 3:
-        clauses = [*clauses[:3], f"and {len(clauses) - 3} more problems"]
+        more = len(clauses) - 3
+        clauses = [*clauses[:3], f"and {more} more problem{'s' if more > 1 else ''}"]
     text = "; ".join(clauses)
     return text[0].upper() + text[1:] + "."

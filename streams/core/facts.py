@@ -40,7 +40,11 @@ def carrier_subject(merchant_id: str, carrier: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Demand:
-    """An order's claim on its SKU's stock: open until tracked, cancelled, refunded or expired."""
+    """An order's claim on its SKU's stock: open until tracked, cancelled, refunded or expired.
+
+    ``at`` is the event time of the change (placement, or the end of the claim): the SKU applies
+    demand and stock changes in event-time order.
+    """
 
     subject: str
     order_id: str
@@ -51,6 +55,7 @@ class Demand:
     fulfillment_due: datetime
     trigger_id: str
     open: bool
+    at: datetime
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ from streams.core.policy import Policy
 from streams.core.recommend import make_aggregate_recommendation
 from streams.core.window import Crossing
 
-__all__ = ["Counts", "MerchantState", "MerchantStep", "apply_health"]
+__all__ = ["Counts", "MerchantState", "MerchantStep", "apply_health", "next_check", "tick"]
 
 
 @dataclass(slots=True)
@@ -105,6 +105,22 @@ def apply_health(
         if previous is None:
             heapq.heappush(state.by_placement, (fact.placed_at, fact.order_id))
     _advance(state, now, horizon, policy)
+    return MerchantStep(state, _evaluate(state, now, policy))
+
+
+def next_check(state: MerchantState, policy: Policy) -> datetime | None:
+    """When time alone changes a measure: an order leaves the window or its scan comes due."""
+    times = []
+    if state.by_placement:
+        times.append(state.by_placement[0][0] + policy.store_window)
+    if state.by_scan_check:
+        times.append(state.by_scan_check[0][0])
+    return min(times, default=None)
+
+
+def tick(state: MerchantState, now: datetime, policy: Policy) -> MerchantStep:
+    """Move the window to ``now`` without a new fact, and check every measure."""
+    _advance(state, now, now - policy.store_window, policy)
     return MerchantStep(state, _evaluate(state, now, policy))
 
 

@@ -66,6 +66,7 @@ DELIVERY = "delivery"
 TRACKING_SCAN = "tracking_scan"
 COMPLAINT_RESPONSE = "complaint_response"
 COMPLAINT_ADVICE = "complaint_advice"
+DEMAND = "demand"
 
 
 @dataclass(slots=True)
@@ -147,6 +148,8 @@ class OrderState:
     closed_at: datetime | None = None
     refunded: bool = False
     merchant_cancelled_at: datetime | None = None
+    demand_opened: bool = False
+    demand_closed_at: datetime | None = None
     fired: set[str] = field(default_factory=set)
     settled: set[str] = field(default_factory=set)
     seen: set[str] = field(default_factory=set)
@@ -197,6 +200,8 @@ def _open_deadlines(state: OrderState, policy: Policy) -> list[_Deadline]:
     placement = state.placement
     if placement is not None:
         first_tracking = state.first_tracking_at
+        if DEMAND not in done:
+            candidates.append((placement.placed_at, DEMAND, first_tracking))
         if FULFILLMENT_WARNING not in done:
             candidates.append((placement.warning_at, FULFILLMENT_WARNING, first_tracking))
         if FULFILLMENT not in done:
@@ -272,8 +277,8 @@ def fire_due(state: OrderState, now: datetime, policy: Policy) -> Step:
             state.fired.add(deadline.key)
             _fire(state, deadline, now, policy, outputs, facts)
     if now >= expiry:
-        if state.placement is not None and _demand_open(state):
-            facts.append(_demand(state, state.placement, open_=False))
+        if state.demand_closed_at is None:
+            _close_demand(state, now, facts)
         return Step(None, outputs, facts, next_due=None)
     return Step(state, outputs, facts, next_due=later)
 
@@ -298,7 +303,7 @@ def _fire(
                 merchant_id=state.merchant_id,
                 fact_id=FULFILLMENT_WARNING,
                 now=now,
-                respond_by=placement.fulfillment_due,
+                due_times=_due_times(state),
                 evidence={
                     **_placement_evidence(placement, policy),
                     "warned_at": format_utc(placement.warning_at),
@@ -306,6 +311,14 @@ def _fire(
                 },
             )
         )
+        return
+    if kind == DEMAND:
+        # The order claims stock from its placement (decided once every event up to then was
+        # applied, whatever their arrival order) until it is tracked, cancelled or refunded.
+        assert placement is not None
+        state.demand_opened = True
+        facts.append(_demand(state, placement, open_=True, at=placement.placed_at))
+        _close_demand(state, _demand_end(state), facts)
         return
     if kind == COMPLAINT_ADVICE:
         outputs.append(_complaint_advice(state, state.complaints[detail], now, policy))
@@ -320,7 +333,7 @@ def _fire(
                 merchant_id=state.merchant_id,
                 fact_id=tracking.event_id,
                 now=now,
-                respond_by=placement.confirmed_due if placement else None,
+                due_times=_due_times(state),
                 evidence={
                     "carrier": tracking.carrier,
                     "tracking_number": tracking.number,
@@ -421,6 +434,18 @@ def _confirmed_consequence(policy: Policy, placement: Placement) -> str:
     )
 
 
+def _due_times(
+    state: OrderState, complaint_response_due: datetime | None = None
+) -> dict[str, datetime | None]:
+    """The order's deadlines by the names a policy's ``respond_by`` may use."""
+    placement = state.placement
+    return {
+        "fulfillment_due": placement.fulfillment_due if placement else None,
+        "confirmed_fulfillment_due": placement.confirmed_due if placement else None,
+        "complaint_response_due": complaint_response_due,
+    }
+
+
 def _maybe_utc(moment: datetime | None) -> str | None:
     return None if moment is None else format_utc(moment)
 
@@ -448,11 +473,22 @@ def _placement_evidence(placement: Placement, policy: Policy) -> dict[str, Any]:
 # -- facts for the aggregates ---------------------------------------------------------------
 
 
-def _demand_open(state: OrderState) -> bool:
-    return state.first_tracking_at is None and state.closed_at is None
+def _demand_end(state: OrderState) -> datetime | None:
+    """When the order stopped claiming stock: tracked, cancelled or refunded, whichever first."""
+    return _earliest_of(state.first_tracking_at, state.closed_at)
 
 
-def _demand(state: OrderState, placement: Placement, *, open_: bool) -> Demand:
+def _close_demand(state: OrderState, at: datetime | None, facts: list[Fact]) -> None:
+    """Tell the SKU the order's claim ended at ``at``, if that is news (earlier than told)."""
+    placement = state.placement
+    if placement is None or not state.demand_opened or at is None:
+        return
+    if state.demand_closed_at is None or at < state.demand_closed_at:
+        state.demand_closed_at = at
+        facts.append(_demand(state, placement, open_=False, at=at))
+
+
+def _demand(state: OrderState, placement: Placement, *, open_: bool, at: datetime) -> Demand:
     return Demand(
         subject=sku_subject(state.merchant_id, placement.sku),
         order_id=state.order_id,
@@ -463,6 +499,7 @@ def _demand(state: OrderState, placement: Placement, *, open_: bool) -> Demand:
         fulfillment_due=placement.fulfillment_due,
         trigger_id=placement.event_id,
         open=open_,
+        at=at,
     )
 
 
@@ -603,8 +640,6 @@ def _placed(state: OrderState, event: OrderPlaced, policy: Policy, facts: list[F
         unit_total_usd=unit_total_usd,
     )
     state.placement = placement
-    if _demand_open(state):
-        facts.append(_demand(state, placement, open_=True))
     facts.append(_health(state, placement))
     for complaint in state.complaints.values():
         if complaint.filed_at is not None and _reviewed_by_sku(policy, complaint.reason):
@@ -615,7 +650,6 @@ def _tracked(
     state: OrderState, event: TrackingSubmitted, policy: Policy, facts: list[Fact]
 ) -> None:
     before = state.current_tracking
-    was_open = _demand_open(state)
     state.trackings.append(
         Tracking(
             occurred_at=event.occurred_at,
@@ -625,10 +659,9 @@ def _tracked(
         )
     )
     state.first_tracking_at = _earliest(state.first_tracking_at, event.occurred_at)
+    _close_demand(state, _demand_end(state), facts)
     placement = state.placement
     if placement is not None:
-        if was_open:
-            facts.append(_demand(state, placement, open_=False))
         facts.append(_health(state, placement))
     after = state.current_tracking
     assert after is not None  # one was just appended
@@ -722,21 +755,19 @@ def _complaint_advice(
         merchant_id=state.merchant_id,
         fact_id=complaint.complaint_id,
         now=now,
-        respond_by=filed_at + policy.complaint_response,
+        due_times=_due_times(state, filed_at + policy.complaint_response),
         conditions=conditions,
         evidence=evidence,
     )
 
 
 def _closed(state: OrderState, event: OrderCancelled | OrderRefunded, facts: list[Fact]) -> None:
-    was_open = _demand_open(state)
     state.closed_at = _earliest(state.closed_at, event.occurred_at)
     if isinstance(event, OrderRefunded):
         state.refunded = True
     elif event.cancelled_by == "merchant":
         state.merchant_cancelled_at = _earliest(state.merchant_cancelled_at, event.occurred_at)
+    _close_demand(state, _demand_end(state), facts)
     placement = state.placement
     if placement is not None:
-        if was_open:
-            facts.append(_demand(state, placement, open_=False))
         facts.append(_health(state, placement))

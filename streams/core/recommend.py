@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -46,12 +46,19 @@ def make_order_recommendation(
     fact_id: str,
     now: datetime,
     evidence: dict[str, Any],
-    respond_by: datetime | None = None,
+    due_times: Mapping[str, datetime | None] | None = None,
     conditions: Collection[str] = (),
     rule: str | None = None,
 ) -> RecommendationIssued:
-    """An order-scope recommendation, its id from (order, reason, triggering fact)."""
+    """An order-scope recommendation, its id from (order, reason, triggering fact).
+
+    ``due_times`` holds the order's deadlines by name (``fulfillment_due``, …); the policy says
+    which of them, if any, is the recommendation's ``respond_by``.
+    """
     spec = policy.recommendations[reason]
+    respond_by = None
+    if spec.respond_by is not None and due_times is not None:
+        respond_by = due_times.get(spec.respond_by)
     rule_id = rule or spec.rule
     return RecommendationIssued.model_construct(
         recommendation_id=order_recommendation_id(order_id, reason, fact_id),

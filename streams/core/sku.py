@@ -139,7 +139,7 @@ def _allocate(
                 # must not depend on whether the stock level or the order arrived first.
                 fact_id=f"stockout:{order.shortages}",
                 now=now,
-                respond_by=order.fulfillment_due,
+                due_times={"fulfillment_due": order.fulfillment_due},
                 evidence={
                     "sku": state.sku,
                     "available": state.available,

@@ -137,12 +137,16 @@ def order_life(
 
     Optionally a stock level for its SKU shortly before placement; then the placement, tracking
     submissions, carrier scans, complaints with responses and resolutions, and perhaps a
-    cancellation or refund. Times are whole seconds; several events may share an instant.
+    cancellation or refund. Each comes half the time within 10 minutes of what it follows.
+    Times are whole seconds; several events may share an instant.
     """
     life = _LifeWriter(pick, f"{order_id}-e")
     placed_at = BASE + timedelta(seconds=pick.integer(0, start_within))
 
     def after(low: int, high: int, since: datetime = placed_at) -> datetime:
+        # Often within minutes, where arrival order can differ from time order.
+        if pick.boolean():
+            return since + timedelta(seconds=pick.integer(0, 10 * 60))
         return since + timedelta(seconds=pick.integer(low, high))
 
     if inventory and pick.boolean():

@@ -14,14 +14,17 @@ HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
 
 
-def ship(run, ev, count, *, start=0, carrier="YunExpress", merchant="m1", at=T0):
-    """Place and track ``count`` orders o{start}… with ``carrier``, one minute apart."""
+def ship(run, ev, count, *, start=0, carrier="YunExpress", merchant="m1", at=T0, status="accepted"):
+    """Place and track ``count`` orders o{start}… with ``carrier``, one minute apart.
+
+    Each is tracked 9 h after placement and scanned (with ``status``) an hour later.
+    """
     for i in range(start, start + count):
         placed_at = at + i * MINUTE
         run.feed(
             ev.placed(f"o{i}", placed_at, merchant_id=merchant),
             ev.tracked(f"o{i}", placed_at + 9 * HOUR, carrier=carrier, merchant_id=merchant),
-            ev.scanned(f"o{i}", placed_at + 10 * HOUR, merchant_id=merchant),
+            ev.scanned(f"o{i}", placed_at + 10 * HOUR, status=status, merchant_id=merchant),
         )
 
 
@@ -145,3 +148,17 @@ def test_a_second_review_needs_the_rate_to_drop_below_and_cross_again(ev, run):
 
     first, second = run.recs("CARRIER_REVIEW")
     assert first.recommendation_id != second.recommendation_id
+
+
+def test_a_shipment_29_and_a_half_days_old_still_counts(ev, run):
+    ship(run, ev, 20, status="delivered")  # shipped (tracked) from T0 + 9 h
+    complain(run, ev, "o0", at=T0 + 9 * HOUR + 29 * DAY + 12 * HOUR)
+
+    assert len(run.recs("CARRIER_REVIEW")) == 1
+
+
+def test_a_shipment_30_days_and_an_hour_old_no_longer_counts(ev, run):
+    ship(run, ev, 20, status="delivered")  # shipped (tracked) from T0 + 9 h
+    complain(run, ev, "o0", at=T0 + 9 * HOUR + 30 * DAY + HOUR)
+
+    assert run.recs("CARRIER_REVIEW") == []

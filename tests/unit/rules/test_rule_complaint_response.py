@@ -16,6 +16,7 @@ from streams.core.ids import breach_id
 T0 = datetime(2024, 3, 4, 9, 0, tzinfo=UTC)  # a Monday
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
+MINUTE = timedelta(minutes=1)
 US = timedelta(microseconds=1)
 FILED = T0 + 5 * DAY  # Saturday 2024-03-09 09:00, well before the US delivery due (15 days)
 ANSWER_BY = FILED + 48 * HOUR
@@ -58,6 +59,12 @@ def shipped(run, ev, order_id="o1"):
     )
 
 
+def advise(run, filed):
+    """Feed a complaint, let the clock reach its filing time; the advice issued for it."""
+    produced = run.feed(filed) + run.advance(filed.occurred_at)
+    return [r for r in run.recs(outputs=produced) if r.reason.startswith("COMPLAINT_")]
+
+
 @pytest.mark.parametrize(
     ("reason", "photos", "severity", "actions"),
     CASES,
@@ -67,9 +74,9 @@ def test_each_complaint_reason_recommends_its_severity_and_actions_in_order(
     ev, run, reason, photos, severity, actions
 ):
     shipped(run, ev)
-    produced = run.feed(ev.filed("o1", FILED, reason=reason, photos=photos))
+    [rec] = advise(run, ev.filed("o1", FILED, reason=reason, photos=photos))
 
-    [rec] = run.recs(f"COMPLAINT_{reason.upper()}", outputs=produced)
+    assert rec.reason == f"COMPLAINT_{reason.upper()}"
     assert rec.severity == severity
     assert run.codes(rec) == actions
     assert rec.respond_by == ANSWER_BY == datetime(2024, 3, 11, 9, 0, tzinfo=UTC)
@@ -82,6 +89,7 @@ def test_every_complaint_reason_has_its_own_reason_code(ev, run):
     run.feed(ev.placed("o1", T0))
     for number, reason in enumerate(reasons):
         run.feed(ev.filed("o1", FILED, reason=reason, complaint_id=f"c{number}"))
+    run.advance(FILED)
 
     assert sorted(r.reason for r in run.recs() if r.reason.startswith("COMPLAINT_")) == [
         "COMPLAINT_COUNTERFEIT",
@@ -97,30 +105,49 @@ def test_every_complaint_reason_has_its_own_reason_code(ev, run):
     ]
 
 
+def test_the_advice_is_issued_once_the_clock_reaches_the_filing_time(ev, run):
+    shipped(run, ev)
+    run.feed(ev.filed("o1", FILED, reason="wrong_item"))
+
+    assert run.recs("COMPLAINT_WRONG_ITEM", outputs=run.advance(FILED - US)) == []
+    [rec] = run.recs("COMPLAINT_WRONG_ITEM", outputs=run.advance(FILED))
+    assert rec.issued_at == FILED
+    assert rec.respond_by == ANSWER_BY
+
+
+def test_a_complaint_issues_its_advice_once(ev, run):
+    shipped(run, ev)
+    filed = ev.filed("o1", FILED, reason="wrong_item")
+    run.feed(filed, filed, ev.filed("o1", FILED + HOUR, reason="wrong_item"))  # same c1 again
+    run.advance(ANSWER_BY + DAY)
+
+    assert len(run.recs("COMPLAINT_WRONG_ITEM")) == 1
+
+
 def test_one_photo_is_enough_to_drop_request_evidence(ev, run):
     shipped(run, ev)
-    [rec] = run.recs(outputs=run.feed(ev.filed("o1", FILED, reason="damaged", photos=1)))
+    [rec] = advise(run, ev.filed("o1", FILED, reason="damaged", photos=1))
     assert RE not in run.codes(rec)
 
 
 def test_not_received_after_the_delivery_deadline_does_not_ask_to_wait(ev, run):
     shipped(run, ev)
     filed = ev.filed("o1", DELIVERY_DUE + DAY, reason="not_received")
-    [rec] = run.recs("COMPLAINT_NOT_RECEIVED", outputs=run.feed(filed))
+    [rec] = advise(run, filed)
     assert run.codes(rec) == [C, RESHIP, REFUND, "CHANGE_CARRIER"]
 
 
 def test_not_received_filed_exactly_at_the_delivery_deadline_does_not_ask_to_wait(ev, run):
     shipped(run, ev)
     filed = ev.filed("o1", DELIVERY_DUE, reason="not_received")
-    [rec] = run.recs("COMPLAINT_NOT_RECEIVED", outputs=run.feed(filed))
+    [rec] = advise(run, filed)
     assert WAIT not in run.codes(rec)
 
 
 def test_not_received_one_microsecond_before_the_delivery_deadline_asks_to_wait(ev, run):
     shipped(run, ev)
     filed = ev.filed("o1", DELIVERY_DUE - US, reason="not_received")
-    [rec] = run.recs("COMPLAINT_NOT_RECEIVED", outputs=run.feed(filed))
+    [rec] = advise(run, filed)
     assert run.codes(rec) == [C, WAIT, RESHIP, REFUND, "CHANGE_CARRIER"]
 
 
@@ -128,7 +155,7 @@ def test_not_received_on_an_express_order_uses_the_express_deadline(ev, run):
     # Released Monday 10:00; express due next Monday 10:00, long before 15 calendar days.
     run.feed(ev.placed("o1", datetime(2024, 3, 4, 2, 0, tzinfo=UTC), program="express"))
     filed = ev.filed("o1", datetime(2024, 3, 12, 9, 0, tzinfo=UTC), reason="not_received")
-    [rec] = run.recs("COMPLAINT_NOT_RECEIVED", outputs=run.feed(filed))
+    [rec] = advise(run, filed)
     assert WAIT not in run.codes(rec)
 
 
@@ -136,7 +163,7 @@ def test_not_received_on_a_delivered_order_does_not_ask_to_wait(ev, run):
     shipped(run, ev)
     run.feed(ev.scanned("o1", FILED - DAY, status="delivered"))
     filed = ev.filed("o1", FILED, reason="not_received")
-    [rec] = run.recs("COMPLAINT_NOT_RECEIVED", outputs=run.feed(filed))
+    [rec] = advise(run, filed)
     assert WAIT not in run.codes(rec)
 
 
@@ -146,10 +173,29 @@ def test_the_advice_does_not_depend_on_the_complaint_arriving_before_its_order(e
     filed = ev.filed("o1", T0 + timedelta(minutes=2), reason="not_received")
     in_order.feed(placed, filed)
     reversed_.feed(filed, placed)
+    for one in (in_order, reversed_):
+        one.advance(filed.occurred_at)
 
     [expected] = in_order.recs("COMPLAINT_NOT_RECEIVED")
     [actual] = reversed_.recs("COMPLAINT_NOT_RECEIVED")
     assert in_order.codes(expected) == [C, WAIT, RESHIP, REFUND, "CHANGE_CARRIER"]
+    assert reversed_.codes(actual) == in_order.codes(expected)
+
+
+def test_the_advice_does_not_depend_on_a_delivered_scan_arriving_after_the_complaint(ev, make_run):
+    in_order, reversed_ = make_run(), make_run()
+    delivered = ev.scanned("o1", FILED - 2 * MINUTE, status="delivered")
+    filed = ev.filed("o1", FILED, reason="not_received")
+    for one in (in_order, reversed_):
+        shipped(one, ev)
+    in_order.feed(delivered, filed)
+    reversed_.feed(filed, delivered)
+    for one in (in_order, reversed_):
+        one.advance(FILED)
+
+    [expected] = in_order.recs("COMPLAINT_NOT_RECEIVED")
+    [actual] = reversed_.recs("COMPLAINT_NOT_RECEIVED")
+    assert in_order.codes(expected) == [C, RESHIP, REFUND, "CHANGE_CARRIER"]
     assert reversed_.codes(actual) == in_order.codes(expected)
 
 

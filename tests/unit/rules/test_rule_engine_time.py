@@ -165,6 +165,7 @@ def test_a_repeated_complaint_event_issues_no_second_recommendation(ev, run):
     run.feed(ev.placed("o1", T0), filed)
 
     assert run.feed(filed) == []
+    run.advance(T0 + 3 * DAY)
     assert len(run.recs("COMPLAINT_DAMAGED")) == 1
 
 
@@ -185,5 +186,6 @@ def test_a_repeated_inventory_event_id_with_another_level_changes_nothing(ev, ru
         ev.inventory(T0 + MINUTE, available=0, event_id="stock-1"),
         ev.placed("o1", T0 + 2 * MINUTE),
     )
+    run.advance(T0 + HOUR)
 
     assert run.recs("STOCKOUT_RISK") == []

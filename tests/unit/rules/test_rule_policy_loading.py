@@ -97,6 +97,16 @@ def test_a_number_changed_in_a_user_file_reaches_the_engine(tmp_path, ev, make_r
     assert breach.due_at == T0 + timedelta(hours=8) + 6 * DAY
 
 
+def test_a_recommendations_respond_by_is_read_from_the_policy_file(tmp_path, ev, make_run):
+    text = '[recommendations.FULFILLMENT_AT_RISK]\nrespond_by = "confirmed_fulfillment_due"\n'
+    run = make_run(load_policy(write(tmp_path, text)))
+    run.feed(ev.placed("o1", T0))
+    run.advance(T0 + 5 * DAY)
+
+    [warning] = run.recs("FULFILLMENT_AT_RISK")
+    assert warning.respond_by == T0 + timedelta(hours=8 + 168)  # confirmed-fulfillment due
+
+
 @pytest.mark.parametrize(
     ("text", "names"),
     [

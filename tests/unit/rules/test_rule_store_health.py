@@ -102,6 +102,23 @@ def test_a_second_refund_warning_needs_the_rate_to_drop_below_and_cross_again(ev
     assert first.recommendation_id != second.recommendation_id
 
 
+def test_an_order_placed_29_and_a_half_days_ago_still_counts(ev, run):
+    place(run, ev, 20)
+    run.feed(ev.refunded("o0", T0 + 29 * DAY + 12 * HOUR))  # 1 / 20 = 5 %
+
+    [issued] = health(run, "refund_rate")
+    assert issued.evidence["denominator"] == 20
+
+
+def test_orders_placed_30_days_and_an_hour_ago_have_left_the_window(ev, run):
+    place(run, ev, 20)
+    place(run, ev, 2, start=20, at=T0 + 30 * DAY + HOUR)
+    late = T0 + 30 * DAY + 2 * HOUR
+    run.feed(ev.refunded("o20", late), ev.refunded("o21", late))
+
+    assert health(run, "refund_rate") == []  # 2 orders in the window; 2 / 22 if it were 31 days
+
+
 def test_orders_placed_more_than_30_days_ago_leave_the_window(ev, run):
     place(run, ev, 20)
     place(run, ev, 2, start=20, at=T0 + 31 * DAY)
@@ -113,13 +130,13 @@ def test_orders_placed_more_than_30_days_ago_leave_the_window(ev, run):
 # -- late confirmed fulfillment rate ------------------------------------------------------------
 
 
-def lcfr_store(ev, late):
-    """20 tracked orders; ``late`` of them tracked at 167 h and scanned at 169 h after release."""
+def lcfr_store(ev, late, orders=20):
+    """Tracked orders; ``late`` of them tracked at 167 h and scanned at 169 h after release."""
     events = []
-    for i in range(20):
+    for i in range(orders):
         released = T0 + i * MINUTE + 8 * HOUR
         events.append(ev.placed(f"o{i}", T0 + i * MINUTE))
-        if i < 20 - late:
+        if i < orders - late:
             events += [
                 ev.tracked(f"o{i}", released + HOUR),
                 ev.scanned(f"o{i}", released + 2 * HOUR),
@@ -142,6 +159,14 @@ def test_three_late_confirmations_in_twenty_tracked_orders_exceed_10_percent(ev,
     assert health(run, "valid_tracking_rate") == []
 
 
+def test_three_late_confirmations_in_twenty_eight_tracked_orders_are_10_7_percent(ev, run):
+    in_time_order(run, lcfr_store(ev, late=3, orders=28))
+    run.advance(T0 + 10 * DAY)
+
+    [issued] = health(run, "late_confirmed_fulfillment_rate")
+    assert (issued.evidence["numerator"], issued.evidence["denominator"]) == (3, 28)
+
+
 def test_two_late_confirmations_in_twenty_tracked_orders_are_exactly_10_percent_and_fine(ev, run):
     in_time_order(run, lcfr_store(ev, late=2))
     run.advance(T0 + 10 * DAY)
@@ -152,13 +177,13 @@ def test_two_late_confirmations_in_twenty_tracked_orders_are_exactly_10_percent_
 # -- valid tracking rate ------------------------------------------------------------------------
 
 
-def vtr_store(ev, unscanned):
-    """20 orders tracked 1 h after release; all but ``unscanned`` scanned an hour later."""
+def vtr_store(ev, unscanned, orders=20):
+    """Orders tracked 1 h after release; all but ``unscanned`` scanned an hour later."""
     events = []
-    for i in range(20):
+    for i in range(orders):
         released = T0 + i * MINUTE + 8 * HOUR
         events += [ev.placed(f"o{i}", T0 + i * MINUTE), ev.tracked(f"o{i}", released + HOUR)]
-        if i < 20 - unscanned:
+        if i < orders - unscanned:
             events.append(ev.scanned(f"o{i}", released + 2 * HOUR))
     return events
 
@@ -171,6 +196,14 @@ def test_two_unscanned_numbers_in_twenty_make_a_90_percent_valid_tracking_rate(e
     assert issued.severity == "warning"
     assert (issued.evidence["numerator"], issued.evidence["denominator"]) == (18, 20)
     assert health(run, "late_confirmed_fulfillment_rate") == []  # 2 / 20 = 10 %, not above
+
+
+def test_two_unscanned_numbers_in_thirty_nine_make_94_9_percent_and_are_flagged(ev, run):
+    in_time_order(run, vtr_store(ev, unscanned=2, orders=39))
+    run.advance(T0 + 10 * DAY)
+
+    [issued] = health(run, "valid_tracking_rate")
+    assert (issued.evidence["numerator"], issued.evidence["denominator"]) == (37, 39)
 
 
 def test_one_unscanned_number_in_twenty_is_exactly_95_percent_and_fine(ev, run):
@@ -203,6 +236,15 @@ def test_two_merchant_cancellations_in_twenty_orders_exceed_5_percent(ev, run):
     assert issued.evidence["metric"] == "pre_fulfillment_cancellation_rate"
     assert issued.severity == "warning"
     assert (issued.evidence["numerator"], issued.evidence["denominator"]) == (2, 20)
+
+
+def test_two_merchant_cancellations_in_thirty_eight_orders_are_5_3_percent_and_flagged(ev, run):
+    place(run, ev, 38)
+    run.feed(ev.cancelled("o0", T0 + HOUR), ev.cancelled("o1", T0 + HOUR))
+
+    [issued] = health(run)
+    assert issued.evidence["metric"] == "pre_fulfillment_cancellation_rate"
+    assert (issued.evidence["numerator"], issued.evidence["denominator"]) == (2, 38)
 
 
 @pytest.mark.parametrize("by", ["customer", "platform"])
