@@ -7,6 +7,7 @@ advances to ``until`` (default: the largest ``occurred_at`` seen) and fires what
 
 from __future__ import annotations
 
+import gc
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -90,6 +91,25 @@ def replay_lines(
     """Run the core over ``lines`` in event time, handing every output to ``emit``."""
     started = time.perf_counter()
     engine = Engine(policy)
+    thresholds = gc.get_threshold()
+    # The core allocates many small, long-lived objects (order states); collecting the young
+    # generation less often saves about a fifth of the run time and keeps memory the same.
+    gc.set_threshold(50_000, 20, 100)
+    try:
+        return _replay(lines, emit, engine, until, source_name, progress, started)
+    finally:
+        gc.set_threshold(*thresholds)
+
+
+def _replay(
+    lines: Iterable[bytes],
+    emit: Callable[[OutputEvent], None],
+    engine: Engine,
+    until: datetime | None,
+    source_name: str,
+    progress: Callable[[ReplaySummary], None] | None,
+    started: float,
+) -> ReplaySummary:
     summary = ReplaySummary()
     by_type = summary.by_type
 

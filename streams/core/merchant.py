@@ -53,6 +53,18 @@ class Counts:
         self.scan_checked += sign * order.scan_checked
         self.scan_checked_and_scanned += sign * (order.scan_checked and fact.scanned)
 
+    def key(self) -> tuple[int, ...]:
+        """Everything the measures read: equal keys give equal decisions."""
+        return (
+            self.orders,
+            self.refunded,
+            self.tracked,
+            self.late_confirmed,
+            self.cancelled_before_tracking,
+            self.scan_checked,
+            self.scan_checked_and_scanned,
+        )
+
     def ratios(self) -> dict[str, tuple[int, int]]:
         """Each metric as (numerator, denominator)."""
         return {
@@ -73,6 +85,7 @@ class MerchantState:
     by_scan_check: list[tuple[datetime, str]] = field(default_factory=list)
     counts: Counts = field(default_factory=Counts)
     crossings: dict[str, Crossing] = field(default_factory=dict)
+    evaluated: tuple[int, ...] = ()
 
 
 class MerchantStep(NamedTuple):
@@ -144,8 +157,12 @@ def _advance(state: MerchantState, now: datetime, horizon: datetime, policy: Pol
 
 
 def _evaluate(state: MerchantState, now: datetime, policy: Policy) -> list[RecommendationIssued]:
-    outputs: list[RecommendationIssued] = []
     counts = state.counts
+    key = counts.key()
+    if key == state.evaluated:
+        return []  # nothing a measure reads has changed since the last check
+    state.evaluated = key
+    outputs: list[RecommendationIssued] = []
     ratios = counts.ratios()
     for name, measure in policy.store_measures.items():
         crossing = state.crossings.setdefault(name, Crossing())

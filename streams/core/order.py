@@ -148,6 +148,7 @@ class OrderState:
     closed_at: datetime | None = None
     refunded: bool = False
     merchant_cancelled_at: datetime | None = None
+    last_health: OrderHealth | None = None
     demand_opened: bool = False
     demand_closed_at: datetime | None = None
     fired: set[str] = field(default_factory=set)
@@ -183,9 +184,7 @@ def _normalise_number(number: str) -> str:
 # -- deadlines ------------------------------------------------------------------------------
 
 
-class _Deadline(NamedTuple):
-    due_at: datetime
-    key: str
+_Deadline = tuple[datetime, str]  # (due_at, key)
 
 
 def _open_deadlines(state: OrderState, policy: Policy) -> list[_Deadline]:
@@ -194,51 +193,49 @@ def _open_deadlines(state: OrderState, policy: Policy) -> list[_Deadline]:
     Meeting and closing only ever move earlier, so a deadline found met or closed is remembered
     in ``state.settled`` and never examined again.
     """
-    done = state.settled | state.fired if state.fired else state.settled
+    settled, fired = state.settled, state.fired
     closed_at = state.closed_at
-    candidates: list[tuple[datetime, str, datetime | None]] = []
+    found: list[_Deadline] = []
+
+    def consider(due: datetime, key: str, met_at: datetime | None) -> None:
+        if key in settled or key in fired:
+            return
+        if (met_at is not None and met_at <= due) or (closed_at is not None and closed_at <= due):
+            settled.add(key)
+        else:
+            found.append((due, key))
+
     placement = state.placement
     if placement is not None:
         first_tracking = state.first_tracking_at
-        if DEMAND not in done:
-            candidates.append((placement.placed_at, DEMAND, first_tracking))
-        if FULFILLMENT_WARNING not in done:
-            candidates.append((placement.warning_at, FULFILLMENT_WARNING, first_tracking))
-        if FULFILLMENT not in done:
-            candidates.append((placement.fulfillment_due, FULFILLMENT, first_tracking))
-        if CONFIRMED_FULFILLMENT not in done:
-            candidates.append((placement.confirmed_due, CONFIRMED_FULFILLMENT, state.first_scan_at))
-        if DELIVERY not in done:
-            candidates.append((placement.delivery_due, DELIVERY, state.delivered_at))
-    for tracking in state.trackings:
+        consider(placement.placed_at, DEMAND, first_tracking)
+        consider(placement.warning_at, FULFILLMENT_WARNING, first_tracking)
+        consider(placement.fulfillment_due, FULFILLMENT, first_tracking)
+        consider(placement.confirmed_due, CONFIRMED_FULFILLMENT, state.first_scan_at)
+        consider(placement.delivery_due, DELIVERY, state.delivered_at)
+    trackings = state.trackings
+    for tracking in trackings:
         key = tracking.deadline_key
-        if key in done:
+        if key in settled or key in fired:
             continue
         due = tracking.occurred_at + policy.tracking_scan
-        stamp = (tracking.occurred_at, tracking.event_id)
-        if any(
-            other.occurred_at <= due and (other.occurred_at, other.event_id) > stamp
-            for other in state.trackings
-        ):
-            state.settled.add(key)  # superseded by a later tracking number before its scan was due
-            continue
-        candidates.append((due, key, state.scans_by_number.get(tracking.number)))
-    for complaint in state.complaints.values():
-        if complaint.filed_at is None:
-            continue
-        if complaint.advice_key not in done:
-            candidates.append((complaint.filed_at, complaint.advice_key, None))
-        key = complaint.deadline_key
-        if key in done:
-            continue
-        answered = _earliest_of(complaint.responded_at, complaint.resolved_at)
-        candidates.append((complaint.filed_at + policy.complaint_response, key, answered))
-    found: list[_Deadline] = []
-    for due, key, met_at in candidates:
-        if (met_at is not None and met_at <= due) or (closed_at is not None and closed_at <= due):
-            state.settled.add(key)
-        else:
-            found.append(_Deadline(due, key))
+        if len(trackings) > 1:
+            stamp = (tracking.occurred_at, tracking.event_id)
+            if any(
+                other.occurred_at <= due and (other.occurred_at, other.event_id) > stamp
+                for other in trackings
+            ):
+                settled.add(key)  # superseded by a later number before its scan was due
+                continue
+        consider(due, key, state.scans_by_number.get(tracking.number))
+    if state.complaints:
+        for complaint in state.complaints.values():
+            filed_at = complaint.filed_at
+            if filed_at is None:
+                continue
+            consider(filed_at, complaint.advice_key, None)
+            answered = _earliest_of(complaint.responded_at, complaint.resolved_at)
+            consider(filed_at + policy.complaint_response, complaint.deadline_key, answered)
     return found
 
 
@@ -253,7 +250,7 @@ def _earliest_of(first: datetime | None, second: datetime | None) -> datetime | 
 def next_due(state: OrderState, policy: Policy) -> datetime:
     """When :func:`fire_due` has something to do: the next deadline, or the state's expiry."""
     expiry = state.last_event_at + policy.state_ttl
-    return min((d.due_at for d in _open_deadlines(state, policy)), default=expiry)
+    return min((due_at for due_at, _ in _open_deadlines(state, policy)), default=expiry)
 
 
 def fire_due(state: OrderState, now: datetime, policy: Policy) -> Step:
@@ -267,14 +264,15 @@ def fire_due(state: OrderState, now: datetime, policy: Policy) -> Step:
     later = expiry
     due: list[_Deadline] = []
     for deadline in _open_deadlines(state, policy):
-        if deadline.due_at <= now:
+        due_at = deadline[0]
+        if due_at <= now:
             due.append(deadline)
-        elif deadline.due_at < later:
-            later = deadline.due_at
+        elif due_at < later:
+            later = due_at
     if due:
         due.sort()
         for deadline in due:
-            state.fired.add(deadline.key)
+            state.fired.add(deadline[1])
             _fire(state, deadline, now, policy, outputs, facts)
     if now >= expiry:
         if state.demand_closed_at is None:
@@ -291,7 +289,7 @@ def _fire(
     outputs: list[DeadlineBreached | RecommendationIssued],
     facts: list[Fact],
 ) -> None:
-    kind, _, detail = deadline.key.partition(":")
+    kind, _, detail = deadline[1].partition(":")
     placement = state.placement
     if kind == FULFILLMENT_WARNING:
         assert placement is not None
@@ -338,7 +336,7 @@ def _fire(
                     "carrier": tracking.carrier,
                     "tracking_number": tracking.number,
                     "tracking_submitted_at": format_utc(tracking.occurred_at),
-                    "scan_expected_by": format_utc(deadline.due_at),
+                    "scan_expected_by": format_utc(deadline[0]),
                     "scanned": False,
                 },
             )
@@ -358,7 +356,7 @@ def _breach(
     facts: list[Fact],
 ) -> None:
     placement = state.placement
-    evidence: dict[str, Any] = {"deadline": kind, "due_at": format_utc(deadline.due_at)}
+    evidence: dict[str, Any] = {"deadline": kind, "due_at": format_utc(deadline[0])}
     reason: Reason
     if kind == FULFILLMENT:
         assert placement is not None
@@ -371,7 +369,7 @@ def _breach(
         consequence = _confirmed_consequence(policy, placement)
         evidence.update(_placement_evidence(placement, policy))
         evidence["tracking_submitted_at"] = _maybe_utc(state.first_tracking_at)
-        facts.append(_health(state, placement, late_confirmed=True))
+        _tell_health(state, placement, facts)
     elif kind == DELIVERY:
         assert placement is not None
         rule, reason = placement.delivery_rule, "DELIVERY_OVERDUE"
@@ -395,7 +393,7 @@ def _breach(
         order_id=state.order_id,
         merchant_id=state.merchant_id,
         deadline=cast(DeadlineName, kind),
-        due_at=deadline.due_at,
+        due_at=deadline[0],
         now=now,
         rule=rule,
         consequence=consequence,
@@ -523,9 +521,15 @@ def _shipment(state: OrderState, policy: Policy) -> Shipment | None:
     )
 
 
-def _health(
-    state: OrderState, placement: Placement, *, late_confirmed: bool | None = None
-) -> OrderHealth:
+def _tell_health(state: OrderState, placement: Placement, facts: list[Fact]) -> None:
+    """Pass the order's store-health snapshot on, unless the merchant already has this one."""
+    snapshot = _health(state, placement)
+    if snapshot != state.last_health:
+        state.last_health = snapshot
+        facts.append(snapshot)
+
+
+def _health(state: OrderState, placement: Placement) -> OrderHealth:
     cancelled = state.merchant_cancelled_at
     tracked = state.first_tracking_at
     return OrderHealth(
@@ -536,9 +540,7 @@ def _health(
         tracked_at=tracked,
         scanned=state.first_scan_at is not None,
         refunded=state.refunded,
-        late_confirmed=(
-            CONFIRMED_FULFILLMENT in state.fired if late_confirmed is None else late_confirmed
-        ),
+        late_confirmed=CONFIRMED_FULFILLMENT in state.fired,
         cancelled_before_tracking=cancelled is not None
         and (tracked is None or cancelled < tracked),
     )
@@ -640,7 +642,7 @@ def _placed(state: OrderState, event: OrderPlaced, policy: Policy, facts: list[F
         unit_total_usd=unit_total_usd,
     )
     state.placement = placement
-    facts.append(_health(state, placement))
+    _tell_health(state, placement, facts)
     for complaint in state.complaints.values():
         if complaint.filed_at is not None and _reviewed_by_sku(policy, complaint.reason):
             facts.append(_sku_complaint(state, placement, complaint))
@@ -662,7 +664,7 @@ def _tracked(
     _close_demand(state, _demand_end(state), facts)
     placement = state.placement
     if placement is not None:
-        facts.append(_health(state, placement))
+        _tell_health(state, placement, facts)
     after = state.current_tracking
     assert after is not None  # one was just appended
     if after is not before:
@@ -691,7 +693,7 @@ def _scanned(state: OrderState, event: CarrierScanned, facts: list[Fact]) -> Non
     if event.status == "delivered":
         state.delivered_at = _earliest(state.delivered_at, event.occurred_at)
     if first_scan is None and state.placement is not None:
-        facts.append(_health(state, state.placement))
+        _tell_health(state, state.placement, facts)
 
 
 def _filed(state: OrderState, event: ComplaintFiled, policy: Policy, facts: list[Fact]) -> None:
@@ -770,4 +772,4 @@ def _closed(state: OrderState, event: OrderCancelled | OrderRefunded, facts: lis
     _close_demand(state, _demand_end(state), facts)
     placement = state.placement
     if placement is not None:
-        facts.append(_health(state, placement))
+        _tell_health(state, placement, facts)
