@@ -1,0 +1,340 @@
+#!/usr/bin/env bash
+# A real single-node Apache Kafka 4.x broker (KRaft, combined broker+controller) on 127.0.0.1 for
+# tests and CI, without Docker: the jars come from Maven (scripts/kafka/pom.xml), Java 17+ runs them.
+#
+#   scripts/kafka.sh start    resolve the jars once, format a fresh data dir, start the broker, wait
+#                             until it answers; the last line of stdout is its address, 127.0.0.1:PORT
+#   scripts/kafka.sh stop     stop it (TERM, then KILL after a timeout); fine if it is not running
+#   scripts/kafka.sh status   "running 127.0.0.1:PORT (pid N)" and exit 0, or "not running" and exit 1
+#   scripts/kafka.sh env      ORDERWATCH_TEST_BROKER=127.0.0.1:PORT, for eval (exit 1 if not running)
+#
+# Everything lives under ${ORDERWATCH_KAFKA_HOME:-<repo>/.ci/cache/kafka}:
+#   libs/               runtime classpath (mvn dependency:copy-dependencies), re-resolved when the pom changes
+#   libs.pom.sha256     hash of the pom the jars in libs/ came from; maven.log: the last resolve's output
+#   run/                server.properties, kafka.log (broker + format tool output), kafka.pid, address,
+#                       data/ (wiped at every start)
+# Knobs (environment): ORDERWATCH_KAFKA_HEAP (default "-Xms256m -Xmx1g"), ORDERWATCH_KAFKA_START_TIMEOUT
+# (seconds, default 90), ORDERWATCH_KAFKA_STOP_TIMEOUT (seconds, default 30), JAVA_HOME, MAVEN_OPTS.
+# Informational messages go to stderr so that `addr=$(scripts/kafka.sh start)` captures only the address.
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+pom="$repo/scripts/kafka/pom.xml"
+log4j_config="$repo/scripts/kafka/log4j2.yaml"
+cache="${ORDERWATCH_KAFKA_HOME:-$repo/.ci/cache/kafka}"
+libs="$cache/libs"
+libs_hash="$cache/libs.pom.sha256"
+run="$cache/run"
+pid_file="$run/kafka.pid"
+addr_file="$run/address"
+log_file="$run/kafka.log"
+props="$run/server.properties"
+
+java_bin="${JAVA_HOME:+$JAVA_HOME/bin/}java"
+heap="${ORDERWATCH_KAFKA_HEAP:--Xms256m -Xmx1g}"
+start_timeout="${ORDERWATCH_KAFKA_START_TIMEOUT:-90}"
+stop_timeout="${ORDERWATCH_KAFKA_STOP_TIMEOUT:-30}"
+
+say() { printf 'kafka.sh: %s\n' "$*" >&2; }
+die() {
+    say "$*"
+    exit 1
+}
+
+# ---- jars ----------------------------------------------------------------------------------------
+ensure_libs() {
+    local want
+    want="$(sha256sum "$pom" | cut -d' ' -f1)"
+    if [ -d "$libs" ] && [ -f "$libs_hash" ] && [ "$(cat "$libs_hash")" = "$want" ] &&
+        compgen -G "$libs/kafka_2.13-*.jar" >/dev/null; then
+        return 0
+    fi
+    command -v mvn >/dev/null || die "mvn not found: Maven is needed once to resolve the Kafka jars"
+    say "resolving the Kafka jars with Maven into $libs (once per pom change)"
+    local started=$SECONDS tmp="$cache/libs.partial"
+    mkdir -p "$cache"
+    rm -rf "$tmp"
+    # Maven's output goes to a file (stdout is kept for the address), shown only when it fails.
+    if ! mvn -B -q -f "$pom" dependency:copy-dependencies \
+        -DoutputDirectory="$tmp" -DincludeScope=runtime >"$cache/maven.log" 2>&1; then
+        sed 's/\x1b\[[0-9;]*m//g' "$cache/maven.log" >&2
+        rm -rf "$tmp"
+        die "Maven could not resolve the jars of $pom (its output above is in $cache/maven.log)"
+    fi
+    compgen -G "$tmp/kafka_2.13-*.jar" >/dev/null || die "Maven finished but $tmp has no kafka_2.13 jar"
+    rm -rf "$libs"
+    mv "$tmp" "$libs"
+    printf '%s\n' "$want" >"$libs_hash"
+    say "resolved $(find "$libs" -name '*.jar' | wc -l) jars in $((SECONDS - started)) s"
+}
+
+# ---- process bookkeeping -------------------------------------------------------------------------
+# Prints the broker's pid if the pid file names a live process that is our kafka.Kafka.
+running_pid() {
+    [ -f "$pid_file" ] || return 1
+    local pid
+    pid="$(cat "$pid_file" 2>/dev/null)" || return 1
+    [[ "$pid" =~ ^[0-9]+$ ]] || return 1
+    kill -0 "$pid" 2>/dev/null || return 1
+    # Guard against a recycled pid: the process must be the broker started with our properties file.
+    if [ -r "/proc/$pid/cmdline" ]; then
+        local cmd
+        cmd="$(tr '\0' ' ' <"/proc/$pid/cmdline")"
+        [[ "$cmd" == *kafka.Kafka* && "$cmd" == *"$props"* ]] || return 1
+        # A zombie (exited, not yet reaped) is not running.
+        [ "$(sed 's/.*) //' "/proc/$pid/stat" | cut -d' ' -f1)" != "Z" ] || return 1
+    fi
+    printf '%s\n' "$pid"
+}
+
+address() {
+    [ -f "$addr_file" ] && cat "$addr_file"
+}
+
+java_opts() {
+    # kafka-run-class.sh's defaults, sized for a small (2-core) machine. log4j2's own shutdown hook
+    # would stop logging while Kafka's hook is still shutting down and lose its last lines.
+    # shellcheck disable=SC2086 # $heap is a list of options
+    printf '%s\n' $heap -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+        -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent \
+        -Djava.awt.headless=true -Dlog4j2.shutdownHookEnabled=false \
+        "-Dlog4j2.configurationFile=$log4j_config"
+}
+
+# ---- readiness probe (python3, standard library only) --------------------------------------------
+# Waits until the broker answers ApiVersions and a Metadata request lists a live (unfenced) broker.
+# Exit 0: ready; 1: timed out; 2: the process exited.
+probe_py='
+import os, socket, struct, sys, time
+
+host, port, pid, timeout, log = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
+CLIENT = b"orderwatch-kafka-sh"
+
+def alive():
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True
+
+def recv_exact(sock, n):
+    buf = b""
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise ConnectionError("connection closed")
+        buf += chunk
+    return buf
+
+def call(sock, api_key, version, corr, body=b""):
+    # request header v1 (non-flexible): api_key, api_version, correlation_id, client_id
+    msg = struct.pack(">hhih", api_key, version, corr, len(CLIENT)) + CLIENT + body
+    sock.sendall(struct.pack(">i", len(msg)) + msg)
+    size = struct.unpack(">i", recv_exact(sock, 4))[0]
+    data = recv_exact(sock, size)
+    if struct.unpack_from(">i", data)[0] != corr:
+        raise ValueError("correlation id mismatch")
+    return data[4:]
+
+def ready():
+    with socket.create_connection((host, port), timeout=3) as s:
+        s.settimeout(3)
+        # ApiVersions v0; a broker that dropped v0 still answers, with error 35 and its own range.
+        r = call(s, 18, 0, 1)
+        err, n = struct.unpack_from(">hi", r)
+        if err not in (0, 35):
+            return False
+        ranges = {k: (lo, hi) for k, lo, hi in (struct.unpack_from(">hhh", r, 6 + 6 * i) for i in range(n))}
+        if err == 35 or 3 not in ranges:
+            # cannot speak a Metadata version we know: fall back to the startup line in the log
+            with open(log, errors="replace") as f:
+                return "Kafka Server started" in f.read()
+        lo, hi = ranges[3]
+        v = min(hi, 8)
+        if v < max(lo, 4):
+            with open(log, errors="replace") as f:
+                return "Kafka Server started" in f.read()
+        body = struct.pack(">ib", -1, 0)  # all topics (null array), no auto-creation
+        if v >= 8:
+            body += struct.pack(">bb", 0, 0)  # no authorized-operations
+        r = call(s, 3, v, 2, body)
+        _throttle, brokers = struct.unpack_from(">ii", r)
+        return brokers > 0
+
+deadline = time.monotonic() + timeout
+while time.monotonic() < deadline:
+    if not alive():
+        sys.exit(2)
+    try:
+        if ready():
+            sys.exit(0)
+    except (OSError, ValueError, struct.error):
+        pass
+    time.sleep(0.25)
+sys.exit(1)
+'
+
+# ---- commands ------------------------------------------------------------------------------------
+cmd_start() {
+    local pid
+    if pid="$(running_pid)"; then
+        say "already running (pid $pid)"
+        address
+        return 0
+    fi
+    command -v "$java_bin" >/dev/null || die "java not found (Kafka 4 needs Java 17+; set JAVA_HOME)"
+    command -v python3 >/dev/null || die "python3 not found"
+    ensure_libs
+
+    rm -rf "$run"
+    mkdir -p "$run/data"
+
+    local ports broker_port controller_port cluster_id
+    ports="$(python3 -c '
+import socket
+socks = [socket.socket() for _ in range(2)]
+for s in socks:
+    s.bind(("127.0.0.1", 0))
+print(*(s.getsockname()[1] for s in socks))
+')"
+    read -r broker_port controller_port <<<"$ports"
+    # Kafka Uuid: 16 random bytes, base64url without padding; ids starting with "-" are avoided
+    # (kafka.tools.StorageTool random-uuid does the same, at the cost of a JVM start).
+    cluster_id="$(python3 -c '
+import base64, uuid
+while True:
+    s = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+    if not s.startswith("-"):
+        print(s)
+        break
+')"
+
+    cat >"$props" <<EOF
+# Written by scripts/kafka.sh: single-node KRaft broker for tests. Regenerated at every start.
+process.roles=broker,controller
+node.id=1
+# Kafka 4: dynamic quorum (KIP-853); the storage is formatted with --standalone.
+controller.quorum.bootstrap.servers=127.0.0.1:$controller_port
+listeners=PLAINTEXT://127.0.0.1:$broker_port,CONTROLLER://127.0.0.1:$controller_port
+advertised.listeners=PLAINTEXT://127.0.0.1:$broker_port,CONTROLLER://127.0.0.1:$controller_port
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+log.dirs=$run/data
+num.network.threads=2
+num.io.threads=4
+num.recovery.threads.per.data.dir=1
+num.partitions=1
+auto.create.topics.enable=true
+delete.topic.enable=true
+group.initial.rebalance.delay.ms=0
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=5
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=5
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+share.coordinator.state.topic.num.partitions=1
+min.insync.replicas=1
+EOF
+
+    local -a opts
+    mapfile -t opts < <(java_opts)
+    say "formatting $run/data (cluster id $cluster_id)"
+    if ! "$java_bin" -Xmx256m "-Dlog4j2.configurationFile=$log4j_config" -cp "$libs/*" \
+        kafka.tools.StorageTool format -t "$cluster_id" -c "$props" --standalone \
+        </dev/null >>"$log_file" 2>&1; then
+        say "formatting the storage failed; the end of $log_file:"
+        tail -n 40 "$log_file" >&2
+        exit 1
+    fi
+
+    say "starting the broker on 127.0.0.1:$broker_port (controller 127.0.0.1:$controller_port), log $log_file"
+    # nohup: survive the caller's terminal going away; all three streams detached from the caller so
+    # that `$(scripts/kafka.sh start)` returns.
+    nohup "$java_bin" "${opts[@]}" -cp "$libs/*" kafka.Kafka "$props" </dev/null >>"$log_file" 2>&1 &
+    pid=$!
+    printf '%s\n' "$pid" >"$pid_file"
+
+    local started=$SECONDS rc=0
+    python3 -c "$probe_py" 127.0.0.1 "$broker_port" "$pid" "$start_timeout" "$log_file" || rc=$?
+    if [ "$rc" -ne 0 ]; then
+        if [ "$rc" -eq 2 ]; then
+            say "the broker exited during startup; the end of $log_file:"
+        else
+            say "the broker did not answer within ${start_timeout}s; the end of $log_file:"
+        fi
+        tail -n 60 "$log_file" >&2
+        cmd_stop >/dev/null 2>&1 || true
+        exit 1
+    fi
+    printf '127.0.0.1:%s\n' "$broker_port" >"$addr_file"
+    say "broker ready after $((SECONDS - started)) s (pid $pid)"
+    printf '127.0.0.1:%s\n' "$broker_port"
+}
+
+cmd_stop() {
+    local pid
+    if ! pid="$(running_pid)"; then
+        rm -f "$pid_file" "$addr_file"
+        say "not running"
+        return 0
+    fi
+    say "stopping the broker (pid $pid)"
+    kill -TERM "$pid" 2>/dev/null || true
+    local waited=0
+    while kill -0 "$pid" 2>/dev/null && running_pid >/dev/null; do
+        if [ "$waited" -ge $((stop_timeout * 4)) ]; then
+            say "still running after ${stop_timeout}s: KILL"
+            kill -KILL "$pid" 2>/dev/null || true
+            local i
+            for i in $(seq 20); do
+                running_pid >/dev/null || break
+                sleep 0.25
+            done
+            break
+        fi
+        sleep 0.25
+        waited=$((waited + 1))
+    done
+    rm -f "$pid_file" "$addr_file"
+    say "stopped"
+}
+
+cmd_status() {
+    local pid
+    if pid="$(running_pid)"; then
+        printf 'running %s (pid %s)\n' "$(address || echo 'starting')" "$pid"
+        return 0
+    fi
+    echo "not running"
+    return 1
+}
+
+cmd_env() {
+    local addr
+    if running_pid >/dev/null && addr="$(address)"; then
+        printf 'ORDERWATCH_TEST_BROKER=%s\n' "$addr"
+        return 0
+    fi
+    say "not running (start it with scripts/kafka.sh start)"
+    return 1
+}
+
+case "${1:-}" in
+start) cmd_start ;;
+stop) cmd_stop ;;
+status) cmd_status ;;
+env) cmd_env ;;
+*)
+    echo "usage: $0 start|stop|status|env" >&2
+    exit 2
+    ;;
+esac
