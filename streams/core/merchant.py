@@ -164,11 +164,15 @@ def _evaluate(state: MerchantState, now: datetime, policy: Policy) -> list[Recom
     state.evaluated = key
     outputs: list[RecommendationIssued] = []
     ratios = counts.ratios()
-    for name, measure in policy.store_measures.items():
-        crossing = state.crossings.setdefault(name, Crossing())
-        numerator, denominator = ratios[measure.metric]
-        evaluable = counts.orders >= policy.store_min_orders and denominator > 0
-        if not crossing.update(evaluable and measure.breached(numerator, denominator)):
+    enough = counts.orders >= policy.store_min_orders
+    crossings = state.crossings
+    for check in policy.store_checks:
+        numerator, denominator = ratios[check.metric]
+        over = enough and denominator > 0 and check.breached(numerator, denominator)
+        crossing = crossings.get(check.name)
+        if crossing is None:
+            crossing = crossings[check.name] = Crossing()
+        if over == crossing.above or not crossing.update(over):
             continue
         value = Decimal(numerator) / denominator
         outputs.append(
@@ -180,14 +184,14 @@ def _evaluate(state: MerchantState, now: datetime, policy: Policy) -> list[Recom
                 merchant_id=state.merchant_id,
                 crossing=crossing.count,
                 now=now,
-                measure=name,
-                severity=measure.severity,
+                measure=check.name,
+                severity=check.severity,
                 evidence={
-                    "measure": name,
-                    "metric": measure.metric,
+                    "measure": check.name,
+                    "metric": check.metric,
                     "value": str(value.quantize(Decimal("0.0001"))),
-                    "comparison": measure.comparison,
-                    "threshold": str(measure.threshold),
+                    "comparison": check.comparison,
+                    "threshold": str(check.threshold),
                     "numerator": numerator,
                     "denominator": denominator,
                     "orders_in_window": counts.orders,

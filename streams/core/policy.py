@@ -9,7 +9,9 @@ with one line naming the key and the problem.
 from __future__ import annotations
 
 import hashlib
+import operator
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -31,6 +33,7 @@ __all__ = [
     "Policy",
     "RecommendationSpec",
     "RuleMeta",
+    "StoreCheck",
     "StoreMeasure",
     "load_policy",
 ]
@@ -151,28 +154,6 @@ class StoreMeasure(_Strict):
     threshold: Rate
     severity: Severity
 
-    @property
-    def _ratio(self) -> tuple[int, int]:
-        cached: tuple[int, int] | None = self.__dict__.get("_cached_ratio")
-        if cached is None:
-            cached = self.threshold.as_integer_ratio()
-            object.__setattr__(self, "_cached_ratio", cached)  # frozen model: cache by hand
-        return cached
-
-    def breached(self, numerator: int, denominator: int) -> bool:
-        """Whether the ratio is on the wrong side of the threshold (exact integer arithmetic)."""
-        top, bottom = self._ratio
-        left, right = numerator * bottom, top * denominator
-        match self.comparison:
-            case ">=":
-                return left >= right
-            case ">":
-                return left > right
-            case "<":
-                return left < right
-            case _:
-                return left <= right
-
 
 class _StoreHealth(RuleMeta):
     window_days: Annotated[float, Field(gt=0, allow_inf_nan=False)]
@@ -265,6 +246,46 @@ class _PolicyFile(_Strict):
         return value
 
 
+_COMPARISONS: Final[dict[str, Callable[[int, int], bool]]] = {
+    ">=": operator.ge,
+    ">": operator.gt,
+    "<": operator.lt,
+    "<=": operator.le,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class StoreCheck:
+    """A store-health measure compiled for the hot path: exact integer comparison."""
+
+    name: str
+    metric: str
+    comparison: str
+    threshold: Decimal
+    severity: Severity
+    _top: int
+    _bottom: int
+    _compare: Callable[[int, int], bool]
+
+    @classmethod
+    def compile(cls, name: str, measure: StoreMeasure) -> StoreCheck:
+        top, bottom = measure.threshold.as_integer_ratio()
+        return cls(
+            name=name,
+            metric=measure.metric,
+            comparison=measure.comparison,
+            threshold=measure.threshold,
+            severity=measure.severity,
+            _top=top,
+            _bottom=bottom,
+            _compare=_COMPARISONS[measure.comparison],
+        )
+
+    def breached(self, numerator: int, denominator: int) -> bool:
+        """Whether numerator/denominator is on the wrong side of the threshold."""
+        return self._compare(numerator * self._bottom, self._top * denominator)
+
+
 @dataclass(frozen=True, slots=True)
 class SkuReview:
     """A per-SKU complaint-count review (listing or packaging)."""
@@ -306,7 +327,7 @@ class Policy:
     carrier_complaint_reasons: frozenset[str]
     store_window: timedelta
     store_min_orders: int
-    store_measures: dict[str, StoreMeasure]
+    store_checks: tuple[StoreCheck, ...]
     recommendations: dict[str, RecommendationSpec]
     action_details: dict[str, str]
     usd_per_unit: dict[str, Decimal]
@@ -480,7 +501,10 @@ def _compile(parsed: _PolicyFile, ref: PolicyRef) -> Policy:
         carrier_complaint_reasons=frozenset(rules.carrier_review.complaint_reasons),
         store_window=timedelta(days=rules.store_health.window_days),
         store_min_orders=rules.store_health.min_orders,
-        store_measures=dict(rules.store_health.measures),
+        store_checks=tuple(
+            StoreCheck.compile(name, measure)
+            for name, measure in rules.store_health.measures.items()
+        ),
         recommendations={str(k): v for k, v in parsed.recommendations.items()},
         action_details={str(k): v for k, v in parsed.actions.items()},
         usd_per_unit=dict(parsed.currency.usd_per_unit),
