@@ -92,19 +92,7 @@ ComplaintReason: TypeAlias = Literal[
     "delivered_not_received",
     "other",
 ]
-RefundReason: TypeAlias = Literal[
-    "not_as_described",
-    "wrong_item",
-    "size_fit",
-    "damaged",
-    "defective",
-    "missing_parts",
-    "counterfeit",
-    "not_received",
-    "delivered_not_received",
-    "auto_refund",
-    "other",
-]
+RefundReason: TypeAlias = Literal[ComplaintReason, "auto_refund"]
 COMPLAINT_REASONS: Final[tuple[str, ...]] = ComplaintReason.__args__  # type: ignore[attr-defined]
 
 
