@@ -3,7 +3,8 @@
 Each fact is a snapshot of one order as one aggregate sees it, keyed by that aggregate's
 subject, so applying the same fact twice changes nothing and the latest snapshot of an order
 wins. Facts are treated as immutable once made (plain slotted dataclasses: frozen ones cost
-twice as much to build, on the hottest path of the core). The Faust worker routes them through repartition topics; replay hands them over in memory.
+twice as much to build, on the hottest path of the core). The Faust worker routes them through
+repartition topics; replay hands them over in memory.
 """
 
 from __future__ import annotations
