@@ -134,3 +134,107 @@ def schemas(directory: Path, check: bool) -> None:
         )
     verb = "checked" if check else "wrote"
     click.echo(f"orderwatch: {verb} schemas in {directory}", err=True)
+
+
+def _settings(**flags: Any) -> Any:
+    from streams.settings import load_settings
+
+    try:
+        return load_settings(**flags)
+    except ConfigurationError as error:
+        raise click.ClickException(str(error)) from None
+
+
+_WORKER_FLAGS = [
+    click.option("--broker", help="Kafka bootstrap servers (ORDERWATCH_BROKER)."),
+    click.option("--app-id", help="Consumer group / application id (ORDERWATCH_APP_ID)."),
+    click.option("--partitions", type=int, help="Partitions per topic (ORDERWATCH_PARTITIONS)."),
+    click.option("--topic-prefix", help="Prefix of every topic name (ORDERWATCH_TOPIC_PREFIX)."),
+]
+
+
+def _worker_flags(command: Any) -> Any:
+    for option in reversed(_WORKER_FLAGS):
+        command = option(command)
+    return command
+
+
+@main.command()
+@_worker_flags
+@click.option("--clock", type=click.Choice(["wall", "event"]), help="ORDERWATCH_CLOCK.")
+@click.option("--policy", "policy_path", type=click.Path(dir_okay=False), help="ORDERWATCH_POLICY.")
+@click.option("--store", help="memory:// or rocksdb:// (ORDERWATCH_STORE).")
+@click.option("--web-host", help="ORDERWATCH_WEB_HOST.")
+@click.option("--web-port", type=int, help="ORDERWATCH_WEB_PORT.")
+@click.option("--data-dir", type=click.Path(file_okay=False), help="ORDERWATCH_DATA_DIR.")
+@click.option(
+    "--loglevel",
+    "-l",
+    default="info",
+    show_default=True,
+    type=click.Choice(["debug", "info", "warning", "error"]),
+)
+def worker(
+    broker: str | None,
+    app_id: str | None,
+    partitions: int | None,
+    topic_prefix: str | None,
+    clock: str | None,
+    policy_path: str | None,
+    store: str | None,
+    web_host: str | None,
+    web_port: int | None,
+    data_dir: str | None,
+    loglevel: str,
+) -> None:
+    """Run the Faust worker: consume the input topics, emit breaches and recommendations."""
+    import asyncio
+
+    from faust.worker import Worker
+
+    from streams.topics import ensure_topics
+    from streams.worker import OrderwatchWorker, describe_startup
+
+    settings = _settings(
+        broker=broker,
+        app_id=app_id,
+        partitions=partitions,
+        topic_prefix=topic_prefix,
+        clock=clock,
+        policy=policy_path,
+        store=store,
+        web_host=web_host,
+        web_port=web_port,
+        data_dir=data_dir,
+    )
+    try:
+        orderwatch = OrderwatchWorker(settings)
+        created = asyncio.run(ensure_topics(settings))
+    except ConfigurationError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(describe_startup(orderwatch), err=True)
+    if created:
+        click.echo(f"orderwatch: created topics {', '.join(created)}", err=True)
+    Worker(orderwatch.app, loglevel=loglevel, quiet=True).execute_from_commandline()
+
+
+@main.command("advance-clock")
+@_worker_flags
+@click.option("--until", required=True, type=_TimestampType(), help="Move every clock here.")
+def advance_clock(
+    broker: str | None,
+    app_id: str | None,
+    partitions: int | None,
+    topic_prefix: str | None,
+    until: datetime,
+) -> None:
+    """Move the event-time clock of every partition to --until and fire what is due."""
+    import asyncio
+
+    from streams.control import send_advance
+
+    settings = _settings(
+        broker=broker, app_id=app_id, partitions=partitions, topic_prefix=topic_prefix
+    )
+    sent = asyncio.run(send_advance(settings, until))
+    click.echo(f"orderwatch: asked {sent} partitions to advance to {until.isoformat()}", err=True)

@@ -411,15 +411,17 @@ def _breach(
             now=now,
             evidence=evidence,
             rule=rule,
+            due_times=_due_times(state, _complaint_due(state, complaint_id, policy)),
         )
     )
 
 
 def _confirmed_consequence(policy: Policy, placement: Placement) -> str:
     value_usd = policy.to_usd(placement.value, placement.currency)
+    percent = f"{float(policy.confirmed_fine_rate * 100):g}"
     if value_usd is None:
         fine = (
-            f"{policy.confirmed_fine_rate * 100:g} % of {placement.value} {placement.currency} "
+            f"{percent} % of {placement.value} {placement.currency} "
             f"(at least USD {policy.confirmed_min_fine_usd})"
         )
     else:
@@ -427,9 +429,16 @@ def _confirmed_consequence(policy: Policy, placement: Placement) -> str:
         fine = f"USD {amount.quantize(_CENT)}"
     return policy.consequences["wish.confirmed_fulfillment"].format(
         fine=fine,
-        fine_rate_percent=f"{policy.confirmed_fine_rate * 100:g}",
+        fine_rate_percent=percent,
         min_fine_usd=policy.confirmed_min_fine_usd,
     )
+
+
+def _complaint_due(state: OrderState, complaint_id: str, policy: Policy) -> datetime | None:
+    complaint = state.complaints.get(complaint_id) if complaint_id else None
+    if complaint is None or complaint.filed_at is None:
+        return None
+    return complaint.filed_at + policy.complaint_response
 
 
 def _due_times(

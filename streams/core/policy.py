@@ -19,7 +19,14 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal, TypeAlias
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from streams.core.codes import COUNTRY_CODES, CURRENCY_CODES
 from streams.core.events import ComplaintReason
@@ -222,6 +229,25 @@ class _Profile(_Strict):
     description: str = ""
 
 
+_ORDER_DUES: Final = frozenset({"fulfillment_due", "confirmed_fulfillment_due"})
+_COMPLAINT_DUES: Final = _ORDER_DUES | {"complaint_response_due"}
+#: Which deadlines a reason knows when it is issued (the default is _ORDER_DUES).
+_RESPOND_BY_ALLOWED: Final[dict[str, frozenset[str]]] = {
+    "STOCKOUT_RISK": frozenset({"fulfillment_due"}),
+    "COMPLAINT_RESPONSE_OVERDUE": _COMPLAINT_DUES,
+    **{reason: _COMPLAINT_DUES for reason in Reason.__args__ if reason.startswith("COMPLAINT_")},  # type: ignore[attr-defined]
+    **{
+        reason: frozenset()
+        for reason in (
+            "LISTING_REVIEW",
+            "PACKAGING_REVIEW",
+            "CARRIER_REVIEW",
+            "STORE_HEALTH_AT_RISK",
+        )
+    },
+}
+
+
 class _PolicyFile(_Strict):
     profile: _Profile
     currency: _Currency
@@ -236,6 +262,23 @@ class _PolicyFile(_Strict):
         if missing:
             raise ValueError(f"no entry for reason {', '.join(missing)}")
         return value
+
+    @model_validator(mode="after")
+    def _recommendations_fit_their_rules(self) -> _PolicyFile:
+        rule_ids = {str(field.alias) for field in _Rules.model_fields.values()}
+        for reason, spec in self.recommendations.items():
+            if spec.rule not in rule_ids:
+                raise ValueError(
+                    f"recommendations.{reason}.rule: {spec.rule!r} is not a rule of this policy"
+                )
+            allowed = _RESPOND_BY_ALLOWED.get(reason, _ORDER_DUES)
+            if spec.respond_by is not None and spec.respond_by not in allowed:
+                choices = ", ".join(sorted(allowed)) or "none (leave it out)"
+                raise ValueError(
+                    f"recommendations.{reason}.respond_by: {reason} cannot respond by "
+                    f"{spec.respond_by!r}; choose {choices}"
+                )
+        return self
 
     @field_validator("actions")
     @classmethod

@@ -107,6 +107,26 @@ def test_a_recommendations_respond_by_is_read_from_the_policy_file(tmp_path, ev,
     assert warning.respond_by == T0 + timedelta(hours=8 + 168)  # confirmed-fulfillment due
 
 
+def test_a_respond_by_given_to_an_overdue_reason_is_honoured(tmp_path, ev, make_run):
+    text = '[recommendations.FULFILLMENT_OVERDUE]\nrespond_by = "confirmed_fulfillment_due"\n'
+    run = make_run(load_policy(write(tmp_path, text)))
+    run.feed(ev.placed("o1", T0))
+    run.advance(T0 + 6 * DAY)
+
+    [overdue] = run.recs("FULFILLMENT_OVERDUE")
+    assert overdue.respond_by == T0 + timedelta(hours=8 + 168)  # confirmed-fulfillment due
+
+
+def test_a_recommendation_naming_an_unknown_rule_is_rejected_when_loading(tmp_path):
+    path = write(tmp_path, '[recommendations.CARRIER_REVIEW]\nrule = "wish.nonexistent"\n')
+
+    with pytest.raises(PolicyError) as caught:
+        load_policy(path)
+
+    assert "CARRIER_REVIEW" in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
 @pytest.mark.parametrize(
     ("text", "names"),
     [

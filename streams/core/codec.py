@@ -1,0 +1,586 @@
+"""Bytes for the worker: per-key states (changelogged tables) and facts (repartition topics).
+
+Every payload is one compact JSON object ``{"v": 1, "k": <kind>, ...}``: ``v`` is the format
+version (an unknown one is rejected with :class:`ValueError`), ``k`` names what it holds
+(``order``, ``sku``, ``carrier``, ``merchant``; facts: ``demand``, ``sku_complaint``,
+``shipment``, ``order_health``), so a payload decoded as the wrong thing fails loudly.
+
+Encoding, fixed for version 1:
+
+- datetimes: integer microseconds since the Unix epoch; they decode as ``datetime.UTC``-aware
+  datetimes (the core keeps every time in UTC, so the decoded value is equal to the original);
+- Decimals: their ``str`` (exponent and trailing zeros kept, so ``str(value)`` is unchanged);
+- sets: sorted lists; tuples: lists, restored as tuples; dicts: JSON objects, insertion order
+  kept; heaps and sorted lists: ``[[micros, key], ...]`` in their stored order (still heaps);
+- top-level states and facts, and an order's placement: objects keyed by field name; the
+  entries of a state's collections (trackings, complaints, open orders, shipments, the
+  merchant's windowed orders and their :class:`OrderHealth`), counts and crossings: arrays in
+  field order; a :class:`RollingSet`: ``[entries, sorted keys]``.
+
+``Tracking.deadline_key`` and ``Complaint.deadline_key``/``advice_key`` are derived from the
+other fields in ``__post_init__``, so they are not stored: the constructors rebuild them.
+
+Decoding yields states equal (``==``) to the ones encoded, and processing can go on from them
+exactly as from the originals. Pure: no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any, Final
+
+from streams.core.carrier import CarrierState
+from streams.core.facts import Demand, Fact, OrderHealth, Shipment, SkuComplaint
+from streams.core.merchant import Counts, MerchantState, _Order
+from streams.core.order import Complaint, OrderState, Placement, Tracking
+from streams.core.sku import OpenOrder, SkuState
+from streams.core.window import Crossing, RollingSet
+
+__all__ = [
+    "VERSION",
+    "decode_carrier",
+    "decode_fact",
+    "decode_merchant",
+    "decode_order",
+    "decode_sku",
+    "encode_carrier",
+    "encode_fact",
+    "encode_merchant",
+    "encode_order",
+    "encode_sku",
+]
+
+VERSION: Final = 1
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND: Final = timedelta(microseconds=1)
+_ENCODER: Final = json.JSONEncoder(separators=(",", ":"), check_circular=False, allow_nan=False)
+_DECODER: Final = json.JSONDecoder()
+_ORDER: Final = frozenset({"order"})
+_SKU: Final = frozenset({"sku"})
+_CARRIER: Final = frozenset({"carrier"})
+_MERCHANT: Final = frozenset({"merchant"})
+_FACTS: Final = frozenset({"demand", "sku_complaint", "shipment", "order_health"})
+# What a payload of the right version and kind but the wrong shape raises while decoding
+# (ArithmeticError: a bad Decimal string, or a time out of datetime's range).
+_BAD_PAYLOAD: Final = (KeyError, TypeError, IndexError, ValueError, AttributeError, ArithmeticError)
+
+
+# -- values -----------------------------------------------------------------------------------
+
+
+def _us(moment: datetime) -> int:
+    """Microseconds since the epoch (exact; a naive datetime raises TypeError)."""
+    return (moment - _EPOCH) // _MICROSECOND
+
+
+def _dt(micros: int) -> datetime:
+    return _EPOCH + timedelta(0, 0, micros)
+
+
+def _opt_us(moment: datetime | None) -> int | None:
+    return None if moment is None else (moment - _EPOCH) // _MICROSECOND
+
+
+def _opt_dt(micros: int | None) -> datetime | None:
+    return None if micros is None else _EPOCH + timedelta(0, 0, micros)
+
+
+def _timed_out(entries: list[tuple[datetime, str]]) -> list[list[Any]]:
+    """A heap or sorted list of (time, key), in its stored order."""
+    return [[(moment - _EPOCH) // _MICROSECOND, key] for moment, key in entries]
+
+
+def _timed_in(raw: list[list[Any]]) -> list[tuple[datetime, str]]:
+    return [(_EPOCH + timedelta(0, 0, micros), key) for micros, key in raw]
+
+
+def _times_out(times: dict[str, datetime]) -> dict[str, int]:
+    return {key: (moment - _EPOCH) // _MICROSECOND for key, moment in times.items()}
+
+
+def _times_in(raw: dict[str, int]) -> dict[str, datetime]:
+    return {key: _EPOCH + timedelta(0, 0, micros) for key, micros in raw.items()}
+
+
+def _crossings_out(crossings: dict[str, Crossing]) -> dict[str, list[Any]]:
+    return {name: [crossing.above, crossing.count] for name, crossing in crossings.items()}
+
+
+def _crossings_in(raw: dict[str, list[Any]]) -> dict[str, Crossing]:
+    return {name: Crossing(above, count) for name, (above, count) in raw.items()}
+
+
+def _opt_decimal(value: str | None) -> Decimal | None:
+    return None if value is None else Decimal(value)
+
+
+# -- payloads ---------------------------------------------------------------------------------
+
+
+def _dump(payload: dict[str, Any]) -> bytes:
+    return _ENCODER.encode(payload).encode("ascii")
+
+
+def _load(data: bytes, kinds: frozenset[str]) -> dict[str, Any]:
+    """The payload object, checked for its version and kind."""
+    try:
+        payload = _DECODER.decode(str(data, "utf-8"))
+    except ValueError as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise ValueError(f"not an orderwatch codec payload: {error}") from error
+    if not isinstance(payload, dict):
+        raise ValueError(
+            f"not an orderwatch codec payload: a JSON {type(payload).__name__}, not an object"
+        )
+    version = payload.get("v")
+    if version != VERSION or isinstance(version, bool):
+        raise ValueError(
+            f"unsupported codec format version {version!r}: this build reads version {VERSION} "
+            "only (was the payload written by a newer orderwatch?)"
+        )
+    kind = payload.get("k")
+    if kind not in kinds:
+        wanted = " or ".join(sorted(kinds))
+        raise ValueError(f"expected a codec payload of kind {wanted}, got kind {kind!r}")
+    return payload
+
+
+def _malformed(kind: str, error: Exception) -> ValueError:
+    return ValueError(f"malformed {kind} payload (version {VERSION}): {error!r}")
+
+
+# -- OrderState -------------------------------------------------------------------------------
+
+
+def _placement_out(p: Placement) -> dict[str, Any]:
+    return {
+        "event_id": p.event_id,
+        "placed_at": _us(p.placed_at),
+        "released_at": _us(p.released_at),
+        "sku": p.sku,
+        "quantity": p.quantity,
+        "unit_price": str(p.unit_price),
+        "shipping_price": str(p.shipping_price),
+        "currency": p.currency,
+        "country": p.country,
+        "program": p.program,
+        "fulfillment_due": _us(p.fulfillment_due),
+        "warning_at": _us(p.warning_at),
+        "confirmed_due": _us(p.confirmed_due),
+        "delivery_due": _us(p.delivery_due),
+        "delivery_rule": p.delivery_rule,
+        "unit_total_usd": None if p.unit_total_usd is None else str(p.unit_total_usd),
+    }
+
+
+def _placement_in(raw: dict[str, Any]) -> Placement:
+    return Placement(
+        event_id=raw["event_id"],
+        placed_at=_dt(raw["placed_at"]),
+        released_at=_dt(raw["released_at"]),
+        sku=raw["sku"],
+        quantity=raw["quantity"],
+        unit_price=Decimal(raw["unit_price"]),
+        shipping_price=Decimal(raw["shipping_price"]),
+        currency=raw["currency"],
+        country=raw["country"],
+        program=raw["program"],
+        fulfillment_due=_dt(raw["fulfillment_due"]),
+        warning_at=_dt(raw["warning_at"]),
+        confirmed_due=_dt(raw["confirmed_due"]),
+        delivery_due=_dt(raw["delivery_due"]),
+        delivery_rule=raw["delivery_rule"],
+        unit_total_usd=_opt_decimal(raw["unit_total_usd"]),
+    )
+
+
+def _complaint_out(c: Complaint) -> list[Any]:
+    return [
+        c.complaint_id,
+        c.filed_event_id,
+        _opt_us(c.filed_at),
+        c.reason,
+        c.photos,
+        c.requested,
+        _opt_us(c.responded_at),
+        _opt_us(c.resolved_at),
+        c.outcome,
+    ]
+
+
+def _complaint_in(raw: list[Any]) -> Complaint:
+    complaint_id, event_id, filed_at, reason, photos, requested, responded, resolved, outcome = raw
+    return Complaint(
+        complaint_id,
+        event_id,
+        _opt_dt(filed_at),
+        reason,
+        photos,
+        requested,
+        _opt_dt(responded),
+        _opt_dt(resolved),
+        outcome,
+    )
+
+
+def _health_out(h: OrderHealth) -> list[Any]:
+    return [
+        h.subject,
+        h.order_id,
+        h.merchant_id,
+        _us(h.placed_at),
+        _opt_us(h.tracked_at),
+        h.scanned,
+        h.refunded,
+        h.late_confirmed,
+        h.cancelled_before_tracking,
+    ]
+
+
+def _health_in(raw: list[Any]) -> OrderHealth:
+    subject, order_id, merchant_id, placed_at, tracked_at, scanned, refunded, late, cancelled = raw
+    return OrderHealth(
+        subject,
+        order_id,
+        merchant_id,
+        _dt(placed_at),
+        _opt_dt(tracked_at),
+        scanned,
+        refunded,
+        late,
+        cancelled,
+    )
+
+
+def encode_order(state: OrderState) -> bytes:
+    """One order's state as bytes (see the module docstring for the format)."""
+    placement, health = state.placement, state.last_health
+    return _dump(
+        {
+            "v": VERSION,
+            "k": "order",
+            "order_id": state.order_id,
+            "merchant_id": state.merchant_id,
+            "last_event_at": _us(state.last_event_at),
+            "placement": None if placement is None else _placement_out(placement),
+            "trackings": [
+                [_us(t.occurred_at), t.event_id, t.carrier, t.number] for t in state.trackings
+            ],
+            "first_tracking_at": _opt_us(state.first_tracking_at),
+            "first_scan_at": _opt_us(state.first_scan_at),
+            "delivered_at": _opt_us(state.delivered_at),
+            "scans_by_number": _times_out(state.scans_by_number),
+            "complaints": {key: _complaint_out(c) for key, c in state.complaints.items()},
+            "closed_at": _opt_us(state.closed_at),
+            "refunded": state.refunded,
+            "merchant_cancelled_at": _opt_us(state.merchant_cancelled_at),
+            "last_health": None if health is None else _health_out(health),
+            "demand_opened": state.demand_opened,
+            "demand_closed_at": _opt_us(state.demand_closed_at),
+            "fired": sorted(state.fired),
+            "settled": sorted(state.settled),
+            "seen": sorted(state.seen),
+        }
+    )
+
+
+def decode_order(data: bytes) -> OrderState:
+    """The :class:`OrderState` that :func:`encode_order` wrote; ValueError if it is not one."""
+    raw = _load(data, _ORDER)
+    try:
+        placement, health = raw["placement"], raw["last_health"]
+        return OrderState(
+            order_id=raw["order_id"],
+            merchant_id=raw["merchant_id"],
+            last_event_at=_dt(raw["last_event_at"]),
+            placement=None if placement is None else _placement_in(placement),
+            trackings=[
+                Tracking(_dt(occurred_at), event_id, carrier, number)
+                for occurred_at, event_id, carrier, number in raw["trackings"]
+            ],
+            first_tracking_at=_opt_dt(raw["first_tracking_at"]),
+            first_scan_at=_opt_dt(raw["first_scan_at"]),
+            delivered_at=_opt_dt(raw["delivered_at"]),
+            scans_by_number=_times_in(raw["scans_by_number"]),
+            complaints={key: _complaint_in(c) for key, c in raw["complaints"].items()},
+            closed_at=_opt_dt(raw["closed_at"]),
+            refunded=raw["refunded"],
+            merchant_cancelled_at=_opt_dt(raw["merchant_cancelled_at"]),
+            last_health=None if health is None else _health_in(health),
+            demand_opened=raw["demand_opened"],
+            demand_closed_at=_opt_dt(raw["demand_closed_at"]),
+            fired=set(raw["fired"]),
+            settled=set(raw["settled"]),
+            seen=set(raw["seen"]),
+        )
+    except _BAD_PAYLOAD as error:
+        raise _malformed("order", error) from error
+
+
+# -- SkuState ---------------------------------------------------------------------------------
+
+
+def encode_sku(state: SkuState) -> bytes:
+    """One SKU's state as bytes."""
+    stock_as_of = state.stock_as_of
+    return _dump(
+        {
+            "v": VERSION,
+            "k": "sku",
+            "merchant_id": state.merchant_id,
+            "sku": state.sku,
+            "stock_as_of": None if stock_as_of is None else [_us(stock_as_of[0]), stock_as_of[1]],
+            "available": state.available,
+            "inventory_seen": _times_out(state.inventory_seen),
+            "open_orders": {
+                order_id: [_us(o.placed_at), o.quantity, _us(o.fulfillment_due), o.shortages]
+                for order_id, o in state.open_orders.items()
+            },
+            "queue": _timed_out(state.queue),
+            "at_risk": sorted(state.at_risk),
+            "complaints": {
+                name: [_timed_out(window.entries), sorted(window.keys)]
+                for name, window in state.complaints.items()
+            },
+            "crossings": _crossings_out(state.crossings),
+        }
+    )
+
+
+def decode_sku(data: bytes) -> SkuState:
+    """The :class:`SkuState` that :func:`encode_sku` wrote; ValueError if it is not one."""
+    raw = _load(data, _SKU)
+    try:
+        stock_as_of = raw["stock_as_of"]
+        return SkuState(
+            merchant_id=raw["merchant_id"],
+            sku=raw["sku"],
+            stock_as_of=None if stock_as_of is None else (_dt(stock_as_of[0]), stock_as_of[1]),
+            available=raw["available"],
+            inventory_seen=_times_in(raw["inventory_seen"]),
+            open_orders={
+                order_id: OpenOrder(_dt(placed_at), quantity, _dt(due), shortages)
+                for order_id, (placed_at, quantity, due, shortages) in raw["open_orders"].items()
+            },
+            queue=_timed_in(raw["queue"]),
+            at_risk=set(raw["at_risk"]),
+            complaints={
+                name: RollingSet(_timed_in(entries), set(keys))
+                for name, (entries, keys) in raw["complaints"].items()
+            },
+            crossings=_crossings_in(raw["crossings"]),
+        )
+    except _BAD_PAYLOAD as error:
+        raise _malformed("sku", error) from error
+
+
+# -- CarrierState -----------------------------------------------------------------------------
+
+
+def encode_carrier(state: CarrierState) -> bytes:
+    """One store-and-carrier state as bytes."""
+    crossing = state.crossing
+    return _dump(
+        {
+            "v": VERSION,
+            "k": "carrier",
+            "merchant_id": state.merchant_id,
+            "subject": state.subject,
+            "carrier": state.carrier,
+            "shipments": {
+                order_id: [_us(shipped_at), problem]
+                for order_id, (shipped_at, problem) in state.shipments.items()
+            },
+            "by_time": _timed_out(state.by_time),
+            "problems": state.problems,
+            "crossing": [crossing.above, crossing.count],
+        }
+    )
+
+
+def decode_carrier(data: bytes) -> CarrierState:
+    """The :class:`CarrierState` that :func:`encode_carrier` wrote; ValueError if not one."""
+    raw = _load(data, _CARRIER)
+    try:
+        above, count = raw["crossing"]
+        return CarrierState(
+            merchant_id=raw["merchant_id"],
+            subject=raw["subject"],
+            carrier=raw["carrier"],
+            shipments={
+                order_id: (_dt(shipped_at), problem)
+                for order_id, (shipped_at, problem) in raw["shipments"].items()
+            },
+            by_time=_timed_in(raw["by_time"]),
+            problems=raw["problems"],
+            crossing=Crossing(above, count),
+        )
+    except _BAD_PAYLOAD as error:
+        raise _malformed("carrier", error) from error
+
+
+# -- MerchantState ----------------------------------------------------------------------------
+
+
+def encode_merchant(state: MerchantState) -> bytes:
+    """One store's health state as bytes."""
+    c = state.counts
+    return _dump(
+        {
+            "v": VERSION,
+            "k": "merchant",
+            "merchant_id": state.merchant_id,
+            "orders": {
+                order_id: [_us(o.placed_at), _health_out(o.fact), o.scan_checked]
+                for order_id, o in state.orders.items()
+            },
+            "by_placement": _timed_out(state.by_placement),
+            "by_scan_check": _timed_out(state.by_scan_check),
+            "counts": [
+                c.orders,
+                c.refunded,
+                c.tracked,
+                c.late_confirmed,
+                c.cancelled_before_tracking,
+                c.scan_checked,
+                c.scan_checked_and_scanned,
+            ],
+            "crossings": _crossings_out(state.crossings),
+            "evaluated": list(state.evaluated),
+        }
+    )
+
+
+def decode_merchant(data: bytes) -> MerchantState:
+    """The :class:`MerchantState` that :func:`encode_merchant` wrote; ValueError if not one."""
+    raw = _load(data, _MERCHANT)
+    try:
+        return MerchantState(
+            merchant_id=raw["merchant_id"],
+            orders={
+                order_id: _Order(_dt(placed_at), _health_in(fact), scan_checked)
+                for order_id, (placed_at, fact, scan_checked) in raw["orders"].items()
+            },
+            by_placement=_timed_in(raw["by_placement"]),
+            by_scan_check=_timed_in(raw["by_scan_check"]),
+            counts=Counts(*raw["counts"]),
+            crossings=_crossings_in(raw["crossings"]),
+            evaluated=tuple(raw["evaluated"]),
+        )
+    except _BAD_PAYLOAD as error:
+        raise _malformed("merchant", error) from error
+
+
+# -- facts ------------------------------------------------------------------------------------
+
+
+def encode_fact(fact: Fact) -> bytes:
+    """One internal fact as bytes, its kind tagged in ``k``."""
+    if isinstance(fact, Demand):
+        payload: dict[str, Any] = {
+            "k": "demand",
+            "subject": fact.subject,
+            "order_id": fact.order_id,
+            "merchant_id": fact.merchant_id,
+            "sku": fact.sku,
+            "placed_at": _us(fact.placed_at),
+            "quantity": fact.quantity,
+            "fulfillment_due": _us(fact.fulfillment_due),
+            "trigger_id": fact.trigger_id,
+            "open": fact.open,
+            "at": _us(fact.at),
+        }
+    elif isinstance(fact, SkuComplaint):
+        payload = {
+            "k": "sku_complaint",
+            "subject": fact.subject,
+            "order_id": fact.order_id,
+            "complaint_id": fact.complaint_id,
+            "merchant_id": fact.merchant_id,
+            "sku": fact.sku,
+            "reason": fact.reason,
+            "filed_at": _us(fact.filed_at),
+        }
+    elif isinstance(fact, Shipment):
+        payload = {
+            "k": "shipment",
+            "subject": fact.subject,
+            "order_id": fact.order_id,
+            "merchant_id": fact.merchant_id,
+            "carrier": fact.carrier,
+            "shipped_at": _us(fact.shipped_at),
+            "problem": fact.problem,
+            "withdrawn": fact.withdrawn,
+        }
+    elif isinstance(fact, OrderHealth):
+        payload = {
+            "k": "order_health",
+            "subject": fact.subject,
+            "order_id": fact.order_id,
+            "merchant_id": fact.merchant_id,
+            "placed_at": _us(fact.placed_at),
+            "tracked_at": _opt_us(fact.tracked_at),
+            "scanned": fact.scanned,
+            "refunded": fact.refunded,
+            "late_confirmed": fact.late_confirmed,
+            "cancelled_before_tracking": fact.cancelled_before_tracking,
+        }
+    else:
+        raise TypeError(f"not a fact: {fact!r}")
+    payload["v"] = VERSION
+    return _dump(payload)
+
+
+def decode_fact(data: bytes) -> Fact:
+    """The fact that :func:`encode_fact` wrote, of its tagged kind; ValueError if not one."""
+    raw = _load(data, _FACTS)
+    kind = raw["k"]
+    try:
+        if kind == "demand":
+            return Demand(
+                subject=raw["subject"],
+                order_id=raw["order_id"],
+                merchant_id=raw["merchant_id"],
+                sku=raw["sku"],
+                placed_at=_dt(raw["placed_at"]),
+                quantity=raw["quantity"],
+                fulfillment_due=_dt(raw["fulfillment_due"]),
+                trigger_id=raw["trigger_id"],
+                open=raw["open"],
+                at=_dt(raw["at"]),
+            )
+        if kind == "sku_complaint":
+            return SkuComplaint(
+                subject=raw["subject"],
+                order_id=raw["order_id"],
+                complaint_id=raw["complaint_id"],
+                merchant_id=raw["merchant_id"],
+                sku=raw["sku"],
+                reason=raw["reason"],
+                filed_at=_dt(raw["filed_at"]),
+            )
+        if kind == "shipment":
+            return Shipment(
+                subject=raw["subject"],
+                order_id=raw["order_id"],
+                merchant_id=raw["merchant_id"],
+                carrier=raw["carrier"],
+                shipped_at=_dt(raw["shipped_at"]),
+                problem=raw["problem"],
+                withdrawn=raw["withdrawn"],
+            )
+        return OrderHealth(
+            subject=raw["subject"],
+            order_id=raw["order_id"],
+            merchant_id=raw["merchant_id"],
+            placed_at=_dt(raw["placed_at"]),
+            tracked_at=_opt_dt(raw["tracked_at"]),
+            scanned=raw["scanned"],
+            refunded=raw["refunded"],
+            late_confirmed=raw["late_confirmed"],
+            cancelled_before_tracking=raw["cancelled_before_tracking"],
+        )
+    except _BAD_PAYLOAD as error:
+        raise _malformed(f"{kind} fact", error) from error

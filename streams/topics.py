@@ -1,0 +1,76 @@
+"""Topic housekeeping at start: create what is missing, refuse broken co-partitioning."""
+
+from __future__ import annotations
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # type: ignore[import-untyped]
+
+from streams.errors import ConfigurationError
+from streams.settings import Settings
+
+__all__ = ["TABLES", "ensure_topics", "required_topics"]
+
+#: The worker's tables; Faust names their changelog topics ``{app_id}-{table}-changelog``.
+TABLES = ("orders", "clocks", "skus", "carriers", "merchants")
+_INTERNAL = ("order-events", "clock", "sku-facts", "carrier-facts", "merchant-facts")
+_CONTRACT = (
+    "orders",
+    "inventory",
+    "tracking",
+    "complaints",
+    "breaches",
+    "recommendations",
+    "dead_letter",
+)
+
+
+def required_topics(settings: Settings) -> list[str]:
+    """Every topic the worker reads or writes; all must have ``settings.partitions``."""
+    names = [settings.topic(role) for role in _CONTRACT]
+    names += [settings.internal_topic(name) for name in _INTERNAL]
+    names += [f"{settings.topic_prefix}{settings.app_id}-{t}-changelog" for t in TABLES]
+    return names
+
+
+async def ensure_topics(settings: Settings) -> list[str]:
+    """Create the missing topics; fail if an existing one has another partition count.
+
+    Returns the names it created. Input topics are co-partitioned on ``order_id`` and the
+    tables' changelogs follow them, so every topic must have the same number of partitions.
+    """
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.broker, client_id=f"{settings.app_id}-admin"
+    )
+    await admin.start()
+    try:
+        wanted = required_topics(settings)
+        # Describe only topics that exist: a metadata request for a missing topic may make
+        # the broker auto-create it with its own default partition count.
+        present = set(await admin.list_topics())
+        known = [name for name in wanted if name in present]
+        described = await admin.describe_topics(known) if known else []
+        existing: dict[str, int] = {}
+        for topic in described:
+            if topic.get("error_code", 0) == 0 and topic.get("partitions"):
+                existing[topic["topic"]] = len(topic["partitions"])
+        for name, count in existing.items():
+            if count != settings.partitions:
+                raise ConfigurationError(
+                    f"topic {name!r} has {count} partitions but ORDERWATCH_PARTITIONS is "
+                    f"{settings.partitions}: co-partitioned topics must match; set "
+                    f"ORDERWATCH_PARTITIONS={count} or recreate the topic"
+                )
+        missing = [name for name in wanted if name not in existing]
+        if missing:
+            await admin.create_topics(
+                [
+                    NewTopic(
+                        name=name,
+                        num_partitions=settings.partitions,
+                        replication_factor=settings.replication_factor,
+                    )
+                    for name in missing
+                ]
+            )
+        return missing
+    finally:
+        await admin.close()

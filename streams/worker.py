@@ -1,0 +1,584 @@
+"""The Faust worker: the core driven on Kafka, partitioned, with state in changelogged tables.
+
+How an event travels (three files: this one, ``core/order.py``, ``core/engine.py``'s twin
+below):
+
+1. An agent reads raw bytes from ``orders``, ``tracking`` and ``complaints`` (co-partitioned on
+   ``order_id``) and the internal clock topic, decodes and validates them with the contract
+   models; what cannot be used goes to ``dead-letter`` and the partition keeps flowing.
+2. An event whose ``order_id`` belongs to another partition (mis-keyed, unkeyed) is forwarded
+   to the internal ``order-events`` topic keyed by ``order_id``, so every order is processed on
+   its key's partition and its table entry lives there.
+3. The core decides (:func:`streams.core.order.apply`); outputs are produced to the output
+   topics, internal facts to the SKU, carrier and merchant repartition topics, whose agents keep
+   those aggregates in their own tables.
+4. Deadlines: each partition keeps an index of its orders by next due time (rebuilt from the
+   table when partitions are assigned). In wall-clock mode a timer fires what is due; in
+   event-time mode the partition's clock follows its events (and ``advance-clock`` messages).
+
+Tables are created with ``use_partitioner=True``: their changelog partition is the key's
+partition, which is where every key is processed, so the timer may write them too.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, Generic, TypeVar
+
+import faust
+from aiokafka.partitioner import murmur2  # type: ignore[import-untyped]
+
+from streams import __version__, wire
+from streams.core import carrier, codec, merchant, order, sku
+from streams.core.events import InventoryUpdated, OrderEvent, decode_event
+from streams.core.facts import Demand, Fact, OrderHealth, Shipment, SkuComplaint
+from streams.core.ids import rejection_id
+from streams.core.outputs import (
+    DeadlineBreached,
+    EventRejected,
+    KafkaSource,
+    RecommendationIssued,
+)
+from streams.core.policy import Policy, load_policy
+from streams.core.timeutil import EPOCH, format_utc
+from streams.metrics import Metrics
+from streams.replay import raw_text, serialize
+from streams.settings import Settings
+
+__all__ = ["OrderwatchWorker", "partition_for"]
+
+log = logging.getLogger("orderwatch.worker")
+
+S = TypeVar("S")
+
+_FACT_TOPICS = {Demand: "sku", SkuComplaint: "sku", Shipment: "carrier", OrderHealth: "merchant"}
+
+
+def partition_for(key: str, partitions: int) -> int:
+    """The partition Kafka's default partitioner (murmur2) gives ``key``."""
+    return (murmur2(key.encode("utf-8")) & 0x7FFFFFFF) % partitions  # type: ignore[no-any-return]
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class _PartitionClock:
+    """Event-time clock of one partition, fed by the co-partitioned input topics.
+
+    Each input topic's partition is read at its own pace, so the clock follows the slowest:
+    the smallest of the topics' largest ``occurred_at`` seen, minus the allowed lateness. It
+    stands still until every input topic has had an event on this partition, and a topic that
+    went quiet holds it back: ``advance-clock`` moves it on (a backfill's last step). So a
+    deadline never fires before the events that could meet it were read.
+    """
+
+    __slots__ = ("seen", "value")
+
+    def __init__(self, value: datetime = EPOCH, seen: dict[str, datetime] | None = None) -> None:
+        self.value = value
+        self.seen = seen if seen is not None else {}
+
+    def observe(self, topic: str, occurred_at: datetime, lateness: timedelta, inputs: int) -> bool:
+        """Note an event of one of ``inputs`` topics; True when the clock moved."""
+        if occurred_at <= self.seen.get(topic, EPOCH):
+            return False
+        self.seen[topic] = occurred_at
+        if len(self.seen) < inputs:
+            return False
+        moved = min(self.seen.values()) - lateness
+        if moved > self.value:
+            self.value = moved
+            return True
+        return False
+
+
+class _Store(Generic[S]):
+    """A changelogged Faust table of one state type, keyed by text, stored as bytes."""
+
+    def __init__(
+        self, table: Any, encode: Callable[[S], bytes], decode: Callable[[bytes], S]
+    ) -> None:
+        self.table = table
+        self._encode = encode
+        self._decode = decode
+
+    def get(self, key: str) -> S | None:
+        stored = self.table.get(key.encode("utf-8"))
+        return None if stored is None else self._decode(stored)
+
+    def put(self, key: str, state: S) -> None:
+        self.table[key.encode("utf-8")] = self._encode(state)
+
+    def drop(self, key: str) -> None:
+        self.table.pop(key.encode("utf-8"), None)
+
+    def keys(self) -> list[str]:
+        return [key.decode("utf-8") for key in list(self.table.keys())]
+
+
+def _key_for_partition(prefix: str, partition: int, partitions: int) -> str:
+    """A key the default partitioner sends to ``partition`` (to keep per-partition records)."""
+    for attempt in range(100_000):
+        key = f"{prefix}{partition}-{attempt}"
+        if partition_for(key, partitions) == partition:
+            return key
+    raise RuntimeError(f"no key found for partition {partition}")  # pragma: no cover
+
+
+class OrderwatchWorker:
+    """Builds the Faust app (topics, tables, agents, timer, web views) from :class:`Settings`."""
+
+    def __init__(self, settings: Settings, *, policy: Policy | None = None) -> None:
+        self.settings = settings
+        self.policy = policy or load_policy(settings.policy)
+        self.metrics = Metrics()
+        self.metrics.set_build_info(self.policy.ref)
+        self.event_time = settings.clock == "event"
+        self.partitions = settings.partitions
+        self._index: dict[int, list[tuple[datetime, str]]] = {}
+        self._scheduled: dict[str, datetime] = {}
+        self._clocks: dict[int, _PartitionClock] = {}
+        self._ready = False
+        self.app = self._make_app()
+        self._declare()
+        for role in ("orders", "tracking", "complaints", "inventory"):
+            self.metrics.declare_topic(settings.topic(role))
+
+    # -- wiring ---------------------------------------------------------------------------
+
+    def _make_app(self) -> faust.App:
+        s = self.settings
+        app = faust.App(
+            s.app_id,
+            broker=s.broker_urls(),
+            store=s.store,
+            datadir=str(s.data_dir),
+            topic_partitions=s.partitions,
+            topic_replication_factor=s.replication_factor,
+            web_host=s.web_host,
+            web_port=s.web_port,
+            web_enabled=True,
+            processing_guarantee=s.processing_guarantee,
+            broker_session_timeout=s.session_timeout,
+            broker_heartbeat_interval=s.heartbeat_interval,
+            key_serializer="raw",
+            value_serializer="raw",
+            autodiscover=False,
+            topic_disable_leader=True,
+            consumer_auto_offset_reset="earliest",
+        )
+        return app
+
+    def _topic(self, name: str, *, internal: bool = False) -> faust.TopicT:
+        return self.app.topic(
+            name,
+            partitions=self.partitions,
+            replicas=self.settings.replication_factor,
+            key_serializer="raw",
+            value_serializer="raw",
+            internal=internal,
+        )
+
+    def _table(self, name: str) -> Any:
+        # Keys and values are raw bytes: a key's changelog partition is then murmur2 of the same
+        # bytes as the input topic's key, i.e. the partition that processes it.
+        return self.app.Table(
+            name,
+            partitions=self.partitions,
+            schema=faust.Schema(
+                key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+            ),
+            use_partitioner=True,
+        )
+
+    def _declare(self) -> None:
+        s = self.settings
+        self.inputs = {
+            role: self._topic(s.topic(role)) for role in ("orders", "tracking", "complaints")
+        }
+        self.inventory = self._topic(s.topic("inventory"))
+        self.out_breaches = self._topic(s.topic("breaches"))
+        self.out_recommendations = self._topic(s.topic("recommendations"))
+        self.out_dead_letter = self._topic(s.topic("dead_letter"))
+        self.order_events = self._topic(s.internal_topic("order-events"), internal=True)
+        self._forwarded_topic = self.order_events.get_topic_name()
+        self.clock_topic = self._topic(s.internal_topic("clock"), internal=True)
+        self.fact_topics = {
+            kind: self._topic(s.internal_topic(f"{kind}-facts"), internal=True)
+            for kind in ("sku", "carrier", "merchant")
+        }
+        self.orders = _Store(self._table("orders"), codec.encode_order, codec.decode_order)
+        self.clocks = _Store(self._table("clocks"), _pack_clock, _unpack_clock)
+        self.skus = _Store(self._table("skus"), codec.encode_sku, codec.decode_sku)
+        self.carriers = _Store(self._table("carriers"), codec.encode_carrier, codec.decode_carrier)
+        self.merchants = _Store(
+            self._table("merchants"), codec.encode_merchant, codec.decode_merchant
+        )
+        self._clock_keys = [
+            _key_for_partition("clock-", p, self.partitions) for p in range(self.partitions)
+        ]
+
+        order_channel = self.app.topic(
+            *(
+                t.get_topic_name()
+                for t in (*self.inputs.values(), self.order_events, self.clock_topic)
+            ),
+            key_serializer="raw",
+            value_serializer="raw",
+        )
+        self.app.agent(order_channel, name="orderwatch.orders")(self._order_agent)
+        sku_channel = self.app.topic(
+            self.inventory.get_topic_name(),
+            self.fact_topics["sku"].get_topic_name(),
+            key_serializer="raw",
+            value_serializer="raw",
+        )
+        self.app.agent(sku_channel, name="orderwatch.skus")(self._sku_agent)
+        self.app.agent(self.fact_topics["carrier"], name="orderwatch.carriers")(self._carrier_agent)
+        self.app.agent(self.fact_topics["merchant"], name="orderwatch.merchants")(
+            self._merchant_agent
+        )
+        if not self.event_time:
+            self.app.timer(s.tick_interval, name="orderwatch.deadlines")(self._tick)
+        self.app.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]
+        self.app.on_rebalance_complete.connect(self._on_rebalance_complete)  # type: ignore[arg-type]
+        self.app.page("/health")(self._health_view)  # type: ignore[arg-type]
+        self.app.page("/ready")(self._ready_view)  # type: ignore[arg-type]
+        self.app.page("/metrics")(self._metrics_view)  # type: ignore[arg-type]
+
+    # -- web ------------------------------------------------------------------------------
+
+    # Faust stores these bound methods as the views' GET handlers: they receive the request only.
+
+    async def _health_view(self, request: Any) -> Any:
+        """The process is up."""
+        return self.app.web.json({"status": "ok", "version": __version__})
+
+    async def _ready_view(self, request: Any) -> Any:
+        """Partitions are assigned and the tables recovered."""
+        ready = self._ready and not self.app.rebalancing and not self.app.in_recovery
+        return self.app.web.json({"ready": ready}, status=200 if ready else 503)
+
+    async def _metrics_view(self, request: Any) -> Any:
+        """Prometheus exposition of this worker's own registry."""
+        # aiohttp refuses a charset inside content_type, so the full type goes in the header.
+        return self.app.web.bytes(
+            self.metrics.exposition(), headers={"Content-Type": self.metrics.content_type}
+        )
+
+    # -- partitions -----------------------------------------------------------------------
+
+    def _owned(self) -> set[int]:
+        topic = self.inputs["orders"].get_topic_name()
+        return {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == topic}
+
+    async def _on_assigned(self, sender: Any, assigned: Iterable[Any], **_: Any) -> None:
+        self._ready = False
+
+    async def _on_rebalance_complete(self, sender: Any, **_: Any) -> None:
+        """Rebuild the deadline index of the partitions this worker now owns."""
+        owned = self._owned()
+        self._index = {p: [] for p in owned}
+        self._scheduled.clear()
+        for key in self.orders.keys():  # noqa: SIM118 - a method of _Store, not a dict
+            partition = partition_for(key, self.partitions)
+            state = self.orders.get(key) if partition in owned else None
+            if state is not None:
+                self._schedule(partition, key, order.next_due(state, self.policy))
+        if self.event_time:
+            for partition in owned:
+                stored = self.clocks.get(self._clock_keys[partition])
+                if stored is not None:
+                    self._clocks[partition] = stored
+        self.metrics.set_assigned_partitions(len(owned))
+        self.metrics.set_open_orders(len(self._scheduled))
+        self._ready = True
+        log.info("ready: %d partitions, %d open orders", len(owned), len(self._scheduled))
+
+    def _schedule(self, partition: int, order_id: str, due_at: datetime | None) -> None:
+        if due_at is None:
+            return
+        scheduled = self._scheduled.get(order_id)
+        if scheduled is None or due_at < scheduled:
+            self._scheduled[order_id] = due_at
+            heapq.heappush(self._index.setdefault(partition, []), (due_at, order_id))
+
+    # -- the order agent ------------------------------------------------------------------
+
+    async def _order_agent(self, stream: Any) -> None:
+        clock_topic = self.clock_topic.get_topic_name()
+        async for event in stream.events():
+            message = event.message
+            started = time.perf_counter()
+            try:
+                if message.topic == clock_topic:
+                    await self._advance_partition(message.partition, message.value)
+                else:
+                    await self._order_message(message)
+            except Exception:  # never let one message stop the partition
+                log.exception(
+                    "failed to process %s[%d]@%d", message.topic, message.partition, message.offset
+                )
+                await self._reject(
+                    message,
+                    "orderwatch failed to process this message; see the worker log for the error",
+                )
+            self.metrics.observe_processing(time.perf_counter() - started)
+
+    async def _order_message(self, message: Any) -> None:
+        decoded = decode_event(message.value or b"")
+        if isinstance(decoded, str):
+            await self._reject(message, decoded)
+            return
+        if isinstance(decoded, InventoryUpdated):
+            # Inventory belongs on its own topic; accept it here all the same.
+            await self._forward_inventory(decoded, message.value, direct=False)
+            return
+        self.metrics.observe_event(message.topic, decoded.type, decoded.occurred_at)
+        partition = partition_for(decoded.order_id, self.partitions)
+        if partition != message.partition:
+            await self.order_events.send(key=decoded.order_id.encode(), value=message.value)
+            return
+        await self._apply(partition, decoded, message.topic)
+
+    async def _apply(self, partition: int, event: OrderEvent, topic: str) -> None:
+        now = self._now(partition, topic, event.occurred_at)
+        if self.event_time:
+            await self._fire_due(partition, now)
+        key = event.order_id
+        step = order.apply(self.orders.get(key), event, now, self.policy)
+        if step.duplicate:
+            self.metrics.observe_duplicate(topic)
+            return
+        await self._emit(step.outputs, step.facts, now)
+        self._keep(partition, key, step)
+
+    def _keep(self, partition: int, key: str, step: order.Step) -> None:
+        if step.state is None:
+            self.orders.drop(key)
+            self._scheduled.pop(key, None)
+        else:
+            self.orders.put(key, step.state)
+            self._schedule(partition, key, step.next_due)
+        self.metrics.set_open_orders(len(self._scheduled))
+
+    def _now(self, partition: int, topic: str, occurred_at: datetime) -> datetime:
+        """The partition's clock after seeing this event (wall-clock mode: the system time)."""
+        if not self.event_time:
+            return _utc_now()
+        clock = self._clocks.setdefault(partition, _PartitionClock())
+        if topic != self._forwarded_topic and clock.observe(
+            topic, occurred_at, self.policy.allowed_lateness, len(self.inputs)
+        ):
+            self.clocks.put(self._clock_keys[partition], clock)
+        return clock.value
+
+    async def _advance_partition(self, partition: int, value: bytes | None) -> None:
+        """An ``advance-clock`` message: move this partition's clock forward and fire."""
+        _, target, _ = wire.unpack(value or b"")
+        clock = self._clocks.setdefault(partition, _PartitionClock())
+        if target > clock.value:
+            clock.value = target
+            self.clocks.put(self._clock_keys[partition], clock)
+        await self._fire_due(partition, clock.value)
+
+    async def _fire_due(self, partition: int, now: datetime) -> None:
+        heap = self._index.get(partition)
+        while heap and heap[0][0] <= now:
+            due_at, key = heapq.heappop(heap)
+            if self._scheduled.get(key) != due_at:
+                continue
+            del self._scheduled[key]
+            state = self.orders.get(key)
+            if state is None:
+                continue
+            step = order.fire_due(state, now, self.policy)
+            await self._emit(step.outputs, step.facts, now)
+            self._keep(partition, key, step)
+
+    async def _tick(self) -> None:
+        """Wall-clock mode: fire what is due in the partitions this worker owns."""
+        if not self._ready or self.app.rebalancing:
+            return
+        now = _utc_now()
+        for partition in list(self._index):
+            await self._fire_due(partition, now)
+
+    # -- aggregates -----------------------------------------------------------------------
+
+    async def _sku_agent(self, stream: Any) -> None:
+        inventory_topic = self.inventory.get_topic_name()
+        async for event in stream.events():
+            message = event.message
+            try:
+                if message.topic == inventory_topic:
+                    await self._inventory_message(message)
+                    continue
+                kind, sender_clock, payload = wire.unpack(message.value or b"")
+                if kind == wire.INVENTORY:
+                    decoded = decode_event(payload)
+                    assert isinstance(decoded, InventoryUpdated)
+                    await self._apply_inventory(decoded, sender_clock)
+                else:
+                    fact = codec.decode_fact(payload)
+                    assert isinstance(fact, Demand | SkuComplaint)
+                    await self._apply_sku_fact(fact, sender_clock)
+            except Exception:
+                log.exception(
+                    "failed to process %s[%d]@%d", message.topic, message.partition, message.offset
+                )
+
+    async def _inventory_message(self, message: Any) -> None:
+        decoded = decode_event(message.value or b"")
+        if isinstance(decoded, str):
+            await self._reject(message, decoded)
+            return
+        if not isinstance(decoded, InventoryUpdated):
+            await self._reject(
+                message,
+                f"The inventory topic carries only inventory.updated events, not {decoded.type}; "
+                "send order events to the orders, tracking or complaints topic.",
+            )
+            return
+        self.metrics.observe_event(message.topic, decoded.type, decoded.occurred_at)
+        key = f"{decoded.merchant_id}/{decoded.sku}"
+        direct = partition_for(key, self.partitions) == message.partition
+        await self._forward_inventory(decoded, message.value, direct=direct)
+
+    async def _forward_inventory(
+        self, event: InventoryUpdated, raw: bytes, *, direct: bool
+    ) -> None:
+        """Apply a stock level here when it arrived on its key's partition, else forward it."""
+        clock = event.occurred_at - self.policy.allowed_lateness
+        if direct:
+            await self._apply_inventory(event, clock)
+        else:
+            key = f"{event.merchant_id}/{event.sku}"
+            await self.fact_topics["sku"].send(
+                key=key.encode(), value=wire.pack(wire.INVENTORY, clock, raw)
+            )
+
+    async def _apply_inventory(self, event: InventoryUpdated, sender_clock: datetime) -> None:
+        key = f"{event.merchant_id}/{event.sku}"
+        now = self._aggregate_now(sender_clock)
+        result = sku.apply_inventory(self.skus.get(key), event, now, self.policy)
+        self.skus.put(key, result.state)
+        await self._emit(result.outputs, [], now)
+
+    async def _apply_sku_fact(self, fact: Demand | SkuComplaint, sender_clock: datetime) -> None:
+        now = self._aggregate_now(sender_clock)
+        state = self.skus.get(fact.subject)
+        if isinstance(fact, Demand):
+            result = sku.apply_demand(state, fact, now, self.policy)
+        else:
+            result = sku.apply_complaint(state, fact, now, self.policy)
+        self.skus.put(fact.subject, result.state)
+        await self._emit(result.outputs, [], now)
+
+    async def _carrier_agent(self, stream: Any) -> None:
+        async for event in stream.events():
+            message = event.message
+            try:
+                _, sender_clock, payload = wire.unpack(message.value or b"")
+                fact = codec.decode_fact(payload)
+                assert isinstance(fact, Shipment)
+                now = self._aggregate_now(sender_clock)
+                result = carrier.apply_shipment(
+                    self.carriers.get(fact.subject), fact, now, self.policy
+                )
+                self.carriers.put(fact.subject, result.state)
+                await self._emit(result.outputs, [], now)
+            except Exception:
+                log.exception(
+                    "failed to process %s[%d]@%d", message.topic, message.partition, message.offset
+                )
+
+    async def _merchant_agent(self, stream: Any) -> None:
+        async for event in stream.events():
+            message = event.message
+            try:
+                _, sender_clock, payload = wire.unpack(message.value or b"")
+                fact = codec.decode_fact(payload)
+                assert isinstance(fact, OrderHealth)
+                now = self._aggregate_now(sender_clock)
+                result = merchant.apply_health(
+                    self.merchants.get(fact.subject), fact, now, self.policy
+                )
+                self.merchants.put(fact.subject, result.state)
+                await self._emit(result.outputs, [], now)
+            except Exception:
+                log.exception(
+                    "failed to process %s[%d]@%d", message.topic, message.partition, message.offset
+                )
+
+    def _aggregate_now(self, sender_clock: datetime) -> datetime:
+        """Aggregates run on the clock of the fact's sender (event time) or the wall clock."""
+        return sender_clock if self.event_time else _utc_now()
+
+    # -- output ---------------------------------------------------------------------------
+
+    async def _emit(
+        self,
+        outputs: Sequence[DeadlineBreached | RecommendationIssued],
+        facts: Sequence[Fact],
+        now: datetime,
+    ) -> None:
+        for output in outputs:
+            value = serialize(output).encode("utf-8")
+            if isinstance(output, DeadlineBreached):
+                await self.out_breaches.send(key=output.order_id.encode(), value=value)
+            else:
+                await self.out_recommendations.send(key=output.subject.encode(), value=value)
+        if outputs:
+            self.metrics.observe_outputs(outputs)
+        for fact in facts:
+            topic = self.fact_topics[_FACT_TOPICS[type(fact)]]
+            await topic.send(
+                key=fact.subject.encode(), value=wire.pack(wire.FACT, now, codec.encode_fact(fact))
+            )
+
+    async def _reject(self, message: Any, error: str) -> None:
+        raw = message.value or b""
+        key = message.key.decode("utf-8", errors="replace") if message.key is not None else None
+        source = f"{message.topic}:{message.partition}:{message.offset}"
+        rejected = EventRejected(
+            rejection_id=rejection_id(source, raw),
+            source=KafkaSource(
+                topic=message.topic, partition=message.partition, offset=message.offset
+            ),
+            key=key,
+            raw=raw_text(raw),
+            error=error,
+            rejected_at=_utc_now(),
+        )
+        self.metrics.observe_rejection(message.topic, error)
+        await self.out_dead_letter.send(key=message.key, value=serialize(rejected).encode("utf-8"))
+
+
+def _pack_clock(clock: _PartitionClock) -> bytes:
+    return json.dumps(
+        {"value": wire.to_micros(clock.value)}
+        | {"seen": {topic: wire.to_micros(at) for topic, at in clock.seen.items()}}
+    ).encode()
+
+
+def _unpack_clock(data: bytes) -> _PartitionClock:
+    stored = json.loads(data)
+    seen = {topic: wire.from_micros(at) for topic, at in stored["seen"].items()}
+    return _PartitionClock(wire.from_micros(stored["value"]), seen)
+
+
+def describe_startup(worker: OrderwatchWorker) -> str:
+    """What the worker prints when it starts: settings (secrets masked) and policy."""
+    s = worker.settings
+    return (
+        f"orderwatch {__version__}: app {s.app_id}, broker {s.broker}, {s.partitions} partitions, "
+        f"{s.clock}-clock, policy {worker.policy.ref.name} {worker.policy.ref.version}, "
+        f"web http://{s.web_host}:{s.web_port}/ (started {format_utc(_utc_now())})"
+    )

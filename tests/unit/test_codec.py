@@ -1,0 +1,413 @@
+"""The worker's codecs: every state and fact survives bytes exactly, and processing goes on alike.
+
+States come from a real run: ``Engine(load_policy())`` over ``examples/orders.jsonl``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from streams.core import codec
+from streams.core.carrier import CarrierState
+from streams.core.engine import Engine, Output
+from streams.core.events import InventoryUpdated, OrderEvent, decode_event
+from streams.core.facts import Demand, Fact, OrderHealth, Shipment, SkuComplaint
+from streams.core.merchant import MerchantState
+from streams.core.order import Complaint, OrderState, Placement, Tracking
+from streams.core.policy import load_policy
+from streams.core.sku import SkuState
+from streams.core.window import Crossing, RollingSet
+from streams.replay import serialize
+
+ORDERS_EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "orders.jsonl"
+POLICY = load_policy()
+
+Event = OrderEvent | InventoryUpdated
+T = datetime(2026, 1, 5, 8, 30, 15, 123456, tzinfo=UTC)
+
+
+@cache
+def example_events() -> tuple[Event, ...]:
+    """The example's valid events, in file order (rejected lines skipped)."""
+    decoded = (decode_event(line) for line in ORDERS_EXAMPLE.read_bytes().splitlines())
+    events = tuple(event for event in decoded if not isinstance(event, str))
+    assert len(events) > 1000
+    return events
+
+
+class RecordingEngine(Engine):
+    """An engine that keeps every internal fact it routes."""
+
+    def __init__(self) -> None:
+        super().__init__(POLICY)
+        self.facts: list[Fact] = []
+
+    def _route(self, fact: Fact) -> list[Any]:
+        self.facts.append(fact)
+        return super()._route(fact)
+
+
+class KafkaLikeEngine(Engine):
+    """An engine whose internal facts travel as bytes, as through the repartition topics."""
+
+    def _route(self, fact: Fact) -> list[Any]:
+        return super()._route(codec.decode_fact(codec.encode_fact(fact)))
+
+
+def _round_trip_every_state(engine: Engine) -> None:
+    """What a worker restart does: every table's state back from its changelogged bytes."""
+    for key, order in engine.orders.items():
+        engine.orders[key] = codec.decode_order(codec.encode_order(order))
+    for key, sku in engine.skus.items():
+        engine.skus[key] = codec.decode_sku(codec.encode_sku(sku))
+    for key, carrier in engine.carriers.items():
+        engine.carriers[key] = codec.decode_carrier(codec.encode_carrier(carrier))
+    for key, merchant in engine.merchants.items():
+        engine.merchants[key] = codec.decode_merchant(codec.encode_merchant(merchant))
+
+
+def _lines(outputs: list[Output]) -> list[str]:
+    return [serialize(output) for output in outputs]
+
+
+# -- real states ------------------------------------------------------------------------------
+
+
+@dataclass
+class Seen:
+    """Which interesting shapes of state the round-tripped states covered."""
+
+    shapes: set[str] = field(default_factory=set)
+
+    def note(self, shape: str, present: object) -> None:
+        if present:
+            self.shapes.add(shape)
+
+
+def _assert_round_trips(
+    state: Any, encode: Callable[[Any], bytes], decode: Callable[[bytes], Any]
+) -> Any:
+    data = encode(state)
+    back = decode(data)
+    assert type(back) is type(state)
+    assert back == state
+    # Equal bytes again: dict and list order (heaps) survived too, which == does not check.
+    assert encode(back) == data
+    return back
+
+
+def _checkpoints() -> Iterator[tuple[str, Engine]]:
+    """One engine at several points of the example: a third, two thirds, the end, and later."""
+    engine = Engine(POLICY)
+    events = example_events()
+    marks = {len(events) // 3: "a third", 2 * len(events) // 3: "two thirds"}
+    for number, event in enumerate(events, start=1):
+        engine.process(event)
+        if number in marks:
+            yield marks[number], engine
+    yield "the end", engine
+    assert engine.max_seen is not None
+    engine.advance_to(engine.max_seen + timedelta(hours=36))
+    yield "a day and a half after the end", engine
+
+
+def test_every_state_of_a_real_run_round_trips_exactly() -> None:
+    seen = Seen()
+    for _, engine in _checkpoints():
+        for order in engine.orders.values():
+            back = _assert_round_trips(order, codec.encode_order, codec.decode_order)
+            assert back.last_event_at.tzinfo is UTC
+            seen.note("order fired", order.fired)
+            seen.note("order settled", order.settled)
+            seen.note("order complaints", order.complaints)
+            seen.note(
+                "order answered complaint", any(c.responded_at for c in back.complaints.values())
+            )
+            seen.note("order trackings", order.trackings)
+            seen.note("order closed", order.closed_at)
+            seen.note("order health", order.last_health)
+            seen.note("order placement", order.placement)
+            seen.note("order without placement", order.placement is None)
+            seen.note("order demand closed", order.demand_closed_at)
+        for sku in engine.skus.values():
+            _assert_round_trips(sku, codec.encode_sku, codec.decode_sku)
+            seen.note("sku stock", sku.stock_as_of)
+            seen.note("sku open orders", sku.open_orders)
+            seen.note("sku at risk", sku.at_risk)
+            seen.note("sku window", any(len(window) for window in sku.complaints.values()))
+            seen.note("sku crossed", any(c.above for c in sku.crossings.values()))
+        for carrier in engine.carriers.values():
+            _assert_round_trips(carrier, codec.encode_carrier, codec.decode_carrier)
+            seen.note("carrier shipments", carrier.shipments)
+            seen.note("carrier problems", carrier.problems)
+            seen.note("carrier crossed", carrier.crossing.count)
+        for merchant in engine.merchants.values():
+            _assert_round_trips(merchant, codec.encode_merchant, codec.decode_merchant)
+            seen.note("merchant orders", merchant.orders)
+            seen.note("merchant scan checks due", merchant.by_scan_check)
+            seen.note(
+                "merchant scan checked", any(o.scan_checked for o in merchant.orders.values())
+            )
+            seen.note("merchant evaluated", merchant.evaluated)
+    assert seen.shapes >= {
+        "order fired",
+        "order settled",
+        "order complaints",
+        "order answered complaint",
+        "order trackings",
+        "order closed",
+        "order health",
+        "order placement",
+        "order demand closed",
+        "sku stock",
+        "sku open orders",
+        "sku at risk",
+        "sku window",
+        "sku crossed",
+        "carrier shipments",
+        "carrier problems",
+        "carrier crossed",
+        "merchant orders",
+        "merchant scan checks due",
+        "merchant scan checked",
+        "merchant evaluated",
+    }
+
+
+def test_every_fact_of_a_real_run_round_trips_exactly() -> None:
+    engine = RecordingEngine()
+    for event in example_events():
+        engine.process(event)
+    assert {type(fact) for fact in engine.facts} == {Demand, SkuComplaint, Shipment, OrderHealth}
+    for fact in engine.facts:
+        _assert_round_trips(fact, codec.encode_fact, codec.decode_fact)
+
+
+# -- going on from decoded states ---------------------------------------------------------------
+
+
+def _finish(engine: Engine) -> list[Output]:
+    """Past every deadline and the states' expiry (which closes the demand still open)."""
+    assert engine.max_seen is not None
+    return engine.advance_to(engine.max_seen + POLICY.state_ttl + timedelta(days=1))
+
+
+def _snapshot(engine: Engine) -> dict[str, dict[str, bytes]]:
+    """Every state's bytes (bytes compare dict and heap order too, which == does not)."""
+    return {
+        "orders": {key: codec.encode_order(state) for key, state in engine.orders.items()},
+        "skus": {key: codec.encode_sku(state) for key, state in engine.skus.items()},
+        "carriers": {key: codec.encode_carrier(state) for key, state in engine.carriers.items()},
+        "merchants": {key: codec.encode_merchant(state) for key, state in engine.merchants.items()},
+    }
+
+
+@cache
+def _reference_run() -> tuple[tuple[str, ...], dict[str, dict[str, bytes]]]:
+    """The outputs of a run that never went through bytes, and its states after the last event."""
+    engine = Engine(POLICY)
+    lines: list[str] = []
+    for event in example_events():
+        lines += _lines(engine.process(event))
+    snapshot = _snapshot(engine)
+    lines += _lines(_finish(engine))
+    return tuple(lines), snapshot
+
+
+@pytest.mark.parametrize("split", [0.25, 0.5, 0.75, 0.9])
+def test_processing_goes_on_from_decoded_states_exactly_as_from_the_originals(
+    split: float,
+) -> None:
+    expected, states_at_the_end = _reference_run()
+    events = example_events()
+    cut = int(len(events) * split)
+    engine = Engine(POLICY)
+    lines: list[str] = []
+    for event in events[:cut]:
+        lines += _lines(engine.process(event))
+    before = len(lines)
+
+    _round_trip_every_state(engine)
+
+    for event in events[cut:]:
+        lines += _lines(engine.process(event))
+    assert _snapshot(engine) == states_at_the_end
+    lines += _lines(_finish(engine))
+    assert len(lines) - before >= 20  # the decoded states had plenty left to do
+    assert tuple(lines) == expected
+
+
+def test_states_and_facts_through_bytes_all_along_change_no_output() -> None:
+    """The worker's life: facts through topics, and states restored from bytes again and again."""
+    expected, states_at_the_end = _reference_run()
+    engine = KafkaLikeEngine(POLICY)
+    lines: list[str] = []
+    for number, event in enumerate(example_events(), start=1):
+        lines += _lines(engine.process(event))
+        if number % 25 == 0:
+            _round_trip_every_state(engine)
+    assert _snapshot(engine) == states_at_the_end
+    _round_trip_every_state(engine)
+    lines += _lines(_finish(engine))
+    assert tuple(lines) == expected
+
+
+# -- targeted cases -------------------------------------------------------------------------------
+
+
+FACTS: list[Fact] = [
+    Demand("m1/S1", "o1", "m1", "S1", T, 3, T + timedelta(days=5), "e1", True, T),
+    Demand("m1/S1", "o1", "m1", "S1", T, 3, T + timedelta(days=5), "e1", False, T + timedelta(1)),
+    SkuComplaint("m1/S1", "o1", "c1", "m1", "S1", "damaged", T),
+    Shipment("m1/ups", "o1", "m1", "UPS", T, problem=True),
+    Shipment("m1/ups", "o1", "m1", "UPS", T, problem=False, withdrawn=True),
+    OrderHealth("m1", "o1", "m1", T, None, False, True, False, True),
+    OrderHealth("m1", "o1", "m1", T, T + timedelta(hours=3), True, False, True, False),
+]
+
+
+@pytest.mark.parametrize("fact", FACTS, ids=lambda fact: type(fact).__name__)
+def test_a_fact_of_each_kind_round_trips_with_its_kind(fact: Fact) -> None:
+    data = codec.encode_fact(fact)
+    back = _assert_round_trips(fact, codec.encode_fact, codec.decode_fact)
+    assert json.loads(data)["v"] == 1
+    assert isinstance(json.loads(data)["k"], str)
+    assert back is not fact
+
+
+def test_a_handmade_order_with_every_field_set_round_trips() -> None:
+    placement = Placement(
+        event_id="e1",
+        placed_at=T,
+        released_at=T + timedelta(hours=2),
+        sku="S1",
+        quantity=2,
+        unit_price=Decimal("1.05E+3"),
+        shipping_price=Decimal("0.00"),
+        currency="JPY",
+        country="JP",
+        program="express",
+        fulfillment_due=T + timedelta(days=5),
+        warning_at=T + timedelta(days=4),
+        confirmed_due=T + timedelta(days=7),
+        delivery_due=T + timedelta(days=30),
+        delivery_rule="wish.express_delivery",
+        unit_total_usd=None,
+    )
+    complaint = Complaint("c1", "e9", T, "damaged", 2, "reship", T, T, "refunded")
+    state = OrderState(
+        order_id="o1",
+        merchant_id="m1",
+        last_event_at=T,
+        placement=placement,
+        trackings=[
+            Tracking(T + timedelta(hours=5), "e3", "DHL ", "ABC1"),
+            Tracking(T + timedelta(hours=1), "e2", "ups", "Z9"),
+        ],
+        first_tracking_at=T,
+        first_scan_at=T,
+        delivered_at=T,
+        scans_by_number={"Z9": T, "ABC1": T - timedelta(microseconds=1)},
+        complaints={"c2": Complaint("c2"), "c1": complaint},
+        closed_at=T,
+        refunded=True,
+        merchant_cancelled_at=T,
+        last_health=OrderHealth("m1", "o1", "m1", T, None, False, True, False, True),
+        demand_opened=True,
+        demand_closed_at=T,
+        fired={"demand", "tracking_scan:e2"},
+        settled={"fulfillment"},
+        seen={"e1", "e2", "e3", "e9", "é"},
+    )
+    back = _assert_round_trips(state, codec.encode_order, codec.decode_order)
+    assert [t.deadline_key for t in back.trackings] == ["tracking_scan:e3", "tracking_scan:e2"]
+    assert back.complaints["c1"].advice_key == "complaint_advice:c1"
+    assert back.complaints["c1"].deadline_key == "complaint_response:c1"
+    assert list(back.complaints) == ["c2", "c1"]
+    assert back.placement is not None
+    assert (str(back.placement.unit_price), str(back.placement.value)) == ("1.05E+3", "2100.00")
+    assert back.placement.placed_at.tzinfo is UTC
+    assert back.scans_by_number["ABC1"] == T - timedelta(microseconds=1)
+
+
+def test_an_empty_order_round_trips() -> None:
+    state = OrderState(order_id="o1", merchant_id="m1", last_event_at=T)
+    assert codec.decode_order(codec.encode_order(state)) == state
+
+
+def test_handmade_aggregates_round_trip() -> None:
+    sku = SkuState(
+        merchant_id="m1",
+        sku="S1",
+        stock_as_of=(T, "e7"),
+        available=4,
+        complaints={"listing_review": RollingSet([(T, "o1/c1"), (T, "o2/c1")], {"o1/c1", "o2/c1"})},
+        crossings={"listing_review": Crossing(above=True, count=2)},
+    )
+    _assert_round_trips(sku, codec.encode_sku, codec.decode_sku)
+    carrier = CarrierState(
+        "m1", "m1/ups", "UPS", {"o1": (T, True)}, [(T, "o1")], 1, Crossing(True, 1)
+    )
+    _assert_round_trips(carrier, codec.encode_carrier, codec.decode_carrier)
+    merchant = MerchantState(merchant_id="m1", evaluated=(1, 0, 1, 0, 0, 0, 0))
+    back = _assert_round_trips(merchant, codec.encode_merchant, codec.decode_merchant)
+    assert isinstance(back.evaluated, tuple)
+    assert codec.decode_merchant(codec.encode_merchant(MerchantState("m2"))).evaluated == ()
+
+
+def _with(data: bytes, **changes: Any) -> bytes:
+    payload = json.loads(data)
+    payload.update(changes)
+    return json.dumps(payload).encode()
+
+
+@pytest.mark.parametrize("version", [2, 0, "1", True, None])
+def test_an_unknown_format_version_is_rejected(version: object) -> None:
+    state = OrderState(order_id="o1", merchant_id="m1", last_event_at=T)
+    data = _with(codec.encode_order(state), v=version)
+    with pytest.raises(ValueError, match="unsupported codec format version"):
+        codec.decode_order(data)
+    with pytest.raises(ValueError, match="unsupported codec format version"):
+        codec.decode_fact(_with(codec.encode_fact(FACTS[0]), v=version))
+
+
+def test_a_payload_without_a_version_is_rejected() -> None:
+    payload = json.loads(codec.encode_sku(SkuState("m1", "S1")))
+    del payload["v"]
+    with pytest.raises(ValueError, match="version None"):
+        codec.decode_sku(json.dumps(payload).encode())
+
+
+def test_a_payload_of_another_kind_is_rejected() -> None:
+    data = codec.encode_sku(SkuState("m1", "S1"))
+    with pytest.raises(ValueError, match="kind order, got kind 'sku'"):
+        codec.decode_order(data)
+    with pytest.raises(ValueError, match="got kind 'sku'"):
+        codec.decode_fact(data)
+    with pytest.raises(ValueError, match="got kind 'demand'"):
+        codec.decode_carrier(codec.encode_fact(FACTS[0]))
+
+
+@pytest.mark.parametrize("data", [b"", b"not json", b"[1]", b"\xff\xfe", b'{"v":1'])
+def test_bytes_that_are_no_payload_are_rejected(data: bytes) -> None:
+    with pytest.raises(ValueError, match="not an orderwatch codec payload"):
+        codec.decode_merchant(data)
+
+
+def test_a_malformed_payload_of_the_right_version_is_rejected_as_a_value_error() -> None:
+    data = codec.encode_carrier(CarrierState("m1", "m1/ups", "UPS"))
+    payload = json.loads(data)
+    del payload["by_time"]
+    with pytest.raises(ValueError, match="malformed carrier payload"):
+        codec.decode_carrier(json.dumps(payload).encode())
+    with pytest.raises(ValueError, match="malformed demand fact payload"):
+        codec.decode_fact(_with(codec.encode_fact(FACTS[0]), at="yesterday"))
