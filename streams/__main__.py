@@ -1,0 +1,5 @@
+"""``python -m streams`` is ``orderwatch``."""
+
+from streams.cli import main
+
+main()

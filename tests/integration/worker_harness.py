@@ -1,0 +1,213 @@
+"""Run ``orderwatch worker`` as a real process against the test broker, feed it, read it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+TOPIC_OF_TYPE = {
+    "order.placed": "orders",
+    "order.cancelled": "orders",
+    "order.refunded": "orders",
+    "inventory.updated": "inventory",
+    "tracking.submitted": "tracking",
+    "carrier.scanned": "tracking",
+    "complaint.filed": "complaints",
+    "complaint.responded": "complaints",
+    "complaint.resolved": "complaints",
+}
+OUTPUT_TOPICS = ("deadline-breaches", "dispute-recommendations", "dead-letter")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class WorkerRun:
+    """One worker process with its own app id and topic prefix (so tests never collide)."""
+
+    bootstrap: str
+    workdir: Path
+    partitions: int = 4
+    clock: str = "event"
+    name: str = field(default_factory=lambda: f"t{uuid.uuid4().hex[:10]}")
+    web_port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+    _log: Any = None
+
+    @property
+    def prefix(self) -> str:
+        return f"{self.name}-"
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ORDERWATCH_")}
+        env.update(
+            ORDERWATCH_BROKER=self.bootstrap,
+            ORDERWATCH_APP_ID=self.name,
+            ORDERWATCH_TOPIC_PREFIX=self.prefix,
+            ORDERWATCH_PARTITIONS=str(self.partitions),
+            ORDERWATCH_CLOCK=self.clock,
+            ORDERWATCH_WEB_PORT=str(self.web_port),
+            ORDERWATCH_DATA_DIR=str(self.workdir / f"data-{self.web_port}"),
+        )
+        return env
+
+    def start(self, *, timeout: float = 90.0) -> None:
+        self._log = (self.workdir / f"worker-{self.web_port}.log").open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "streams", "worker", "--loglevel", "warning"],
+            env=self.env(),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        self.wait_ready(timeout)
+
+    def log_text(self) -> str:
+        path = self.workdir / f"worker-{self.web_port}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def get(self, path: str) -> tuple[int, bytes]:
+        url = f"http://127.0.0.1:{self.web_port}{path}"
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read()
+
+    def wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise AssertionError(f"worker exited early:\n{self.log_text()[-4000:]}")
+            try:
+                status, _ = self.get("/ready")
+                if status == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.5)
+        raise AssertionError(f"worker not ready after {timeout} s:\n{self.log_text()[-4000:]}")
+
+    def stop(self, *, kill: bool = False) -> None:
+        try:
+            self._stop(kill=kill)
+        finally:
+            if self._log is not None:
+                self._log.close()
+                self._log = None
+
+    def _stop(self, *, kill: bool) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        if kill:
+            self.process.kill()
+        else:
+            self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+    def metric(self, name: str, **labels: str) -> float:
+        """The sum of the samples of ``name`` matching ``labels`` in /metrics."""
+        _, body = self.get("/metrics")
+        total = 0.0
+        for line in body.decode().splitlines():
+            if not line.startswith(name + "{") and not line.startswith(name + " "):
+                continue
+            head, _, value = line.rpartition(" ")
+            if all(f'{k}="{v}"' in head for k, v in labels.items()):
+                total += float(value)
+        return total
+
+    def advance_clock(self, until: str) -> None:
+        subprocess.run(
+            [sys.executable, "-m", "streams", "advance-clock", "--until", until],
+            env=self.env(),
+            check=True,
+            capture_output=True,
+        )
+
+
+def message_of(line: bytes) -> tuple[str, bytes | None]:
+    """The contract topic and key a producer would use for one JSON line."""
+    try:
+        event = json.loads(line)
+    except ValueError:
+        return "orders", None
+    if not isinstance(event, dict):
+        return "orders", None
+    topic = TOPIC_OF_TYPE.get(str(event.get("type")), "orders")
+    if topic == "inventory":
+        return topic, f"{event.get('merchant_id')}/{event.get('sku')}".encode()
+    order_id = event.get("order_id")
+    return topic, str(order_id).encode() if order_id is not None else None
+
+
+async def produce_lines(bootstrap: str, prefix: str, lines: Iterable[bytes]) -> int:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+    await producer.start()
+    count = 0
+    try:
+        for line in lines:
+            topic, key = message_of(line)
+            await producer.send(prefix + topic, line, key=key)
+            count += 1
+        await producer.flush()
+    finally:
+        await producer.stop()
+    return count
+
+
+async def consume_outputs(
+    bootstrap: str, prefix: str, *, until: Any, timeout: float
+) -> list[dict[str, Any]]:
+    """Read the output topics from the start until ``until(outputs)`` is true or time is up."""
+    consumer = AIOKafkaConsumer(
+        *(prefix + topic for topic in OUTPUT_TOPICS),
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+    )
+    await consumer.start()
+    outputs: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline and not until(outputs):
+            batch = await consumer.getmany(timeout_ms=500)
+            for records in batch.values():
+                for record in records:
+                    output = json.loads(record.value)
+                    output["_kafka"] = {
+                        "topic": record.topic,
+                        "key": record.key.decode() if record.key is not None else None,
+                    }
+                    outputs.append(output)
+    finally:
+        await consumer.stop()
+    return outputs
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
