@@ -191,9 +191,8 @@ class OrderwatchWorker:
         return self.app.Table(
             name,
             partitions=self.partitions,
-            schema=faust.Schema(
-                key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
-            ),
+            key_type=bytes,  # Faust derives the changelog's "raw" serializers from these types
+            value_type=bytes,
             use_partitioner=True,
         )
 

@@ -116,11 +116,14 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    if item.get_closest_marker("durable_broker") is not None and _session_broker_kind() == "tansu":
-        pytest.skip(
-            "needs a durable broker with transactions (Apache Kafka): the embedded Tansu broker "
-            f"is memory-only and has no transactions; set {BROKER_ENV} to run it"
+    marker = item.get_closest_marker("durable_broker")
+    if marker is not None and _session_broker_kind() == "tansu":
+        why = (
+            marker.args[0]
+            if marker.args
+            else ("the embedded Tansu broker is memory-only and has no transactions")
         )
+        pytest.skip(f"needs Apache Kafka: {why}; set {BROKER_ENV} to run it")
 
 
 @pytest.hookimpl(wrapper=True)

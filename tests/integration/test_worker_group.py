@@ -1,0 +1,237 @@
+"""Workers in a group, restarts, and interoperability with kcat."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from worker_harness import WorkerRun, consume_outputs, produce_lines, run
+
+from streams.core.policy import load_policy
+from streams.replay import replay_lines
+
+pytestmark = pytest.mark.broker
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "orders.jsonl"
+
+
+def _lines() -> list[bytes]:
+    return [line for line in EXAMPLES.read_bytes().splitlines() if line.strip()]
+
+
+def _occurred(line: bytes) -> str | None:
+    try:
+        event = json.loads(line)
+    except ValueError:
+        return None
+    return event.get("occurred_at") if isinstance(event, dict) else None
+
+
+def _decisions(outputs: list[dict[str, Any]]) -> set[str]:
+    return {
+        str(o.get("breach_id") or o.get("recommendation_id"))
+        for o in outputs
+        if o["type"] == "deadline.breached"
+        or (o["type"] == "recommendation.issued" and o["scope"] == "order")
+    }
+
+
+def _replayed() -> set[str]:
+    outputs: list[dict[str, Any]] = []
+    with EXAMPLES.open("rb") as lines:
+        replay_lines(
+            lines,
+            lambda o: outputs.append(json.loads(o.model_dump_json(exclude_none=True))),
+            policy=load_policy(),
+        )
+    return _decisions(outputs)
+
+
+def _consumed(*workers: WorkerRun) -> float:
+    return sum(
+        w.metric("orderwatch_events_consumed_total") + w.metric("orderwatch_events_rejected_total")
+        for w in workers
+        if w.process is not None and w.process.poll() is None
+    )
+
+
+def _wait(condition: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_two_workers_in_one_group_decide_what_one_worker_does(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    first = WorkerRun(kafka_bootstrap, tmp_path)
+    second = WorkerRun(kafka_bootstrap, tmp_path, name=first.name)
+    try:
+        first.start()
+        second.start()
+        _wait(
+            lambda: (
+                first.metric("orderwatch_assigned_partitions")
+                + second.metric("orderwatch_assigned_partitions")
+                == first.partitions
+                and first.get("/ready")[0] == 200
+                and second.get("/ready")[0] == 200
+            ),
+            90,
+            "both workers to share the partitions",
+        )
+        assert first.metric("orderwatch_assigned_partitions") > 0
+        assert second.metric("orderwatch_assigned_partitions") > 0
+        lines = _lines()
+        run(produce_lines(kafka_bootstrap, first.prefix, lines))
+        events = sum(1 for line in lines if _occurred(line) is not None)
+        _wait(lambda: _consumed(first, second) >= events, 90, "both workers to consume")
+        first.advance_clock(max(o for line in lines if (o := _occurred(line))))
+        expected = _replayed()
+        outputs = run(
+            consume_outputs(
+                kafka_bootstrap,
+                first.prefix,
+                until=lambda got: expected <= _decisions(got),
+                timeout=90,
+            )
+        )
+        assert _decisions(outputs) == expected
+    finally:
+        first.stop()
+        second.stop()
+
+
+def test_a_restarted_worker_recovers_its_orders_and_fires_their_deadlines_once(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    lines = _lines()
+    half = len(lines) // 2
+    worker = WorkerRun(kafka_bootstrap, tmp_path)
+    try:
+        worker.start()
+        run(produce_lines(kafka_bootstrap, worker.prefix, lines[:half]))
+        before = sum(1 for line in lines[:half] if _occurred(line) is not None)
+        _wait(lambda: _consumed(worker) >= before, 90, "the first half to be consumed")
+        worker.stop()
+        restarted = WorkerRun(kafka_bootstrap, tmp_path, name=worker.name)
+        worker = restarted
+        worker.start()
+        run(produce_lines(kafka_bootstrap, worker.prefix, lines[half:]))
+        after = sum(1 for line in lines[half:] if _occurred(line) is not None)
+        _wait(lambda: _consumed(worker) >= after, 90, "the second half to be consumed")
+        worker.advance_clock(max(o for line in lines if (o := _occurred(line))))
+        expected = _replayed()
+        outputs = run(
+            consume_outputs(
+                kafka_bootstrap,
+                worker.prefix,
+                until=lambda got: expected <= _decisions(got),
+                timeout=90,
+            )
+        )
+    finally:
+        worker.stop()
+    assert _decisions(outputs) == expected
+    breaches = [o["breach_id"] for o in outputs if o["type"] == "deadline.breached"]
+    assert len(breaches) == len(set(breaches)), "a breach was emitted twice"
+
+
+def _kcat() -> str:
+    kcat = shutil.which("kcat")
+    if kcat is None:
+        if os.environ.get("CI"):
+            pytest.fail("kcat is missing in CI (Debian package kcat)")
+        pytest.skip("kcat is not installed (Debian package kcat)")
+    return kcat
+
+
+@pytest.mark.durable_broker("kcat (librdkafka) fails Tansu's ApiVersions reply")
+def test_an_event_produced_with_kcat_is_processed_and_kcat_reads_the_advice(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    kcat = _kcat()
+    worker = WorkerRun(kafka_bootstrap, tmp_path, clock="wall")
+    now = datetime.now(UTC)
+    # Released 120 h ago less 3 s: the fulfillment deadline falls due while the worker runs,
+    # so the wall-clock timer (not the event's arrival) has to fire it.
+    released = now - timedelta(hours=120) + timedelta(seconds=3)
+    event = {
+        "event_id": "kcat-1",
+        "type": "order.placed",
+        "occurred_at": (released - timedelta(hours=8)).isoformat(),
+        "released_at": released.isoformat(),
+        "merchant_id": "m-kcat",
+        "order_id": "o-kcat-1",
+        "sku": "sku-1",
+        "quantity": 1,
+        "unit_price": "9.99",
+        "currency": "USD",
+        "destination_country": "US",
+    }
+    try:
+        worker.start()
+        subprocess.run(
+            [
+                kcat,
+                "-b",
+                kafka_bootstrap,
+                "-P",
+                "-t",
+                f"{worker.prefix}orders",
+                "-k",
+                "o-kcat-1",
+                "-X",
+                "topic.partitioner=murmur2_random",
+            ],
+            input=json.dumps(event).encode(),
+            check=True,
+            timeout=30,
+        )
+        found: list[dict[str, Any]] = []
+
+        def fulfillment_overdue() -> bool:
+            read = subprocess.run(
+                [
+                    kcat,
+                    "-b",
+                    kafka_bootstrap,
+                    "-C",
+                    "-t",
+                    f"{worker.prefix}dispute-recommendations",
+                    "-o",
+                    "beginning",
+                    "-e",
+                    "-q",
+                    "-f",
+                    "%k\t%s\n",
+                ],
+                capture_output=True,
+                timeout=30,
+                check=True,
+            )
+            found[:] = [
+                json.loads(line.split(b"\t", 1)[1])
+                for line in read.stdout.splitlines()
+                if b"\t" in line
+            ]
+            return any(r["reason"] == "FULFILLMENT_OVERDUE" for r in found)
+
+        _wait(fulfillment_overdue, 60, "FULFILLMENT_OVERDUE on the recommendations topic")
+    finally:
+        worker.stop()
+    overdue = [r for r in found if r["reason"] == "FULFILLMENT_OVERDUE"]
+    assert len(overdue) == 1
+    assert overdue[0]["order_id"] == "o-kcat-1"
+    detected = datetime.fromisoformat(overdue[0]["issued_at"].replace("Z", "+00:00"))
+    assert detected >= released + timedelta(hours=120)
