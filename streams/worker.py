@@ -172,6 +172,9 @@ class OrderwatchWorker:
             autodiscover=False,
             topic_disable_leader=True,
             consumer_auto_offset_reset="earliest",
+            # Faust lets un-prefixed variables (BROKER_URL, WEB_PORT, ...) override what it is
+            # given; an empty environment keeps ORDERWATCH_ settings the only source.
+            env={},
         )
         return app
 

@@ -235,3 +235,36 @@ def test_an_event_produced_with_kcat_is_processed_and_kcat_reads_the_advice(
     assert overdue[0]["order_id"] == "o-kcat-1"
     detected = datetime.fromisoformat(overdue[0]["issued_at"].replace("Z", "+00:00"))
     assert detected >= released + timedelta(hours=120)
+
+
+@pytest.mark.durable_broker("exactly_once needs transactions")
+def test_exactly_once_processing_decides_what_at_least_once_does(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    worker = WorkerRun(
+        kafka_bootstrap,
+        tmp_path,
+        extra_env={"ORDERWATCH_PROCESSING_GUARANTEE": "exactly_once"},
+    )
+    try:
+        worker.start()
+        lines = _lines()
+        run(produce_lines(kafka_bootstrap, worker.prefix, lines))
+        events = sum(1 for line in lines if _occurred(line) is not None)
+        _wait(lambda: _consumed(worker) >= events, 90, "the stream to be consumed")
+        worker.advance_clock(max(o for line in lines if (o := _occurred(line))))
+        expected = _replayed()
+        outputs = run(
+            consume_outputs(
+                kafka_bootstrap,
+                worker.prefix,
+                until=lambda got: expected <= _decisions(got),
+                timeout=90,
+                isolation_level="read_committed",
+            )
+        )
+    finally:
+        worker.stop()
+    assert _decisions(outputs) == expected
+    breaches = [o["breach_id"] for o in outputs if o["type"] == "deadline.breached"]
+    assert len(breaches) == len(set(breaches))

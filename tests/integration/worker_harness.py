@@ -51,6 +51,7 @@ class WorkerRun:
     name: str = field(default_factory=lambda: f"t{uuid.uuid4().hex[:10]}")
     web_port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)
     _log: Any = None
 
     @property
@@ -68,6 +69,7 @@ class WorkerRun:
             ORDERWATCH_WEB_PORT=str(self.web_port),
             ORDERWATCH_DATA_DIR=str(self.workdir / f"data-{self.web_port}"),
         )
+        env.update(self.extra_env)
         return env
 
     def start(self, *, timeout: float = 90.0) -> None:
@@ -180,7 +182,12 @@ async def produce_lines(bootstrap: str, prefix: str, lines: Iterable[bytes]) -> 
 
 
 async def consume_outputs(
-    bootstrap: str, prefix: str, *, until: Any, timeout: float
+    bootstrap: str,
+    prefix: str,
+    *,
+    until: Any,
+    timeout: float,
+    isolation_level: str = "read_uncommitted",
 ) -> list[dict[str, Any]]:
     """Read the output topics from the start until ``until(outputs)`` is true or time is up."""
     consumer = AIOKafkaConsumer(
@@ -189,6 +196,7 @@ async def consume_outputs(
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         group_id=None,
+        isolation_level=isolation_level,
     )
     await consumer.start()
     outputs: list[dict[str, Any]] = []
