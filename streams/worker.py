@@ -89,7 +89,7 @@ class _PartitionClock:
         if occurred_at <= self.seen.get(topic, EPOCH):
             return False
         self.seen[topic] = occurred_at
-        if len(self.seen) < inputs:
+        if len(self.seen) < inputs:  # forwarded events (a 4th topic) join the minimum once seen
             return False
         moved = min(self.seen.values()) - lateness
         if moved > self.value:
@@ -209,7 +209,6 @@ class OrderwatchWorker:
         self.out_recommendations = self._topic(s.topic("recommendations"))
         self.out_dead_letter = self._topic(s.topic("dead_letter"))
         self.order_events = self._topic(s.internal_topic("order-events"), internal=True)
-        self._forwarded_topic = self.order_events.get_topic_name()
         self.clock_topic = self._topic(s.internal_topic("clock"), internal=True)
         self.fact_topics = {
             kind: self._topic(s.internal_topic(f"{kind}-facts"), internal=True)
@@ -375,9 +374,7 @@ class OrderwatchWorker:
         if not self.event_time:
             return _utc_now()
         clock = self._clocks.setdefault(partition, _PartitionClock())
-        if topic != self._forwarded_topic and clock.observe(
-            topic, occurred_at, self.policy.allowed_lateness, len(self.inputs)
-        ):
+        if clock.observe(topic, occurred_at, self.policy.allowed_lateness, len(self.inputs)):
             self.clocks.put(self._clock_keys[partition], clock)
         return clock.value
 

@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -268,3 +269,106 @@ def test_exactly_once_processing_decides_what_at_least_once_does(
     assert _decisions(outputs) == expected
     breaches = [o["breach_id"] for o in outputs if o["type"] == "deadline.breached"]
     assert len(breaches) == len(set(breaches))
+
+
+def test_events_sent_unkeyed_or_mis_keyed_reach_their_orders_state(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    from aiokafka import AIOKafkaProducer
+    from worker_harness import partition_of
+
+    worker = WorkerRun(kafka_bootstrap, tmp_path, clock="wall")
+    now = datetime.now(UTC)
+    order_id = "o-miskeyed-1"
+    right = partition_of(order_id, worker.partitions)
+    wrong = (right + 1) % worker.partitions
+    base = {"merchant_id": "m-miskeyed", "order_id": order_id}
+    placed = base | {
+        "event_id": "mk-1",
+        "type": "order.placed",
+        "occurred_at": now.isoformat(),
+        "sku": "sku-mk",
+        "quantity": 1,
+        "unit_price": "3",
+        "currency": "USD",
+        "destination_country": "US",
+    }
+    tracked = base | {
+        "event_id": "mk-2",
+        "type": "tracking.submitted",
+        "occurred_at": (now + timedelta(seconds=1)).isoformat(),
+        "carrier": "YunExpress",
+        "tracking_number": "YT-MK-1",
+    }
+    filed = base | {
+        "event_id": "mk-3",
+        "type": "complaint.filed",
+        "occurred_at": (now + timedelta(seconds=2)).isoformat(),
+        "complaint_id": "c-mk-1",
+        "reason": "damaged",
+        "photos": 1,
+    }
+
+    async def send(topic: str, event: dict[str, Any], key: bytes | None, partition: int) -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+        await producer.start()
+        try:
+            await producer.send_and_wait(
+                worker.prefix + topic, json.dumps(event).encode(), key=key, partition=partition
+            )
+        finally:
+            await producer.stop()
+
+    try:
+        worker.start()
+        run(send("orders", placed, None, wrong))  # no key, wrong partition
+        run(send("tracking", tracked, b"not-the-order", wrong))  # a wrong key
+        _wait(lambda: _consumed(worker) >= 2, 60, "the first two events")
+        run(send("complaints", filed, order_id.encode(), wrong))  # right key, wrong partition
+        found: list[dict[str, Any]] = []
+
+        def advice(got: list[dict[str, Any]]) -> bool:
+            found[:] = [o for o in got if o.get("reason") == "COMPLAINT_DAMAGED"]
+            return bool(found)
+
+        run(consume_outputs(kafka_bootstrap, worker.prefix, until=advice, timeout=60))
+    finally:
+        worker.stop()
+    assert len(found) == 1
+    evidence = found[0]["evidence"]
+    # The advice saw the placement and the tracking: all three reached one order state.
+    assert evidence["sku"] == "sku-mk"
+    assert evidence["tracking_number"] == "YT-MK-1"
+    assert found[0]["order_id"] == order_id
+
+
+def test_the_worker_refuses_to_start_when_a_topic_breaks_co_partitioning(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    worker = WorkerRun(kafka_bootstrap, tmp_path)
+
+    async def create_mismatched() -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+        await admin.start()
+        try:
+            await admin.create_topics(
+                [NewTopic(f"{worker.prefix}tracking", num_partitions=3, replication_factor=1)]
+            )
+        finally:
+            await admin.close()
+
+    run(create_mismatched())
+    started = subprocess.run(
+        [sys.executable, "-m", "streams", "worker"],
+        env=worker.env(),
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert started.returncode != 0
+    error = started.stderr.decode().strip().splitlines()
+    assert len(error) == 1
+    assert f"{worker.prefix}tracking" in error[0]
+    assert "3 partitions" in error[0]

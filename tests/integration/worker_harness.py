@@ -151,6 +151,13 @@ class WorkerRun:
         )
 
 
+def partition_of(key: str, partitions: int) -> int:
+    """The partition Kafka's default partitioner gives ``key`` (as the worker computes it)."""
+    from streams.worker import partition_for
+
+    return partition_for(key, partitions)
+
+
 def message_of(line: bytes) -> tuple[str, bytes | None]:
     """The contract topic and key a producer would use for one JSON line."""
     try:
