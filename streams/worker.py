@@ -26,7 +26,7 @@ import heapq
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, TypeVar
 
@@ -481,40 +481,36 @@ class OrderwatchWorker:
         await self._emit(result.outputs, [], now)
 
     async def _carrier_agent(self, stream: Any) -> None:
+        await self._fact_agent(stream, self._apply_shipment)
+
+    async def _merchant_agent(self, stream: Any) -> None:
+        await self._fact_agent(stream, self._apply_health)
+
+    async def _fact_agent(
+        self, stream: Any, apply: Callable[[Fact, datetime], Awaitable[None]]
+    ) -> None:
+        """Consume one repartition topic of facts; a fact that fails is logged, never fatal."""
         async for event in stream.events():
             message = event.message
             try:
                 _, sender_clock, payload = wire.unpack(message.value or b"")
-                fact = codec.decode_fact(payload)
-                assert isinstance(fact, Shipment)
-                now = self._aggregate_now(sender_clock)
-                result = carrier.apply_shipment(
-                    self.carriers.get(fact.subject), fact, now, self.policy
-                )
-                self.carriers.put(fact.subject, result.state)
-                await self._emit(result.outputs, [], now)
+                await apply(codec.decode_fact(payload), self._aggregate_now(sender_clock))
             except Exception:
                 log.exception(
                     "failed to process %s[%d]@%d", message.topic, message.partition, message.offset
                 )
 
-    async def _merchant_agent(self, stream: Any) -> None:
-        async for event in stream.events():
-            message = event.message
-            try:
-                _, sender_clock, payload = wire.unpack(message.value or b"")
-                fact = codec.decode_fact(payload)
-                assert isinstance(fact, OrderHealth)
-                now = self._aggregate_now(sender_clock)
-                result = merchant.apply_health(
-                    self.merchants.get(fact.subject), fact, now, self.policy
-                )
-                self.merchants.put(fact.subject, result.state)
-                await self._emit(result.outputs, [], now)
-            except Exception:
-                log.exception(
-                    "failed to process %s[%d]@%d", message.topic, message.partition, message.offset
-                )
+    async def _apply_shipment(self, fact: Fact, now: datetime) -> None:
+        assert isinstance(fact, Shipment)
+        result = carrier.apply_shipment(self.carriers.get(fact.subject), fact, now, self.policy)
+        self.carriers.put(fact.subject, result.state)
+        await self._emit(result.outputs, [], now)
+
+    async def _apply_health(self, fact: Fact, now: datetime) -> None:
+        assert isinstance(fact, OrderHealth)
+        result = merchant.apply_health(self.merchants.get(fact.subject), fact, now, self.policy)
+        self.merchants.put(fact.subject, result.state)
+        await self._emit(result.outputs, [], now)
 
     def _aggregate_now(self, sender_clock: datetime) -> datetime:
         """Aggregates run on the clock of the fact's sender (event time) or the wall clock."""

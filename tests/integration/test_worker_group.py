@@ -7,69 +7,26 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from worker_harness import WorkerRun, consume_outputs, produce_lines, run
-
-from streams.core.policy import load_policy
-from streams.replay import replay_lines
+from worker_harness import (
+    WorkerRun,
+    backfill,
+    consume_outputs,
+    consumed,
+    decisions,
+    example_lines,
+    occurred,
+    produce_lines,
+    replayed_outputs,
+    run,
+    wait_for,
+)
 
 pytestmark = pytest.mark.broker
-
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "orders.jsonl"
-
-
-def _lines() -> list[bytes]:
-    return [line for line in EXAMPLES.read_bytes().splitlines() if line.strip()]
-
-
-def _occurred(line: bytes) -> str | None:
-    try:
-        event = json.loads(line)
-    except ValueError:
-        return None
-    return event.get("occurred_at") if isinstance(event, dict) else None
-
-
-def _decisions(outputs: list[dict[str, Any]]) -> set[str]:
-    return {
-        str(o.get("breach_id") or o.get("recommendation_id"))
-        for o in outputs
-        if o["type"] == "deadline.breached"
-        or (o["type"] == "recommendation.issued" and o["scope"] == "order")
-    }
-
-
-def _replayed() -> set[str]:
-    outputs: list[dict[str, Any]] = []
-    with EXAMPLES.open("rb") as lines:
-        replay_lines(
-            lines,
-            lambda o: outputs.append(json.loads(o.model_dump_json(exclude_none=True))),
-            policy=load_policy(),
-        )
-    return _decisions(outputs)
-
-
-def _consumed(*workers: WorkerRun) -> float:
-    return sum(
-        w.metric("orderwatch_events_consumed_total") + w.metric("orderwatch_events_rejected_total")
-        for w in workers
-        if w.process is not None and w.process.poll() is None
-    )
-
-
-def _wait(condition: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_two_workers_in_one_group_decide_what_one_worker_does(
@@ -80,7 +37,7 @@ def test_two_workers_in_one_group_decide_what_one_worker_does(
     try:
         first.start()
         second.start()
-        _wait(
+        wait_for(
             lambda: (
                 first.metric("orderwatch_assigned_partitions")
                 + second.metric("orderwatch_assigned_partitions")
@@ -93,21 +50,10 @@ def test_two_workers_in_one_group_decide_what_one_worker_does(
         )
         assert first.metric("orderwatch_assigned_partitions") > 0
         assert second.metric("orderwatch_assigned_partitions") > 0
-        lines = _lines()
+        lines = example_lines()
         run(produce_lines(kafka_bootstrap, first.prefix, lines))
-        events = sum(1 for line in lines if _occurred(line) is not None)
-        _wait(lambda: _consumed(first, second) >= events, 90, "both workers to consume")
-        first.advance_clock(max(o for line in lines if (o := _occurred(line))))
-        expected = _replayed()
-        outputs = run(
-            consume_outputs(
-                kafka_bootstrap,
-                first.prefix,
-                until=lambda got: expected <= _decisions(got),
-                timeout=90,
-            )
-        )
-        assert _decisions(outputs) == expected
+        outputs = backfill([first, second], lines)
+        assert decisions(outputs) == decisions(replayed_outputs())
     finally:
         first.stop()
         second.stop()
@@ -116,34 +62,23 @@ def test_two_workers_in_one_group_decide_what_one_worker_does(
 def test_a_restarted_worker_recovers_its_orders_and_fires_their_deadlines_once(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
-    lines = _lines()
+    lines = example_lines()
     half = len(lines) // 2
     worker = WorkerRun(kafka_bootstrap, tmp_path)
     try:
         worker.start()
         run(produce_lines(kafka_bootstrap, worker.prefix, lines[:half]))
-        before = sum(1 for line in lines[:half] if _occurred(line) is not None)
-        _wait(lambda: _consumed(worker) >= before, 90, "the first half to be consumed")
+        before = sum(1 for line in lines[:half] if occurred(line) is not None)
+        wait_for(lambda: consumed(worker) >= before, 90, "the first half to be consumed")
         worker.stop()
         restarted = WorkerRun(kafka_bootstrap, tmp_path, name=worker.name)
         worker = restarted
         worker.start()
         run(produce_lines(kafka_bootstrap, worker.prefix, lines[half:]))
-        after = sum(1 for line in lines[half:] if _occurred(line) is not None)
-        _wait(lambda: _consumed(worker) >= after, 90, "the second half to be consumed")
-        worker.advance_clock(max(o for line in lines if (o := _occurred(line))))
-        expected = _replayed()
-        outputs = run(
-            consume_outputs(
-                kafka_bootstrap,
-                worker.prefix,
-                until=lambda got: expected <= _decisions(got),
-                timeout=90,
-            )
-        )
+        outputs = backfill([worker], lines[half:], until=lines)
     finally:
         worker.stop()
-    assert _decisions(outputs) == expected
+    assert decisions(outputs) == decisions(replayed_outputs())
     breaches = [o["breach_id"] for o in outputs if o["type"] == "deadline.breached"]
     assert len(breaches) == len(set(breaches)), "a breach was emitted twice"
 
@@ -228,7 +163,7 @@ def test_an_event_produced_with_kcat_is_processed_and_kcat_reads_the_advice(
             ]
             return any(r["reason"] == "FULFILLMENT_OVERDUE" for r in found)
 
-        _wait(fulfillment_overdue, 60, "FULFILLMENT_OVERDUE on the recommendations topic")
+        wait_for(fulfillment_overdue, 60, "FULFILLMENT_OVERDUE on the recommendations topic")
     finally:
         worker.stop()
     overdue = [r for r in found if r["reason"] == "FULFILLMENT_OVERDUE"]
@@ -249,24 +184,12 @@ def test_exactly_once_processing_decides_what_at_least_once_does(
     )
     try:
         worker.start()
-        lines = _lines()
+        lines = example_lines()
         run(produce_lines(kafka_bootstrap, worker.prefix, lines))
-        events = sum(1 for line in lines if _occurred(line) is not None)
-        _wait(lambda: _consumed(worker) >= events, 90, "the stream to be consumed")
-        worker.advance_clock(max(o for line in lines if (o := _occurred(line))))
-        expected = _replayed()
-        outputs = run(
-            consume_outputs(
-                kafka_bootstrap,
-                worker.prefix,
-                until=lambda got: expected <= _decisions(got),
-                timeout=90,
-                isolation_level="read_committed",
-            )
-        )
+        outputs = backfill([worker], lines, isolation_level="read_committed")
     finally:
         worker.stop()
-    assert _decisions(outputs) == expected
+    assert decisions(outputs) == decisions(replayed_outputs())
     breaches = [o["breach_id"] for o in outputs if o["type"] == "deadline.breached"]
     assert len(breaches) == len(set(breaches))
 
@@ -323,7 +246,7 @@ def test_events_sent_unkeyed_or_mis_keyed_reach_their_orders_state(
         worker.start()
         run(send("orders", placed, None, wrong))  # no key, wrong partition
         run(send("tracking", tracked, b"not-the-order", wrong))  # a wrong key
-        _wait(lambda: _consumed(worker) >= 2, 60, "the first two events")
+        wait_for(lambda: consumed(worker) >= 2, 60, "the first two events")
         run(send("complaints", filed, order_id.encode(), wrong))  # right key, wrong partition
         found: list[dict[str, Any]] = []
 

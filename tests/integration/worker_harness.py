@@ -31,6 +31,92 @@ TOPIC_OF_TYPE = {
     "complaint.resolved": "complaints",
 }
 OUTPUT_TOPICS = ("deadline-breaches", "dispute-recommendations", "dead-letter")
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "orders.jsonl"
+
+
+def example_lines() -> list[bytes]:
+    """The example stream's non-blank lines, malformed ones included."""
+    return [line for line in EXAMPLES.read_bytes().splitlines() if line.strip()]
+
+
+def occurred(line: bytes) -> str | None:
+    """A line's ``occurred_at`` when it is an event object, else None."""
+    try:
+        event = json.loads(line)
+    except ValueError:
+        return None
+    return event.get("occurred_at") if isinstance(event, dict) else None
+
+
+def decisions(outputs: Iterable[dict[str, Any]]) -> set[str]:
+    """Breach ids and order-scope recommendation ids: what worker and replay must agree on."""
+    return {
+        str(o.get("breach_id") or o.get("recommendation_id"))
+        for o in outputs
+        if o["type"] == "deadline.breached"
+        or (o["type"] == "recommendation.issued" and o["scope"] == "order")
+    }
+
+
+def replayed_outputs() -> list[dict[str, Any]]:
+    """What ``orderwatch replay`` emits for the example stream."""
+    from streams.core.policy import load_policy
+    from streams.replay import replay_lines
+
+    outputs: list[dict[str, Any]] = []
+    with EXAMPLES.open("rb") as lines:
+        replay_lines(
+            lines,
+            lambda o: outputs.append(json.loads(o.model_dump_json(exclude_none=True))),
+            policy=load_policy(),
+        )
+    return outputs
+
+
+def consumed(*workers: WorkerRun) -> float:
+    """Messages the running workers have consumed (valid or rejected)."""
+    return sum(
+        w.metric("orderwatch_events_consumed_total") + w.metric("orderwatch_events_rejected_total")
+        for w in workers
+        if w.process is not None and w.process.poll() is None
+    )
+
+
+def wait_for(condition: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def backfill(
+    workers: list[WorkerRun],
+    lines: list[bytes],
+    *,
+    until: list[bytes] | None = None,
+    isolation_level: str = "read_uncommitted",
+) -> list[dict[str, Any]]:
+    """Wait until the workers consumed ``lines``, advance the clock, read the outputs.
+
+    The clock goes to the last ``occurred_at`` of ``until`` (default ``lines``); reading stops
+    once every decision replay makes has arrived (or after 90 s).
+    """
+    events = sum(1 for line in lines if occurred(line) is not None)
+    wait_for(lambda: consumed(*workers) >= events, 90, "the workers to consume the stream")
+    first = workers[0]
+    first.advance_clock(max(at for line in (until or lines) if (at := occurred(line))))
+    expected = decisions(replayed_outputs())
+    return run(
+        consume_outputs(
+            first.bootstrap,
+            first.prefix,
+            until=lambda got: expected <= decisions(got),
+            timeout=90,
+            isolation_level=isolation_level,
+        )
+    )
 
 
 def free_port() -> int:
