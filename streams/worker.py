@@ -357,6 +357,8 @@ class OrderwatchWorker:
         if step.duplicate:
             self.metrics.observe_duplicate(topic)
             return
+        for deadline in step.late:
+            self.metrics.observe_late_event(deadline)
         await self._emit(step.outputs, step.facts, now)
         self._keep(partition, key, step)
 
@@ -376,6 +378,7 @@ class OrderwatchWorker:
         clock = self._clocks.setdefault(partition, _PartitionClock())
         if clock.observe(topic, occurred_at, self.policy.allowed_lateness, len(self.inputs)):
             self.clocks.put(self._clock_keys[partition], clock)
+            self.metrics.set_partition_clocks(c.value for c in self._clocks.values())
         return clock.value
 
     async def _advance_partition(self, partition: int, value: bytes | None) -> None:

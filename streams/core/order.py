@@ -171,6 +171,7 @@ class Step(NamedTuple):
     facts: list[Fact]
     duplicate: bool = False
     next_due: datetime | None = None
+    late: tuple[DeadlineName, ...] = ()
 
 
 def _earliest(current: datetime | None, moment: datetime) -> datetime:
@@ -614,10 +615,42 @@ def apply(state: OrderState | None, event: OrderEvent, now: datetime, policy: Po
         complaint.outcome = event.outcome
     elif isinstance(event, OrderCancelled | OrderRefunded):
         _closed(state, event, facts)
+    late = _met_late(state, event, policy)
     if not created and not isinstance(event, _DEADLINE_MAKERS):
-        return Step(state, outputs, facts)
+        return Step(state, outputs, facts, late=late)
     step = fire_due(state, now, policy)
-    return Step(step.state, outputs + step.outputs, facts + step.facts, next_due=step.next_due)
+    return Step(
+        step.state, outputs + step.outputs, facts + step.facts, next_due=step.next_due, late=late
+    )
+
+
+def _met_late(state: OrderState, event: OrderEvent, policy: Policy) -> tuple[DeadlineName, ...]:
+    """Deadlines this event would have met had it arrived before they fired (they stay fired)."""
+    placement = state.placement
+    fired = state.fired
+    if not fired:
+        return ()
+    at = event.occurred_at
+    if isinstance(event, TrackingSubmitted) and placement is not None:
+        if FULFILLMENT in fired and at <= placement.fulfillment_due:
+            return ("fulfillment",)
+    elif isinstance(event, CarrierScanned) and placement is not None:
+        late: list[DeadlineName] = []
+        if CONFIRMED_FULFILLMENT in fired and at <= placement.confirmed_due:
+            late.append("confirmed_fulfillment")
+        if event.status == "delivered" and DELIVERY in fired and at <= placement.delivery_due:
+            late.append("delivery")
+        return tuple(late)
+    elif isinstance(event, ComplaintResponded | ComplaintResolved):
+        complaint = state.complaints.get(event.complaint_id)
+        if (
+            complaint is not None
+            and complaint.filed_at is not None
+            and complaint.deadline_key in fired
+            and at <= complaint.filed_at + policy.complaint_response
+        ):
+            return ("complaint_response",)
+    return ()
 
 
 def _placed(state: OrderState, event: OrderPlaced, policy: Policy, facts: list[Fact]) -> None:

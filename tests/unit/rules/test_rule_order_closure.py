@@ -137,3 +137,34 @@ def test_a_scan_for_a_cancelled_order_is_applied_or_ignored_never_an_error(ev, r
 
     assert produced == []
     assert run.advance(T0 + 60 * DAY) == []
+
+
+def test_tracking_that_meets_a_deadline_after_it_fired_is_reported_late() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from streams.core import order
+    from streams.core.events import decode_event
+    from streams.core.policy import load_policy
+
+    policy = load_policy()
+    placed_at = datetime(2026, 1, 5, 10, tzinfo=UTC)
+    due = placed_at + timedelta(hours=8 + 120)
+    placed = decode_event(
+        b'{"event_id":"p","type":"order.placed","occurred_at":"2026-01-05T10:00:00Z",'
+        b'"merchant_id":"m","order_id":"o","sku":"s","quantity":1,"unit_price":"1",'
+        b'"currency":"USD","destination_country":"US"}'
+    )
+    tracked = decode_event(
+        b'{"event_id":"t","type":"tracking.submitted","occurred_at":"2026-01-10T18:00:00Z",'
+        b'"merchant_id":"m","order_id":"o","carrier":"c","tracking_number":"n"}'
+    )
+    assert not isinstance(placed, str)
+    assert not isinstance(tracked, str)
+    step = order.apply(None, placed, placed_at, policy)
+    assert step.state is not None
+    fired = order.fire_due(step.state, due + timedelta(hours=1), policy)
+    assert any(getattr(o, "deadline", None) == "fulfillment" for o in fired.outputs)
+    assert fired.state is not None
+    late = order.apply(fired.state, tracked, due + timedelta(hours=1), policy)
+    assert late.late == ("fulfillment",)
+    assert late.outputs == []  # the breach is not taken back, and not repeated
