@@ -1,4 +1,4 @@
-"""The worker's internal message formats: facts with their sender's clock, clocks, advances.
+"""The worker's internal message formats: facts and forwarded events with their sender's clock.
 
 Internal topics carry small binary envelopes around the core's codecs: a kind byte and the
 sender's clock (microseconds since the epoch), then the payload. Only orderwatch reads them.
@@ -7,7 +7,7 @@ sender's clock (microseconds since the epoch), then the payload. Only orderwatch
 from __future__ import annotations
 
 import struct
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Final
 
 from streams.core.timeutil import EPOCH
@@ -18,17 +18,14 @@ __all__ = [
     "INVENTORY",
     "from_micros",
     "pack",
-    "pack_clock",
     "to_micros",
     "unpack",
-    "unpack_clock",
 ]
 
 FACT: Final = b"F"
 INVENTORY: Final = b"I"
 ADVANCE: Final = b"A"
 _HEADER: Final = struct.Struct(">cq")
-_CLOCK: Final = struct.Struct(">qq")
 
 
 def to_micros(moment: datetime) -> int:
@@ -55,14 +52,3 @@ def unpack(data: bytes) -> tuple[bytes, datetime, bytes]:
     if kind not in (FACT, INVENTORY, ADVANCE):
         raise ValueError(f"not an orderwatch envelope: kind {kind!r}")
     return kind, from_micros(micros), data[_HEADER.size :]
-
-
-def pack_clock(value: datetime, max_seen: datetime) -> bytes:
-    """A partition's event-time clock as stored in the clocks table."""
-    return _CLOCK.pack(to_micros(value), to_micros(max_seen))
-
-
-def unpack_clock(data: bytes) -> tuple[datetime, datetime]:
-    """(clock, largest occurred_at seen) from :func:`pack_clock`."""
-    value, max_seen = _CLOCK.unpack(data)
-    return from_micros(value).astimezone(UTC), from_micros(max_seen).astimezone(UTC)

@@ -1,7 +1,6 @@
 """The Faust worker: the core driven on Kafka, partitioned, with state in changelogged tables.
 
-How an event travels (three files: this one, ``core/order.py``, ``core/engine.py``'s twin
-below):
+How an event travels (this file, then ``core/order.py`` for the decisions):
 
 1. An agent reads raw bytes from ``orders``, ``tracking`` and ``complaints`` (co-partitioned on
    ``order_id``) and the internal clock topic, decodes and validates them with the contract
