@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from streams import wire
-from streams.worker import _PartitionClock, _pack_clock, _unpack_clock, partition_for
+from streams.worker import _pack_clock, _PartitionClock, _unpack_clock, partition_for
 
 T0 = datetime(2026, 1, 5, 10, 0, 0, 123456, tzinfo=UTC)
 LATENESS = timedelta(minutes=5)
