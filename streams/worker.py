@@ -208,6 +208,7 @@ class OrderwatchWorker:
         self.out_recommendations = self._topic(s.topic("recommendations"))
         self.out_dead_letter = self._topic(s.topic("dead_letter"))
         self.order_events = self._topic(s.internal_topic("order-events"), internal=True)
+        self._forwarded_topic = self.order_events.get_topic_name()
         self.clock_topic = self._topic(s.internal_topic("clock"), internal=True)
         self.fact_topics = {
             kind: self._topic(s.internal_topic(f"{kind}-facts"), internal=True)
@@ -340,7 +341,8 @@ class OrderwatchWorker:
             # Inventory belongs on its own topic; accept it here all the same.
             await self._forward_inventory(decoded, message.value, direct=False)
             return
-        self.metrics.observe_event(message.topic, decoded.type, decoded.occurred_at)
+        if message.topic != self._forwarded_topic:  # counted once, where it first arrived
+            self.metrics.observe_event(message.topic, decoded.type, decoded.occurred_at)
         partition = partition_for(decoded.order_id, self.partitions)
         if partition != message.partition:
             await self.order_events.send(key=decoded.order_id.encode(), value=message.value)
