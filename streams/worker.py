@@ -98,7 +98,12 @@ class _PartitionClock:
 
 
 class _Store(Generic[S]):
-    """A changelogged Faust table of one state type, keyed by text, stored as bytes."""
+    """A changelogged Faust table of one state type, keyed by text, stored as bytes.
+
+    Decoded states are kept in memory next to the table, so a key's bytes are decoded once per
+    assignment rather than on every event; :meth:`forget` empties that cache when partitions
+    move (another worker may have changed the keys meanwhile).
+    """
 
     def __init__(
         self, table: Any, encode: Callable[[S], bytes], decode: Callable[[bytes], S]
@@ -106,16 +111,31 @@ class _Store(Generic[S]):
         self.table = table
         self._encode = encode
         self._decode = decode
+        self._cache: dict[str, S] = {}
 
     def get(self, key: str) -> S | None:
-        stored = self.table.get(key.encode("utf-8"))
-        return None if stored is None else self._decode(stored)
+        state = self._cache.get(key)
+        if state is None:
+            stored = self.table.get(key.encode("utf-8"))
+            if stored is None:
+                return None
+            state = self._cache[key] = self._decode(stored)
+        return state
 
     def put(self, key: str, state: S) -> None:
+        self._cache[key] = state
         self.table[key.encode("utf-8")] = self._encode(state)
 
     def drop(self, key: str) -> None:
+        self._cache.pop(key, None)
         self.table.pop(key.encode("utf-8"), None)
+
+    def forget(self, key: str | None = None) -> None:
+        """Drop a cached state (say, after a failed update), or every one."""
+        if key is None:
+            self._cache.clear()
+        else:
+            self._cache.pop(key, None)
 
     def keys(self) -> list[str]:
         return [key.decode("utf-8") for key in list(self.table.keys())]
@@ -281,6 +301,8 @@ class OrderwatchWorker:
 
     async def _on_assigned(self, sender: Any, assigned: Iterable[Any], **_: Any) -> None:
         self._ready = False
+        for store in (self.orders, self.skus, self.carriers, self.merchants, self.clocks):
+            store.forget()
 
     async def _on_rebalance_complete(self, sender: Any, **_: Any) -> None:
         """Rebuild the deadline index of the partitions this worker now owns."""
@@ -323,6 +345,7 @@ class OrderwatchWorker:
                 else:
                     await self._order_message(message)
             except Exception:  # never let one message stop the partition
+                self.orders.forget()
                 log.exception(
                     "failed to process %s[%d]@%d", message.topic, message.partition, message.offset
                 )
@@ -433,6 +456,7 @@ class OrderwatchWorker:
                     assert isinstance(fact, Demand | SkuComplaint)
                     await self._apply_sku_fact(fact, sender_clock)
             except Exception:
+                self.skus.forget()
                 log.exception(
                     "failed to process %s[%d]@%d", message.topic, message.partition, message.offset
                 )
@@ -500,6 +524,8 @@ class OrderwatchWorker:
                 _, sender_clock, payload = wire.unpack(message.value or b"")
                 await apply(codec.decode_fact(payload), self._aggregate_now(sender_clock))
             except Exception:
+                self.carriers.forget()
+                self.merchants.forget()
                 log.exception(
                     "failed to process %s[%d]@%d", message.topic, message.partition, message.offset
                 )
