@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # type: ignore[import-untyped]
+from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
 
 from streams.errors import ConfigurationError
 from streams.settings import Settings
@@ -40,7 +41,12 @@ async def ensure_topics(settings: Settings) -> list[str]:
     admin = AIOKafkaAdminClient(
         bootstrap_servers=settings.broker, client_id=f"{settings.app_id}-admin"
     )
-    await admin.start()
+    try:
+        await admin.start()
+    except KafkaError as error:
+        raise ConfigurationError(
+            f"cannot reach the Kafka broker at ORDERWATCH_BROKER={settings.broker!r}: {error}"
+        ) from None
     try:
         wanted = required_topics(settings)
         # Describe only topics that exist: a metadata request for a missing topic may make

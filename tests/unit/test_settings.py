@@ -81,3 +81,12 @@ def test_every_topic_carries_the_prefix_and_tables_get_changelogs() -> None:
     assert "shop-dead-letter" in topics
     assert "shop-ow-orders-changelog" in topics
     assert "shop-ow-order-events" in topics
+
+
+def test_the_worker_command_names_the_broker_it_cannot_reach(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ORDERWATCH_BROKER", "127.0.0.1:1")
+    result = CliRunner().invoke(main, ["worker"])
+    assert result.exit_code != 0
+    assert "cannot reach the Kafka broker at ORDERWATCH_BROKER='127.0.0.1:1'" in result.output
