@@ -59,9 +59,27 @@ def test_two_workers_in_one_group_decide_what_one_worker_does(
         second.stop()
 
 
+@pytest.mark.parametrize(
+    "kill",
+    [
+        False,
+        pytest.param(
+            True,
+            marks=pytest.mark.durable_broker(
+                "after a SIGKILL the restarted worker decides differently on Tansu (seen here; "
+                "suspected: Tansu reports short end offsets and Faust's table recovery trusts them)"
+            ),
+        ),
+    ],
+    ids=["stopped", "killed"],
+)
 def test_a_restarted_worker_recovers_its_orders_and_fires_their_deadlines_once(
-    kafka_bootstrap: str, tmp_path: Path
+    kafka_bootstrap: str, tmp_path: Path, kill: bool
 ) -> None:
+    """Stopped gracefully or killed with SIGKILL mid-stream: nothing decided is lost.
+
+    After a kill, at-least-once may repeat an output; it repeats its id, never a new one.
+    """
     lines = example_lines()
     half = len(lines) // 2
     worker = WorkerRun(kafka_bootstrap, tmp_path)
@@ -70,7 +88,7 @@ def test_a_restarted_worker_recovers_its_orders_and_fires_their_deadlines_once(
         run(produce_lines(kafka_bootstrap, worker.prefix, lines[:half]))
         before = sum(1 for line in lines[:half] if occurred(line) is not None)
         wait_for(lambda: consumed(worker) >= before, 90, "the first half to be consumed")
-        worker.stop()
+        worker.stop(kill=kill)
         restarted = WorkerRun(kafka_bootstrap, tmp_path, name=worker.name)
         worker = restarted
         worker.start()
@@ -79,8 +97,9 @@ def test_a_restarted_worker_recovers_its_orders_and_fires_their_deadlines_once(
     finally:
         worker.stop()
     assert decisions(outputs) == decisions(replayed_outputs())
-    breaches = [o["breach_id"] for o in outputs if o["type"] == "deadline.breached"]
-    assert len(breaches) == len(set(breaches)), "a breach was emitted twice"
+    if not kill:
+        breaches = [o["breach_id"] for o in outputs if o["type"] == "deadline.breached"]
+        assert len(breaches) == len(set(breaches)), "a breach was emitted twice"
 
 
 def _kcat() -> str:
