@@ -236,5 +236,8 @@ def advance_clock(
     settings = _settings(
         broker=broker, app_id=app_id, partitions=partitions, topic_prefix=topic_prefix
     )
-    sent = asyncio.run(send_advance(settings, until))
+    try:
+        sent = asyncio.run(send_advance(settings, until))
+    except ConfigurationError as error:
+        raise click.ClickException(str(error)) from None
     click.echo(f"orderwatch: asked {sent} partitions to advance to {until.isoformat()}", err=True)

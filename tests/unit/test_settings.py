@@ -90,3 +90,11 @@ def test_the_worker_command_names_the_broker_it_cannot_reach(
     result = CliRunner().invoke(main, ["worker"])
     assert result.exit_code != 0
     assert "cannot reach the Kafka broker at ORDERWATCH_BROKER='127.0.0.1:1'" in result.output
+
+
+def test_advance_clock_names_the_broker_it_cannot_reach() -> None:
+    result = CliRunner().invoke(
+        main, ["advance-clock", "--broker", "127.0.0.1:1", "--until", "2026-01-01T00:00:00Z"]
+    )
+    assert result.exit_code != 0
+    assert "cannot reach the Kafka broker at ORDERWATCH_BROKER='127.0.0.1:1'" in result.output
