@@ -50,10 +50,11 @@ class Engine:
         self._clock: datetime | None = None
         self._heap: list[tuple[datetime, str]] = []
         self._scheduled: dict[str, datetime] = {}
-        # Stock levels and demand changes wait here until the clock reaches their event time,
-        # so each SKU sees them in event-time order whatever order they arrived in.
+        # Merchants whose store health changes with time alone, by when to check them.
         self._merchant_heap: list[tuple[datetime, str]] = []
         self._merchant_scheduled: dict[str, datetime] = {}
+        # Stock levels and demand changes wait here until the clock reaches their event time,
+        # so each SKU sees them in event-time order whatever order they arrived in.
         self._sku_inbox: list[tuple[datetime, int, int, InventoryUpdated | Demand]] = []
         self._sequence = 0
 
