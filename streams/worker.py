@@ -269,6 +269,7 @@ class OrderwatchWorker:
             self.app.timer(s.tick_interval, name="orderwatch.deadlines")(self._tick)
         self.app.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]
         self.app.on_rebalance_complete.connect(self._on_rebalance_complete)  # type: ignore[arg-type]
+        self.orders.table.on_recover(self._on_orders_recovered)
         self.app.page("/health")(self._health_view)  # type: ignore[arg-type]
         self.app.page("/ready")(self._ready_view)  # type: ignore[arg-type]
         self.app.page("/metrics")(self._metrics_view)  # type: ignore[arg-type]
@@ -305,7 +306,19 @@ class OrderwatchWorker:
             store.forget()
 
     async def _on_rebalance_complete(self, sender: Any, **_: Any) -> None:
-        """Rebuild the deadline index of the partitions this worker now owns."""
+        await self._rebuild()
+
+    async def _on_orders_recovered(self) -> None:
+        # Tables may finish recovering from their changelogs after the rebalance completed:
+        # rebuild again, now with every recovered order.
+        await self._rebuild()
+
+    async def _rebuild(self) -> None:
+        """Rebuild the deadline index and clocks of the partitions this worker now owns.
+
+        In event-time mode, whatever the restored clocks have already reached fires at once: an
+        ``advance-clock`` handled before a partition moved here is not lost.
+        """
         owned = self._owned()
         self._index = {p: [] for p in owned}
         self._scheduled.clear()
@@ -314,11 +327,13 @@ class OrderwatchWorker:
             state = self.orders.get(key) if partition in owned else None
             if state is not None:
                 self._schedule(partition, key, order.next_due(state, self.policy))
+        self._clocks = {}
         if self.event_time:
             for partition in owned:
                 stored = self.clocks.get(self._clock_keys[partition])
                 if stored is not None:
                     self._clocks[partition] = stored
+                    await self._fire_due(partition, stored.value)
         self.metrics.set_assigned_partitions(len(owned))
         self.metrics.set_open_orders(len(self._scheduled))
         self._ready = True
