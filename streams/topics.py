@@ -8,7 +8,7 @@ from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
 from streams.errors import ConfigurationError
 from streams.settings import Settings
 
-__all__ = ["TABLES", "ensure_topics", "required_topics"]
+__all__ = ["TABLES", "changelog_topic", "ensure_topics", "required_topics"]
 
 #: The worker's tables; Faust names their changelog topics ``{app_id}-{table}-changelog``.
 TABLES = ("orders", "clocks", "skus", "carriers", "merchants")
@@ -24,11 +24,16 @@ _CONTRACT = (
 )
 
 
+def changelog_topic(settings: Settings, table: str) -> str:
+    """The changelog topic of one of the worker's tables (Faust's naming)."""
+    return f"{settings.topic_prefix}{settings.app_id}-{table}-changelog"
+
+
 def required_topics(settings: Settings) -> list[str]:
     """Every topic the worker reads or writes; all must have ``settings.partitions``."""
     names = [settings.topic(role) for role in _CONTRACT]
     names += [settings.internal_topic(name) for name in _INTERNAL]
-    names += [f"{settings.topic_prefix}{settings.app_id}-{t}-changelog" for t in TABLES]
+    names += [changelog_topic(settings, table) for table in TABLES]
     return names
 
 
@@ -66,6 +71,7 @@ async def ensure_topics(settings: Settings) -> list[str]:
                     f"ORDERWATCH_PARTITIONS={count} or recreate the topic"
                 )
         missing = [name for name in wanted if name not in existing]
+        changelogs = {changelog_topic(settings, table) for table in TABLES}
         if missing:
             await admin.create_topics(
                 [
@@ -73,6 +79,8 @@ async def ensure_topics(settings: Settings) -> list[str]:
                         name=name,
                         num_partitions=settings.partitions,
                         replication_factor=settings.replication_factor,
+                        # Table state is kept by key, never expired by age.
+                        topic_configs={"cleanup.policy": "compact"} if name in changelogs else {},
                     )
                     for name in missing
                 ]

@@ -48,6 +48,7 @@ from streams.core.timeutil import EPOCH, format_utc
 from streams.metrics import Metrics
 from streams.replay import raw_text, serialize
 from streams.settings import Settings
+from streams.topics import changelog_topic
 
 __all__ = ["OrderwatchWorker", "partition_for"]
 
@@ -210,12 +211,30 @@ class OrderwatchWorker:
     def _table(self, name: str) -> Any:
         # Keys and values are raw bytes: a key's changelog partition is then murmur2 of the same
         # bytes as the input topic's key, i.e. the partition that processes it.
+        changelog = self.app.topic(
+            changelog_topic(self.settings, name),
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=self.partitions,
+            replicas=self.settings.replication_factor,
+            # Faust's default changelog is written with acks=0 and also deletes by age: state
+            # must be acknowledged, and kept (compacted) for as long as its key lives.
+            acks=True,
+            compacting=True,
+            deleting=False,
+            internal=True,
+            maxsize=131_072,
+            allow_empty=True,
+        )
         return self.app.Table(
             name,
             partitions=self.partitions,
             key_type=bytes,  # Faust derives the changelog's "raw" serializers from these types
             value_type=bytes,
             use_partitioner=True,
+            changelog_topic=changelog,
         )
 
     def _declare(self) -> None:
