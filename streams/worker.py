@@ -325,18 +325,19 @@ class OrderwatchWorker:
             store.forget()
 
     async def _on_rebalance_complete(self, sender: Any, **_: Any) -> None:
-        await self._rebuild()
+        await self._rebuild(fire=False)
 
     async def _on_orders_recovered(self) -> None:
         # Tables may finish recovering from their changelogs after the rebalance completed:
-        # rebuild again, now with every recovered order.
-        await self._rebuild()
+        # rebuild again, now with every recovered order, and only now fire what is due.
+        await self._rebuild(fire=True)
 
-    async def _rebuild(self) -> None:
+    async def _rebuild(self, *, fire: bool) -> None:
         """Rebuild the deadline index and clocks of the partitions this worker now owns.
 
-        In event-time mode, whatever the restored clocks have already reached fires at once: an
-        ``advance-clock`` handled before a partition moved here is not lost.
+        With ``fire`` (tables recovered), whatever the restored event-time clocks have already
+        reached fires at once: an ``advance-clock`` handled before a partition moved here is
+        not lost.
         """
         owned = self._owned()
         self._index = {p: [] for p in owned}
@@ -352,7 +353,8 @@ class OrderwatchWorker:
                 stored = self.clocks.get(self._clock_keys[partition])
                 if stored is not None:
                     self._clocks[partition] = stored
-                    await self._fire_due(partition, stored.value)
+                    if fire:
+                        await self._fire_due(partition, stored.value)
         self.metrics.set_assigned_partitions(len(owned))
         self.metrics.set_open_orders(len(self._scheduled))
         self._ready = True
