@@ -33,7 +33,6 @@ class EngineStats:
 
     events: int = 0
     duplicates: int = 0
-    expired_orders: int = 0
 
 
 class Engine:
@@ -126,7 +125,6 @@ class Engine:
         if result.state is None:
             self.orders.pop(order_id, None)
             self._scheduled.pop(order_id, None)
-            self.stats.expired_orders += 1
         else:
             self.orders[order_id] = result.state
             due_at = result.next_due

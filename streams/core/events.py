@@ -35,7 +35,6 @@ __all__ = [
     "ComplaintReason",
     "ComplaintResolved",
     "ComplaintResponded",
-    "Decoded",
     "InputEvent",
     "InventoryUpdated",
     "OrderCancelled",
@@ -221,8 +220,6 @@ EVENT_TYPES: Final[tuple[str, ...]] = tuple(
 )
 
 _ADAPTER: Final[TypeAdapter[OrderEvent | InventoryUpdated]] = TypeAdapter(InputEvent)
-
-Decoded: TypeAlias = "OrderEvent | InventoryUpdated | str"
 
 
 def decode_event(raw: bytes | str) -> OrderEvent | InventoryUpdated | str:

@@ -14,9 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 from streams.core.timeutil import format_utc
 
 __all__ = [
-    "ACTION_CODES",
     "AGGREGATE_REASONS",
-    "ORDER_REASONS",
     "Action",
     "ActionCode",
     "DeadlineBreached",
@@ -65,7 +63,6 @@ Reason: TypeAlias = Literal[
 AGGREGATE_REASONS: Final = frozenset(
     {"LISTING_REVIEW", "PACKAGING_REVIEW", "CARRIER_REVIEW", "STORE_HEALTH_AT_RISK"}
 )
-ORDER_REASONS: Final = frozenset(Reason.__args__) - AGGREGATE_REASONS  # type: ignore[attr-defined]
 ActionCode: TypeAlias = Literal[
     "CONTACT_CUSTOMER",
     "REQUEST_EVIDENCE",
@@ -88,7 +85,6 @@ ActionCode: TypeAlias = Literal[
     "DELIST_SKU",
     "REVIEW_STORE_METRICS",
 ]
-ACTION_CODES: Final[tuple[str, ...]] = ActionCode.__args__  # type: ignore[attr-defined]
 
 
 class _Output(BaseModel):
