@@ -4,35 +4,42 @@ Per store and carrier, over shipments (orders with tracking from that carrier) i
 window: once there are at least ``min_shipments``, a share of orders with a carrier problem (a
 damaged or not-received complaint, or a delivery breach) at or above ``problem_rate`` issues
 ``CARRIER_REVIEW``.
+
+Each order is known as a timeline (:class:`~streams.core.facts.Shipment`) and counted as of the
+carrier's clock, which moves with the facts' event times and with :func:`tick`.
 """
 
 from __future__ import annotations
 
-import heapq
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from typing import NamedTuple
 
-from streams.core.facts import Shipment
+from streams.core.facts import Shipment, carrier_key, merge_shipment
 from streams.core.outputs import RecommendationIssued
 from streams.core.policy import Policy
 from streams.core.recommend import make_aggregate_recommendation
-from streams.core.window import Crossing
+from streams.core.window import Crossing, Timelines
 
-__all__ = ["CarrierState", "CarrierStep", "apply_shipment"]
+__all__ = ["CarrierState", "CarrierStep", "apply_shipment", "next_check", "tick"]
+
+SHIPMENTS, PROBLEMS = 0, 1
+
+
+def _new_shipments() -> Timelines[Shipment]:
+    return Timelines(2)
 
 
 @dataclass(slots=True)
 class CarrierState:
-    """Shipments of one store with one carrier inside the window."""
+    """Orders of one store shipped with one carrier, counted as of ``shipments.now``."""
 
     merchant_id: str
     subject: str
     carrier: str
-    shipments: dict[str, tuple[datetime, bool]] = field(default_factory=dict)
-    by_time: list[tuple[datetime, str]] = field(default_factory=list)
-    problems: int = 0
+    shipments: Timelines[Shipment] = field(default_factory=_new_shipments)
     crossing: Crossing = field(default_factory=Crossing)
 
 
@@ -43,59 +50,87 @@ class CarrierStep(NamedTuple):
     outputs: list[RecommendationIssued]
 
 
-def _forget(state: CarrierState, order_id: str) -> None:
-    _, problem = state.shipments.pop(order_id)
-    state.problems -= problem
+def view_shipment(
+    window: timedelta, carrier: str, shipment: Shipment, now: datetime
+) -> tuple[tuple[int, ...] | None, datetime | None]:
+    """One order as of ``now``: shipped with ``carrier`` inside the window, with a problem?
+
+    An order ships with the carrier of its latest tracking so far; the window runs from that
+    tracking's submission.
+    """
+    current: tuple[datetime, str] | None = None
+    upcoming: list[datetime] = []
+    for tracking in shipment.trackings:
+        if tracking[0] <= now:
+            current = tracking  # trackings are sorted
+        else:
+            upcoming.append(tracking[0])
+    counts: tuple[int, ...] | None = None
+    if current is not None and current[1] == carrier and now < current[0] + window:
+        problem_at = shipment.problem_at
+        counts = (1, 1 if problem_at is not None and problem_at <= now else 0)
+        upcoming.append(current[0] + window)
+        if problem_at is not None and problem_at > now:
+            upcoming.append(problem_at)
+    return counts, min(upcoming, default=None)
+
+
+def _view(
+    state: CarrierState, policy: Policy
+) -> partial[tuple[tuple[int, ...] | None, datetime | None]]:
+    return partial(view_shipment, policy.carrier_window, carrier_key(state.carrier))
 
 
 def apply_shipment(
     state: CarrierState | None, fact: Shipment, now: datetime, policy: Policy
 ) -> CarrierStep:
-    """Record or withdraw one shipment, expire old ones, and check the problem rate."""
+    """Learn more of one order's shipping, move the clock to ``now``, check the problem rate."""
     if state is None:
         state = CarrierState(
             merchant_id=fact.merchant_id, subject=fact.subject, carrier=fact.carrier
         )
-    horizon = max(now, fact.shipped_at) - policy.carrier_window
-    known = state.shipments.get(fact.order_id)
-    if known is not None:
-        _forget(state, fact.order_id)
-    if not fact.withdrawn and fact.shipped_at > horizon:
-        shipped_at = known[0] if known is not None else fact.shipped_at
-        problem = fact.problem or (known is not None and known[1])
-        state.shipments[fact.order_id] = (shipped_at, problem)
-        state.problems += problem
-        if known is None:
-            heapq.heappush(state.by_time, (shipped_at, fact.order_id))
-        state.carrier = fact.carrier
-    while state.by_time and state.by_time[0][0] <= horizon:
-        shipped_at, order_id = heapq.heappop(state.by_time)
-        entry = state.shipments.get(order_id)
-        if entry is not None and entry[0] == shipped_at:
-            _forget(state, order_id)
-    shipments = len(state.shipments)
+    shipments, view = state.shipments, _view(state, policy)
+    shipments.advance(now, view)
+    shipments.put(fact.order_id, merge_shipment(shipments.entries.get(fact.order_id), fact), view)
+    return CarrierStep(state, _evaluate(state, policy))
+
+
+def next_check(state: CarrierState, policy: Policy) -> datetime | None:
+    """When time alone changes a count: a shipment leaves the window, a problem comes due."""
+    return state.shipments.next_change()
+
+
+def tick(state: CarrierState, now: datetime, policy: Policy) -> CarrierStep:
+    """Move the clock to ``now`` without a new fact, and check the problem rate."""
+    state.shipments.advance(now, _view(state, policy))
+    return CarrierStep(state, _evaluate(state, policy))
+
+
+def _evaluate(state: CarrierState, policy: Policy) -> list[RecommendationIssued]:
+    shipments, problems = state.shipments.totals
     over = shipments >= policy.carrier_min_shipments and (
-        Decimal(state.problems) >= policy.carrier_problem_rate * shipments
+        Decimal(problems) >= policy.carrier_problem_rate * shipments
     )
     if not state.crossing.update(over):
-        return CarrierStep(state, [])
-    rate = Decimal(state.problems) / shipments
-    recommendation = make_aggregate_recommendation(
-        policy,
-        reason="CARRIER_REVIEW",
-        scope="carrier",
-        subject=state.subject,
-        merchant_id=state.merchant_id,
-        crossing=state.crossing.count,
-        now=now,
-        evidence={
-            "carrier": state.carrier,
-            "shipments": shipments,
-            "orders_with_problems": state.problems,
-            "problem_rate": str(rate.quantize(Decimal("0.0001"))),
-            "threshold": str(policy.carrier_problem_rate),
-            "min_shipments": policy.carrier_min_shipments,
-            "window_days": policy.carrier_window.total_seconds() / 86400,
-        },
-    )
-    return CarrierStep(state, [recommendation])
+        return []
+    rate = Decimal(problems) / shipments
+    return [
+        make_aggregate_recommendation(
+            policy,
+            reason="CARRIER_REVIEW",
+            scope="carrier",
+            subject=state.subject,
+            merchant_id=state.merchant_id,
+            crossing=state.crossing.count,
+            now=state.shipments.now,
+            evidence={
+                "carrier": state.carrier,
+                "shipments": shipments,
+                "orders_with_problems": problems,
+                "problem_rate": str(rate.quantize(Decimal("0.0001"))),
+                "threshold": str(policy.carrier_problem_rate),
+                "min_shipments": policy.carrier_min_shipments,
+                "window_days": policy.carrier_window.total_seconds() / 86400,
+            },
+        )
+    ]

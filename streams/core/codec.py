@@ -1,11 +1,11 @@
 """Bytes for the worker: per-key states (changelogged tables) and facts (repartition topics).
 
-Every payload is one compact JSON object ``{"v": 1, "k": <kind>, ...}``: ``v`` is the format
+Every payload is one compact JSON object ``{"v": 2, "k": <kind>, ...}``: ``v`` is the format
 version (an unknown one is rejected with :class:`ValueError`), ``k`` names what it holds
 (``order``, ``sku``, ``carrier``, ``merchant``; facts: ``demand``, ``sku_complaint``,
 ``shipment``, ``order_health``), so a payload decoded as the wrong thing fails loudly.
 
-Encoding, fixed for version 1:
+Encoding, fixed for version 2 (version 1 held snapshot facts, before timelines):
 
 - datetimes: integer microseconds since the Unix epoch; they decode as ``datetime.UTC``-aware
   datetimes (the core keeps every time in UTC, so the decoded value is equal to the original);
@@ -13,9 +13,10 @@ Encoding, fixed for version 1:
 - sets: sorted lists; tuples: lists, restored as tuples; dicts: JSON objects, insertion order
   kept; heaps and sorted lists: ``[[micros, key], ...]`` in their stored order (still heaps);
 - top-level states and facts, and an order's placement: objects keyed by field name; the
-  entries of a state's collections (trackings, complaints, open orders, shipments, the
-  merchant's windowed orders and their :class:`OrderHealth`), counts and crossings: arrays in
-  field order; a :class:`RollingSet`: ``[entries, sorted keys]``.
+  entries of a state's collections (trackings, complaints, open orders), the timeline facts
+  (:class:`Shipment`, :class:`OrderHealth`) and crossings: arrays in field order; a
+  :class:`RollingSet`: ``[entries, sorted keys]``; :class:`Timelines`: each entry with its counts
+  and next change (totals and the heap of changes are rebuilt from them).
 
 ``Tracking.deadline_key`` and ``Complaint.deadline_key``/``advice_key`` are derived from the
 other fields in ``__post_init__``, so they are not stored: the constructors rebuild them.
@@ -26,17 +27,19 @@ exactly as from the originals. Pure: no I/O, no clock.
 
 from __future__ import annotations
 
+import heapq
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from streams.core.carrier import CarrierState
 from streams.core.facts import Demand, Fact, OrderHealth, Shipment, SkuComplaint
-from streams.core.merchant import Counts, MerchantState, _Order
+from streams.core.merchant import MerchantState
 from streams.core.order import Complaint, OrderState, Placement, Tracking
 from streams.core.sku import OpenOrder, SkuState
-from streams.core.window import Crossing, RollingSet
+from streams.core.window import Crossing, RollingSet, Timelines
 
 __all__ = [
     "VERSION",
@@ -52,7 +55,9 @@ __all__ = [
     "encode_sku",
 ]
 
-VERSION: Final = 1
+VERSION: Final = 2
+
+T = TypeVar("T")
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND: Final = timedelta(microseconds=1)
@@ -230,28 +235,88 @@ def _health_out(h: OrderHealth) -> list[Any]:
         h.subject,
         h.order_id,
         h.merchant_id,
+        _us(h.at),
         _us(h.placed_at),
         _opt_us(h.tracked_at),
-        h.scanned,
-        h.refunded,
-        h.late_confirmed,
-        h.cancelled_before_tracking,
+        _opt_us(h.scanned_at),
+        _opt_us(h.refunded_at),
+        _opt_us(h.merchant_cancelled_at),
+        _opt_us(h.late_confirmed_at),
     ]
 
 
 def _health_in(raw: list[Any]) -> OrderHealth:
-    subject, order_id, merchant_id, placed_at, tracked_at, scanned, refunded, late, cancelled = raw
+    subject, order_id, merchant_id, at, placed, tracked, scanned, refunded, cancelled, late = raw
     return OrderHealth(
         subject,
         order_id,
         merchant_id,
-        _dt(placed_at),
-        _opt_dt(tracked_at),
-        scanned,
-        refunded,
-        late,
-        cancelled,
+        _dt(at),
+        _dt(placed),
+        _opt_dt(tracked),
+        _opt_dt(scanned),
+        _opt_dt(refunded),
+        _opt_dt(cancelled),
+        _opt_dt(late),
     )
+
+
+def _shipment_out(s: Shipment) -> list[Any]:
+    return [
+        s.subject,
+        s.order_id,
+        s.merchant_id,
+        s.carrier,
+        _us(s.at),
+        [[_us(moment), key] for moment, key in s.trackings],
+        _opt_us(s.problem_at),
+    ]
+
+
+def _shipment_in(raw: list[Any]) -> Shipment:
+    subject, order_id, merchant_id, carrier, at, trackings, problem_at = raw
+    return Shipment(
+        subject,
+        order_id,
+        merchant_id,
+        carrier,
+        _dt(at),
+        tuple((_dt(moment), key) for moment, key in trackings),
+        _opt_dt(problem_at),
+    )
+
+
+def _timelines_out(timelines: Timelines[T], out: Callable[[T], list[Any]]) -> dict[str, Any]:
+    counted, change_at = timelines.counted, timelines.change_at
+    return {
+        "width": timelines.width,
+        "now": _us(timelines.now),
+        "entries": {
+            key: [
+                out(entry),
+                list(counted[key]) if key in counted else None,
+                _opt_us(change_at.get(key)),
+            ]
+            for key, entry in timelines.entries.items()
+        },
+    }
+
+
+def _timelines_in(raw: dict[str, Any], read: Callable[[list[Any]], T]) -> Timelines[T]:
+    """Timelines as stored; totals and the heap of changes are rebuilt from the entries."""
+    timelines: Timelines[T] = Timelines(raw["width"], now=_dt(raw["now"]))
+    totals = timelines.totals
+    for key, (entry, counts, change_at) in raw["entries"].items():
+        timelines.entries[key] = read(entry)
+        if counts is not None:
+            timelines.counted[key] = tuple(counts)
+            for index, value in enumerate(counts):
+                totals[index] += value
+        if change_at is not None:
+            timelines.change_at[key] = _dt(change_at)
+    timelines.changes = [(moment, key) for key, moment in timelines.change_at.items()]
+    heapq.heapify(timelines.changes)
+    return timelines
 
 
 def encode_order(state: OrderState) -> bytes:
@@ -274,7 +339,7 @@ def encode_order(state: OrderState) -> bytes:
             "scans_by_number": _times_out(state.scans_by_number),
             "complaints": {key: _complaint_out(c) for key, c in state.complaints.items()},
             "closed_at": _opt_us(state.closed_at),
-            "refunded": state.refunded,
+            "refunded_at": _opt_us(state.refunded_at),
             "merchant_cancelled_at": _opt_us(state.merchant_cancelled_at),
             "last_health": None if health is None else _health_out(health),
             "demand_opened": state.demand_opened,
@@ -306,7 +371,7 @@ def decode_order(data: bytes) -> OrderState:
             scans_by_number=_times_in(raw["scans_by_number"]),
             complaints={key: _complaint_in(c) for key, c in raw["complaints"].items()},
             closed_at=_opt_dt(raw["closed_at"]),
-            refunded=raw["refunded"],
+            refunded_at=_opt_dt(raw["refunded_at"]),
             merchant_cancelled_at=_opt_dt(raw["merchant_cancelled_at"]),
             last_health=None if health is None else _health_in(health),
             demand_opened=raw["demand_opened"],
@@ -389,12 +454,7 @@ def encode_carrier(state: CarrierState) -> bytes:
             "merchant_id": state.merchant_id,
             "subject": state.subject,
             "carrier": state.carrier,
-            "shipments": {
-                order_id: [_us(shipped_at), problem]
-                for order_id, (shipped_at, problem) in state.shipments.items()
-            },
-            "by_time": _timed_out(state.by_time),
-            "problems": state.problems,
+            "shipments": _timelines_out(state.shipments, _shipment_out),
             "crossing": [crossing.above, crossing.count],
         }
     )
@@ -409,12 +469,7 @@ def decode_carrier(data: bytes) -> CarrierState:
             merchant_id=raw["merchant_id"],
             subject=raw["subject"],
             carrier=raw["carrier"],
-            shipments={
-                order_id: (_dt(shipped_at), problem)
-                for order_id, (shipped_at, problem) in raw["shipments"].items()
-            },
-            by_time=_timed_in(raw["by_time"]),
-            problems=raw["problems"],
+            shipments=_timelines_in(raw["shipments"], _shipment_in),
             crossing=Crossing(above, count),
         )
     except _BAD_PAYLOAD as error:
@@ -426,27 +481,12 @@ def decode_carrier(data: bytes) -> CarrierState:
 
 def encode_merchant(state: MerchantState) -> bytes:
     """One store's health state as bytes."""
-    c = state.counts
     return _dump(
         {
             "v": VERSION,
             "k": "merchant",
             "merchant_id": state.merchant_id,
-            "orders": {
-                order_id: [_us(o.placed_at), _health_out(o.fact), o.scan_checked]
-                for order_id, o in state.orders.items()
-            },
-            "by_placement": _timed_out(state.by_placement),
-            "by_scan_check": _timed_out(state.by_scan_check),
-            "counts": [
-                c.orders,
-                c.refunded,
-                c.tracked,
-                c.late_confirmed,
-                c.cancelled_before_tracking,
-                c.scan_checked,
-                c.scan_checked_and_scanned,
-            ],
+            "orders": _timelines_out(state.orders, _health_out),
             "crossings": _crossings_out(state.crossings),
             "evaluated": list(state.evaluated),
         }
@@ -459,13 +499,7 @@ def decode_merchant(data: bytes) -> MerchantState:
     try:
         return MerchantState(
             merchant_id=raw["merchant_id"],
-            orders={
-                order_id: _Order(_dt(placed_at), _health_in(fact), scan_checked)
-                for order_id, (placed_at, fact, scan_checked) in raw["orders"].items()
-            },
-            by_placement=_timed_in(raw["by_placement"]),
-            by_scan_check=_timed_in(raw["by_scan_check"]),
-            counts=Counts(*raw["counts"]),
+            orders=_timelines_in(raw["orders"], _health_in),
             crossings=_crossings_in(raw["crossings"]),
             evaluated=tuple(raw["evaluated"]),
         )
@@ -504,29 +538,9 @@ def encode_fact(fact: Fact) -> bytes:
             "filed_at": _us(fact.filed_at),
         }
     elif isinstance(fact, Shipment):
-        payload = {
-            "k": "shipment",
-            "subject": fact.subject,
-            "order_id": fact.order_id,
-            "merchant_id": fact.merchant_id,
-            "carrier": fact.carrier,
-            "shipped_at": _us(fact.shipped_at),
-            "problem": fact.problem,
-            "withdrawn": fact.withdrawn,
-        }
+        payload = {"k": "shipment", "fact": _shipment_out(fact)}
     elif isinstance(fact, OrderHealth):
-        payload = {
-            "k": "order_health",
-            "subject": fact.subject,
-            "order_id": fact.order_id,
-            "merchant_id": fact.merchant_id,
-            "placed_at": _us(fact.placed_at),
-            "tracked_at": _opt_us(fact.tracked_at),
-            "scanned": fact.scanned,
-            "refunded": fact.refunded,
-            "late_confirmed": fact.late_confirmed,
-            "cancelled_before_tracking": fact.cancelled_before_tracking,
-        }
+        payload = {"k": "order_health", "fact": _health_out(fact)}
     else:
         raise TypeError(f"not a fact: {fact!r}")
     payload["v"] = VERSION
@@ -562,25 +576,7 @@ def decode_fact(data: bytes) -> Fact:
                 filed_at=_dt(raw["filed_at"]),
             )
         if kind == "shipment":
-            return Shipment(
-                subject=raw["subject"],
-                order_id=raw["order_id"],
-                merchant_id=raw["merchant_id"],
-                carrier=raw["carrier"],
-                shipped_at=_dt(raw["shipped_at"]),
-                problem=raw["problem"],
-                withdrawn=raw["withdrawn"],
-            )
-        return OrderHealth(
-            subject=raw["subject"],
-            order_id=raw["order_id"],
-            merchant_id=raw["merchant_id"],
-            placed_at=_dt(raw["placed_at"]),
-            tracked_at=_opt_dt(raw["tracked_at"]),
-            scanned=raw["scanned"],
-            refunded=raw["refunded"],
-            late_confirmed=raw["late_confirmed"],
-            cancelled_before_tracking=raw["cancelled_before_tracking"],
-        )
+            return _shipment_in(raw["fact"])
+        return _health_in(raw["fact"])
     except _BAD_PAYLOAD as error:
         raise _malformed(f"{kind} fact", error) from error

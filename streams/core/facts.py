@@ -21,6 +21,8 @@ __all__ = [
     "SkuComplaint",
     "carrier_key",
     "carrier_subject",
+    "merge_health",
+    "merge_shipment",
     "sku_subject",
 ]
 
@@ -62,7 +64,7 @@ class Demand:
 
 @dataclass(slots=True)
 class SkuComplaint:
-    """A complaint counted by the SKU's listing and packaging reviews."""
+    """A complaint counted by the SKU's listing and packaging reviews (``at`` is its filing)."""
 
     subject: str
     order_id: str
@@ -72,6 +74,10 @@ class SkuComplaint:
     reason: str
     filed_at: datetime
 
+    @property
+    def at(self) -> datetime:
+        return self.filed_at
+
     def complaint_key(self) -> str:
         """Unique per complaint across the store's orders."""
         return f"{self.order_id}/{self.complaint_id}"
@@ -79,34 +85,83 @@ class SkuComplaint:
 
 @dataclass(slots=True)
 class Shipment:
-    """An order shipped with a carrier, and whether it had a carrier problem.
+    """What a carrier needs to know of one order's shipping, as known at event time ``at``.
 
-    ``withdrawn`` removes the order from a carrier it no longer ships with (a later tracking
-    submission named another carrier).
+    A timeline, not a snapshot: every tracking submitted (time and normalised carrier) and the
+    first carrier problem (a damaged or not-received complaint, or a delivery breach). The carrier
+    merges what it is told (:func:`merge_shipment`) and reads it *as of* its clock, so the order
+    in which an order's events were processed does not change what a carrier counts. Every
+    carrier the order ever named is told, so one it left learns that it did.
     """
 
     subject: str
     order_id: str
     merchant_id: str
     carrier: str
-    shipped_at: datetime
-    problem: bool
-    withdrawn: bool = False
+    at: datetime
+    trackings: tuple[tuple[datetime, str], ...]
+    problem_at: datetime | None
 
 
 @dataclass(slots=True)
 class OrderHealth:
-    """What the store-health rule needs to know about one order."""
+    """What the store-health rule needs to know about one order, as known at event time ``at``.
+
+    A timeline like :class:`Shipment`: the first time each thing happened (None: not known to
+    have happened). The merchant merges these and counts each order as of its clock.
+    """
 
     subject: str
     order_id: str
     merchant_id: str
+    at: datetime
     placed_at: datetime
-    tracked_at: datetime | None
-    scanned: bool
-    refunded: bool
-    late_confirmed: bool
-    cancelled_before_tracking: bool
+    tracked_at: datetime | None = None
+    scanned_at: datetime | None = None
+    refunded_at: datetime | None = None
+    merchant_cancelled_at: datetime | None = None
+    late_confirmed_at: datetime | None = None
+
+
+def _first(a: datetime | None, b: datetime | None) -> datetime | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return a if a <= b else b
+
+
+def merge_health(known: OrderHealth | None, told: OrderHealth) -> OrderHealth:
+    """Everything both timelines say: the earliest time of each thing (order-independent)."""
+    if known is None:
+        return told
+    return OrderHealth(
+        subject=told.subject,
+        order_id=told.order_id,
+        merchant_id=told.merchant_id,
+        at=max(known.at, told.at),
+        placed_at=min(known.placed_at, told.placed_at),
+        tracked_at=_first(known.tracked_at, told.tracked_at),
+        scanned_at=_first(known.scanned_at, told.scanned_at),
+        refunded_at=_first(known.refunded_at, told.refunded_at),
+        merchant_cancelled_at=_first(known.merchant_cancelled_at, told.merchant_cancelled_at),
+        late_confirmed_at=_first(known.late_confirmed_at, told.late_confirmed_at),
+    )
+
+
+def merge_shipment(known: Shipment | None, told: Shipment) -> Shipment:
+    """Every tracking either knows of, and the earliest problem (order-independent)."""
+    if known is None:
+        return told
+    return Shipment(
+        subject=told.subject,
+        order_id=told.order_id,
+        merchant_id=told.merchant_id,
+        carrier=told.carrier,
+        at=max(known.at, told.at),
+        trackings=tuple(sorted(set(known.trackings) | set(told.trackings))),
+        problem_at=_first(known.problem_at, told.problem_at),
+    )
 
 
 Fact: TypeAlias = Demand | SkuComplaint | Shipment | OrderHealth

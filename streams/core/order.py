@@ -146,7 +146,7 @@ class OrderState:
     scans_by_number: dict[str, datetime] = field(default_factory=dict)
     complaints: dict[str, Complaint] = field(default_factory=dict)
     closed_at: datetime | None = None
-    refunded: bool = False
+    refunded_at: datetime | None = None
     merchant_cancelled_at: datetime | None = None
     last_health: OrderHealth | None = None
     demand_opened: bool = False
@@ -154,13 +154,6 @@ class OrderState:
     fired: set[str] = field(default_factory=set)
     settled: set[str] = field(default_factory=set)
     seen: set[str] = field(default_factory=set)
-
-    @property
-    def current_tracking(self) -> Tracking | None:
-        """The tracking that replaced all others: the largest (occurred_at, event_id)."""
-        if not self.trackings:
-            return None
-        return max(self.trackings, key=lambda t: (t.occurred_at, t.event_id))
 
 
 class Step(NamedTuple):
@@ -370,7 +363,7 @@ def _breach(
         consequence = _confirmed_consequence(policy, placement)
         evidence.update(_placement_evidence(placement, policy))
         evidence["tracking_submitted_at"] = _maybe_utc(state.first_tracking_at)
-        _tell_health(state, placement, facts)
+        _tell_health(state, placement, deadline[0], facts)
     elif kind == DELIVERY:
         assert placement is not None
         rule, reason = placement.delivery_rule, "DELIVERY_OVERDUE"
@@ -379,9 +372,7 @@ def _breach(
         evidence["destination_country"] = placement.country
         evidence["program"] = placement.program
         evidence["first_scan_at"] = _maybe_utc(state.first_scan_at)
-        shipment = _shipment(state, policy)
-        if shipment is not None:
-            facts.append(shipment)
+        _tell_carriers(state, policy, deadline[0], facts)
     else:
         rule, reason = "wish.complaint_response", "COMPLAINT_RESPONSE_OVERDUE"
         consequence = policy.consequences[rule]
@@ -511,48 +502,72 @@ def _demand(state: OrderState, placement: Placement, *, open_: bool, at: datetim
     )
 
 
-def _carrier_problem(state: OrderState, policy: Policy) -> bool:
-    if DELIVERY in state.fired:
-        return True
-    return any(c.reason in policy.carrier_complaint_reasons for c in state.complaints.values())
+def _problem_at(state: OrderState, policy: Policy) -> datetime | None:
+    """When the order first had a carrier problem: a carrier complaint or its delivery breach."""
+    problem_at = None
+    if DELIVERY in state.fired and state.placement is not None:
+        problem_at = state.placement.delivery_due
+    for complaint in state.complaints.values():
+        if complaint.filed_at is not None and complaint.reason in policy.carrier_complaint_reasons:
+            problem_at = _earliest(problem_at, complaint.filed_at)
+    return problem_at
 
 
-def _shipment(state: OrderState, policy: Policy) -> Shipment | None:
-    tracking = state.current_tracking
-    if tracking is None:
-        return None
-    return Shipment(
-        subject=carrier_subject(state.merchant_id, tracking.carrier),
-        order_id=state.order_id,
-        merchant_id=state.merchant_id,
-        carrier=tracking.carrier.strip(),
-        shipped_at=tracking.occurred_at,
-        problem=_carrier_problem(state, policy),
+def _tell_carriers(state: OrderState, policy: Policy, at: datetime, facts: list[Fact]) -> None:
+    """Pass the order's shipping timeline to every carrier it named (one it left learns so)."""
+    if not state.trackings:
+        return
+    trackings = tuple(sorted({(t.occurred_at, carrier_key(t.carrier)) for t in state.trackings}))
+    problem_at = _problem_at(state, policy)
+    names: dict[str, str] = {}
+    for tracking in sorted(state.trackings, key=lambda t: (t.occurred_at, t.event_id)):
+        names[carrier_key(tracking.carrier)] = tracking.carrier.strip()
+    for key, name in sorted(names.items()):
+        facts.append(
+            Shipment(
+                subject=carrier_subject(state.merchant_id, key),
+                order_id=state.order_id,
+                merchant_id=state.merchant_id,
+                carrier=name,
+                at=at,
+                trackings=trackings,
+                problem_at=problem_at,
+            )
+        )
+
+
+def _tell_health(state: OrderState, placement: Placement, at: datetime, facts: list[Fact]) -> None:
+    """Pass the order's store-health timeline on, unless the merchant already knows all of it."""
+    timeline = _health(state, placement, at)
+    known = state.last_health
+    if known is None or _health_key(known) != _health_key(timeline):
+        state.last_health = timeline
+        facts.append(timeline)
+
+
+def _health_key(health: OrderHealth) -> tuple[datetime | None, ...]:
+    return (
+        health.placed_at,
+        health.tracked_at,
+        health.scanned_at,
+        health.refunded_at,
+        health.merchant_cancelled_at,
+        health.late_confirmed_at,
     )
 
 
-def _tell_health(state: OrderState, placement: Placement, facts: list[Fact]) -> None:
-    """Pass the order's store-health snapshot on, unless the merchant already has this one."""
-    snapshot = _health(state, placement)
-    if snapshot != state.last_health:
-        state.last_health = snapshot
-        facts.append(snapshot)
-
-
-def _health(state: OrderState, placement: Placement) -> OrderHealth:
-    cancelled = state.merchant_cancelled_at
-    tracked = state.first_tracking_at
+def _health(state: OrderState, placement: Placement, at: datetime) -> OrderHealth:
     return OrderHealth(
         subject=state.merchant_id,
         order_id=state.order_id,
         merchant_id=state.merchant_id,
+        at=at,
         placed_at=placement.placed_at,
-        tracked_at=tracked,
-        scanned=state.first_scan_at is not None,
-        refunded=state.refunded,
-        late_confirmed=CONFIRMED_FULFILLMENT in state.fired,
-        cancelled_before_tracking=cancelled is not None
-        and (tracked is None or cancelled < tracked),
+        tracked_at=state.first_tracking_at,
+        scanned_at=state.first_scan_at,
+        refunded_at=state.refunded_at,
+        merchant_cancelled_at=state.merchant_cancelled_at,
+        late_confirmed_at=placement.confirmed_due if CONFIRMED_FULFILLMENT in state.fired else None,
     )
 
 
@@ -684,7 +699,7 @@ def _placed(state: OrderState, event: OrderPlaced, policy: Policy, facts: list[F
         unit_total_usd=unit_total_usd,
     )
     state.placement = placement
-    _tell_health(state, placement, facts)
+    _tell_health(state, placement, event.occurred_at, facts)
     for complaint in state.complaints.values():
         if complaint.filed_at is not None and _reviewed_by_sku(policy, complaint.reason):
             facts.append(_sku_complaint(state, placement, complaint))
@@ -693,7 +708,6 @@ def _placed(state: OrderState, event: OrderPlaced, policy: Policy, facts: list[F
 def _tracked(
     state: OrderState, event: TrackingSubmitted, policy: Policy, facts: list[Fact]
 ) -> None:
-    before = state.current_tracking
     state.trackings.append(
         Tracking(
             occurred_at=event.occurred_at,
@@ -706,25 +720,8 @@ def _tracked(
     _close_demand(state, _demand_end(state), facts)
     placement = state.placement
     if placement is not None:
-        _tell_health(state, placement, facts)
-    after = state.current_tracking
-    assert after is not None  # one was just appended
-    if after is not before:
-        if before is not None and carrier_key(before.carrier) != carrier_key(after.carrier):
-            facts.append(
-                Shipment(
-                    subject=carrier_subject(state.merchant_id, before.carrier),
-                    order_id=state.order_id,
-                    merchant_id=state.merchant_id,
-                    carrier=before.carrier.strip(),
-                    shipped_at=before.occurred_at,
-                    problem=False,
-                    withdrawn=True,
-                )
-            )
-        shipment = _shipment(state, policy)
-        if shipment is not None:
-            facts.append(shipment)
+        _tell_health(state, placement, event.occurred_at, facts)
+    _tell_carriers(state, policy, event.occurred_at, facts)
 
 
 def _scanned(state: OrderState, event: CarrierScanned, facts: list[Fact]) -> None:
@@ -734,8 +731,8 @@ def _scanned(state: OrderState, event: CarrierScanned, facts: list[Fact]) -> Non
     state.first_scan_at = _earliest(first_scan, event.occurred_at)
     if event.status == "delivered":
         state.delivered_at = _earliest(state.delivered_at, event.occurred_at)
-    if first_scan is None and state.placement is not None:
-        _tell_health(state, state.placement, facts)
+    if state.placement is not None and state.first_scan_at != first_scan:
+        _tell_health(state, state.placement, event.occurred_at, facts)
 
 
 def _filed(state: OrderState, event: ComplaintFiled, policy: Policy, facts: list[Fact]) -> None:
@@ -750,10 +747,8 @@ def _filed(state: OrderState, event: ComplaintFiled, policy: Policy, facts: list
     placement = state.placement
     if placement is not None and _reviewed_by_sku(policy, event.reason):
         facts.append(_sku_complaint(state, placement, complaint))
-    if state.trackings and event.reason in policy.carrier_complaint_reasons:
-        shipment = _shipment(state, policy)
-        if shipment is not None:
-            facts.append(shipment)
+    if event.reason in policy.carrier_complaint_reasons:
+        _tell_carriers(state, policy, event.occurred_at, facts)
 
 
 def _complaint_advice(
@@ -808,10 +803,10 @@ def _complaint_advice(
 def _closed(state: OrderState, event: OrderCancelled | OrderRefunded, facts: list[Fact]) -> None:
     state.closed_at = _earliest(state.closed_at, event.occurred_at)
     if isinstance(event, OrderRefunded):
-        state.refunded = True
+        state.refunded_at = _earliest(state.refunded_at, event.occurred_at)
     elif event.cancelled_by == "merchant":
         state.merchant_cancelled_at = _earliest(state.merchant_cancelled_at, event.occurred_at)
     _close_demand(state, _demand_end(state), facts)
     placement = state.placement
     if placement is not None:
-        _tell_health(state, placement, facts)
+        _tell_health(state, placement, event.occurred_at, facts)

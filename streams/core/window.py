@@ -1,12 +1,26 @@
-"""Building blocks of the aggregate processors: rolling windows and threshold crossings."""
+"""Building blocks of the aggregate processors: rolling windows, threshold crossings, and
+timelines counted as of a clock."""
 
 from __future__ import annotations
 
+import heapq
 from bisect import insort
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Generic, TypeAlias, TypeVar
 
-__all__ = ["Crossing", "RollingSet"]
+from streams.core.timeutil import EPOCH
+
+__all__ = ["Crossing", "RollingSet", "Timelines", "View"]
+
+T = TypeVar("T")
+
+View: TypeAlias = Callable[[T, datetime], tuple[tuple[int, ...] | None, datetime | None]]
+"""How one timeline counts at a moment, and the next moment that changes (None: never).
+
+Counted as None, and with no next change, the timeline is forgotten.
+"""
 
 
 @dataclass(slots=True)
@@ -58,3 +72,69 @@ class RollingSet:
 
     def __len__(self) -> int:
         return len(self.entries)
+
+
+@dataclass(slots=True)
+class Timelines(Generic[T]):
+    """An aggregate's per-order timelines, summed as of the aggregate's clock ``now``.
+
+    Each timeline contributes a vector of counts decided by a :data:`View` at ``now``; a heap of
+    the moments at which a contribution changes lets :meth:`advance` recount only those. So the
+    totals are always those of every timeline read as of ``now``, whatever order the timelines
+    were learnt in.
+    """
+
+    width: int
+    now: datetime = EPOCH
+    entries: dict[str, T] = field(default_factory=dict)
+    counted: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    totals: list[int] = field(default_factory=list)
+    changes: list[tuple[datetime, str]] = field(default_factory=list, compare=False, repr=False)
+    change_at: dict[str, datetime] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.totals:
+            self.totals = [0] * self.width
+
+    def put(self, key: str, timeline: T, view: View[T]) -> None:
+        """Learn (or replace) one timeline and count it as of ``now``."""
+        self.entries[key] = timeline
+        self._recount(key, view)
+
+    def advance(self, now: datetime, view: View[T]) -> None:
+        """Move ``now`` forward (never back), recounting the timelines that changed by then."""
+        if now <= self.now:
+            return
+        self.now = now
+        changes = self.changes
+        while changes and changes[0][0] <= now:
+            moment, key = heapq.heappop(changes)
+            if self.change_at.get(key) == moment:
+                del self.change_at[key]
+                self._recount(key, view)
+
+    def next_change(self) -> datetime | None:
+        """The next moment a count changes by time alone."""
+        changes = self.changes
+        while changes and self.change_at.get(changes[0][1]) != changes[0][0]:
+            heapq.heappop(changes)  # superseded
+        return changes[0][0] if changes else None
+
+    def _recount(self, key: str, view: View[T]) -> None:
+        counts, next_change = view(self.entries[key], self.now)
+        totals = self.totals
+        old = self.counted.pop(key, None)
+        if old is not None:
+            for index, value in enumerate(old):
+                totals[index] -= value
+        if counts is not None:
+            self.counted[key] = counts
+            for index, value in enumerate(counts):
+                totals[index] += value
+        if next_change is None:
+            self.change_at.pop(key, None)
+            if counts is None:
+                del self.entries[key]
+        elif self.change_at.get(key) != next_change:
+            self.change_at[key] = next_change
+            heapq.heappush(self.changes, (next_change, key))

@@ -178,6 +178,15 @@ class Run:
         self.outputs.extend(produced)
         return produced
 
+    def step(self, *events: Event) -> list[Output]:
+        """Process the events, then close their latest moment (as ``advance-clock`` does).
+
+        Aggregates (SKU, carrier, merchant) decide a moment once the clock has passed it; this
+        is how a test sees what they decide of the events it just fed.
+        """
+        produced = self.feed(*events)
+        return produced + self.advance(max(event.occurred_at for event in events))
+
     def advance(self, moment: datetime) -> list[Output]:
         """Move the clock to ``moment``; the outputs that fired."""
         produced = self.engine.advance_to(moment)

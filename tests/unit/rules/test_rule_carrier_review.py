@@ -21,7 +21,7 @@ def ship(run, ev, count, *, start=0, carrier="YunExpress", merchant="m1", at=T0,
     """
     for i in range(start, start + count):
         placed_at = at + i * MINUTE
-        run.feed(
+        run.step(
             ev.placed(f"o{i}", placed_at, merchant_id=merchant),
             ev.tracked(f"o{i}", placed_at + 9 * HOUR, carrier=carrier, merchant_id=merchant),
             ev.scanned(f"o{i}", placed_at + 10 * HOUR, status=status, merchant_id=merchant),
@@ -29,7 +29,7 @@ def ship(run, ev, count, *, start=0, carrier="YunExpress", merchant="m1", at=T0,
 
 
 def complain(run, ev, order_id, reason="damaged", at=T0 + 3 * DAY, merchant="m1"):
-    return run.feed(
+    return run.step(
         ev.filed(order_id, at, reason=reason, complaint_id=f"c-{order_id}", merchant_id=merchant)
     )
 
@@ -98,7 +98,7 @@ def test_other_complaint_reasons_are_not_carrier_problems(ev, run, reason):
 def test_a_delivery_breach_is_a_carrier_problem(ev, run):
     ship(run, ev, 20)
     for i in range(1, 20):
-        run.feed(ev.scanned(f"o{i}", T0 + 5 * DAY, status="delivered"))
+        run.step(ev.scanned(f"o{i}", T0 + 5 * DAY, status="delivered"))
     fired = run.advance(T0 + 15 * DAY)  # o0 to the US: delivery due 15 days after placement
 
     assert [b.order_id for b in run.breaches("delivery", outputs=fired)] == ["o0"]

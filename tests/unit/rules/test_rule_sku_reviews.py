@@ -28,8 +28,8 @@ class Complaints:
     def file(self, at, reason, sku="SKU-1"):
         self.count += 1
         order_id = f"o{self.count}"
-        self.run.feed(self.ev.placed(order_id, at - DAY, sku=sku))
-        return self.run.feed(self.ev.filed(order_id, at, reason=reason, photos=1))
+        self.run.step(self.ev.placed(order_id, at - DAY, sku=sku))
+        return self.run.step(self.ev.filed(order_id, at, reason=reason, photos=1))
 
 
 @REVIEWS
@@ -177,6 +177,6 @@ def test_a_repeated_complaint_counts_once(ev, run, review, reasons):
     complaints.file(T0, reasons[0])
     complaints.file(T0 + DAY, reasons[1])
     last = ev.filed("o2", T0 + DAY, reason=reasons[1], photos=1)  # same complaint c1, new event
-    run.feed(last, last)
+    run.step(last, last)
 
     assert run.recs(review) == []

@@ -19,25 +19,16 @@ def flagged(run, outputs=None):
     return [r.order_id for r in run.recs("STOCKOUT_RISK", outputs=outputs)]
 
 
-def step(run, *events):
-    """Feed the events, then let the clock reach the latest of them; everything that produced.
-
-    The advice is due "at once" in event time: at the latest when the clock reaches the event.
-    """
-    produced = run.feed(*events)
-    return produced + run.advance(max(event.occurred_at for event in events))
-
-
 def test_without_any_inventory_event_there_is_no_signal(ev, run):
-    step(run, *(ev.placed(f"o{i}", T0 + i * MINUTE, quantity=50) for i in range(5)))
+    run.step(*(ev.placed(f"o{i}", T0 + i * MINUTE, quantity=50) for i in range(5)))
     run.advance(T0 + 3 * HOUR)
 
     assert flagged(run) == []
 
 
 def test_the_first_order_the_stock_does_not_cover_is_flagged_at_its_placement(ev, run):
-    step(run, ev.inventory(T0, available=1), ev.placed("o1", T0 + MINUTE))
-    produced = step(run, ev.placed("o2", T0 + 2 * MINUTE))
+    run.step(ev.inventory(T0, available=1), ev.placed("o1", T0 + MINUTE))
+    produced = run.step(ev.placed("o2", T0 + 2 * MINUTE))
 
     assert flagged(run, produced) == ["o2"]
     assert flagged(run) == ["o2"]
@@ -45,7 +36,7 @@ def test_the_first_order_the_stock_does_not_cover_is_flagged_at_its_placement(ev
 
 def test_stockout_risk_asks_to_restock_ship_submit_and_contact_by_the_fulfillment_due(ev, run):
     placed_at = T0 + 2 * MINUTE
-    step(run, ev.inventory(T0, available=0), ev.placed("o1", placed_at))
+    run.step(ev.inventory(T0, available=0), ev.placed("o1", placed_at))
 
     [risk] = run.recs("STOCKOUT_RISK")
     assert risk.severity == "warning"
@@ -56,24 +47,23 @@ def test_stockout_risk_asks_to_restock_ship_submit_and_contact_by_the_fulfillmen
 
 
 def test_an_inventory_update_allocates_to_orders_already_placed(ev, run):
-    step(run, *(ev.placed(f"o{i}", T0 + i * MINUTE) for i in (1, 2, 3)))
-    produced = step(run, ev.inventory(T0 + 4 * MINUTE, available=2))
+    run.step(*(ev.placed(f"o{i}", T0 + i * MINUTE) for i in (1, 2, 3)))
+    produced = run.step(ev.inventory(T0 + 4 * MINUTE, available=2))
 
     assert flagged(run, produced) == ["o3"]
 
 
 def test_stock_goes_to_orders_in_placement_order_not_arrival_order(ev, run):
-    step(run, ev.inventory(T0, available=1), ev.placed("late", T0 + 3 * MINUTE))
+    run.step(ev.inventory(T0, available=1), ev.placed("late", T0 + 3 * MINUTE))
     assert flagged(run) == []
 
-    step(run, ev.placed("early", T0 + MINUTE))
+    run.step(ev.placed("early", T0 + MINUTE))
 
     assert flagged(run) == ["late"]
 
 
 def test_orders_arriving_out_of_order_within_the_lateness_get_stock_by_placement(ev, run):
-    step(
-        run,
+    run.step(
         ev.inventory(T0, available=1),
         ev.placed("late", T0 + 3 * MINUTE),
         ev.placed("early", T0 + MINUTE),
@@ -83,23 +73,22 @@ def test_orders_arriving_out_of_order_within_the_lateness_get_stock_by_placement
 
 
 def test_quantities_count_in_units(ev, run):
-    step(run, ev.inventory(T0, available=4), ev.placed("o1", T0 + MINUTE, quantity=3))
+    run.step(ev.inventory(T0, available=4), ev.placed("o1", T0 + MINUTE, quantity=3))
     assert flagged(run) == []
 
-    step(run, ev.placed("o2", T0 + 2 * MINUTE, quantity=2))
+    run.step(ev.placed("o2", T0 + 2 * MINUTE, quantity=2))
     assert flagged(run) == ["o2"]
 
 
 def test_stock_that_covers_an_order_exactly_is_enough(ev, run):
-    step(run, ev.inventory(T0, available=3), ev.placed("o1", T0 + MINUTE, quantity=3))
+    run.step(ev.inventory(T0, available=3), ev.placed("o1", T0 + MINUTE, quantity=3))
 
     assert flagged(run) == []
 
 
 def test_an_order_is_flagged_once_while_the_shortage_lasts(ev, run):
-    step(run, ev.inventory(T0, available=0), ev.placed("o1", T0 + MINUTE))
-    step(
-        run,
+    run.step(ev.inventory(T0, available=0), ev.placed("o1", T0 + MINUTE))
+    run.step(
         ev.inventory(T0 + 2 * MINUTE, available=0),
         ev.placed("o2", T0 + 3 * MINUTE),
         ev.inventory(T0 + 4 * MINUTE, available=1),
@@ -109,11 +98,11 @@ def test_an_order_is_flagged_once_while_the_shortage_lasts(ev, run):
 
 
 def test_an_order_is_flagged_again_after_a_restock_then_a_new_shortage(ev, run):
-    step(run, ev.inventory(T0, available=0), ev.placed("o1", T0 + MINUTE))
-    covered = step(run, ev.inventory(T0 + 2 * MINUTE, available=5))
+    run.step(ev.inventory(T0, available=0), ev.placed("o1", T0 + MINUTE))
+    covered = run.step(ev.inventory(T0 + 2 * MINUTE, available=5))
     assert flagged(run, covered) == []
 
-    short_again = step(run, ev.inventory(T0 + 3 * MINUTE, available=0))
+    short_again = run.step(ev.inventory(T0 + 3 * MINUTE, available=0))
 
     assert flagged(run, short_again) == ["o1"]
     first, second = run.recs("STOCKOUT_RISK")
@@ -127,34 +116,32 @@ def test_an_order_that_is_closed_or_shipped_releases_its_stock(ev, run, close):
         "refunded": lambda: ev.refunded("o1", T0 + 2 * MINUTE),
         "tracked": lambda: ev.tracked("o1", T0 + 2 * MINUTE),
     }
-    step(run, ev.inventory(T0, available=1), ev.placed("o1", T0 + MINUTE))
-    step(run, builders[close]())
-    step(run, ev.placed("o2", T0 + 3 * MINUTE))
+    run.step(ev.inventory(T0, available=1), ev.placed("o1", T0 + MINUTE))
+    run.step(builders[close]())
+    run.step(ev.placed("o2", T0 + 3 * MINUTE))
 
     assert flagged(run) == []
 
 
 def test_a_flagged_order_behind_a_cancelled_one_is_covered_again(ev, run):
-    step(
-        run,
+    run.step(
         ev.inventory(T0, available=1),
         ev.placed("o1", T0 + MINUTE),
         ev.placed("o2", T0 + 2 * MINUTE),
     )
     assert flagged(run) == ["o2"]
 
-    covered = step(
-        run, ev.cancelled("o1", T0 + 3 * MINUTE), ev.inventory(T0 + 4 * MINUTE, available=1)
+    covered = run.step(
+        ev.cancelled("o1", T0 + 3 * MINUTE), ev.inventory(T0 + 4 * MINUTE, available=1)
     )
     assert flagged(run, covered) == []
 
-    short_again = step(run, ev.inventory(T0 + 5 * MINUTE, available=0))
+    short_again = run.step(ev.inventory(T0 + 5 * MINUTE, available=0))
     assert flagged(run, short_again) == ["o2"]
 
 
 def test_the_later_inventory_level_wins_by_occurred_at_not_by_arrival(ev, run):
-    step(
-        run,
+    run.step(
         ev.inventory(T0 + 2 * MINUTE, available=5),
         ev.inventory(T0 + MINUTE, available=0),
         ev.placed("o1", T0 + 3 * MINUTE),
@@ -164,6 +151,6 @@ def test_the_later_inventory_level_wins_by_occurred_at_not_by_arrival(ev, run):
 
 
 def test_inventory_of_another_sku_gives_no_signal(ev, run):
-    step(run, ev.inventory(T0, available=0, sku="SKU-2"), ev.placed("o1", T0 + MINUTE))
+    run.step(ev.inventory(T0, available=0, sku="SKU-2"), ev.placed("o1", T0 + MINUTE))
 
     assert flagged(run) == []

@@ -1,0 +1,103 @@
+"""Dispatch of aggregate inputs (stock levels, facts, time-driven checks) to their processors.
+
+One place decides which processor an item goes to and which check it leaves behind, for both
+drivers: replay keeps the states in dictionaries, the worker in changelogged tables.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Protocol, TypeVar
+
+from streams.core import carrier, merchant, sku
+from streams.core.events import InventoryUpdated
+from streams.core.facts import Demand, OrderHealth, Shipment, SkuComplaint, sku_subject
+from streams.core.outputs import RecommendationIssued
+from streams.core.policy import Policy
+from streams.core.sequencer import Check, Item
+
+__all__ = ["AggregateStores", "DictStore", "Store", "apply_check", "apply_item"]
+
+S = TypeVar("S")
+
+CARRIER = "carrier"
+MERCHANT = "merchant"
+
+
+class Store(Protocol[S]):
+    """Where one kind of aggregate state lives."""
+
+    def get(self, key: str) -> S | None: ...
+
+    def put(self, key: str, state: S) -> None: ...
+
+
+class DictStore(dict[str, S]):
+    """A :class:`Store` that is a dictionary."""
+
+    def put(self, key: str, state: S) -> None:
+        self[key] = state
+
+
+class AggregateStores(Protocol):
+    """The three aggregate key spaces."""
+
+    @property
+    def skus(self) -> Store[sku.SkuState]: ...
+
+    @property
+    def carriers(self) -> Store[carrier.CarrierState]: ...
+
+    @property
+    def merchants(self) -> Store[merchant.MerchantState]: ...
+
+
+Scheduled = tuple[str, str, datetime | None]
+"""(kind, subject, next check) of an aggregate that changes with time alone."""
+
+
+def apply_item(
+    stores: AggregateStores, item: Item, now: datetime, policy: Policy
+) -> tuple[list[RecommendationIssued], Scheduled | None]:
+    """Apply one item at ``now``; its outputs, and the check its aggregate needs next."""
+    if isinstance(item, InventoryUpdated):
+        key = sku_subject(item.merchant_id, item.sku)
+        result = sku.apply_inventory(stores.skus.get(key), item, now, policy)
+        stores.skus.put(key, result.state)
+        return result.outputs, None
+    if isinstance(item, Demand):
+        result = sku.apply_demand(stores.skus.get(item.subject), item, now, policy)
+        stores.skus.put(item.subject, result.state)
+        return result.outputs, None
+    if isinstance(item, SkuComplaint):
+        result = sku.apply_complaint(stores.skus.get(item.subject), item, now, policy)
+        stores.skus.put(item.subject, result.state)
+        return result.outputs, None
+    if isinstance(item, Shipment):
+        step = carrier.apply_shipment(stores.carriers.get(item.subject), item, now, policy)
+        stores.carriers.put(item.subject, step.state)
+        return step.outputs, (CARRIER, item.subject, carrier.next_check(step.state, policy))
+    if isinstance(item, OrderHealth):
+        health = merchant.apply_health(stores.merchants.get(item.subject), item, now, policy)
+        stores.merchants.put(item.subject, health.state)
+        return health.outputs, (MERCHANT, item.subject, merchant.next_check(health.state, policy))
+    raise TypeError(f"not an aggregate input: {item!r}")
+
+
+def apply_check(
+    stores: AggregateStores, check: Check, policy: Policy
+) -> tuple[list[RecommendationIssued], Scheduled | None]:
+    """Move one aggregate's clock to the check's time; its outputs and its next check."""
+    if check.kind == CARRIER:
+        carrier_state = stores.carriers.get(check.subject)
+        if carrier_state is None:
+            return [], None
+        step = carrier.tick(carrier_state, check.at, policy)
+        stores.carriers.put(check.subject, step.state)
+        return step.outputs, (CARRIER, check.subject, carrier.next_check(step.state, policy))
+    merchant_state = stores.merchants.get(check.subject)
+    if merchant_state is None:
+        return [], None
+    health = merchant.tick(merchant_state, check.at, policy)
+    stores.merchants.put(check.subject, health.state)
+    return health.outputs, (MERCHANT, check.subject, merchant.next_check(health.state, policy))

@@ -1,0 +1,96 @@
+"""Aggregate inputs in event-time order: what the SKU, carrier and merchant processors see.
+
+Stock levels and the facts orders send are applied to their aggregate in order of their event
+time ``at`` (then a fixed rank and key), once the clock has passed it; an aggregate whose counts
+change with time alone (an order leaving a window) has a *check* at that moment, taken before
+any item at the same time. Replay's clock is its event-time clock; a worker's is the smallest
+clock of the partitions that send to it. Both drivers use this class, so for events inside the
+allowed lateness they apply the same items in the same order and decide the same.
+"""
+
+from __future__ import annotations
+
+import heapq
+from datetime import datetime
+from typing import Generic, NamedTuple, TypeAlias, TypeVar
+
+from streams.core.events import InventoryUpdated
+from streams.core.facts import Demand, Fact, OrderHealth, Shipment, SkuComplaint
+
+__all__ = ["Check", "Item", "Sequencer", "position"]
+
+Item: TypeAlias = InventoryUpdated | Fact
+T = TypeVar("T")
+
+
+class Check(NamedTuple):
+    """A time-driven check of one aggregate (``kind`` is ``carrier`` or ``merchant``)."""
+
+    at: datetime
+    kind: str
+    subject: str
+
+
+def position(item: Item) -> tuple[datetime, int, str]:
+    """Where an item goes in event-time order: (at, rank, key).
+
+    At equal times a stock level goes first, then demand that ends, demand that opens, a
+    complaint, a shipment, a health timeline; the key orders items of one rank.
+    """
+    if isinstance(item, InventoryUpdated):
+        return item.occurred_at, 0, item.event_id
+    if isinstance(item, Demand):
+        return item.at, 2 if item.open else 1, item.order_id
+    if isinstance(item, SkuComplaint):
+        return item.filed_at, 3, item.complaint_key()
+    if isinstance(item, Shipment):
+        return item.at, 4, item.order_id
+    if isinstance(item, OrderHealth):
+        return item.at, 5, item.order_id
+    raise TypeError(f"not an aggregate input: {item!r}")
+
+
+class Sequencer(Generic[T]):
+    """Items (of any payload ``T``) and checks waiting for the clock, released in order."""
+
+    def __init__(self) -> None:
+        self._items: list[tuple[datetime, int, str, int, T]] = []
+        self._checks: list[Check] = []
+        self._check_at: dict[tuple[str, str], datetime] = {}
+        self._sequence = 0
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def add(self, where: tuple[datetime, int, str], payload: T) -> None:
+        """Queue one item at its :func:`position`."""
+        self._sequence += 1
+        heapq.heappush(self._items, (*where, self._sequence, payload))
+
+    def schedule(self, kind: str, subject: str, at: datetime | None) -> None:
+        """Set (or clear, with None) the one pending check of an aggregate."""
+        key = (kind, subject)
+        if at is None:
+            self._check_at.pop(key, None)
+        elif self._check_at.get(key) != at:
+            self._check_at[key] = at
+            heapq.heappush(self._checks, Check(at, kind, subject))
+
+    def checks(self) -> dict[tuple[str, str], datetime]:
+        """Every pending check, by (kind, subject)."""
+        return dict(self._check_at)
+
+    def pop(self, boundary: datetime) -> Check | tuple[datetime, T] | None:
+        """The next check or item strictly before ``boundary``, or None."""
+        checks = self._checks
+        while checks and self._check_at.get((checks[0].kind, checks[0].subject)) != checks[0].at:
+            heapq.heappop(checks)  # superseded
+        items = self._items
+        if checks and checks[0].at < boundary and (not items or checks[0].at <= items[0][0]):
+            check = heapq.heappop(checks)
+            del self._check_at[(check.kind, check.subject)]
+            return check
+        if items and items[0][0] < boundary:
+            entry = heapq.heappop(items)
+            return entry[0], entry[4]
+        return None
