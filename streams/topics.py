@@ -11,8 +11,8 @@ from streams.settings import Settings
 __all__ = ["TABLES", "changelog_topic", "ensure_topics", "required_topics"]
 
 #: The worker's tables; Faust names their changelog topics ``{app_id}-{table}-changelog``.
-TABLES = ("orders", "clocks", "skus", "carriers", "merchants")
-_INTERNAL = ("order-events", "clock", "sku-facts", "carrier-facts", "merchant-facts")
+TABLES = ("orders", "clocks", "skus", "carriers", "merchants", "inbox")
+_INTERNAL = ("order-events", "clock", "aggregate-inputs")
 _CONTRACT = (
     "orders",
     "inventory",

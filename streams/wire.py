@@ -1,7 +1,8 @@
-"""The worker's internal message formats: facts and forwarded events with their sender's clock.
+"""The worker's internal message formats: facts, forwarded events, clocks and watermarks.
 
-Internal topics carry small binary envelopes around the core's codecs: a kind byte and the
-sender's clock (microseconds since the epoch), then the payload. Only orderwatch reads them.
+Internal topics carry small binary envelopes around the core's codecs: a kind byte and a time
+(microseconds since the epoch: the item's event time, an ``advance-clock`` target, or a source's
+watermark), then the payload. Only orderwatch reads them.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ __all__ = [
     "ADVANCE",
     "FACT",
     "INVENTORY",
+    "WATERMARK",
     "from_micros",
     "pack",
     "to_micros",
@@ -25,6 +27,7 @@ __all__ = [
 FACT: Final = b"F"
 INVENTORY: Final = b"I"
 ADVANCE: Final = b"A"
+WATERMARK: Final = b"W"
 _HEADER: Final = struct.Struct(">cq")
 
 
@@ -49,6 +52,6 @@ def unpack(data: bytes) -> tuple[bytes, datetime, bytes]:
     if len(data) < _HEADER.size:
         raise ValueError("not an orderwatch envelope: too short")
     kind, micros = _HEADER.unpack_from(data)
-    if kind not in (FACT, INVENTORY, ADVANCE):
+    if kind not in (FACT, INVENTORY, ADVANCE, WATERMARK):
         raise ValueError(f"not an orderwatch envelope: kind {kind!r}")
     return kind, from_micros(micros), data[_HEADER.size :]

@@ -25,7 +25,7 @@ import heapq
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, TypeVar
 
@@ -33,9 +33,10 @@ import faust
 from aiokafka.partitioner import murmur2  # type: ignore[import-untyped]
 
 from streams import __version__, wire
-from streams.core import carrier, codec, merchant, order, sku
+from streams.core import carrier, codec, merchant, order
+from streams.core.aggregates import CARRIER, MERCHANT, Scheduled, apply_check, apply_item
 from streams.core.events import InventoryUpdated, OrderEvent, decode_event
-from streams.core.facts import Demand, Fact, OrderHealth, Shipment, SkuComplaint
+from streams.core.facts import Fact, sku_subject
 from streams.core.ids import rejection_id
 from streams.core.outputs import (
     DeadlineBreached,
@@ -44,7 +45,16 @@ from streams.core.outputs import (
     RecommendationIssued,
 )
 from streams.core.policy import Policy, load_policy
+from streams.core.sequencer import Check, Item, position
 from streams.core.timeutil import EPOCH, format_utc
+from streams.inbox import (
+    FACTS,
+    SKU,
+    PartitionInbox,
+    decode_item,
+    inventory_source,
+    order_source,
+)
 from streams.metrics import Metrics
 from streams.replay import raw_text, serialize
 from streams.settings import Settings
@@ -56,7 +66,7 @@ log = logging.getLogger("orderwatch.worker")
 
 S = TypeVar("S")
 
-_FACT_TOPICS = {Demand: "sku", SkuComplaint: "sku", Shipment: "carrier", OrderHealth: "merchant"}
+_JUST_AFTER = timedelta(microseconds=1)
 
 
 def partition_for(key: str, partitions: int) -> int:
@@ -103,16 +113,25 @@ class _Store(Generic[S]):
 
     Decoded states are kept in memory next to the table, so a key's bytes are decoded once per
     assignment rather than on every event; :meth:`forget` empties that cache when partitions
-    move (another worker may have changed the keys meanwhile).
+    move (another worker may have changed the keys meanwhile). A ``deferred`` store writes the
+    table only at :meth:`flush`: an aggregate told many things while one message is handled
+    (a watermark releasing a batch) is encoded once, not once per item.
     """
 
     def __init__(
-        self, table: Any, encode: Callable[[S], bytes], decode: Callable[[bytes], S]
+        self,
+        table: Any,
+        encode: Callable[[S], bytes],
+        decode: Callable[[bytes], S],
+        *,
+        deferred: bool = False,
     ) -> None:
         self.table = table
         self._encode = encode
         self._decode = decode
         self._cache: dict[str, S] = {}
+        self._deferred = deferred
+        self._dirty: set[str] = set()
 
     def get(self, key: str) -> S | None:
         state = self._cache.get(key)
@@ -125,7 +144,16 @@ class _Store(Generic[S]):
 
     def put(self, key: str, state: S) -> None:
         self._cache[key] = state
-        self.table[key.encode("utf-8")] = self._encode(state)
+        if self._deferred:
+            self._dirty.add(key)
+        else:
+            self.table[key.encode("utf-8")] = self._encode(state)
+
+    def flush(self) -> None:
+        """Write the states changed since the last flush (deferred stores)."""
+        dirty, self._dirty = self._dirty, set()
+        for key in dirty:
+            self.table[key.encode("utf-8")] = self._encode(self._cache[key])
 
     def drop(self, key: str) -> None:
         self._cache.pop(key, None)
@@ -135,8 +163,10 @@ class _Store(Generic[S]):
         """Drop a cached state (say, after a failed update), or every one."""
         if key is None:
             self._cache.clear()
+            self._dirty.clear()
         else:
             self._cache.pop(key, None)
+            self._dirty.discard(key)
 
     def keys(self) -> list[str]:
         return [key.decode("utf-8") for key in list(self.table.keys())]
@@ -164,6 +194,9 @@ class OrderwatchWorker:
         self._index: dict[int, list[tuple[datetime, str]]] = {}
         self._scheduled: dict[str, datetime] = {}
         self._clocks: dict[int, _PartitionClock] = {}
+        self._inventory_clocks: dict[int, _PartitionClock] = {}
+        self._unannounced: dict[str, datetime] = {}
+        self._inboxes: dict[int, PartitionInbox] = {}
         self._ready = False
         self.app = self._make_app()
         self._declare()
@@ -208,7 +241,7 @@ class OrderwatchWorker:
             internal=internal,
         )
 
-    def _table(self, name: str) -> Any:
+    def _table(self, name: str, *, by_key: bool = True) -> Any:
         # Keys and values are raw bytes: a key's changelog partition is then murmur2 of the same
         # bytes as the input topic's key, i.e. the partition that processes it.
         changelog = self.app.topic(
@@ -233,7 +266,7 @@ class OrderwatchWorker:
             partitions=self.partitions,
             key_type=bytes,  # Faust derives the changelog's "raw" serializers from these types
             value_type=bytes,
-            use_partitioner=True,
+            use_partitioner=by_key,
             changelog_topic=changelog,
         )
 
@@ -249,19 +282,24 @@ class OrderwatchWorker:
         self.order_events = self._topic(s.internal_topic("order-events"), internal=True)
         self._forwarded_topic = self.order_events.get_topic_name()
         self.clock_topic = self._topic(s.internal_topic("clock"), internal=True)
-        self.fact_topics = {
-            kind: self._topic(s.internal_topic(f"{kind}-facts"), internal=True)
-            for kind in ("sku", "carrier", "merchant")
-        }
+        self.aggregate_inputs = self._topic(s.internal_topic("aggregate-inputs"), internal=True)
         self.orders = _Store(self._table("orders"), codec.encode_order, codec.decode_order)
         self.clocks = _Store(self._table("clocks"), _pack_clock, _unpack_clock)
-        self.skus = _Store(self._table("skus"), codec.encode_sku, codec.decode_sku)
-        self.carriers = _Store(self._table("carriers"), codec.encode_carrier, codec.decode_carrier)
-        self.merchants = _Store(
-            self._table("merchants"), codec.encode_merchant, codec.decode_merchant
+        self.skus = _Store(self._table("skus"), codec.encode_sku, codec.decode_sku, deferred=True)
+        self.carriers = _Store(
+            self._table("carriers"), codec.encode_carrier, codec.decode_carrier, deferred=True
         )
+        self.merchants = _Store(
+            self._table("merchants"), codec.encode_merchant, codec.decode_merchant, deferred=True
+        )
+        # Written only while handling a message of the partition it belongs to (keys say which).
+        self.inbox_table = self._table("inbox", by_key=False)
         self._clock_keys = [
             _key_for_partition("clock-", p, self.partitions) for p in range(self.partitions)
+        ]
+        self._inventory_clock_keys = [
+            _key_for_partition("inventory-clock-", p, self.partitions)
+            for p in range(self.partitions)
         ]
 
         order_channel = self.app.topic(
@@ -273,18 +311,16 @@ class OrderwatchWorker:
             value_serializer="raw",
         )
         self.app.agent(order_channel, name="orderwatch.orders")(self._order_agent)
-        sku_channel = self.app.topic(
+        aggregate_channel = self.app.topic(
             self.inventory.get_topic_name(),
-            self.fact_topics["sku"].get_topic_name(),
+            self.aggregate_inputs.get_topic_name(),
             key_serializer="raw",
             value_serializer="raw",
         )
-        self.app.agent(sku_channel, name="orderwatch.skus")(self._sku_agent)
-        self.app.agent(self.fact_topics["carrier"], name="orderwatch.carriers")(self._carrier_agent)
-        self.app.agent(self.fact_topics["merchant"], name="orderwatch.merchants")(
-            self._merchant_agent
-        )
-        if not self.event_time:
+        self.app.agent(aggregate_channel, name="orderwatch.aggregates")(self._aggregate_agent)
+        if self.event_time:
+            self.app.timer(s.tick_interval, name="orderwatch.watermarks")(self._announce)
+        else:
             self.app.timer(s.tick_interval, name="orderwatch.deadlines")(self._tick)
         self.app.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]
         self.app.on_rebalance_complete.connect(self._on_rebalance_complete)  # type: ignore[arg-type]
@@ -323,6 +359,7 @@ class OrderwatchWorker:
         self._ready = False
         for store in (self.orders, self.skus, self.carriers, self.merchants, self.clocks):
             store.forget()
+        self._inboxes = {}
 
     async def _on_rebalance_complete(self, sender: Any, **_: Any) -> None:
         await self._rebuild(fire=False)
@@ -347,9 +384,14 @@ class OrderwatchWorker:
             state = self.orders.get(key) if partition in owned else None
             if state is not None:
                 self._schedule(partition, key, order.next_due(state, self.policy))
+        self._rebuild_inboxes(owned)
         self._clocks = {}
+        self._inventory_clocks = {}
         if self.event_time:
             for partition in owned:
+                inventory = self.clocks.get(self._inventory_clock_keys[partition])
+                if inventory is not None:
+                    self._inventory_clocks[partition] = inventory
                 stored = self.clocks.get(self._clock_keys[partition])
                 if stored is not None:
                     self._clocks[partition] = stored
@@ -398,7 +440,7 @@ class OrderwatchWorker:
             return
         if isinstance(decoded, InventoryUpdated):
             # Inventory belongs on its own topic; accept it here all the same.
-            await self._forward_inventory(decoded, message.value, direct=False)
+            await self._forward_inventory(decoded, message.value, None)
             return
         if message.topic != self._forwarded_topic:  # counted once, where it first arrived
             self.metrics.observe_event(message.topic, decoded.type, decoded.occurred_at)
@@ -416,11 +458,14 @@ class OrderwatchWorker:
         step = order.apply(self.orders.get(key), event, now, self.policy)
         if step.duplicate:
             self.metrics.observe_duplicate(topic)
-            return
-        for deadline in step.late:
-            self.metrics.observe_late_event(deadline)
-        await self._emit(step.outputs, step.facts, now)
-        self._keep(partition, key, step)
+        else:
+            for deadline in step.late:
+                self.metrics.observe_late_event(deadline)
+            await self._emit(step.outputs, step.facts)
+            self._keep(partition, key, step)
+        if self.event_time and now > EPOCH:
+            # Only now: the facts this step sent (some at times up to ``now``) are on their way.
+            self._unannounced[order_source(partition)] = now
 
     def _keep(self, partition: int, key: str, step: order.Step) -> None:
         if step.state is None:
@@ -449,6 +494,14 @@ class OrderwatchWorker:
             clock.value = target
             self.clocks.put(self._clock_keys[partition], clock)
         await self._fire_due(partition, clock.value)
+        # The moment itself is closed too, for this partition's order and inventory sources.
+        inventory = self._inventory_clocks.setdefault(partition, _PartitionClock())
+        if target > inventory.value:
+            inventory.value = target
+            self.clocks.put(self._inventory_clock_keys[partition], inventory)
+        self._unannounced[order_source(partition)] = clock.value + _JUST_AFTER
+        self._unannounced[inventory_source(partition)] = inventory.value + _JUST_AFTER
+        await self._announce()
 
     async def _fire_due(self, partition: int, now: datetime) -> None:
         heap = self._index.get(partition)
@@ -461,41 +514,94 @@ class OrderwatchWorker:
             if state is None:
                 continue
             step = order.fire_due(state, now, self.policy)
-            await self._emit(step.outputs, step.facts, now)
+            await self._emit(step.outputs, step.facts)
             self._keep(partition, key, step)
 
     async def _tick(self) -> None:
-        """Wall-clock mode: fire what is due in the partitions this worker owns."""
+        """Wall-clock mode: fire what is due, and the aggregates' time-driven checks."""
         if not self._ready or self.app.rebalancing:
             return
         now = _utc_now()
         for partition in list(self._index):
             await self._fire_due(partition, now)
+        for partition in list(self._inboxes):
+            await self._release(partition, FACTS, now)
+        self._flush_aggregates()
 
     # -- aggregates -----------------------------------------------------------------------
 
-    async def _sku_agent(self, stream: Any) -> None:
+    async def _announce(self) -> None:
+        """Event-time mode: tell every aggregate partition how far each source's clock got.
+
+        Runs on a timer (and at ``advance-clock``), so a busy partition announces a few times a
+        second rather than once per event. Every fact a source sent before is ahead of it on
+        the topic, so the watermark never overtakes an item.
+        """
+        pending, self._unannounced = self._unannounced, {}
+        for source, watermark in pending.items():
+            value = wire.pack(wire.WATERMARK, watermark, source.encode())
+            for partition in range(self.partitions):
+                await self.aggregate_inputs.send(value=value, partition=partition)
+
+    def _rebuild_inboxes(self, owned: set[int]) -> None:
+        """Waiting items and watermarks from the inbox table; checks from the aggregates."""
+        self._inboxes = {p: PartitionInbox(p, self.partitions) for p in owned}
+        if self.event_time:
+            table = self.inbox_table
+            keys = list(table.keys())
+            for inbox in self._inboxes.values():
+                inbox.restore(table, keys)
+        self._schedule_checks(CARRIER, self.carriers, carrier.next_check)
+        self._schedule_checks(MERCHANT, self.merchants, merchant.next_check)
+
+    def _schedule_checks(
+        self, kind: str, store: _Store[S], next_check: Callable[[S, Policy], datetime | None]
+    ) -> None:
+        for key in store.keys():  # noqa: SIM118 - a method of _Store, not a dict
+            owner = self._inboxes.get(partition_for(key, self.partitions))
+            state = store.get(key) if owner is not None else None
+            if owner is not None and state is not None:
+                owner.sequencers[FACTS].schedule(kind, key, next_check(state, self.policy))
+
+    def _flush_aggregates(self) -> None:
+        for store in (self.skus, self.carriers, self.merchants):
+            store.flush()
+
+    def _inbox(self, partition: int) -> PartitionInbox:
+        inbox = self._inboxes.get(partition)
+        if inbox is None:
+            inbox = self._inboxes[partition] = PartitionInbox(partition, self.partitions)
+        return inbox
+
+    async def _aggregate_agent(self, stream: Any) -> None:
+        """Stock levels and the aggregate-inputs topic: facts, forwarded stock, watermarks."""
         inventory_topic = self.inventory.get_topic_name()
         async for event in stream.events():
             message = event.message
             try:
                 if message.topic == inventory_topic:
                     await self._inventory_message(message)
-                    continue
-                kind, sender_clock, payload = wire.unpack(message.value or b"")
-                if kind == wire.INVENTORY:
-                    decoded = decode_event(payload)
-                    assert isinstance(decoded, InventoryUpdated)
-                    await self._apply_inventory(decoded, sender_clock)
                 else:
-                    fact = codec.decode_fact(payload)
-                    assert isinstance(fact, Demand | SkuComplaint)
-                    await self._apply_sku_fact(fact, sender_clock)
-            except Exception:
-                self.skus.forget()
+                    await self._aggregate_message(message)
+                self._flush_aggregates()
+            except Exception:  # never let one message stop the partition
+                for store in (self.skus, self.carriers, self.merchants):
+                    store.forget()
                 log.exception(
                     "failed to process %s[%d]@%d", message.topic, message.partition, message.offset
                 )
+
+    async def _aggregate_message(self, message: Any) -> None:
+        envelope = message.value or b""
+        kind, moment, payload = wire.unpack(envelope)
+        partition = message.partition
+        if kind == wire.WATERMARK:
+            inbox = self._inbox(partition)
+            if inbox.observe(payload.decode("utf-8"), moment, self.inbox_table):
+                await self._release(partition, SKU)
+                await self._release(partition, FACTS)
+            return
+        await self._take(partition, decode_item(envelope), envelope)
 
     async def _inventory_message(self, message: Any) -> None:
         decoded = decode_event(message.value or b"")
@@ -510,77 +616,55 @@ class OrderwatchWorker:
             )
             return
         self.metrics.observe_event(message.topic, decoded.type, decoded.occurred_at)
-        key = f"{decoded.merchant_id}/{decoded.sku}"
-        direct = partition_for(key, self.partitions) == message.partition
-        await self._forward_inventory(decoded, message.value, direct=direct)
+        partition = message.partition
+        if self.event_time:
+            clock = self._inventory_clocks.setdefault(partition, _PartitionClock())
+            if clock.observe("inventory", decoded.occurred_at, self.policy.allowed_lateness, 1):
+                self.clocks.put(self._inventory_clock_keys[partition], clock)
+                self._unannounced[inventory_source(partition)] = clock.value
+        await self._forward_inventory(decoded, message.value, partition)
 
     async def _forward_inventory(
-        self, event: InventoryUpdated, raw: bytes, *, direct: bool
+        self, event: InventoryUpdated, raw: bytes, partition: int | None
     ) -> None:
-        """Apply a stock level here when it arrived on its key's partition, else forward it."""
-        clock = event.occurred_at - self.policy.allowed_lateness
-        if direct:
-            await self._apply_inventory(event, clock)
+        """Take a stock level here when it arrived on its key's partition, else forward it."""
+        envelope = wire.pack(wire.INVENTORY, event.occurred_at, raw)
+        key = sku_subject(event.merchant_id, event.sku)
+        if partition is not None and partition_for(key, self.partitions) == partition:
+            await self._take(partition, event, envelope)
         else:
-            key = f"{event.merchant_id}/{event.sku}"
-            await self.fact_topics["sku"].send(
-                key=key.encode(), value=wire.pack(wire.INVENTORY, clock, raw)
-            )
+            await self.aggregate_inputs.send(key=key.encode(), value=envelope)
 
-    async def _apply_inventory(self, event: InventoryUpdated, sender_clock: datetime) -> None:
-        key = f"{event.merchant_id}/{event.sku}"
-        now = self._aggregate_now(sender_clock)
-        result = sku.apply_inventory(self.skus.get(key), event, now, self.policy)
-        self.skus.put(key, result.state)
-        await self._emit(result.outputs, [], now)
+    async def _take(self, partition: int, item: Item, envelope: bytes) -> None:
+        """Event time: queue the item for its watermark. Wall clock: apply it now."""
+        if self.event_time:
+            group = self._inbox(partition).add(item, envelope, self.inbox_table)
+            await self._release(partition, group)
+            return
+        outputs, scheduled = apply_item(self, item, position(item)[0], self.policy)
+        if scheduled is not None:
+            self._inbox(partition).sequencers[FACTS].schedule(*scheduled)
+        await self._emit(outputs, [])
 
-    async def _apply_sku_fact(self, fact: Demand | SkuComplaint, sender_clock: datetime) -> None:
-        now = self._aggregate_now(sender_clock)
-        state = self.skus.get(fact.subject)
-        if isinstance(fact, Demand):
-            result = sku.apply_demand(state, fact, now, self.policy)
-        else:
-            result = sku.apply_complaint(state, fact, now, self.policy)
-        self.skus.put(fact.subject, result.state)
-        await self._emit(result.outputs, [], now)
-
-    async def _carrier_agent(self, stream: Any) -> None:
-        await self._fact_agent(stream, self._apply_shipment)
-
-    async def _merchant_agent(self, stream: Any) -> None:
-        await self._fact_agent(stream, self._apply_health)
-
-    async def _fact_agent(
-        self, stream: Any, apply: Callable[[Fact, datetime], Awaitable[None]]
-    ) -> None:
-        """Consume one repartition topic of facts; a fact that fails is logged, never fatal."""
-        async for event in stream.events():
-            message = event.message
-            try:
-                _, sender_clock, payload = wire.unpack(message.value or b"")
-                await apply(codec.decode_fact(payload), self._aggregate_now(sender_clock))
-            except Exception:
-                self.carriers.forget()
-                self.merchants.forget()
-                log.exception(
-                    "failed to process %s[%d]@%d", message.topic, message.partition, message.offset
-                )
-
-    async def _apply_shipment(self, fact: Fact, now: datetime) -> None:
-        assert isinstance(fact, Shipment)
-        result = carrier.apply_shipment(self.carriers.get(fact.subject), fact, now, self.policy)
-        self.carriers.put(fact.subject, result.state)
-        await self._emit(result.outputs, [], now)
-
-    async def _apply_health(self, fact: Fact, now: datetime) -> None:
-        assert isinstance(fact, OrderHealth)
-        result = merchant.apply_health(self.merchants.get(fact.subject), fact, now, self.policy)
-        self.merchants.put(fact.subject, result.state)
-        await self._emit(result.outputs, [], now)
-
-    def _aggregate_now(self, sender_clock: datetime) -> datetime:
-        """Aggregates run on the clock of the fact's sender (event time) or the wall clock."""
-        return sender_clock if self.event_time else _utc_now()
+    async def _release(self, partition: int, group: str, until: datetime | None = None) -> None:
+        """Apply, in event-time order, what the watermark (or ``until``) has passed."""
+        inbox = self._inbox(partition)
+        boundary = until if until is not None else inbox.boundary(group)
+        if boundary is None:
+            return
+        sequencer = inbox.sequencers[group]
+        while (due := sequencer.pop(boundary)) is not None:
+            scheduled: Scheduled | None
+            if isinstance(due, Check):
+                outputs, scheduled = apply_check(self, due, self.policy)
+            else:
+                at, (key, item) = due
+                outputs, scheduled = apply_item(self, item, at, self.policy)
+                if key is not None:
+                    self.inbox_table.pop(key, None)
+            if scheduled is not None:
+                sequencer.schedule(*scheduled)
+            await self._emit(outputs, [])
 
     # -- output ---------------------------------------------------------------------------
 
@@ -588,7 +672,6 @@ class OrderwatchWorker:
         self,
         outputs: Sequence[DeadlineBreached | RecommendationIssued],
         facts: Sequence[Fact],
-        now: datetime,
     ) -> None:
         for output in outputs:
             value = serialize(output).encode("utf-8")
@@ -599,9 +682,9 @@ class OrderwatchWorker:
         if outputs:
             self.metrics.observe_outputs(outputs)
         for fact in facts:
-            topic = self.fact_topics[_FACT_TOPICS[type(fact)]]
-            await topic.send(
-                key=fact.subject.encode(), value=wire.pack(wire.FACT, now, codec.encode_fact(fact))
+            await self.aggregate_inputs.send(
+                key=fact.subject.encode(),
+                value=wire.pack(wire.FACT, fact.at, codec.encode_fact(fact)),
             )
 
     async def _reject(self, message: Any, error: str) -> None:

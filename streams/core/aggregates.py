@@ -74,13 +74,14 @@ def apply_item(
         stores.skus.put(item.subject, result.state)
         return result.outputs, None
     if isinstance(item, Shipment):
+        # Carriers and merchants are checked once every input of this moment was applied.
         step = carrier.apply_shipment(stores.carriers.get(item.subject), item, now, policy)
         stores.carriers.put(item.subject, step.state)
-        return step.outputs, (CARRIER, item.subject, carrier.next_check(step.state, policy))
+        return step.outputs, (CARRIER, item.subject, now)
     if isinstance(item, OrderHealth):
         health = merchant.apply_health(stores.merchants.get(item.subject), item, now, policy)
         stores.merchants.put(item.subject, health.state)
-        return health.outputs, (MERCHANT, item.subject, merchant.next_check(health.state, policy))
+        return health.outputs, (MERCHANT, item.subject, now)
     raise TypeError(f"not an aggregate input: {item!r}")
 
 

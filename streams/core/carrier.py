@@ -84,7 +84,10 @@ def _view(
 def apply_shipment(
     state: CarrierState | None, fact: Shipment, now: datetime, policy: Policy
 ) -> CarrierStep:
-    """Learn more of one order's shipping, move the clock to ``now``, check the problem rate."""
+    """Learn more of one order's shipping and move the clock to ``now``.
+
+    The problem rate is checked by :func:`tick` once every input of this moment was applied.
+    """
     if state is None:
         state = CarrierState(
             merchant_id=fact.merchant_id, subject=fact.subject, carrier=fact.carrier
@@ -92,7 +95,7 @@ def apply_shipment(
     shipments, view = state.shipments, _view(state, policy)
     shipments.advance(now, view)
     shipments.put(fact.order_id, merge_shipment(shipments.entries.get(fact.order_id), fact), view)
-    return CarrierStep(state, _evaluate(state, policy))
+    return CarrierStep(state, [])
 
 
 def next_check(state: CarrierState, policy: Policy) -> datetime | None:
@@ -101,7 +104,7 @@ def next_check(state: CarrierState, policy: Policy) -> datetime | None:
 
 
 def tick(state: CarrierState, now: datetime, policy: Policy) -> CarrierStep:
-    """Move the clock to ``now`` without a new fact, and check the problem rate."""
+    """Move the clock to ``now`` and check the problem rate."""
     state.shipments.advance(now, _view(state, policy))
     return CarrierStep(state, _evaluate(state, policy))
 

@@ -93,7 +93,7 @@ def view_order(
             order.late_confirmed_at,
             cancelled_at,
         )
-        if moment is not None and moment > now
+        if moment is not None and now < moment < leaves_at
     ]
     return counts, min(upcoming, default=leaves_at)
 
@@ -105,13 +105,17 @@ def _view(policy: Policy) -> partial[tuple[tuple[int, ...] | None, datetime | No
 def apply_health(
     state: MerchantState | None, fact: OrderHealth, now: datetime, policy: Policy
 ) -> MerchantStep:
-    """Learn more of one order's timeline, move the clock to ``now``, and check every measure."""
+    """Learn more of one order's timeline and move the clock to ``now``.
+
+    The measures are checked by :func:`tick` once every input of this moment was applied (the
+    drivers schedule it): checked after each one, the result would depend on their order.
+    """
     if state is None:
         state = MerchantState(merchant_id=fact.merchant_id)
     orders, view = state.orders, _view(policy)
     orders.advance(now, view)
     orders.put(fact.order_id, merge_health(orders.entries.get(fact.order_id), fact), view)
-    return MerchantStep(state, _evaluate(state, orders.now, policy))
+    return MerchantStep(state, [])
 
 
 def next_check(state: MerchantState, policy: Policy) -> datetime | None:
@@ -121,7 +125,7 @@ def next_check(state: MerchantState, policy: Policy) -> datetime | None:
 
 
 def tick(state: MerchantState, now: datetime, policy: Policy) -> MerchantStep:
-    """Move the clock to ``now`` without a new fact, and check every measure."""
+    """Move the clock to ``now`` and check every measure."""
     state.orders.advance(now, _view(policy))
     return MerchantStep(state, _evaluate(state, state.orders.now, policy))
 

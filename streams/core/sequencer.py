@@ -1,9 +1,11 @@
 """Aggregate inputs in event-time order: what the SKU, carrier and merchant processors see.
 
 Stock levels and the facts orders send are applied to their aggregate in order of their event
-time ``at`` (then a fixed rank and key), once the clock has passed it; an aggregate whose counts
-change with time alone (an order leaving a window) has a *check* at that moment, taken before
-any item at the same time. Replay's clock is its event-time clock; a worker's is the smallest
+time ``at`` (then a fixed rank and key), once the clock has passed it. A carrier or merchant
+that was just told something, or whose counts change with time alone (an order leaving a
+window), has a *check* at that moment, taken once every item of that moment was applied: its
+measures are compared with their thresholds only then, so the order of simultaneous inputs
+cannot change a decision. Replay's clock is its event-time clock; a worker's is the smallest
 clock of the partitions that send to it. Both drivers use this class, so for events inside the
 allowed lateness they apply the same items in the same order and decide the same.
 """
@@ -86,7 +88,7 @@ class Sequencer(Generic[T]):
         while checks and self._check_at.get((checks[0].kind, checks[0].subject)) != checks[0].at:
             heapq.heappop(checks)  # superseded
         items = self._items
-        if checks and checks[0].at < boundary and (not items or checks[0].at <= items[0][0]):
+        if checks and checks[0].at < boundary and (not items or checks[0].at < items[0][0]):
             check = heapq.heappop(checks)
             del self._check_at[(check.kind, check.subject)]
             return check

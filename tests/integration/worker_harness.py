@@ -49,27 +49,25 @@ def occurred(line: bytes) -> str | None:
 
 
 def decisions(outputs: Iterable[dict[str, Any]]) -> set[str]:
-    """Breach ids and order-scope recommendation ids: what worker and replay must agree on."""
+    """Breach ids and recommendation ids (every scope): what worker and replay must agree on."""
     return {
         str(o.get("breach_id") or o.get("recommendation_id"))
         for o in outputs
-        if o["type"] == "deadline.breached"
-        or (o["type"] == "recommendation.issued" and o["scope"] == "order")
+        if o["type"] in ("deadline.breached", "recommendation.issued")
     }
 
 
-def replayed_outputs() -> list[dict[str, Any]]:
-    """What ``orderwatch replay`` emits for the example stream."""
+def replayed_outputs(lines: Iterable[bytes] | None = None) -> list[dict[str, Any]]:
+    """What ``orderwatch replay`` emits for ``lines`` (default: the example stream)."""
     from streams.core.policy import load_policy
     from streams.replay import replay_lines
 
     outputs: list[dict[str, Any]] = []
-    with EXAMPLES.open("rb") as lines:
-        replay_lines(
-            lines,
-            lambda o: outputs.append(json.loads(o.model_dump_json(exclude_none=True))),
-            policy=load_policy(),
-        )
+    replay_lines(
+        example_lines() if lines is None else lines,
+        lambda o: outputs.append(json.loads(o.model_dump_json(exclude_none=True))),
+        policy=load_policy(),
+    )
     return outputs
 
 
@@ -97,17 +95,20 @@ def backfill(
     *,
     until: list[bytes] | None = None,
     isolation_level: str = "read_uncommitted",
+    expected: set[str] | None = None,
 ) -> list[dict[str, Any]]:
     """Wait until the workers consumed ``lines``, advance the clock, read the outputs.
 
     The clock goes to the last ``occurred_at`` of ``until`` (default ``lines``); reading stops
-    once every decision replay makes has arrived (or after 90 s).
+    once every ``expected`` decision (default: replay's of the example stream) has arrived, or
+    after 90 s.
     """
     events = sum(1 for line in lines if occurred(line) is not None)
     wait_for(lambda: consumed(*workers) >= events, 90, "the workers to consume the stream")
     first = workers[0]
     first.advance_clock(max(at for line in (until or lines) if (at := occurred(line))))
-    expected = decisions(replayed_outputs())
+    if expected is None:
+        expected = decisions(replayed_outputs())
     return run(
         consume_outputs(
             first.bootstrap,
@@ -281,8 +282,13 @@ async def consume_outputs(
     until: Any,
     timeout: float,
     isolation_level: str = "read_uncommitted",
+    settle: float = 2.0,
 ) -> list[dict[str, Any]]:
-    """Read the output topics from the start until ``until(outputs)`` is true or time is up."""
+    """Read the output topics from the start until ``until(outputs)`` is true or time is up.
+
+    Once ``until`` holds, reading goes on for ``settle`` seconds, so outputs that should not be
+    there (duplicates, decisions replay does not make) are read too.
+    """
     consumer = AIOKafkaConsumer(
         *(prefix + topic for topic in OUTPUT_TOPICS),
         bootstrap_servers=bootstrap,
@@ -295,7 +301,9 @@ async def consume_outputs(
     outputs: list[dict[str, Any]] = []
     deadline = time.monotonic() + timeout
     try:
-        while time.monotonic() < deadline and not until(outputs):
+        while time.monotonic() < deadline:
+            if until(outputs):
+                deadline = min(deadline, time.monotonic() + settle)
             batch = await consumer.getmany(timeout_ms=500)
             for records in batch.values():
                 for record in records:

@@ -274,3 +274,19 @@ def test_merchant_cancellations_wait_for_twenty_orders(ev, run):
 
     [issued] = health(run, outputs=produced)
     assert issued.evidence["metric"] == "pre_fulfillment_cancellation_rate"
+
+
+def test_an_order_refunded_after_its_window_still_leaves_the_window_on_time(policy):
+    """Already knowing of a refund 36 days away must not keep the order counted past day 30."""
+    from streams.core.facts import OrderHealth
+    from streams.core.merchant import view_order
+
+    order = OrderHealth("m1", "o1", "m1", T0, T0, refunded_at=T0 + 36 * DAY)
+    counts, next_change = view_order(policy.store_window, policy.tracking_scan, order, T0 + DAY)
+    assert counts is not None
+    assert (counts[0], counts[1]) == (1, 0)  # counted in the window, not refunded yet
+    assert next_change == T0 + 30 * DAY
+    assert view_order(policy.store_window, policy.tracking_scan, order, T0 + 30 * DAY) == (
+        None,
+        None,
+    )

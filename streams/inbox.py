@@ -1,0 +1,124 @@
+"""A worker's aggregate inputs, per partition: items waiting for the watermark, and checks.
+
+Every partition of the order topics and of ``inventory`` is a *source* of aggregate inputs; it
+announces its clock to every partition of the aggregate-inputs topic (a watermark: it will send
+nothing earlier, inside the allowed lateness). An aggregate partition applies its waiting items,
+in :mod:`event-time order <streams.core.sequencer>`, up to the smallest watermark of the sources
+it depends on: SKUs on every order and inventory partition, carriers and merchants on every order
+partition. Waiting items and watermarks are kept in a changelogged table, so neither is lost
+when the worker stops or the partition moves.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from collections.abc import Iterable, MutableMapping
+from datetime import datetime
+
+from streams import wire
+from streams.core import codec
+from streams.core.events import InventoryUpdated, decode_event
+from streams.core.facts import Demand, SkuComplaint
+from streams.core.sequencer import Item, Sequencer, position
+
+__all__ = ["FACTS", "SKU", "PartitionInbox", "group_of", "inventory_source", "order_source"]
+
+SKU = "sku"
+FACTS = "facts"
+_MICROS = struct.Struct(">q")
+
+
+def order_source(partition: int) -> str:
+    return f"o{partition}"
+
+
+def inventory_source(partition: int) -> str:
+    return f"i{partition}"
+
+
+def group_of(item: Item) -> str:
+    """SKU inputs wait for inventory too; carrier and merchant inputs only for orders."""
+    return SKU if isinstance(item, InventoryUpdated | Demand | SkuComplaint) else FACTS
+
+
+Entry = tuple[bytes | None, Item]
+"""A waiting item and its key in the table (None: not kept, in wall-clock mode)."""
+
+
+class PartitionInbox:
+    """The waiting items, checks and source watermarks of one aggregate partition."""
+
+    def __init__(self, partition: int, partitions: int) -> None:
+        self.partition = partition
+        self._prefix = f"{partition}/"
+        orders = {order_source(p) for p in range(partitions)}
+        inventory = {inventory_source(p) for p in range(partitions)}
+        self._required = {SKU: orders | inventory, FACTS: orders}
+        self.sequencers: dict[str, Sequencer[Entry]] = {SKU: Sequencer(), FACTS: Sequencer()}
+        self.watermarks: dict[str, datetime] = {}
+
+    def add(self, item: Item, envelope: bytes, table: MutableMapping[bytes, bytes] | None) -> str:
+        """Queue an item (kept in ``table`` when given); the group it went to."""
+        where = position(item)
+        key = None
+        if table is not None:
+            digest = hashlib.blake2b(envelope, digest_size=8).hexdigest()
+            at, rank, tiebreak = where
+            key = f"{self._prefix}i/{wire.to_micros(at):020d}/{rank}/{tiebreak}/{digest}".encode()
+            table[key] = envelope
+        group = group_of(item)
+        self.sequencers[group].add(where, (key, item))
+        return group
+
+    def observe(
+        self, source: str, watermark: datetime, table: MutableMapping[bytes, bytes] | None
+    ) -> bool:
+        """A source's announced watermark; True when it moved forward."""
+        known = self.watermarks.get(source)
+        if known is not None and watermark <= known:
+            return False
+        self.watermarks[source] = watermark
+        if table is not None:
+            table[f"{self._prefix}w/{source}".encode()] = _MICROS.pack(wire.to_micros(watermark))
+        return True
+
+    def boundary(self, group: str) -> datetime | None:
+        """The smallest watermark of the group's sources; None until every one has spoken."""
+        watermarks = self.watermarks
+        required = self._required[group]
+        if not required <= watermarks.keys():
+            return None
+        return min(watermarks[source] for source in required)
+
+    def restore(self, table: MutableMapping[bytes, bytes], keys: Iterable[bytes]) -> None:
+        """Reload waiting items and watermarks from the table (after a rebalance or restart)."""
+        for key in keys:
+            text = key.decode("utf-8")
+            if not text.startswith(self._prefix):
+                continue
+            value = table.get(key)
+            if value is None:
+                continue
+            if text.startswith("w/", len(self._prefix)):
+                source = text[len(self._prefix) + 2 :]
+                self.watermarks[source] = wire.from_micros(_MICROS.unpack(value)[0])
+            else:
+                item = decode_item(value)
+                self.sequencers[group_of(item)].add(position(item), (key, item))
+
+
+def decode_item(envelope: bytes) -> Item:
+    """The stock level or fact an aggregate-inputs envelope carries."""
+    kind, _, payload = wire.unpack(envelope)
+    if kind == wire.INVENTORY:
+        event = decode_event(payload)
+        if not isinstance(event, InventoryUpdated):
+            raise ValueError("an inventory envelope without an inventory.updated event")
+        return event
+    return codec.decode_fact(payload)
+
+
+def partition_of_key(key: bytes) -> int:
+    """The partition an inbox table key belongs to."""
+    return int(key.split(b"/", 1)[0])
