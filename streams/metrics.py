@@ -189,6 +189,12 @@ class Metrics:
         self._open_orders = Gauge(
             "orderwatch_open_orders", "Order states held by this worker.", registry=r
         )
+        self._waiting = Gauge(
+            "orderwatch_aggregate_inputs_waiting",
+            "Stock levels and order facts this worker holds until the watermark of every "
+            "partition that sends them has passed their event time (event-time mode).",
+            registry=r,
+        )
         self._processing = Histogram(
             "orderwatch_processing_seconds",
             "Time per input message, from receipt until its outputs are handed to the producer.",
@@ -320,6 +326,10 @@ class Metrics:
     def set_open_orders(self, count: int) -> None:
         """The number of order states this worker holds."""
         self._open_orders.set(count)
+
+    def set_aggregate_inputs_waiting(self, count: int) -> None:
+        """The number of aggregate inputs waiting for the sources' watermark."""
+        self._waiting.set(count)
 
     def set_assigned_partitions(self, count: int) -> None:
         """The number of input partitions assigned to this worker."""

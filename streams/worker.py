@@ -566,6 +566,9 @@ class OrderwatchWorker:
     def _flush_aggregates(self) -> None:
         for store in (self.skus, self.carriers, self.merchants):
             store.flush()
+        self.metrics.set_aggregate_inputs_waiting(
+            sum(len(s) for inbox in self._inboxes.values() for s in inbox.sequencers.values())
+        )
 
     def _inbox(self, partition: int) -> PartitionInbox:
         inbox = self._inboxes.get(partition)

@@ -378,6 +378,15 @@ def test_gauges_show_open_orders_and_assigned_partitions(
     assert value(registry, "orderwatch_assigned_partitions") == 3.0
 
 
+def test_waiting_aggregate_inputs_are_a_gauge(
+    registry: CollectorRegistry, metrics: Metrics
+) -> None:
+    metrics.set_aggregate_inputs_waiting(7)
+    assert value(registry, "orderwatch_aggregate_inputs_waiting") == 7.0
+    metrics.set_aggregate_inputs_waiting(0)
+    assert value(registry, "orderwatch_aggregate_inputs_waiting") == 0.0
+
+
 def test_clock_is_the_earliest_partition_clock(
     metrics: Metrics, registry: CollectorRegistry
 ) -> None:
