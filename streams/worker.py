@@ -357,6 +357,9 @@ class OrderwatchWorker:
 
     async def _on_assigned(self, sender: Any, assigned: Iterable[Any], **_: Any) -> None:
         self._ready = False
+        # What the last message changed is written before the caches go (its inputs already
+        # left the inbox table).
+        self._flush_aggregates()
         for store in (self.orders, self.skus, self.carriers, self.merchants, self.clocks):
             store.forget()
         self._inboxes = {}

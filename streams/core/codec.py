@@ -399,6 +399,7 @@ def encode_sku(state: SkuState) -> bytes:
             "stock_as_of": None if stock_as_of is None else [_us(stock_as_of[0]), stock_as_of[1]],
             "available": state.available,
             "inventory_seen": _times_out(state.inventory_seen),
+            "closed_orders": _times_out(state.closed_orders),
             "open_orders": {
                 order_id: [_us(o.placed_at), o.quantity, _us(o.fulfillment_due), o.shortages]
                 for order_id, o in state.open_orders.items()
@@ -425,6 +426,7 @@ def decode_sku(data: bytes) -> SkuState:
             stock_as_of=None if stock_as_of is None else (_dt(stock_as_of[0]), stock_as_of[1]),
             available=raw["available"],
             inventory_seen=_times_in(raw["inventory_seen"]),
+            closed_orders=_times_in(raw["closed_orders"]),
             open_orders={
                 order_id: OpenOrder(_dt(placed_at), quantity, _dt(due), shortages)
                 for order_id, (placed_at, quantity, due, shortages) in raw["open_orders"].items()

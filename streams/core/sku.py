@@ -51,6 +51,7 @@ class SkuState:
     stock_as_of: tuple[datetime, str] | None = None
     available: int = 0
     inventory_seen: dict[str, datetime] = field(default_factory=dict)
+    closed_orders: dict[str, datetime] = field(default_factory=dict)
     open_orders: dict[str, OpenOrder] = field(default_factory=dict)
     queue: list[tuple[datetime, str]] = field(default_factory=list)
     at_risk: set[str] = field(default_factory=set)
@@ -82,10 +83,7 @@ def apply_inventory(
     if event.event_id in seen:
         return SkuStep(state, [])
     seen[event.event_id] = event.occurred_at
-    if len(seen) > 256 and len(seen) & (len(seen) - 1) == 0:  # prune at powers of two
-        horizon = now - policy.state_ttl
-        for event_id in [key for key, at in seen.items() if at <= horizon]:
-            del seen[event_id]
+    _remember(seen, now - policy.state_ttl)
     stamp = (event.occurred_at, event.event_id)
     if state.stock_as_of is None or stamp > state.stock_as_of:
         state.stock_as_of = stamp
@@ -93,11 +91,31 @@ def apply_inventory(
     return SkuStep(state, _allocate(state, event.event_id, now, policy))
 
 
+def _remember(times: dict[str, datetime], horizon: datetime) -> None:
+    """Forget ids whose time is at or before ``horizon``, now and then.
+
+    Scanning on every call would cost O(n) each time; scanning whenever the size reaches a
+    power of two (above 256) keeps the memory within twice what the horizon needs, at O(1)
+    amortised per call.
+    """
+    size = len(times)
+    if size > 256 and size & (size - 1) == 0:
+        for key in [key for key, at in times.items() if at <= horizon]:
+            del times[key]
+
+
 def apply_demand(state: SkuState | None, fact: Demand, now: datetime, policy: Policy) -> SkuStep:
-    """An order opened (then allocate) or closed its claim on the stock."""
+    """An order opened (then allocate) or closed its claim on the stock.
+
+    A closed claim stays closed: an opening told again (a fact delivered twice) changes nothing.
+    """
     state = _state(state, fact.merchant_id, fact.sku)
     position = (fact.placed_at, fact.order_id)
+    if fact.order_id in state.closed_orders:
+        return SkuStep(state, [])
     if not fact.open:
+        state.closed_orders[fact.order_id] = fact.at
+        _remember(state.closed_orders, now - policy.state_ttl)
         if state.open_orders.pop(fact.order_id, None) is not None:
             index = bisect_left(state.queue, position)
             if index < len(state.queue) and state.queue[index] == position:

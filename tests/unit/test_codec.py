@@ -147,6 +147,7 @@ def test_every_state_of_a_real_run_round_trips_exactly() -> None:
             seen.note("sku stock", sku.stock_as_of)
             seen.note("sku open orders", sku.open_orders)
             seen.note("sku at risk", sku.at_risk)
+            seen.note("sku closed orders", sku.closed_orders)
             seen.note("sku window", any(len(window) for window in sku.complaints.values()))
             seen.note("sku crossed", any(c.above for c in sku.crossings.values()))
         for carrier in engine.carriers.values():
@@ -174,6 +175,7 @@ def test_every_state_of_a_real_run_round_trips_exactly() -> None:
         "sku stock",
         "sku open orders",
         "sku at risk",
+        "sku closed orders",
         "sku window",
         "sku crossed",
         "carrier shipments",

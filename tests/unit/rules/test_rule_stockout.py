@@ -154,3 +154,20 @@ def test_inventory_of_another_sku_gives_no_signal(ev, run):
     run.step(ev.inventory(T0, available=0, sku="SKU-2"), ev.placed("o1", T0 + MINUTE))
 
     assert flagged(run) == []
+
+
+def test_an_opening_delivered_again_after_its_close_changes_nothing(ev, policy):
+    """At-least-once delivery may repeat a fact after a rebalance: a closed claim stays closed."""
+    from streams.core import sku
+    from streams.core.facts import Demand
+
+    def demand(open_, at):
+        return Demand("m1/SKU-1", "o1", "m1", "SKU-1", T0, 5, T0 + 5 * 24 * HOUR, "e1", open_, at)
+
+    state = sku.apply_inventory(None, ev.inventory(T0, available=1), T0, policy).state
+    opened = sku.apply_demand(state, demand(True, T0), T0, policy)
+    assert [r.reason for r in opened.outputs] == ["STOCKOUT_RISK"]
+    closed = sku.apply_demand(opened.state, demand(False, T0 + HOUR), T0 + HOUR, policy)
+    again = sku.apply_demand(closed.state, demand(True, T0), T0 + 2 * HOUR, policy)
+    assert again.outputs == []
+    assert again.state.open_orders == {}
