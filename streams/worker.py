@@ -9,14 +9,19 @@ How an event travels (this file, then ``core/order.py`` for the decisions):
    to the internal ``order-events`` topic keyed by ``order_id``, so every order is processed on
    its key's partition and its table entry lives there.
 3. The core decides (:func:`streams.core.order.apply`); outputs are produced to the output
-   topics, internal facts to the SKU, carrier and merchant repartition topics, whose agents keep
-   those aggregates in their own tables.
+   topics, internal facts to the ``aggregate-inputs`` topic keyed by their aggregate, whose
+   agent (also reading ``inventory``) keeps SKUs, carriers and merchants in their own tables.
 4. Deadlines: each partition keeps an index of its orders by next due time (rebuilt from the
    table when partitions are assigned). In wall-clock mode a timer fires what is due; in
    event-time mode the partition's clock follows its events (and ``advance-clock`` messages).
+5. Aggregates (event time): every order and inventory partition announces its clock to every
+   aggregate partition; inputs wait in the ``inbox`` table (:mod:`streams.inbox`) until the
+   slowest announced clock has passed them, then go in event-time order, as in replay.
 
-Tables are created with ``use_partitioner=True``: their changelog partition is the key's
-partition, which is where every key is processed, so the timer may write them too.
+The inbox table is written only while handling a message of its own partition (its changelog
+partition is that message's); the others are created with ``use_partitioner=True``: their
+changelog partition is the key's partition, which is where every key is processed, so the timer
+may write them too.
 """
 
 from __future__ import annotations

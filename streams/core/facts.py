@@ -1,10 +1,13 @@
 """Internal facts: what the order processor tells the SKU, carrier and merchant processors.
 
-Each fact is a snapshot of one order as one aggregate sees it, keyed by that aggregate's
-subject, so applying the same fact twice changes nothing and the latest snapshot of an order
-wins. Facts are treated as immutable once made (plain slotted dataclasses: frozen ones cost
-twice as much to build, on the hottest path of the core). The Faust worker routes them through
-repartition topics; replay hands them over in memory.
+Each fact concerns one order as one aggregate sees it, keyed by that aggregate's subject, and
+carries ``at``, the event time of what it tells: aggregates apply facts in that order (see
+:mod:`streams.core.sequencer`). A stock claim and a complaint never change once made; shipping
+and store health are timelines (when each thing happened) that merge in any order, so applying
+a fact twice, or an order's facts in another order, changes nothing. Facts are treated as
+immutable once made (plain slotted dataclasses: frozen ones cost twice as much to build, on the
+hottest path of the core). The Faust worker routes them through the ``aggregate-inputs`` topic;
+replay hands them over in memory.
 """
 
 from __future__ import annotations
