@@ -6,6 +6,7 @@ drivers: replay keeps the states in dictionaries, the worker in changelogged tab
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Protocol, TypeVar
 
@@ -90,15 +91,21 @@ def apply_check(
 ) -> tuple[list[RecommendationIssued], Scheduled | None]:
     """Move one aggregate's clock to the check's time; its outputs and its next check."""
     if check.kind == CARRIER:
-        carrier_state = stores.carriers.get(check.subject)
-        if carrier_state is None:
-            return [], None
-        step = carrier.tick(carrier_state, check.at, policy)
-        stores.carriers.put(check.subject, step.state)
-        return step.outputs, (CARRIER, check.subject, carrier.next_check(step.state, policy))
-    merchant_state = stores.merchants.get(check.subject)
-    if merchant_state is None:
+        return _tick(stores.carriers, CARRIER, check, carrier.tick, carrier.next_check, policy)
+    return _tick(stores.merchants, MERCHANT, check, merchant.tick, merchant.next_check, policy)
+
+
+def _tick(
+    store: Store[S],
+    kind: str,
+    check: Check,
+    tick: Callable[[S, datetime, Policy], tuple[S, list[RecommendationIssued]]],
+    next_check: Callable[[S, Policy], datetime | None],
+    policy: Policy,
+) -> tuple[list[RecommendationIssued], Scheduled | None]:
+    state = store.get(check.subject)
+    if state is None:
         return [], None
-    health = merchant.tick(merchant_state, check.at, policy)
-    stores.merchants.put(check.subject, health.state)
-    return health.outputs, (MERCHANT, check.subject, merchant.next_check(health.state, policy))
+    state, outputs = tick(state, check.at, policy)
+    store.put(check.subject, state)
+    return outputs, (kind, check.subject, next_check(state, policy))
