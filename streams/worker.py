@@ -202,6 +202,11 @@ class OrderwatchWorker:
         self._inventory_clocks: dict[int, _PartitionClock] = {}
         self._unannounced: dict[str, datetime] = {}
         self._inboxes: dict[int, PartitionInbox] = {}
+        # Inbox keys applied while handling (topic, partition) at an offset, deleted from the
+        # table only once that offset is committed; and the committed offsets.
+        self._applied: dict[tuple[str, int], list[tuple[int, bytes]]] = {}
+        self._committed: dict[tuple[str, int], int] = {}
+        self._handling: tuple[str, int, int] | None = None
         self._ready = False
         self.app = self._make_app()
         self._declare()
@@ -328,6 +333,7 @@ class OrderwatchWorker:
         else:
             self.app.timer(s.tick_interval, name="orderwatch.deadlines")(self._tick)
         self.app.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]
+        self._follow_commits()
         self.app.on_rebalance_complete.connect(self._on_rebalance_complete)  # type: ignore[arg-type]
         self.orders.table.on_recover(self._on_orders_recovered)
         self.app.page("/health")(self._health_view)  # type: ignore[arg-type]
@@ -368,6 +374,7 @@ class OrderwatchWorker:
         for store in (self.orders, self.skus, self.carriers, self.merchants, self.clocks):
             store.forget()
         self._inboxes = {}
+        self._applied = {}  # kept in the table: whoever owns them now applies them again
 
     async def _on_rebalance_complete(self, sender: Any, **_: Any) -> None:
         await self._rebuild(fire=False)
@@ -571,6 +578,41 @@ class OrderwatchWorker:
             if owner is not None and state is not None:
                 owner.sequencers[FACTS].schedule(kind, key, next_check(state, self.policy))
 
+    def _follow_commits(self) -> None:
+        """Learn which offsets Faust has committed (after flushing the producer).
+
+        An input leaves the inbox table only once the message whose handling applied it is
+        committed: until then the aggregate states it changed may not have reached their
+        changelogs, and a worker that restarts from the last commit must find it again (it is
+        then applied again, which changes nothing: every aggregate input is idempotent).
+        """
+        tables = self.app.tables
+        commit = tables.on_commit
+
+        def on_commit(offsets: Any) -> None:
+            commit(offsets)
+            for tp, offset in offsets.items():
+                self._committed[(tp.topic, tp.partition)] = offset
+
+        tables.on_commit = on_commit  # type: ignore[method-assign]
+
+    def _note_applied(self, key: bytes) -> None:
+        assert self._handling is not None
+        topic, partition, offset = self._handling
+        self._applied.setdefault((topic, partition), []).append((offset, key))
+
+    def _forget_committed(self, partition: int) -> None:
+        """Delete the inbox keys applied by messages of this partition that are committed."""
+        for source, applied in self._applied.items():
+            committed = self._committed.get(source)
+            if source[1] != partition or committed is None or not applied:
+                continue
+            keep = [(offset, key) for offset, key in applied if offset >= committed]
+            for offset, key in applied:
+                if offset < committed:
+                    self.inbox_table.pop(key, None)
+            self._applied[source] = keep
+
     def _flush_aggregates(self) -> None:
         for store in (self.skus, self.carriers, self.merchants):
             store.flush()
@@ -590,6 +632,8 @@ class OrderwatchWorker:
         async for event in stream.events():
             message = event.message
             try:
+                self._handling = (message.topic, message.partition, message.offset)
+                self._forget_committed(message.partition)
                 if message.topic == inventory_topic:
                     await self._inventory_message(message)
                 else:
@@ -672,7 +716,7 @@ class OrderwatchWorker:
                 at, (key, item) = due
                 outputs, scheduled = apply_item(self, item, at, self.policy)
                 if key is not None:
-                    self.inbox_table.pop(key, None)
+                    self._note_applied(key)
             if scheduled is not None:
                 sequencer.schedule(*scheduled)
             await self._emit(outputs, [])
