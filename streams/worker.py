@@ -55,6 +55,7 @@ from streams.core.timeutil import EPOCH, format_utc
 from streams.inbox import (
     FACTS,
     SKU,
+    AppliedInputs,
     PartitionInbox,
     decode_item,
     inventory_source,
@@ -202,10 +203,7 @@ class OrderwatchWorker:
         self._inventory_clocks: dict[int, _PartitionClock] = {}
         self._unannounced: dict[str, datetime] = {}
         self._inboxes: dict[int, PartitionInbox] = {}
-        # Inbox keys applied while handling (topic, partition) at an offset, deleted from the
-        # table only once that offset is committed; and the committed offsets.
-        self._applied: dict[tuple[str, int], list[tuple[int, bytes]]] = {}
-        self._committed: dict[tuple[str, int], int] = {}
+        self._applied = AppliedInputs()
         self._handling: tuple[str, int, int] | None = None
         self._ready = False
         self.app = self._make_app()
@@ -374,7 +372,7 @@ class OrderwatchWorker:
         for store in (self.orders, self.skus, self.carriers, self.merchants, self.clocks):
             store.forget()
         self._inboxes = {}
-        self._applied = {}  # kept in the table: whoever owns them now applies them again
+        self._applied.clear()
 
     async def _on_rebalance_complete(self, sender: Any, **_: Any) -> None:
         await self._rebuild(fire=False)
@@ -579,39 +577,16 @@ class OrderwatchWorker:
                 owner.sequencers[FACTS].schedule(kind, key, next_check(state, self.policy))
 
     def _follow_commits(self) -> None:
-        """Learn which offsets Faust has committed (after flushing the producer).
-
-        An input leaves the inbox table only once the message whose handling applied it is
-        committed: until then the aggregate states it changed may not have reached their
-        changelogs, and a worker that restarts from the last commit must find it again (it is
-        then applied again, which changes nothing: every aggregate input is idempotent).
-        """
+        """Tell :class:`AppliedInputs` which offsets Faust has committed."""
         tables = self.app.tables
         commit = tables.on_commit
 
         def on_commit(offsets: Any) -> None:
             commit(offsets)
             for tp, offset in offsets.items():
-                self._committed[(tp.topic, tp.partition)] = offset
+                self._applied.committed(tp.topic, tp.partition, offset)
 
         tables.on_commit = on_commit  # type: ignore[method-assign]
-
-    def _note_applied(self, key: bytes) -> None:
-        assert self._handling is not None
-        topic, partition, offset = self._handling
-        self._applied.setdefault((topic, partition), []).append((offset, key))
-
-    def _forget_committed(self, partition: int) -> None:
-        """Delete the inbox keys applied by messages of this partition that are committed."""
-        for source, applied in self._applied.items():
-            committed = self._committed.get(source)
-            if source[1] != partition or committed is None or not applied:
-                continue
-            keep = [(offset, key) for offset, key in applied if offset >= committed]
-            for offset, key in applied:
-                if offset < committed:
-                    self.inbox_table.pop(key, None)
-            self._applied[source] = keep
 
     def _flush_aggregates(self) -> None:
         for store in (self.skus, self.carriers, self.merchants):
@@ -633,7 +608,8 @@ class OrderwatchWorker:
             message = event.message
             try:
                 self._handling = (message.topic, message.partition, message.offset)
-                self._forget_committed(message.partition)
+                for key in self._applied.deletable(message.partition):
+                    self.inbox_table.pop(key, None)
                 if message.topic == inventory_topic:
                     await self._inventory_message(message)
                 else:
@@ -716,7 +692,8 @@ class OrderwatchWorker:
                 at, (key, item) = due
                 outputs, scheduled = apply_item(self, item, at, self.policy)
                 if key is not None:
-                    self._note_applied(key)
+                    assert self._handling is not None  # only agents release with keys
+                    self._applied.note(*self._handling, key)
             if scheduled is not None:
                 sequencer.schedule(*scheduled)
             await self._emit(outputs, [])
