@@ -190,10 +190,8 @@ def worker(
     """Run the Faust worker: consume the input topics, emit breaches and recommendations."""
     import asyncio
 
-    from faust.worker import Worker
-
     from streams.topics import ensure_topics
-    from streams.worker import OrderwatchWorker, describe_startup
+    from streams.worker import OrderwatchWorker, describe_startup, run
 
     settings = _settings(
         broker=broker,
@@ -215,7 +213,7 @@ def worker(
     click.echo(describe_startup(orderwatch), err=True)
     if created:
         click.echo(f"orderwatch: created topics {', '.join(created)}", err=True)
-    Worker(orderwatch.app, loglevel=loglevel, quiet=True).execute_from_commandline()
+    run(orderwatch, loglevel)
 
 
 @main.command("advance-clock")

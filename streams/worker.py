@@ -66,7 +66,7 @@ from streams.replay import raw_text, serialize
 from streams.settings import Settings
 from streams.topics import changelog_topic
 
-__all__ = ["OrderwatchWorker", "partition_for"]
+__all__ = ["OrderwatchWorker", "describe_startup", "partition_for", "run"]
 
 log = logging.getLogger("orderwatch.worker")
 
@@ -292,7 +292,9 @@ class OrderwatchWorker:
         self.clock_topic = self._topic(s.internal_topic("clock"), internal=True)
         self.aggregate_inputs = self._topic(s.internal_topic("aggregate-inputs"), internal=True)
         self.orders = _Store(self._table("orders"), codec.encode_order, codec.decode_order)
-        self.clocks = _Store(self._table("clocks"), _pack_clock, _unpack_clock)
+        # Written at most once a tick (and at advance-clock): a clock restored a little behind
+        # only re-fires nothing (what fired is in the orders' state) and announces less.
+        self.clocks = _Store(self._table("clocks"), _pack_clock, _unpack_clock, deferred=True)
         self.skus = _Store(self._table("skus"), codec.encode_sku, codec.decode_sku, deferred=True)
         self.carriers = _Store(
             self._table("carriers"), codec.encode_carrier, codec.decode_carrier, deferred=True
@@ -369,6 +371,7 @@ class OrderwatchWorker:
         # What the last message changed is written before the caches go (its inputs already
         # left the inbox table).
         self._flush_aggregates()
+        self.clocks.flush()
         for store in (self.orders, self.skus, self.carriers, self.merchants, self.clocks):
             store.forget()
         self._inboxes = {}
@@ -548,8 +551,10 @@ class OrderwatchWorker:
 
         Runs on a timer (and at ``advance-clock``), so a busy partition announces a few times a
         second rather than once per event. Every fact a source sent before is ahead of it on
-        the topic, so the watermark never overtakes an item.
+        the topic, so the watermark never overtakes an item. The partition clocks are written
+        to their table here too.
         """
+        self.clocks.flush()
         pending, self._unannounced = self._unannounced, {}
         for source, watermark in pending.items():
             value = wire.pack(wire.WATERMARK, watermark, source.encode())
@@ -758,3 +763,18 @@ def describe_startup(worker: OrderwatchWorker) -> str:
         f"{s.clock}-clock, policy {worker.policy.ref.name} {worker.policy.ref.version}, "
         f"web http://{s.web_host}:{s.web_port}/ (started {format_utc(_utc_now())})"
     )
+
+
+def run(worker: OrderwatchWorker, loglevel: str) -> None:
+    """Run the Faust worker until it is stopped."""
+    from faust.worker import Worker
+
+    class _Worker(Worker):
+        def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+            # Faust's terminal spinner, on at WARNING and above, sets the root logger to DEBUG
+            # so that it can animate on every record: every library debug call then builds a
+            # record (about a tenth of the worker's CPU). A service needs no spinner.
+            self.spinner = None
+            super().on_setup_root_logger(logger, level)
+
+    _Worker(worker.app, loglevel=loglevel, quiet=True).execute_from_commandline()
