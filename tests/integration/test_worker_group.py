@@ -306,3 +306,79 @@ def test_the_worker_refuses_to_start_when_a_topic_breaks_co_partitioning(
     assert len(error) == 1
     assert f"{worker.prefix}tracking" in error[0]
     assert "3 partitions" in error[0]
+
+
+def test_a_wall_clock_worker_issues_sku_and_carrier_reviews_as_events_arrive(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """Wall-clock mode applies aggregate inputs on arrival; the timer takes the carrier check.
+
+    Twenty orders of one SKU shipped with one carrier, then three not-as-described complaints
+    (a listing review: 3 in 30 days) and one damaged complaint (1 problem in 20 shipments: 5 %,
+    a carrier review).
+    """
+    from worker_harness import produce_lines
+
+    worker = WorkerRun(kafka_bootstrap, tmp_path, clock="wall")
+    start = datetime.now(UTC) - timedelta(hours=2)
+    events: list[dict[str, Any]] = []
+    for i in range(20):
+        base = {"merchant_id": "m-wall", "order_id": f"o-wall-{i}"}
+        events.append(
+            base
+            | {
+                "event_id": f"wp-{i}",
+                "type": "order.placed",
+                "occurred_at": (start + timedelta(seconds=i)).isoformat(),
+                "sku": "sku-wall",
+                "quantity": 1,
+                "unit_price": "3",
+                "currency": "USD",
+                "destination_country": "US",
+            }
+        )
+        events.append(
+            base
+            | {
+                "event_id": f"wt-{i}",
+                "type": "tracking.submitted",
+                "occurred_at": (start + timedelta(minutes=30, seconds=i)).isoformat(),
+                "carrier": "YunExpress",
+                "tracking_number": f"YT-WALL-{i}",
+            }
+        )
+    for i, reason in enumerate(["not_as_described"] * 3 + ["damaged"]):
+        events.append(
+            {
+                "merchant_id": "m-wall",
+                "order_id": f"o-wall-{i}",
+                "event_id": f"wc-{i}",
+                "type": "complaint.filed",
+                "occurred_at": (start + timedelta(hours=1, seconds=i)).isoformat(),
+                "complaint_id": f"c-wall-{i}",
+                "reason": reason,
+                "photos": 1,
+            }
+        )
+    found: dict[str, dict[str, Any]] = {}
+
+    def reviews(got: list[dict[str, Any]]) -> bool:
+        for output in got:
+            if output.get("scope") in ("sku", "carrier"):
+                found[output["reason"]] = output
+        return {"LISTING_REVIEW", "CARRIER_REVIEW"} <= found.keys()
+
+    try:
+        worker.start()
+        run(produce_lines(kafka_bootstrap, worker.prefix, [json.dumps(e).encode() for e in events]))
+        run(consume_outputs(kafka_bootstrap, worker.prefix, until=reviews, timeout=60))
+    finally:
+        worker.stop()
+    assert found["LISTING_REVIEW"]["subject"] == "m-wall/sku-wall"
+    assert found["LISTING_REVIEW"]["evidence"]["complaints"] == 3
+    carrier = found["CARRIER_REVIEW"]
+    assert carrier["subject"] == "m-wall/yunexpress"
+    assert (carrier["evidence"]["shipments"], carrier["evidence"]["orders_with_problems"]) == (
+        20,
+        1,
+    )
