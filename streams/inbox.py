@@ -128,11 +128,6 @@ def decode_item(envelope: bytes) -> Item:
     return codec.decode_fact(payload)
 
 
-def partition_of_key(key: bytes) -> int:
-    """The partition an inbox table key belongs to."""
-    return int(key.split(b"/", 1)[0])
-
-
 class AppliedInputs:
     """Inbox keys applied while handling a message, kept until that message is committed.
 
