@@ -76,18 +76,13 @@ def apply_item(
         return result.outputs, None
     if isinstance(item, Shipment):
         # Carriers and merchants are checked once every input of this moment was applied.
-        # (A check that could change nothing is not scheduled: the next one is kept instead.)
         step = carrier.apply_shipment(stores.carriers.get(item.subject), item, now, policy)
         stores.carriers.put(item.subject, step.state)
-        if carrier.may_cross(step.state, policy):
-            return step.outputs, (CARRIER, item.subject, now)
-        return step.outputs, (CARRIER, item.subject, carrier.next_check(step.state, policy))
+        return step.outputs, (CARRIER, item.subject, now)
     if isinstance(item, OrderHealth):
         health = merchant.apply_health(stores.merchants.get(item.subject), item, now, policy)
         stores.merchants.put(item.subject, health.state)
-        if merchant.may_cross(health.state):
-            return health.outputs, (MERCHANT, item.subject, now)
-        return health.outputs, (MERCHANT, item.subject, merchant.next_check(health.state, policy))
+        return health.outputs, (MERCHANT, item.subject, now)
     raise TypeError(f"not an aggregate input: {item!r}")
 
 

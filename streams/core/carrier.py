@@ -23,7 +23,7 @@ from streams.core.policy import Policy
 from streams.core.recommend import make_aggregate_recommendation
 from streams.core.window import Crossing, Timelines
 
-__all__ = ["CarrierState", "CarrierStep", "apply_shipment", "may_cross", "next_check", "tick"]
+__all__ = ["CarrierState", "CarrierStep", "apply_shipment", "next_check", "tick"]
 
 SHIPMENTS, PROBLEMS = 0, 1
 
@@ -109,22 +109,12 @@ def tick(state: CarrierState, now: datetime, policy: Policy) -> CarrierStep:
     return CarrierStep(state, _evaluate(state, policy))
 
 
-def _over(state: CarrierState, policy: Policy) -> bool:
-    shipments, problems = state.shipments.totals
-    return shipments >= policy.carrier_min_shipments and (
-        Decimal(problems) >= policy.carrier_problem_rate * shipments
-    )
-
-
-def may_cross(state: CarrierState, policy: Policy) -> bool:
-    """Whether a check now could change anything: the rate is on the other side of the
-    threshold than at the last check."""
-    return _over(state, policy) != state.crossing.above
-
-
 def _evaluate(state: CarrierState, policy: Policy) -> list[RecommendationIssued]:
     shipments, problems = state.shipments.totals
-    if not state.crossing.update(_over(state, policy)):
+    over = shipments >= policy.carrier_min_shipments and (
+        Decimal(problems) >= policy.carrier_problem_rate * shipments
+    )
+    if not state.crossing.update(over):
         return []
     rate = Decimal(problems) / shipments
     return [

@@ -24,7 +24,7 @@ from streams.core.policy import Policy
 from streams.core.recommend import make_aggregate_recommendation
 from streams.core.window import Crossing, Timelines
 
-__all__ = ["MerchantState", "MerchantStep", "apply_health", "may_cross", "next_check", "tick"]
+__all__ = ["MerchantState", "MerchantStep", "apply_health", "next_check", "tick"]
 
 # The counts each order contributes, in this order.
 ORDERS, REFUNDED, TRACKED, LATE_CONFIRMED, CANCELLED_BEFORE_TRACKING = range(5)
@@ -116,11 +116,6 @@ def apply_health(
     orders.advance(now, view)
     orders.put(fact.order_id, merge_health(orders.entries.get(fact.order_id), fact), view)
     return MerchantStep(state, [])
-
-
-def may_cross(state: MerchantState) -> bool:
-    """Whether a check now could change anything: the counts moved since the last one."""
-    return tuple(state.orders.totals) != state.evaluated
 
 
 def next_check(state: MerchantState, policy: Policy) -> datetime | None:
