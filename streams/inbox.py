@@ -59,7 +59,6 @@ class PartitionInbox:
     """The waiting items, checks and source watermarks of one aggregate partition."""
 
     def __init__(self, partition: int, partitions: int) -> None:
-        self.partition = partition
         self._prefix = f"{partition}/"
         orders = {order_source(p) for p in range(partitions)}
         inventory = {inventory_source(p) for p in range(partitions)}

@@ -50,7 +50,7 @@ from streams.core.outputs import (
     RecommendationIssued,
 )
 from streams.core.policy import Policy, load_policy
-from streams.core.sequencer import Check, Item, position
+from streams.core.sequencer import Check, Item, closing, position
 from streams.core.timeutil import EPOCH, format_utc
 from streams.inbox import (
     FACTS,
@@ -71,8 +71,6 @@ __all__ = ["OrderwatchWorker", "describe_startup", "partition_for", "run"]
 log = logging.getLogger("orderwatch.worker")
 
 S = TypeVar("S")
-
-_JUST_AFTER = timedelta(microseconds=1)
 
 
 def partition_for(key: str, partitions: int) -> int:
@@ -515,8 +513,8 @@ class OrderwatchWorker:
         if target > inventory.value:
             inventory.value = target
             self.clocks.put(self._inventory_clock_keys[partition], inventory)
-        self._unannounced[order_source(partition)] = clock.value + _JUST_AFTER
-        self._unannounced[inventory_source(partition)] = inventory.value + _JUST_AFTER
+        self._unannounced[order_source(partition)] = closing(clock.value)
+        self._unannounced[inventory_source(partition)] = closing(inventory.value)
         await self._announce()
 
     async def _fire_due(self, partition: int, now: datetime) -> None:

@@ -15,21 +15,19 @@ from __future__ import annotations
 
 import heapq
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from streams.core import carrier, merchant, order, sku
 from streams.core.aggregates import DictStore, Scheduled, apply_check, apply_item
 from streams.core.events import InventoryUpdated, OrderEvent
 from streams.core.outputs import DeadlineBreached, RecommendationIssued
 from streams.core.policy import Policy
-from streams.core.sequencer import Check, Item, Sequencer, position
+from streams.core.sequencer import Check, Item, Sequencer, closing, position
 from streams.core.timeutil import EPOCH
 
 __all__ = ["Engine", "EngineStats", "Output"]
 
 Output = DeadlineBreached | RecommendationIssued
-
-_JUST_AFTER = timedelta(microseconds=1)
 
 
 @dataclass(slots=True)
@@ -46,27 +44,15 @@ class Engine:
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
         self.orders: dict[str, order.OrderState] = {}
-        self._skus: DictStore[sku.SkuState] = DictStore()
-        self._carriers: DictStore[carrier.CarrierState] = DictStore()
-        self._merchants: DictStore[merchant.MerchantState] = DictStore()
+        self.skus: DictStore[sku.SkuState] = DictStore()
+        self.carriers: DictStore[carrier.CarrierState] = DictStore()
+        self.merchants: DictStore[merchant.MerchantState] = DictStore()
         self.stats = EngineStats()
         self._max_seen: datetime | None = None
         self._clock: datetime | None = None
         self._heap: list[tuple[datetime, str]] = []
         self._scheduled: dict[str, datetime] = {}
         self._aggregate_inputs: Sequencer[Item] = Sequencer()
-
-    @property
-    def skus(self) -> DictStore[sku.SkuState]:
-        return self._skus
-
-    @property
-    def carriers(self) -> DictStore[carrier.CarrierState]:
-        return self._carriers
-
-    @property
-    def merchants(self) -> DictStore[merchant.MerchantState]:
-        return self._merchants
 
     @property
     def clock(self) -> datetime:
@@ -101,7 +87,7 @@ class Engine:
         """Move the clock forward to ``moment`` (never back) and fire what is due by then."""
         outputs: list[Output] = []
         self._advance(moment, outputs)
-        self._release(max(moment, self.clock) + _JUST_AFTER, outputs)
+        self._release(closing(max(moment, self.clock)), outputs)
         return outputs
 
     # -- internals ------------------------------------------------------------------------

@@ -13,15 +13,16 @@ allowed lateness they apply the same items in the same order and decide the same
 from __future__ import annotations
 
 import heapq
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Generic, NamedTuple, TypeAlias, TypeVar
 
 from streams.core.events import InventoryUpdated
 from streams.core.facts import Demand, Fact, OrderHealth, Shipment, SkuComplaint
 
-__all__ = ["Check", "Item", "Sequencer", "position"]
+__all__ = ["Check", "Item", "Sequencer", "closing", "position"]
 
 Item: TypeAlias = InventoryUpdated | Fact
+_MICROSECOND = timedelta(microseconds=1)
 T = TypeVar("T")
 
 
@@ -31,6 +32,12 @@ class Check(NamedTuple):
     at: datetime
     kind: str
     subject: str
+
+
+def closing(moment: datetime) -> datetime:
+    """The boundary that releases everything at or before ``moment`` (the boundary is strict:
+    an input at the clock's own time may still come, unless the moment is closed)."""
+    return moment + _MICROSECOND
 
 
 def position(item: Item) -> tuple[datetime, int, str]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import heapq
 import json
 import random
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import cache
 
 from hypothesis import given, settings
@@ -29,7 +29,7 @@ from streams.core.facts import Fact
 from streams.core.merchant import MerchantState
 from streams.core.outputs import DeadlineBreached, RecommendationIssued
 from streams.core.policy import load_policy
-from streams.core.sequencer import Check, Item, Sequencer, position
+from streams.core.sequencer import Check, Item, Sequencer, closing, position
 from streams.core.sku import SkuState
 from streams.core.timeutil import EPOCH
 from streams.replay import replay_lines
@@ -45,7 +45,6 @@ TOPIC = {
     "tracking.submitted": "tracking",
     "carrier.scanned": "tracking",
 }
-JUST_AFTER = timedelta(microseconds=1)
 
 
 @cache
@@ -113,8 +112,8 @@ class PartitionedCore:
         for partition in range(PARTITIONS):
             self._fire(partition, until)
         for partition in range(PARTITIONS):
-            self._announce(f"o{partition}", until + JUST_AFTER)
-            self._announce(f"i{partition}", until + JUST_AFTER)
+            self._announce(f"o{partition}", closing(until))
+            self._announce(f"i{partition}", closing(until))
 
     def _fire(self, partition: int, now: datetime) -> None:
         due = self.due[partition]
