@@ -74,8 +74,14 @@ def _bounded_utc(moment: datetime) -> datetime:
 
 _EARLIEST_YEAR, _LATEST_YEAR = 1971, 2199
 Timestamp = Annotated[AwareDatetime, Strict(), AfterValidator(_bounded_utc)]
-Money = Annotated[Decimal, Field(ge=0, allow_inf_nan=False)]
-Count = Annotated[int, Strict(), Field(ge=0)]
+# Bounds that keep every sum, conversion and rounding the core makes exact: a money amount of at
+# most a billion, with at most 28 significant digits, times a quantity of at most a million
+# stays well inside decimal's default 28-digit context.
+MAX_MONEY: Final = Decimal(1_000_000_000)
+MAX_QUANTITY: Final = 1_000_000
+MAX_COUNT: Final = 1_000_000_000
+Money = Annotated[Decimal, Field(ge=0, le=MAX_MONEY, max_digits=28, allow_inf_nan=False)]
+Count = Annotated[int, Strict(), Field(ge=0, le=MAX_COUNT)]
 Currency = Annotated[str, StringConstraints(strict=True), AfterValidator(_check_currency)]
 Country = Annotated[str, StringConstraints(strict=True), AfterValidator(_check_country)]
 
@@ -114,7 +120,7 @@ class OrderPlaced(_OrderScoped):
 
     type: Literal["order.placed"]
     sku: Text
-    quantity: Annotated[int, Strict(), Field(ge=1)]
+    quantity: Annotated[int, Strict(), Field(ge=1, le=MAX_QUANTITY)]
     unit_price: Money = Field(description="Per unit; JSON number or decimal string.")
     shipping_price: Money = Field(default=Decimal(0), description="Per unit shipping price.")
     currency: Currency

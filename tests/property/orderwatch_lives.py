@@ -16,7 +16,13 @@ from typing import Any, Protocol, TypeVar
 from hypothesis import strategies as st
 
 from streams.core.engine import Engine
-from streams.core.events import COMPLAINT_REASONS, decode_event
+from streams.core.events import (
+    COMPLAINT_REASONS,
+    MAX_COUNT,
+    MAX_MONEY,
+    MAX_QUANTITY,
+    decode_event,
+)
 from streams.core.outputs import AGGREGATE_REASONS, DeadlineBreached, RecommendationIssued
 from streams.core.policy import Policy, load_policy
 
@@ -160,14 +166,15 @@ def order_life(
     placed: dict[str, Any] = {
         "order_id": order_id,
         "sku": SKU,
-        "quantity": pick.integer(1, 3),
-        "unit_price": pick.choice(("0", "9.99", 4.5, "120.00")),
+        # The contract's extremes too: the core must compute with every number it accepts.
+        "quantity": pick.choice((1, 2, 3, MAX_QUANTITY)),
+        "unit_price": pick.choice(("0", "9.99", 4.5, "120.00", str(MAX_MONEY), "0.0000000001")),
         "currency": pick.choice(("USD", "EUR", "THB")),
         "destination_country": pick.choice(("US", "GB", "FR", "BR", "AQ")),
         "program": pick.choice(("standard", "express")),
     }
     if pick.boolean():
-        placed["shipping_price"] = pick.choice(("0", "4.50", 2))
+        placed["shipping_price"] = pick.choice(("0", "4.50", 2, str(MAX_MONEY)))
     if pick.boolean():
         placed["released_at"] = life.stamp(after(0, 12 * HOUR))
     life.add(placed_at, "order.placed", **placed)
@@ -227,7 +234,7 @@ def order_life(
             after(0, 45 * DAY),
             closing,
             order_id=order_id,
-            amount=pick.choice(("0", "9.99", 12)),
+            amount=pick.choice(("0", "9.99", 12, str(MAX_MONEY))),
             reason=pick.choice((*COMPLAINT_REASONS, "auto_refund")),
         )
     return life.events
@@ -241,7 +248,7 @@ def stock_updates(pick: Picker, count: int) -> list[Event]:
             BASE + timedelta(seconds=pick.integer(-DAY, 5 * DAY)),
             "inventory.updated",
             sku=SKU,
-            available=pick.integer(0, 6),
+            available=pick.choice((*range(7), MAX_COUNT)),
         )
     return life.events
 
