@@ -5,6 +5,8 @@
 #   scripts/kafka.sh start    resolve the jars once, format a fresh data dir, start the broker, wait
 #                             until it answers; the last line of stdout is its address, 127.0.0.1:PORT
 #   scripts/kafka.sh stop     stop it (TERM, then KILL after a timeout); fine if it is not running
+#   scripts/kafka.sh restart [S]  stop it and start it again on the same data and ports, S seconds
+#                             later (default 0); the last line of stdout is its address
 #   scripts/kafka.sh status   "running 127.0.0.1:PORT (pid N)" and exit 0, or "not running" and exit 1
 #   scripts/kafka.sh env      ORDERWATCH_TEST_BROKER=127.0.0.1:PORT, for eval (exit 1 if not running)
 #
@@ -12,7 +14,7 @@
 #   libs/               runtime classpath (mvn dependency:copy-dependencies), re-resolved when the pom changes
 #   libs.pom.sha256     hash of the pom the jars in libs/ came from; maven.log: the last resolve's output
 #   run/                server.properties, kafka.log (broker + format tool output), kafka.pid, address,
-#                       data/ (wiped at every start)
+#                       data/ (wiped at every start, kept by restart)
 # Knobs (environment): ORDERWATCH_KAFKA_HEAP (default "-Xms256m -Xmx1g"), ORDERWATCH_KAFKA_START_TIMEOUT
 # (seconds, default 90), ORDERWATCH_KAFKA_STOP_TIMEOUT (seconds, default 30), JAVA_HOME, MAVEN_OPTS.
 # Informational messages go to stderr so that `addr=$(scripts/kafka.sh start)` captures only the address.
@@ -245,8 +247,6 @@ share.coordinator.state.topic.num.partitions=1
 min.insync.replicas=1
 EOF
 
-    local -a opts
-    mapfile -t opts < <(java_opts)
     say "formatting $run/data (cluster id $cluster_id)"
     if ! "$java_bin" -Xmx256m "-Dlog4j2.configurationFile=$log4j_config" -cp "$libs/*" \
         kafka.tools.StorageTool format -t "$cluster_id" -c "$props" --standalone \
@@ -256,6 +256,15 @@ EOF
         exit 1
     fi
 
+    launch "$broker_port" "$controller_port"
+}
+
+# Starts kafka.Kafka with the properties in $props on the data in $run/data and waits until it
+# answers; prints the address on stdout.
+launch() {
+    local broker_port=$1 controller_port=$2 pid
+    local -a opts
+    mapfile -t opts < <(java_opts)
     say "starting the broker on 127.0.0.1:$broker_port (controller 127.0.0.1:$controller_port), log $log_file"
     # nohup: survive the caller's terminal going away; all three streams detached from the caller so
     # that `$(scripts/kafka.sh start)` returns.
@@ -278,6 +287,22 @@ EOF
     printf '127.0.0.1:%s\n' "$broker_port" >"$addr_file"
     say "broker ready after $((SECONDS - started)) s (pid $pid)"
     printf '127.0.0.1:%s\n' "$broker_port"
+}
+
+# Stops the broker and starts it again on the same data and ports (what a crash or an upgrade of a
+# real broker looks like to its clients); $1 seconds of downtime in between (default 0).
+cmd_restart() {
+    local downtime="${1:-0}" broker_port controller_port
+    [ -f "$props" ] || die "no broker to restart (start one with scripts/kafka.sh start)"
+    broker_port="$(sed -n 's/^listeners=PLAINTEXT:\/\/127.0.0.1:\([0-9]*\),.*/\1/p' "$props")"
+    controller_port="$(sed -n 's/.*CONTROLLER:\/\/127.0.0.1:\([0-9]*\)$/\1/p' "$props" | head -n 1)"
+    [ -n "$broker_port" ] && [ -n "$controller_port" ] || die "cannot read the ports from $props"
+    cmd_stop
+    if [ "$downtime" != 0 ]; then
+        say "down for ${downtime} s"
+        sleep "$downtime"
+    fi
+    launch "$broker_port" "$controller_port"
 }
 
 cmd_stop() {
@@ -331,10 +356,11 @@ cmd_env() {
 case "${1:-}" in
 start) cmd_start ;;
 stop) cmd_stop ;;
+restart) cmd_restart "${2:-0}" ;;
 status) cmd_status ;;
 env) cmd_env ;;
 *)
-    echo "usage: $0 start|stop|status|env" >&2
+    echo "usage: $0 start|stop|restart [DOWNTIME_SECONDS]|status|env" >&2
     exit 2
     ;;
 esac
