@@ -362,7 +362,7 @@ def _breach(
         rule, reason = "wish.confirmed_fulfillment", "CONFIRMATION_OVERDUE"
         consequence = _confirmed_consequence(policy, placement)
         evidence.update(_placement_evidence(placement, policy))
-        evidence["tracking_submitted_at"] = _maybe_utc(state.first_tracking_at)
+        evidence["tracking_submitted_at"] = _as_of(state.first_tracking_at, deadline[0])
         _tell_health(state, placement, deadline[0], facts)
     elif kind == DELIVERY:
         assert placement is not None
@@ -371,7 +371,7 @@ def _breach(
         evidence.update(_placement_evidence(placement, policy))
         evidence["destination_country"] = placement.country
         evidence["program"] = placement.program
-        evidence["first_scan_at"] = _maybe_utc(state.first_scan_at)
+        evidence["first_scan_at"] = _as_of(state.first_scan_at, deadline[0])
         _tell_carriers(state, policy, deadline[0], facts)
     else:
         rule, reason = "wish.complaint_response", "COMPLAINT_RESPONSE_OVERDUE"
@@ -447,6 +447,15 @@ def _due_times(
 
 def _maybe_utc(moment: datetime | None) -> str | None:
     return None if moment is None else format_utc(moment)
+
+
+def _as_of(moment: datetime | None, decided_at: datetime) -> str | None:
+    """``moment`` as evidence of a decision taken at ``decided_at``: null if it came later.
+
+    A breach is decided as of its due time, so what happened after it (and was applied only
+    because it arrived before the clock passed the due time) never shows in its evidence.
+    """
+    return None if moment is None or moment > decided_at else format_utc(moment)
 
 
 def _placement_evidence(placement: Placement, policy: Policy) -> dict[str, Any]:

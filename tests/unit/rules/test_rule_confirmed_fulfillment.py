@@ -168,3 +168,25 @@ def test_the_fine_for_an_unknown_currency_is_20_percent_of_the_order_value(ev, r
     assert TWENTY_PERCENT.search(breach.consequence), breach.consequence
     assert "1000 THB" in breach.consequence
     assert "USD 1" in breach.consequence
+
+
+@pytest.mark.parametrize("applied", ["before the clock passed the due time", "after it fired"])
+def test_a_tracking_submitted_after_the_due_time_is_not_evidence_of_the_breach(ev, run, applied):
+    """Evidence is as of the due time, whichever side of the firing the tracking arrived."""
+    run.feed(ev.placed("o1", T0))
+    tracked = ev.tracked("o1", LOW + timedelta(minutes=2))  # within the allowed lateness
+    if applied == "after it fired":
+        run.advance(LOW + HOUR)
+    run.feed(tracked)
+    run.advance(LOW + 30 * 24 * HOUR)
+
+    [recommendation] = run.recs("CONFIRMATION_OVERDUE")
+    assert recommendation.evidence["tracking_submitted_at"] is None
+
+
+def test_a_tracking_submitted_before_the_due_time_is_evidence_of_the_breach(ev, run):
+    run.feed(ev.placed("o1", T0), ev.tracked("o1", LOW - HOUR))
+    run.advance(LOW + 30 * 24 * HOUR)
+
+    [recommendation] = run.recs("CONFIRMATION_OVERDUE")
+    assert recommendation.evidence["tracking_submitted_at"] == "2024-03-11T16:00:00Z"

@@ -215,3 +215,17 @@ def test_an_express_breach_names_the_express_rule_and_its_consequence(ev, run):
         "OFFER_REFUND",
         "CHANGE_CARRIER",
     ]
+
+
+@pytest.mark.parametrize("applied", ["before the clock passed the due time", "after it fired"])
+def test_a_first_scan_after_the_due_time_is_not_evidence_of_the_breach(ev, run, applied):
+    due = T0 + 15 * DAY
+    run.feed(ev.placed("o1", T0), ev.tracked("o1", T0 + 10 * HOUR))
+    scanned = ev.scanned("o1", due + timedelta(minutes=2))  # within the allowed lateness
+    if applied == "after it fired":
+        run.advance(due + HOUR)
+    run.feed(scanned)
+    run.advance(due + 10 * DAY)
+
+    [recommendation] = run.recs("DELIVERY_OVERDUE")
+    assert recommendation.evidence["first_scan_at"] is None
