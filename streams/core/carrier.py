@@ -56,7 +56,9 @@ def view_shipment(
     """One order as of ``now``: shipped with ``carrier`` inside the window, with a problem?
 
     An order ships with the carrier of its latest tracking so far; the window runs from that
-    tracking's submission.
+    tracking's submission. The timeline is kept (a change is due) until the window has passed
+    its latest tracking: a fact the order sent before it knew of a later tracking may still
+    arrive, and must merge with what is known rather than count the order again.
     """
     current: tuple[datetime, str] | None = None
     upcoming: list[datetime] = []
@@ -72,6 +74,8 @@ def view_shipment(
         upcoming.append(current[0] + window)
         if problem_at is not None and problem_at > now:
             upcoming.append(problem_at)
+    if shipment.trackings and now < (kept_until := shipment.trackings[-1][0] + window):
+        upcoming.append(kept_until)
     return counts, min(upcoming, default=None)
 
 

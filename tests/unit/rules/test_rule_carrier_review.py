@@ -162,3 +162,37 @@ def test_a_shipment_30_days_and_an_hour_old_no_longer_counts(ev, run):
     complain(run, ev, "o0", at=T0 + 9 * HOUR + 30 * DAY + HOUR)
 
     assert run.recs("CARRIER_REVIEW") == []
+
+
+def test_a_fact_sent_before_the_order_changed_carrier_does_not_count_it_again(policy):
+    """A worker may read an order's complaint before its second tracking: the fact the complaint
+    sent names only the first carrier, yet arrives (in event time) after the one that told of
+    the change. The carrier must merge it with what it knew, not count the order again."""
+    from streams.core import carrier
+    from streams.core.facts import Shipment
+
+    first, second = T0 + HOUR, T0 + 14 * HOUR
+    complaint = T0 + 9 * DAY
+
+    def shipment(at, trackings, problem_at):
+        return Shipment(
+            subject="m1/china post",
+            order_id="o1",
+            merchant_id="m1",
+            carrier="China Post",
+            at=at,
+            trackings=tuple(trackings),
+            problem_at=problem_at,
+        )
+
+    both = [(first, "china post"), (second, "yunexpress")]
+    steps = [
+        (first, shipment(first, both[:1], None)),
+        (second, shipment(second, both, complaint)),  # knew of the change and the complaint
+        (complaint, shipment(complaint, both[:1], complaint)),  # sent before it knew
+    ]
+    state = None
+    for at, fact in steps:
+        state = carrier.apply_shipment(state, fact, at, policy).state
+    state = carrier.tick(state, complaint, policy).state
+    assert state.shipments.totals == [0, 0]  # o1 ships with YunExpress since `second`
