@@ -6,8 +6,9 @@ of one another. The core is built for that: each partition's clock follows its s
 aggregate inputs wait in a :class:`~streams.core.sequencer.Sequencer` until every partition's
 clock (its watermark) has passed them, and facts are timelines read as of the clock. This test
 drives the pure core that way, in memory, over random read schedules, and compares every breach
-and recommendation with replay's, by id and by content. (The worker itself is compared on a real broker in
-``tests/integration``; this finds a divergence in seconds, for any schedule hypothesis picks.)
+and recommendation with replay's, by id and by content. (The worker itself is compared on a real
+broker in ``tests/integration``; this finds a divergence in seconds, for any schedule hypothesis
+picks.)
 """
 
 from __future__ import annotations
