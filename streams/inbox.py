@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import hashlib
 import struct
-from collections.abc import Iterable, MutableMapping
+from collections.abc import Iterable
 from datetime import datetime
+from typing import Protocol
 
 from streams import wire
 from streams.core import codec
@@ -51,6 +52,14 @@ def group_of(item: Item) -> str:
     return SKU if isinstance(item, InventoryUpdated | Demand | SkuComplaint) else FACTS
 
 
+class Table(Protocol):
+    """Where waiting items and watermarks are kept: a dict, or the worker's durable table."""
+
+    def get(self, key: bytes, default: bytes | None = None, /) -> bytes | None: ...
+
+    def __setitem__(self, key: bytes, value: bytes, /) -> None: ...
+
+
 Entry = tuple[bytes | None, Item]
 """A waiting item and its key in the table (None: not kept, in wall-clock mode)."""
 
@@ -66,7 +75,7 @@ class PartitionInbox:
         self.sequencers: dict[str, Sequencer[Entry]] = {SKU: Sequencer(), FACTS: Sequencer()}
         self.watermarks: dict[str, datetime] = {}
 
-    def add(self, item: Item, envelope: bytes, table: MutableMapping[bytes, bytes] | None) -> str:
+    def add(self, item: Item, envelope: bytes, table: Table | None) -> str:
         """Queue an item (kept in ``table`` when given); the group it went to."""
         where = position(item)
         key = None
@@ -79,9 +88,7 @@ class PartitionInbox:
         self.sequencers[group].add(where, (key, item))
         return group
 
-    def observe(
-        self, source: str, watermark: datetime, table: MutableMapping[bytes, bytes] | None
-    ) -> bool:
+    def observe(self, source: str, watermark: datetime, table: Table | None) -> bool:
         """A source's announced watermark; True when it moved forward."""
         known = self.watermarks.get(source)
         if known is not None and watermark <= known:
@@ -99,7 +106,7 @@ class PartitionInbox:
             return None
         return min(watermarks[source] for source in required)
 
-    def restore(self, table: MutableMapping[bytes, bytes], keys: Iterable[bytes]) -> None:
+    def restore(self, table: Table, keys: Iterable[bytes]) -> None:
         """Reload waiting items and watermarks from the table (after a rebalance or restart)."""
         for key in keys:
             text = key.decode("utf-8")

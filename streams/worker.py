@@ -32,7 +32,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 import faust
 from aiokafka.partitioner import murmur2  # type: ignore[import-untyped]
@@ -64,6 +64,7 @@ from streams.inbox import (
 from streams.metrics import Metrics
 from streams.replay import raw_text, serialize
 from streams.settings import Settings
+from streams.tables import DurableTable, StateStore
 from streams.topics import changelog_topic
 
 __all__ = ["OrderwatchWorker", "describe_startup", "partition_for", "run"]
@@ -75,7 +76,11 @@ S = TypeVar("S")
 
 def partition_for(key: str, partitions: int) -> int:
     """The partition Kafka's default partitioner (murmur2) gives ``key``."""
-    return (murmur2(key.encode("utf-8")) & 0x7FFFFFFF) % partitions  # type: ignore[no-any-return]
+    return partition_for_bytes(key.encode("utf-8"), partitions)
+
+
+def partition_for_bytes(key: bytes, partitions: int) -> int:
+    return (murmur2(key) & 0x7FFFFFFF) % partitions  # type: ignore[no-any-return]
 
 
 def _utc_now() -> datetime:
@@ -110,70 +115,6 @@ class _PartitionClock:
             self.value = moved
             return True
         return False
-
-
-class _Store(Generic[S]):
-    """A changelogged Faust table of one state type, keyed by text, stored as bytes.
-
-    Decoded states are kept in memory next to the table, so a key's bytes are decoded once per
-    assignment rather than on every event; :meth:`forget` empties that cache when partitions
-    move (another worker may have changed the keys meanwhile). A ``deferred`` store writes the
-    table only at :meth:`flush`: an aggregate told many things while one message is handled
-    (a watermark releasing a batch) is encoded once, not once per item.
-    """
-
-    def __init__(
-        self,
-        table: Any,
-        encode: Callable[[S], bytes],
-        decode: Callable[[bytes], S],
-        *,
-        deferred: bool = False,
-    ) -> None:
-        self.table = table
-        self._encode = encode
-        self._decode = decode
-        self._cache: dict[str, S] = {}
-        self._deferred = deferred
-        self._dirty: set[str] = set()
-
-    def get(self, key: str) -> S | None:
-        state = self._cache.get(key)
-        if state is None:
-            stored = self.table.get(key.encode("utf-8"))
-            if stored is None:
-                return None
-            state = self._cache[key] = self._decode(stored)
-        return state
-
-    def put(self, key: str, state: S) -> None:
-        self._cache[key] = state
-        if self._deferred:
-            self._dirty.add(key)
-        else:
-            self.table[key.encode("utf-8")] = self._encode(state)
-
-    def flush(self) -> None:
-        """Write the states changed since the last flush (deferred stores)."""
-        dirty, self._dirty = self._dirty, set()
-        for key in dirty:
-            self.table[key.encode("utf-8")] = self._encode(self._cache[key])
-
-    def drop(self, key: str) -> None:
-        self._cache.pop(key, None)
-        self.table.pop(key.encode("utf-8"), None)
-
-    def forget(self, key: str | None = None) -> None:
-        """Drop a cached state (say, after a failed update), or every one."""
-        if key is None:
-            self._cache.clear()
-            self._dirty.clear()
-        else:
-            self._cache.pop(key, None)
-            self._dirty.discard(key)
-
-    def keys(self) -> list[str]:
-        return [key.decode("utf-8") for key in list(self.table.keys())]
 
 
 def _key_for_partition(prefix: str, partition: int, partitions: int) -> str:
@@ -247,7 +188,7 @@ class OrderwatchWorker:
             internal=internal,
         )
 
-    def _table(self, name: str, *, by_key: bool = True) -> Any:
+    def _table(self, name: str, *, by_key: bool = True) -> DurableTable:
         # Keys and values are raw bytes: a key's changelog partition is then murmur2 of the same
         # bytes as the input topic's key, i.e. the partition that processes it.
         changelog = self.app.topic(
@@ -267,7 +208,7 @@ class OrderwatchWorker:
             maxsize=131_072,
             allow_empty=True,
         )
-        return self.app.Table(
+        table = self.app.Table(
             name,
             partitions=self.partitions,
             key_type=bytes,  # Faust derives the changelog's "raw" serializers from these types
@@ -275,6 +216,10 @@ class OrderwatchWorker:
             use_partitioner=by_key,
             changelog_topic=changelog,
         )
+        if by_key:
+            return DurableTable(table, lambda key: partition_for_bytes(key, self.partitions))
+        # Inbox keys start with their partition: "<partition>/...".
+        return DurableTable(table, lambda key: int(key.split(b"/", 1)[0]))
 
     def _declare(self) -> None:
         s = self.settings
@@ -289,16 +234,16 @@ class OrderwatchWorker:
         self._forwarded_topic = self.order_events.get_topic_name()
         self.clock_topic = self._topic(s.internal_topic("clock"), internal=True)
         self.aggregate_inputs = self._topic(s.internal_topic("aggregate-inputs"), internal=True)
-        self.orders = _Store(self._table("orders"), codec.encode_order, codec.decode_order)
+        self.orders = StateStore(self._table("orders"), codec.encode_order, codec.decode_order)
         # Written at most once a tick (and at advance-clock): a clock restored a little behind
         # only re-fires nothing (what fired is in the orders' state) and announces less.
-        self.clocks = _Store(self._table("clocks"), _pack_clock, _unpack_clock, deferred=True)
-        self.skus = _Store(self._table("skus"), codec.encode_sku, codec.decode_sku, deferred=True)
-        self.carriers = _Store(
-            self._table("carriers"), codec.encode_carrier, codec.decode_carrier, deferred=True
+        self.clocks = StateStore(self._table("clocks"), _pack_clock, _unpack_clock)
+        self.skus = StateStore(self._table("skus"), codec.encode_sku, codec.decode_sku)
+        self.carriers = StateStore(
+            self._table("carriers"), codec.encode_carrier, codec.decode_carrier
         )
-        self.merchants = _Store(
-            self._table("merchants"), codec.encode_merchant, codec.decode_merchant, deferred=True
+        self.merchants = StateStore(
+            self._table("merchants"), codec.encode_merchant, codec.decode_merchant
         )
         # Written only while handling a message of the partition it belongs to (keys say which).
         self.inbox_table = self._table("inbox", by_key=False)
@@ -333,7 +278,7 @@ class OrderwatchWorker:
         self.app.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]
         self._follow_commits()
         self.app.on_rebalance_complete.connect(self._on_rebalance_complete)  # type: ignore[arg-type]
-        self.orders.table.on_recover(self._on_orders_recovered)
+        self.orders.table.table.on_recover(self._on_orders_recovered)
         self.app.page("/health")(self._health_view)  # type: ignore[arg-type]
         self.app.page("/ready")(self._ready_view)  # type: ignore[arg-type]
         self.app.page("/metrics")(self._metrics_view)  # type: ignore[arg-type]
@@ -368,9 +313,8 @@ class OrderwatchWorker:
         self._ready = False
         # What the last message changed is written before the caches go (its inputs already
         # left the inbox table).
-        self._flush_aggregates()
-        self.clocks.flush()
-        for store in (self.orders, self.skus, self.carriers, self.merchants, self.clocks):
+        await self._flush_states()
+        for store in self._stores():
             store.forget()
         self._inboxes = {}
         self._applied.clear()
@@ -393,7 +337,7 @@ class OrderwatchWorker:
         owned = self._owned()
         self._index = {p: [] for p in owned}
         self._scheduled.clear()
-        for key in self.orders.keys():  # noqa: SIM118 - a method of _Store, not a dict
+        for key in self.orders.keys():  # noqa: SIM118 - a method of StateStore, not a dict
             partition = partition_for(key, self.partitions)
             state = self.orders.get(key) if partition in owned else None
             if state is not None:
@@ -411,6 +355,7 @@ class OrderwatchWorker:
                     self._clocks[partition] = stored
                     if fire:
                         await self._fire_due(partition, stored.value)
+        await self._flush_states()
         self.metrics.set_assigned_partitions(len(owned))
         self.metrics.set_open_orders(len(self._scheduled))
         self._ready = True
@@ -436,6 +381,8 @@ class OrderwatchWorker:
                     await self._advance_partition(message.partition, message.value)
                 else:
                     await self._order_message(message)
+                # Before the message is acknowledged: its state reaches the producer first.
+                await self.orders.flush()
             except Exception:  # never let one message stop the partition
                 self.orders.forget()
                 log.exception(
@@ -540,7 +487,7 @@ class OrderwatchWorker:
             await self._fire_due(partition, now)
         for partition in list(self._inboxes):
             await self._release(partition, FACTS, now)
-        self._flush_aggregates()
+        await self._flush_states()
 
     # -- aggregates -----------------------------------------------------------------------
 
@@ -552,7 +499,7 @@ class OrderwatchWorker:
         the topic, so the watermark never overtakes an item. The partition clocks are written
         to their table here too.
         """
-        self.clocks.flush()
+        await self.clocks.flush()
         pending, self._unannounced = self._unannounced, {}
         for source, watermark in pending.items():
             value = wire.pack(wire.WATERMARK, watermark, source.encode())
@@ -571,9 +518,9 @@ class OrderwatchWorker:
         self._schedule_checks(MERCHANT, self.merchants, merchant.next_check)
 
     def _schedule_checks(
-        self, kind: str, store: _Store[S], next_check: Callable[[S, Policy], datetime | None]
+        self, kind: str, store: StateStore[S], next_check: Callable[[S, Policy], datetime | None]
     ) -> None:
-        for key in store.keys():  # noqa: SIM118 - a method of _Store, not a dict
+        for key in store.keys():  # noqa: SIM118 - a method of StateStore, not a dict
             owner = self._inboxes.get(partition_for(key, self.partitions))
             state = store.get(key) if owner is not None else None
             if owner is not None and state is not None:
@@ -591,9 +538,19 @@ class OrderwatchWorker:
 
         tables.on_commit = on_commit  # type: ignore[method-assign]
 
-    def _flush_aggregates(self) -> None:
+    async def _flush_states(self) -> None:
+        """Every state changed and not yet written (outside an agent: timers, rebalances)."""
+        await self.orders.flush()
+        await self.clocks.flush()
+        await self._flush_aggregates()
+
+    def _stores(self) -> tuple[StateStore[Any], ...]:
+        return (self.orders, self.clocks, self.skus, self.carriers, self.merchants)
+
+    async def _flush_aggregates(self) -> None:
         for store in (self.skus, self.carriers, self.merchants):
-            store.flush()
+            await store.flush()
+        await self.inbox_table.flush()
         self.metrics.set_aggregate_inputs_waiting(
             sum(len(s) for inbox in self._inboxes.values() for s in inbox.sequencers.values())
         )
@@ -617,7 +574,7 @@ class OrderwatchWorker:
                     await self._inventory_message(message)
                 else:
                     await self._aggregate_message(message)
-                self._flush_aggregates()
+                await self._flush_aggregates()
             except Exception:  # never let one message stop the partition
                 for store in (self.skus, self.carriers, self.merchants):
                     store.forget()
