@@ -139,6 +139,9 @@ class WorkerRun:
     web_port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
+    loglevel: str = field(
+        default_factory=lambda: os.environ.get("ORDERWATCH_TEST_LOGLEVEL", "warning")
+    )
     _log: Any = None
 
     @property
@@ -162,7 +165,7 @@ class WorkerRun:
     def start(self, *, timeout: float = 90.0) -> None:
         self._log = (self.workdir / f"worker-{self.web_port}.log").open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "streams", "worker", "--loglevel", "warning"],
+            [sys.executable, "-m", "streams", "worker", "--loglevel", self.loglevel],
             env=self.env(),
             stdout=self._log,
             stderr=subprocess.STDOUT,

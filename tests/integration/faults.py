@@ -1,0 +1,498 @@
+"""Fault injection on the real broker: worker SIGKILLs, broker restarts, group changes.
+
+A scenario produces a simulated stream at a steady pace to a group of event-time workers and,
+while it flows, applies a plan of faults: ``kill`` (SIGKILL one worker, start a new one in its
+place), ``broker`` (``scripts/kafka.sh restart``: the broker stops and comes back on the same log
+directory), ``grow`` (one more worker joins the group) and ``shrink`` (one leaves, gracefully).
+Once the group has consumed everything it advances the clock, reads every output, and compares
+them with ``orderwatch replay --until`` of the same lines, by id and by content.
+
+The CI-sized variant runs in ``test_faults.py``; the soak runs from the command line::
+
+    python tests/integration/faults.py --kills 20 --broker-restarts 2 --runs 3
+
+against the broker of ``scripts/kafka.sh`` (started if it is not running).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from worker_harness import OUTPUT_TOPICS, WorkerRun, message_of, wait_for
+
+REPO = Path(__file__).resolve().parents[2]
+KAFKA_SH = REPO / "scripts" / "kafka.sh"
+INPUT_TOPICS = ("orders", "inventory", "tracking", "complaints")
+# The processor's own clock readings: the only fields allowed to differ from replay.
+CLOCK_FIELDS = ("detected_at", "issued_at", "rejected_at")
+
+
+@dataclass
+class Scenario:
+    """What to produce, how fast, and which faults to apply while it flows."""
+
+    orders: int = 1000
+    merchants: int = 4
+    seed: int = 11
+    rate: float = 300.0  # events produced per second
+    bad_lines: int = 20  # malformed lines mixed into the stream
+    plan: tuple[str, ...] = ("kill", "kill", "kill")
+    workers: int = 1  # at the start
+    partitions: int = 4
+    broker_downtime: float = 5.0
+    guarantee: str = "at_least_once"
+    isolation_level: str = "read_uncommitted"
+
+    def lines(self) -> list[bytes]:
+        from streams.simulator import bad_lines, generate_events
+
+        events = [
+            json.dumps(event).encode()
+            for event in generate_events(
+                seed=self.seed, orders=self.orders, merchants=self.merchants
+            )
+        ]
+        rng = random.Random(self.seed)
+        bad = bad_lines(rng)
+        for index in range(self.bad_lines):
+            events.insert(rng.randrange(len(events)), bad[index % len(bad)])
+        return events
+
+
+@dataclass
+class Comparison:
+    """Worker outputs against replay's, by id and by content."""
+
+    expected: int
+    lost: list[str] = field(default_factory=list)
+    extra: list[str] = field(default_factory=list)
+    different: list[str] = field(default_factory=list)
+    redelivered: int = 0
+    examples: list[str] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        return not (self.lost or self.extra or self.different)
+
+    def line(self) -> str:
+        return (
+            f"{self.expected} outputs expected: {len(self.lost)} lost, {len(self.extra)} extra, "
+            f"{len(self.different)} different, {self.redelivered} redelivered"
+        )
+
+
+@dataclass
+class Report:
+    scenario: Scenario
+    comparison: Comparison
+    messages: int
+    faults: Counter[str]
+    seconds: float
+    log_lines: dict[str, int]
+
+    def line(self) -> str:
+        faults = ", ".join(f"{n} {kind}" for kind, n in sorted(self.faults.items())) or "none"
+        return (
+            f"{self.messages} messages, faults: {faults}; {self.comparison.line()} "
+            f"({self.seconds:.0f} s)"
+        )
+
+
+# ---- comparing ----------------------------------------------------------------------------------
+
+
+def identity(output: dict[str, Any]) -> str:
+    """What names an output across drivers: its id, or a rejection's input and error.
+
+    A rejection's id is built from where the bad input was read (a file line in replay, a
+    topic/partition/offset on Kafka), so rejections are matched by what was rejected and why.
+    """
+    if output["type"] == "event.rejected":
+        return f"rejected:{output['raw']}\n{output['error']}"
+    return str(output.get("breach_id") or output.get("recommendation_id"))
+
+
+def content(output: dict[str, Any]) -> str:
+    kept = {k: v for k, v in output.items() if k not in CLOCK_FIELDS and not k.startswith("_")}
+    if output["type"] == "event.rejected":
+        kept = {"raw": kept["raw"], "error": kept["error"]}
+    return json.dumps(kept, sort_keys=True)
+
+
+def compare(replayed: Iterable[dict[str, Any]], got: Iterable[dict[str, Any]]) -> Comparison:
+    """Lost, extra, different and redelivered outputs of ``got`` against ``replayed``.
+
+    A redelivery is the same output again (same id, same rejected offset); it is counted, and
+    its content is compared like the first copy's.
+    """
+    expected = {identity(o): content(o) for o in replayed}
+    seen: dict[str, set[str]] = {}
+    copies: Counter[str] = Counter()
+    for output in got:
+        key = identity(output)
+        copies[str(output.get("rejection_id") or key)] += 1
+        seen.setdefault(key, set()).add(content(output))
+    result = Comparison(expected=len(expected))
+    result.redelivered = sum(n - 1 for n in copies.values())
+    result.lost = sorted(expected.keys() - seen.keys())
+    result.extra = sorted(seen.keys() - expected.keys())
+    result.different = sorted(k for k in expected.keys() & seen.keys() if seen[k] != {expected[k]})
+    for key in result.different[:3]:
+        result.examples.append(f"replay: {expected[key]}\nworker: {sorted(seen[key])}")
+    for key in result.extra[:3]:
+        result.examples.append(f"extra: {sorted(seen[key])}")
+    return result
+
+
+def last_occurred(lines: Iterable[bytes]) -> datetime:
+    """The largest ``occurred_at`` of the valid events among ``lines``."""
+    from streams.core.events import decode_event
+
+    return max(e.occurred_at for line in lines if not isinstance(e := decode_event(line), str))
+
+
+def replay_outputs(lines: list[bytes], until: datetime) -> list[dict[str, Any]]:
+    from streams.core.policy import load_policy
+    from streams.replay import replay_lines
+
+    outputs: list[dict[str, Any]] = []
+    replay_lines(
+        lines,
+        lambda o: outputs.append(json.loads(o.model_dump_json(exclude_none=True))),
+        policy=load_policy(),
+        until=until,
+    )
+    return outputs
+
+
+# ---- the broker ---------------------------------------------------------------------------------
+
+
+def kafka_sh(*args: str) -> str:
+    done = subprocess.run(
+        ["bash", str(KAFKA_SH), *args], capture_output=True, text=True, check=False, timeout=300
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"scripts/kafka.sh {' '.join(args)} failed:\n{done.stderr[-2000:]}")
+    return done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
+
+
+def managed_broker() -> str | None:
+    """The address of the broker ``scripts/kafka.sh`` runs, or None."""
+    try:
+        return kafka_sh("env").removeprefix("ORDERWATCH_TEST_BROKER=")
+    except RuntimeError:
+        return None
+
+
+async def group_lag(bootstrap: str, group: str, prefix: str) -> int:
+    """Messages of the input topics the group has not committed yet."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    await admin.start()
+    await consumer.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(group)
+        topics = {prefix + t for t in INPUT_TOPICS}
+        parts = [
+            TopicPartition(topic, p)
+            for topic in topics
+            for p in (consumer.partitions_for_topic(topic) or await _partitions(consumer, topic))
+        ]
+        ends = await consumer.end_offsets(parts)
+        lag = 0
+        for tp, end in ends.items():
+            meta = committed.get(tp)
+            lag += end - (meta.offset if meta is not None and meta.offset >= 0 else 0)
+        return lag
+    finally:
+        await consumer.stop()
+        await admin.close()
+
+
+async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
+    await consumer._client.force_metadata_update()
+    return consumer.partitions_for_topic(topic) or set()
+
+
+async def read_all_outputs(
+    bootstrap: str, prefix: str, isolation_level: str
+) -> list[dict[str, Any]]:
+    """Every record of the output topics, up to their end offsets now."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        isolation_level=isolation_level,
+    )
+    await consumer.start()
+    try:
+        parts = [
+            TopicPartition(prefix + topic, p)
+            for topic in OUTPUT_TOPICS
+            for p in await _partitions(consumer, prefix + topic)
+        ]
+        consumer.assign(parts)
+        ends = await consumer.end_offsets(parts)
+        outputs: list[dict[str, Any]] = []
+        remaining = {tp for tp, end in ends.items() if end > 0}
+        deadline = time.monotonic() + 120
+        while remaining and time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=500)
+            for records in batch.values():
+                outputs.extend(json.loads(r.value) for r in records)
+            for tp in list(remaining):
+                if await consumer.position(tp) >= ends[tp]:
+                    remaining.discard(tp)
+        if remaining:
+            raise AssertionError(f"could not read the outputs to their end: {sorted(remaining)}")
+        return outputs
+    finally:
+        await consumer.stop()
+
+
+# ---- producing ----------------------------------------------------------------------------------
+
+
+class PacedProducer(threading.Thread):
+    """Produces ``lines`` to the contract topics at ``rate`` lines a second, in its own loop.
+
+    Sends survive a broker restart: the client retries for up to five minutes.
+    """
+
+    def __init__(self, bootstrap: str, prefix: str, lines: list[bytes], rate: float) -> None:
+        super().__init__(daemon=True)
+        self.bootstrap, self.prefix, self.lines, self.rate = bootstrap, prefix, lines, rate
+        self.sent = 0
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            asyncio.run(self._produce())
+        except BaseException as error:  # reported by the scenario
+            self.error = error
+
+    async def _produce(self) -> None:
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self.bootstrap,
+            linger_ms=5,
+            acks="all",
+            enable_idempotence=True,
+            request_timeout_ms=300_000,
+            retry_backoff_ms=500,
+        )
+        await producer.start()
+        started = time.monotonic()
+        try:
+            for index, line in enumerate(self.lines):
+                topic, key = message_of(line)
+                await producer.send(self.prefix + topic, line, key=key)
+                self.sent = index + 1
+                ahead = started + self.sent / self.rate - time.monotonic()
+                if ahead > 0:
+                    await asyncio.sleep(ahead)
+            await producer.flush()
+        finally:
+            await producer.stop()
+
+
+# ---- the scenario -------------------------------------------------------------------------------
+
+
+class Group:
+    """The workers of one app id; each replacement gets a fresh web port and log."""
+
+    def __init__(self, bootstrap: str, workdir: Path, scenario: Scenario) -> None:
+        self.bootstrap, self.workdir, self.scenario = bootstrap, workdir, scenario
+        self.name = WorkerRun(bootstrap, workdir).name
+        self.running: list[WorkerRun] = []
+        self.all: list[WorkerRun] = []
+        self.turn = 0
+
+    def start_one(self) -> WorkerRun:
+        worker = WorkerRun(
+            self.bootstrap,
+            self.workdir,
+            name=self.name,
+            partitions=self.scenario.partitions,
+            extra_env={"ORDERWATCH_PROCESSING_GUARANTEE": self.scenario.guarantee},
+        )
+        worker.start(timeout=120)
+        self.running.append(worker)
+        self.all.append(worker)
+        return worker
+
+    def kill_one(self) -> None:
+        """SIGKILL the workers in turn, and start a replacement at once."""
+        victim = self.running.pop(self.turn % len(self.running))
+        self.turn += 1
+        victim.stop(kill=True)
+        self.start_one()
+
+    def stop_one(self) -> None:
+        self.running.pop().stop()
+
+    def stop_all(self) -> None:
+        for worker in self.running:
+            worker.stop()
+        self.running = []
+
+    def wait_ready(self) -> None:
+        for worker in self.running:
+            worker.wait_ready(180)
+
+    def log_lines(self) -> dict[str, int]:
+        """ERROR lines and tracebacks in every worker's log."""
+        text = "".join(w.log_text() for w in self.all)
+        return {
+            "error": sum(1 for line in text.splitlines() if "ERROR" in line),
+            "traceback": text.count("Traceback (most recent call last)"),
+        }
+
+
+def run_scenario(
+    bootstrap: str,
+    workdir: Path,
+    scenario: Scenario,
+    *,
+    say: Callable[[str], None] = lambda _: None,
+) -> Report:
+    """Produce, apply the plan's faults while producing, finish the backfill, compare."""
+    started = time.monotonic()
+    lines = scenario.lines()
+    until = last_occurred(lines) + timedelta(days=1)
+    group = Group(bootstrap, workdir, scenario)
+    faults: Counter[str] = Counter()
+    try:
+        for _ in range(scenario.workers):
+            group.start_one()
+        producer = PacedProducer(bootstrap, group.name + "-", lines, scenario.rate)
+        producer.start()
+        steps = len(scenario.plan)
+        for number, fault in enumerate(scenario.plan, start=1):
+            # Spread the faults evenly over the production, the last one before it ends.
+            target = len(lines) * number // (steps + 1)
+            wait_for(lambda t=target: producer.sent >= t or not producer.is_alive(), 600, "sends")
+            say(f"{fault} at {producer.sent}/{len(lines)} lines")
+            apply_fault(fault, group, scenario)
+            faults[fault] += 1
+        producer.join(timeout=900)
+        if producer.error is not None:
+            raise AssertionError(f"the producer failed: {producer.error!r}")
+        group.wait_ready()
+        prefix = group.name + "-"
+        wait_for(
+            lambda: asyncio.run(group_lag(bootstrap, group.name, prefix)) == 0,
+            300,
+            "the group to commit every input",
+        )
+        group.running[0].advance_clock(until.isoformat())
+        _wait_until_quiet(bootstrap, group.name)
+        outputs = asyncio.run(read_all_outputs(bootstrap, prefix, scenario.isolation_level))
+        log_lines = group.log_lines()
+    finally:
+        group.stop_all()
+    comparison = compare(replay_outputs(lines, until), outputs)
+    return Report(scenario, comparison, len(lines), faults, time.monotonic() - started, log_lines)
+
+
+def apply_fault(fault: str, group: Group, scenario: Scenario) -> None:
+    if fault == "kill":
+        group.kill_one()
+    elif fault == "broker":
+        kafka_sh("restart", str(scenario.broker_downtime))
+        group.wait_ready()
+    elif fault == "grow":
+        group.start_one()
+    elif fault == "shrink":
+        group.stop_one()
+    else:
+        raise ValueError(f"unknown fault {fault!r}")
+
+
+def _wait_until_quiet(bootstrap: str, group: str) -> None:
+    """After advance-clock: every internal topic read and committed, for a few seconds running."""
+
+    async def lag() -> int:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+        await admin.start()
+        await consumer.start()
+        try:
+            committed = await admin.list_consumer_group_offsets(group)
+            ends = await consumer.end_offsets(list(committed))
+            return sum(end - committed[tp].offset for tp, end in ends.items())
+        finally:
+            await consumer.stop()
+            await admin.close()
+
+    quiet = 0
+    deadline = time.monotonic() + 300
+    while quiet < 3:
+        if time.monotonic() > deadline:
+            raise AssertionError("the group did not finish the backfill within 300 s")
+        quiet = quiet + 1 if asyncio.run(lag()) == 0 else 0
+        time.sleep(2)
+
+
+# ---- the soak, from the command line ------------------------------------------------------------
+
+
+def soak_plan(kills: int, broker_restarts: int) -> tuple[str, ...]:
+    """Grow to two workers, spread the kills and broker restarts, shrink back to one."""
+    middle = ["kill"] * kills
+    for index in range(broker_restarts):
+        middle.insert((index + 1) * len(middle) // (broker_restarts + 1), "broker")
+    return ("grow", *middle, "shrink")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--kills", type=int, default=20)
+    parser.add_argument("--broker-restarts", type=int, default=2)
+    parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--orders", type=int, default=4000)
+    parser.add_argument("--rate", type=float, default=75.0)
+    parser.add_argument("--guarantee", default="at_least_once")
+    args = parser.parse_args()
+    bootstrap = managed_broker() or kafka_sh("start")
+    scenario = Scenario(
+        orders=args.orders,
+        rate=args.rate,
+        plan=soak_plan(args.kills, args.broker_restarts),
+        guarantee=args.guarantee,
+        isolation_level=(
+            "read_committed" if args.guarantee == "exactly_once" else "read_uncommitted"
+        ),
+    )
+    failed = 0
+    for run in range(1, args.runs + 1):
+        with tempfile.TemporaryDirectory(prefix="orderwatch-soak-") as workdir:
+            report = run_scenario(
+                bootstrap, Path(workdir), scenario, say=lambda s: print(f"  {s}", flush=True)
+            )
+        print(f"run {run}: {report.line()}; worker log: {report.log_lines}", flush=True)
+        for example in report.comparison.examples:
+            print("  " + example.replace("\n", "\n  "))
+        failed += not report.comparison.clean
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,59 @@
+"""Faults on the real broker: what the workers decide equals replay, by id and by content.
+
+The CI-sized variant of the fault suite (``faults.py``; the soak runs from its command line).
+A stream of 1,000 orders is produced at a steady pace while worker processes are killed with
+SIGKILL and restarted, the broker is stopped and started again on the same log directory, and
+the group grows from one worker to two and shrinks back. Redelivered outputs are allowed (at
+least once); a lost, invented or different one fails the test.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from faults import Scenario, compare, managed_broker, run_scenario
+
+CI_PLAN = ("grow", "kill", "broker", "kill", "kill", "shrink")
+
+
+@pytest.mark.broker
+@pytest.mark.faults
+@pytest.mark.durable_broker("restarts the broker on its log directory; Tansu keeps no log")
+def test_kills_a_broker_restart_and_rebalances_lose_invent_and_change_nothing(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    if managed_broker() != kafka_bootstrap:
+        pytest.skip("the broker must be the one scripts/kafka.sh runs, so that it can restart it")
+    scenario = Scenario(orders=1000, rate=120.0, plan=CI_PLAN)
+    report = run_scenario(kafka_bootstrap, tmp_path, scenario, say=print)
+    print(report.line())
+    assert report.faults == {"grow": 1, "kill": 3, "broker": 1, "shrink": 1}
+    assert report.comparison.expected > 500
+    assert report.comparison.clean, "\n".join(
+        [report.line(), *report.comparison.examples, *report.comparison.lost[:5]]
+    )
+
+
+@pytest.mark.faults
+def test_the_comparison_counts_lost_extra_different_and_redelivered_outputs() -> None:
+    """The oracle itself: each kind of divergence is seen, and only the clock fields are free."""
+    breach = {"type": "deadline.breached", "breach_id": "b1", "due_at": "x", "detected_at": "1"}
+    advice = {"type": "recommendation.issued", "recommendation_id": "r1", "severity": "warning"}
+    rejected = {"type": "event.rejected", "rejection_id": "j1", "raw": "{", "error": "not JSON"}
+    lost = {"type": "deadline.breached", "breach_id": "b2", "due_at": "y"}
+    replayed = [breach, advice, rejected, lost]
+    got = [
+        breach | {"detected_at": "2"},  # only the processor's clock differs: the same output
+        breach,  # redelivered
+        advice | {"severity": "critical"},  # different content
+        rejected | {"rejection_id": "j9", "rejected_at": "3"},  # rejected on Kafka: other id
+        {"type": "recommendation.issued", "recommendation_id": "r2"},  # extra
+    ]
+    result = compare(replayed, got)
+    assert result.lost == ["b2"]
+    assert result.extra == ["r2"]
+    assert result.different == ["r1"]
+    assert result.redelivered == 1
+    assert not result.clean
+    assert compare(replayed, replayed).clean
