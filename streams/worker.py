@@ -30,11 +30,12 @@ import heapq
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import faust
+from aiokafka import AIOKafkaConsumer, TopicPartition  # type: ignore[import-untyped]
 from aiokafka.partitioner import murmur2  # type: ignore[import-untyped]
 
 from streams import __version__, wire
@@ -52,6 +53,7 @@ from streams.core.outputs import (
 from streams.core.policy import Policy, load_policy
 from streams.core.sequencer import Check, Item, closing, position
 from streams.core.timeutil import EPOCH, format_utc
+from streams.failures import SkippedOffsets, is_infrastructure, stop_worker
 from streams.inbox import (
     FACTS,
     SKU,
@@ -62,6 +64,8 @@ from streams.inbox import (
     order_source,
 )
 from streams.metrics import Metrics
+from streams.offsets import OffsetGuard
+from streams.outage import OutageLog
 from streams.replay import raw_text, serialize
 from streams.settings import Settings
 from streams.tables import DurableTable, StateStore
@@ -145,7 +149,10 @@ class OrderwatchWorker:
         self._applied = AppliedInputs()
         self._handling: tuple[str, int, int] | None = None
         self._ready = False
+        self.outage = OutageLog()
         self.app = self._make_app()
+        self._offsets = OffsetGuard()
+        self._offset_reader: AIOKafkaConsumer | None = None
         self._declare()
         for role in ("orders", "tracking", "complaints", "inventory"):
             self.metrics.declare_topic(settings.topic(role))
@@ -263,6 +270,12 @@ class OrderwatchWorker:
             key_serializer="raw",
             value_serializer="raw",
         )
+        # Topics this worker writes in transactions (exactly_once) have commit markers between
+        # offsets: their jumps are normal, so only the topics producers write are guarded then.
+        inputs = [*self.inputs.values(), self.inventory]
+        internal = [self.order_events, self.clock_topic, self.aggregate_inputs]
+        guarded = inputs if s.processing_guarantee == "exactly_once" else [*inputs, *internal]
+        self._guarded_topics = {topic.get_topic_name() for topic in guarded}
         self.app.agent(order_channel, name="orderwatch.orders")(self._order_agent)
         aggregate_channel = self.app.topic(
             self.inventory.get_topic_name(),
@@ -272,9 +285,14 @@ class OrderwatchWorker:
         )
         self.app.agent(aggregate_channel, name="orderwatch.aggregates")(self._aggregate_agent)
         if self.event_time:
-            self.app.timer(s.tick_interval, name="orderwatch.watermarks")(self._announce)
+            self.app.timer(s.tick_interval, name="orderwatch.watermarks")(
+                _stopping_on_kafka_failure(self._announce, "the watermark timer")
+            )
         else:
-            self.app.timer(s.tick_interval, name="orderwatch.deadlines")(self._tick)
+            self.app.timer(s.tick_interval, name="orderwatch.deadlines")(
+                _stopping_on_kafka_failure(self._tick, "the deadline timer")
+            )
+        self.app.timer(1.0, name="orderwatch.outage")(self._check_outage)
         self.app.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]
         self._follow_commits()
         self.app.on_rebalance_complete.connect(self._on_rebalance_complete)  # type: ignore[arg-type]
@@ -292,8 +310,13 @@ class OrderwatchWorker:
         return self.app.web.json({"status": "ok", "version": __version__})
 
     async def _ready_view(self, request: Any) -> Any:
-        """Partitions are assigned and the tables recovered."""
-        ready = self._ready and not self.app.rebalancing and not self.app.in_recovery
+        """Partitions are assigned, the tables recovered, and Kafka is reachable."""
+        ready = (
+            self._ready
+            and not self.app.rebalancing
+            and not self.app.in_recovery
+            and not self.outage.active
+        )
         return self.app.web.json({"ready": ready}, status=200 if ready else 503)
 
     async def _metrics_view(self, request: Any) -> Any:
@@ -302,6 +325,9 @@ class OrderwatchWorker:
         return self.app.web.bytes(
             self.metrics.exposition(), headers={"Content-Type": self.metrics.content_type}
         )
+
+    async def _check_outage(self) -> None:
+        self.outage.check()
 
     # -- partitions -----------------------------------------------------------------------
 
@@ -321,6 +347,29 @@ class OrderwatchWorker:
 
     async def _on_rebalance_complete(self, sender: Any, **_: Any) -> None:
         await self._rebuild(fire=False)
+        self._offsets.reset(await self._resume_offsets())
+
+    async def _resume_offsets(self) -> dict[Any, int]:
+        """Where each guarded partition now assigned resumes: the group's committed offset, or
+        the log's start. Read with a client of its own (Faust's consumer is mid-rebalance)."""
+        tps = [tp for tp in self.app.consumer.assignment() if tp.topic in self._guarded_topics]
+        if not tps:
+            return {}
+        if self._offset_reader is None:
+            self._offset_reader = AIOKafkaConsumer(
+                bootstrap_servers=self.settings.broker,
+                group_id=self.settings.app_id,
+                enable_auto_commit=False,
+                client_id=f"{self.settings.app_id}-offsets",
+            )
+            await self._offset_reader.start()
+        reader = self._offset_reader
+        starts = {}
+        beginnings = await reader.beginning_offsets([TopicPartition(*tp) for tp in tps])
+        for tp in tps:
+            committed = await reader.committed(TopicPartition(*tp))
+            starts[tp] = committed if committed is not None else beginnings[TopicPartition(*tp)]
+        return starts
 
     async def _on_orders_recovered(self) -> None:
         # Tables may finish recovering from their changelogs after the rebalance completed:
@@ -375,6 +424,7 @@ class OrderwatchWorker:
         clock_topic = self.clock_topic.get_topic_name()
         async for event in stream.events():
             message = event.message
+            self._check_order(message)
             started = time.perf_counter()
             try:
                 if message.topic == clock_topic:
@@ -383,16 +433,30 @@ class OrderwatchWorker:
                     await self._order_message(message)
                 # Before the message is acknowledged: its state reaches the producer first.
                 await self.orders.flush()
-            except Exception:  # never let one message stop the partition
+            except Exception as error:  # see streams.failures: the one error policy
+                if is_infrastructure(error):
+                    stop_worker(error, _where(message))
                 self.orders.forget()
                 log.exception(
                     "failed to process %s[%d]@%d", message.topic, message.partition, message.offset
                 )
-                await self._reject(
-                    message,
-                    "orderwatch failed to process this message; see the worker log for the error",
-                )
+                await self._reject(message, PROCESSING_FAILED)
             self.metrics.observe_processing(time.perf_counter() - started)
+
+    def _check_order(self, message: Any) -> None:
+        """Stop the worker if the consumer skipped offsets before this message (see
+        :mod:`streams.offsets`); the restart reads them again."""
+        if message.topic not in self._guarded_topics:
+            return
+        skipped_from = self._offsets.admit(message.tp, message.offset)
+        if skipped_from is not None:
+            stop_worker(
+                SkippedOffsets(
+                    f"the consumer skipped offsets {skipped_from} to {message.offset - 1} "
+                    "(Faust drops messages fetched while a rebalance completes)"
+                ),
+                _where(message),
+            )
 
     async def _order_message(self, message: Any) -> None:
         decoded = decode_event(message.value or b"")
@@ -566,6 +630,7 @@ class OrderwatchWorker:
         inventory_topic = self.inventory.get_topic_name()
         async for event in stream.events():
             message = event.message
+            self._check_order(message)
             try:
                 self._handling = (message.topic, message.partition, message.offset)
                 for key in self._applied.deletable(message.partition):
@@ -575,12 +640,15 @@ class OrderwatchWorker:
                 else:
                     await self._aggregate_message(message)
                 await self._flush_aggregates()
-            except Exception:  # never let one message stop the partition
+            except Exception as error:  # see streams.failures: the one error policy
+                if is_infrastructure(error):
+                    stop_worker(error, _where(message))
                 for store in (self.skus, self.carriers, self.merchants):
                     store.forget()
                 log.exception(
                     "failed to process %s[%d]@%d", message.topic, message.partition, message.offset
                 )
+                await self._reject(message, PROCESSING_FAILED)
 
     async def _aggregate_message(self, message: Any) -> None:
         envelope = message.value or b""
@@ -697,6 +765,30 @@ class OrderwatchWorker:
         await self.out_dead_letter.send(key=message.key, value=serialize(rejected).encode("utf-8"))
 
 
+PROCESSING_FAILED = "orderwatch failed to process this message; see the worker log for the error"
+
+
+def _stopping_on_kafka_failure(
+    timer: Callable[[], Awaitable[None]], what: str
+) -> Callable[[], Awaitable[None]]:
+    """A timer body under the error policy: Kafka failing stops the worker (its other errors
+    are Faust's to log)."""
+
+    async def run() -> None:
+        try:
+            await timer()
+        except Exception as error:
+            if is_infrastructure(error):
+                stop_worker(error, what)
+            raise
+
+    return run
+
+
+def _where(message: Any) -> str:
+    return f"{message.topic}[{message.partition}]@{message.offset}"
+
+
 def _pack_clock(clock: _PartitionClock) -> bytes:
     return json.dumps(
         {"value": wire.to_micros(clock.value)}
@@ -731,5 +823,7 @@ def run(worker: OrderwatchWorker, loglevel: str) -> None:
             # record (about a tenth of the worker's CPU). A service needs no spinner.
             self.spinner = None
             super().on_setup_root_logger(logger, level)
+            for handler in logging.getLogger().handlers:
+                handler.addFilter(worker.outage)
 
     _Worker(worker.app, loglevel=loglevel, quiet=True).execute_from_commandline()

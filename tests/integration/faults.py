@@ -157,6 +157,8 @@ def compare(replayed: Iterable[dict[str, Any]], got: Iterable[dict[str, Any]]) -
         result.examples.append(f"replay: {expected[key]}\nworker: {sorted(seen[key])}")
     for key in result.extra[:3]:
         result.examples.append(f"extra: {sorted(seen[key])}")
+    for key in result.lost[:3]:
+        result.examples.append(f"lost: {expected[key]}")
     return result
 
 
@@ -323,6 +325,7 @@ class Group:
         self.name = WorkerRun(bootstrap, workdir).name
         self.running: list[WorkerRun] = []
         self.all: list[WorkerRun] = []
+        self.stopped: Counter[str] = Counter()
         self.turn = 0
 
     def start_one(self) -> WorkerRun:
@@ -337,6 +340,19 @@ class Group:
         self.running.append(worker)
         self.all.append(worker)
         return worker
+
+    def supervise(self) -> bool:
+        """Start a replacement for every worker that stopped by itself (as a supervisor
+        would); True when none had. Its exit code is counted under ``stopped <code>``."""
+        for worker in list(self.running):
+            assert worker.process is not None
+            code = worker.process.poll()
+            if code is not None:
+                self.running.remove(worker)
+                worker.stop()
+                self.stopped[f"stopped {code}"] += 1
+                self.start_one()
+        return True
 
     def kill_one(self) -> None:
         """SIGKILL the workers in turn, and start a replacement at once."""
@@ -388,24 +404,34 @@ def run_scenario(
         for number, fault in enumerate(scenario.plan, start=1):
             # Spread the faults evenly over the production, the last one before it ends.
             target = len(lines) * number // (steps + 1)
-            wait_for(lambda t=target: producer.sent >= t or not producer.is_alive(), 600, "sends")
+            wait_for(
+                lambda t=target: (
+                    group.supervise() and (producer.sent >= t or not producer.is_alive())
+                ),
+                600,
+                "sends",
+            )
             say(f"{fault} at {producer.sent}/{len(lines)} lines")
             apply_fault(fault, group, scenario)
             faults[fault] += 1
         producer.join(timeout=900)
         if producer.error is not None:
             raise AssertionError(f"the producer failed: {producer.error!r}")
+        group.supervise()
         group.wait_ready()
         prefix = group.name + "-"
         wait_for(
-            lambda: asyncio.run(group_lag(bootstrap, group.name, prefix)) == 0,
+            lambda: (
+                group.supervise() and asyncio.run(group_lag(bootstrap, group.name, prefix)) == 0
+            ),
             300,
             "the group to commit every input",
         )
         group.running[0].advance_clock(until.isoformat())
-        _wait_until_quiet(bootstrap, group.name)
+        _wait_until_quiet(bootstrap, group.name, group)
         outputs = asyncio.run(read_all_outputs(bootstrap, prefix, scenario.isolation_level))
         log_lines = group.log_lines()
+        faults.update(group.stopped)
     finally:
         group.stop_all()
     comparison = compare(replay_outputs(lines, until), outputs)
@@ -426,7 +452,7 @@ def apply_fault(fault: str, group: Group, scenario: Scenario) -> None:
         raise ValueError(f"unknown fault {fault!r}")
 
 
-def _wait_until_quiet(bootstrap: str, group: str) -> None:
+def _wait_until_quiet(bootstrap: str, group: str, workers: Group) -> None:
     """After advance-clock: every internal topic read and committed, for a few seconds running."""
 
     async def lag() -> int:
@@ -447,7 +473,7 @@ def _wait_until_quiet(bootstrap: str, group: str) -> None:
     while quiet < 3:
         if time.monotonic() > deadline:
             raise AssertionError("the group did not finish the backfill within 300 s")
-        quiet = quiet + 1 if asyncio.run(lag()) == 0 else 0
+        quiet = quiet + 1 if workers.supervise() and asyncio.run(lag()) == 0 else 0
         time.sleep(2)
 
 

@@ -28,7 +28,11 @@ def test_kills_a_broker_restart_and_rebalances_lose_invent_and_change_nothing(
     scenario = Scenario(orders=1000, rate=120.0, plan=CI_PLAN)
     report = run_scenario(kafka_bootstrap, tmp_path, scenario, say=print)
     print(report.line())
-    assert report.faults == {"grow": 1, "kill": 3, "broker": 1, "shrink": 1}
+    planned = {kind: report.faults[kind] for kind in ("grow", "kill", "broker", "shrink")}
+    assert planned == {"grow": 1, "kill": 3, "broker": 1, "shrink": 1}
+    # A worker may stop itself (exit 75: it saw Kafka fail or skip offsets) and be restarted;
+    # any other exit is a crash.
+    assert set(report.faults) - set(planned) <= {"stopped 75"}, report.faults
     assert report.comparison.expected > 500
     assert report.comparison.clean, "\n".join(
         [report.line(), *report.comparison.examples, *report.comparison.lost[:5]]
