@@ -16,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Final
 
+from streams.core.clock import from_the_future
 from streams.core.engine import Engine
 from streams.core.events import decode_event
 from streams.core.ids import rejection_id
@@ -125,10 +126,15 @@ def _replay(
             summary.blank += 1
             continue
         decoded = decode_event(raw)
-        if isinstance(decoded, str):
+        error = (
+            decoded
+            if isinstance(decoded, str)
+            else from_the_future(decoded.occurred_at, engine.max_seen, engine.policy)
+        )
+        if error is not None:
             summary.rejected += 1
-            emit_all([reject_line(raw, decoded, file=source_name, line=number, now=engine.clock)])
-        else:
+            emit_all([reject_line(raw, error, file=source_name, line=number, now=engine.clock)])
+        elif not isinstance(decoded, str):
             emit_all(engine.process(decoded))
         if progress is not None and not number % 65536:
             summary.lines = number

@@ -41,6 +41,7 @@ from aiokafka.partitioner import murmur2  # type: ignore[import-untyped]
 from streams import __version__, wire
 from streams.core import carrier, codec, merchant, order
 from streams.core.aggregates import CARRIER, MERCHANT, Scheduled, apply_check, apply_item
+from streams.core.clock import from_the_future
 from streams.core.events import InventoryUpdated, OrderEvent, decode_event
 from streams.core.facts import Fact, sku_subject
 from streams.core.ids import rejection_id
@@ -473,7 +474,18 @@ class OrderwatchWorker:
         if partition != message.partition:
             await self.order_events.send(key=decoded.order_id.encode(), value=message.value)
             return
+        latest = self._latest(self._clocks.get(partition))
+        if error := from_the_future(decoded.occurred_at, latest, self.policy):
+            await self._reject(message, error)
+            return
         await self._apply(partition, decoded, message.topic)
+
+    def _latest(self, clock: _PartitionClock | None) -> datetime | None:
+        """What an event may not be far ahead of: the latest event its partition accepted
+        (event time), or the time (wall clock)."""
+        if not self.event_time:
+            return _utc_now()
+        return max(clock.seen.values()) if clock is not None and clock.seen else None
 
     async def _apply(self, partition: int, event: OrderEvent, topic: str) -> None:
         now = self._now(partition, topic, event.occurred_at)
@@ -674,8 +686,12 @@ class OrderwatchWorker:
                 "send order events to the orders, tracking or complaints topic.",
             )
             return
-        self.metrics.observe_event(message.topic, decoded.type, decoded.occurred_at)
         partition = message.partition
+        latest = self._latest(self._inventory_clocks.get(partition))
+        if error := from_the_future(decoded.occurred_at, latest, self.policy):
+            await self._reject(message, error)
+            return
+        self.metrics.observe_event(message.topic, decoded.type, decoded.occurred_at)
         if self.event_time:
             clock = self._inventory_clocks.setdefault(partition, _PartitionClock())
             if clock.observe("inventory", decoded.occurred_at, self.policy.allowed_lateness, 1):

@@ -88,6 +88,10 @@ class _Lateness(RuleMeta):
     minutes: Duration
 
 
+class _MaxAhead(RuleMeta):
+    days: Annotated[float, Field(gt=0, allow_inf_nan=False)]
+
+
 class _StateTtl(RuleMeta):
     days: Annotated[float, Field(gt=0, allow_inf_nan=False)]
 
@@ -170,6 +174,7 @@ class _StoreHealth(RuleMeta):
 
 class _Rules(_Strict):
     allowed_lateness: _Lateness = Field(alias="engine.allowed_lateness")
+    max_ahead: _MaxAhead = Field(alias="engine.max_ahead")
     state_ttl: _StateTtl = Field(alias="engine.state_ttl")
     release: _Release = Field(alias="wish.release")
     fulfillment: _Fulfillment = Field(alias="wish.fulfillment")
@@ -345,6 +350,7 @@ class Policy:
 
     ref: PolicyRef
     allowed_lateness: timedelta
+    max_ahead: timedelta
     state_ttl: timedelta
     release_delay: timedelta
     fulfillment: timedelta
@@ -503,6 +509,7 @@ def _compile(parsed: _PolicyFile, ref: PolicyRef) -> Policy:
     return Policy(
         ref=ref,
         allowed_lateness=timedelta(minutes=rules.allowed_lateness.minutes),
+        max_ahead=timedelta(days=rules.max_ahead.days),
         state_ttl=timedelta(days=rules.state_ttl.days),
         release_delay=timedelta(hours=rules.release.hours),
         fulfillment=timedelta(days=rules.fulfillment.days),

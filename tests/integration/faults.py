@@ -36,6 +36,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from worker_harness import OUTPUT_TOPICS, WorkerRun, message_of, wait_for
 
+from streams.failures import EXIT_KAFKA_UNAVAILABLE
+
 REPO = Path(__file__).resolve().parents[2]
 KAFKA_SH = REPO / "scripts" / "kafka.sh"
 INPUT_TOPICS = ("orders", "inventory", "tracking", "complaints")
@@ -329,17 +331,29 @@ class Group:
         self.turn = 0
 
     def start_one(self) -> WorkerRun:
-        worker = WorkerRun(
-            self.bootstrap,
-            self.workdir,
-            name=self.name,
-            partitions=self.scenario.partitions,
-            extra_env={"ORDERWATCH_PROCESSING_GUARANTEE": self.scenario.guarantee},
-        )
-        worker.start(timeout=120)
-        self.running.append(worker)
-        self.all.append(worker)
-        return worker
+        """Start a worker and wait until it is ready (again, if it stops itself meanwhile)."""
+        for _ in range(5):
+            worker = WorkerRun(
+                self.bootstrap,
+                self.workdir,
+                name=self.name,
+                partitions=self.scenario.partitions,
+                extra_env={"ORDERWATCH_PROCESSING_GUARANTEE": self.scenario.guarantee},
+            )
+            self.all.append(worker)
+            try:
+                worker.start(timeout=120)
+            except AssertionError:
+                assert worker.process is not None
+                code = worker.process.poll()
+                if code != EXIT_KAFKA_UNAVAILABLE:
+                    raise
+                worker.stop()
+                self.stopped[f"stopped {code}"] += 1
+                continue
+            self.running.append(worker)
+            return worker
+        raise AssertionError("a worker stopped itself five times in a row while starting")
 
     def supervise(self) -> bool:
         """Start a replacement for every worker that stopped by itself (as a supervisor

@@ -13,6 +13,7 @@ from orderwatch_lives import (
     single_order,
 )
 
+from streams.core.clock import from_the_future
 from streams.core.events import decode_event
 from streams.core.outputs import EventRejected, FileSource, OutputEvent
 from streams.replay import MAX_RAW_BYTES, replay_lines, serialize
@@ -66,11 +67,16 @@ def test_broken_lines_in_a_stream_are_rejected_where_they_are_and_the_rest_is_pr
     broken = data.draw(st.sets(st.integers(0, len(lines) - 1), max_size=4), label="broken")
     for index in broken:
         lines[index] = data.draw(mutated_line(in_time_order(events)[index]), label="line")
-    unusable = {
-        number
-        for number, line in enumerate(lines, start=1)
-        if line.strip() and isinstance(decode_event(line), str)  # blank lines are skipped
-    }
+    unusable = set()
+    latest = None  # a valid event far ahead of the ones before it is unusable too
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue  # blank lines are skipped
+        decoded = decode_event(line)
+        if isinstance(decoded, str) or from_the_future(decoded.occurred_at, latest, POLICY):
+            unusable.add(number)
+        else:
+            latest = max(latest or decoded.occurred_at, decoded.occurred_at)
 
     outputs = _replay(lines)
 
