@@ -143,3 +143,26 @@ def test_a_simulated_month_of_four_stores_gives_every_decision_replay_gives(
     finally:
         worker.stop()
     assert decisions(outputs) == expected
+
+
+def test_an_event_dated_2199_is_dead_lettered_and_moves_no_clock(
+    kafka_bootstrap: str, tmp_path: Path, replayed: list[dict[str, Any]]
+) -> None:
+    """The rule replay applies (tests/unit/test_clock.py), on the worker's partitions."""
+    lines = example_lines()
+    middle = len(lines) // 2
+    stray = next(
+        json.loads(line) for line in lines[middle:] if b'"type":"tracking.submitted"' in line
+    )
+    stray |= {"event_id": "e-from-2199", "occurred_at": "2199-01-01T00:00:00Z"}
+    worker = WorkerRun(kafka_bootstrap, tmp_path)
+    try:
+        worker.start()
+        with_stray = [*lines[:middle], json.dumps(stray).encode(), *lines[middle:]]
+        run(produce_lines(kafka_bootstrap, worker.prefix, with_stray))
+        outputs = backfill([worker], with_stray, until=lines)
+    finally:
+        worker.stop()
+    assert decisions(outputs) == decisions(replayed)
+    [from_2199] = [o for o in outputs if "e-from-2199" in o.get("raw", "")]
+    assert "days after the latest event" in from_2199["error"]
