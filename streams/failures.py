@@ -2,10 +2,10 @@
 
 - Input that can never be processed (bad bytes, an invalid event) is not a failure: it is
   rejected to the dead-letter topic and the partition flows on.
-- A failure to reach Kafka (send, write state, commit), or a consumer that skipped offsets
-  (:mod:`streams.offsets`), is not a property of the message: the worker stops at once with a
-  non-zero exit code, without acknowledging it, so that a restart (by its supervisor) reads it
-  again from the last commit. Nothing is dead-lettered for it.
+- A failure to reach Kafka (send, write state, commit), or a consumer that skipped offsets or
+  stalled on a partition (:mod:`streams.offsets`), is not a property of the message: the
+  worker stops at once with a non-zero exit code, without acknowledging it, so that a restart
+  (by its supervisor) reads it again from the last commit. Nothing is dead-lettered for it.
 - Any other exception while deciding is a defect met by this message: the message goes to the
   dead-letter topic as ``processing_failed`` with the error logged, and the partition flows on.
 """
@@ -19,7 +19,13 @@ from typing import NoReturn
 from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
 from faust.exceptions import ProducerSendError
 
-__all__ = ["EXIT_KAFKA_UNAVAILABLE", "SkippedOffsets", "is_infrastructure", "stop_worker"]
+__all__ = [
+    "EXIT_KAFKA_UNAVAILABLE",
+    "SkippedOffsets",
+    "StalledPartition",
+    "is_infrastructure",
+    "stop_worker",
+]
 
 log = logging.getLogger("orderwatch.worker")
 
@@ -29,6 +35,10 @@ _INFRASTRUCTURE = (KafkaError, ProducerSendError, ConnectionError, TimeoutError)
 
 class SkippedOffsets(Exception):
     """The consumer handed over a message after skipping some before it."""
+
+
+class StalledPartition(Exception):
+    """The consumer hands over nothing of a partition that has unread messages."""
 
 
 def is_infrastructure(error: BaseException) -> bool:

@@ -15,6 +15,11 @@ restarted worker reads the dropped messages again. A seek back from inside the a
 remedy: the consumer's fetcher may be waiting for the agent, and Faust's read position is moved
 by messages it fetched meanwhile.
 
+The same bookkeeping tells a partition that stalled: unread messages on it, and not one of them
+handed over since the last look (seen in the fault suite too: a partition the group had never
+committed, never read by the worker it was assigned to after a restart). The worker stops then
+as well, so that its restart reads it.
+
 A partition's offsets also jump legitimately at a transaction's commit marker, so a worker
 whose own topics are written in transactions guards only the topics producers write.
 """
@@ -22,21 +27,45 @@ whose own topics are written in transactions guards only the topics producers wr
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping
+from typing import Generic, TypeVar
 
 __all__ = ["OffsetGuard"]
 
+P = TypeVar("P", bound=Hashable)
 
-class OffsetGuard:
+
+class OffsetGuard(Generic[P]):
     """Per partition: the next offset the agent should see."""
 
     def __init__(self) -> None:
-        self._next: dict[Hashable, int] = {}
+        self._next: dict[P, int] = {}
+        self._looked: dict[P, tuple[int, int]] = {}
 
-    def reset(self, starts: Mapping[Hashable, int]) -> None:
+    def reset(self, starts: Mapping[P, int]) -> None:
         """Partitions were (re)assigned; each resumes at ``starts`` (unknown ones unchecked)."""
         self._next = dict(starts)
+        self._looked = {}
 
-    def admit(self, tp: Hashable, offset: int) -> int | None:
+    def partitions(self) -> list[P]:
+        """The partitions whose next offset is known."""
+        return list(self._next)
+
+    def forget_looks(self) -> None:
+        """The next :meth:`stalled` only takes a look (the flow was paused meanwhile)."""
+        self._looked = {}
+
+    def stalled(self, ends: Mapping[P, int]) -> list[tuple[P, int, int]]:
+        """Partitions that had unread messages at the last call and none handed over since:
+        (partition, next offset, end offset) each. The first call only takes a look."""
+        looked = self._looked
+        self._looked = {tp: (self._next[tp], end) for tp, end in ends.items() if tp in self._next}
+        return [
+            (tp, at, end)
+            for tp, (at, end) in self._looked.items()
+            if (before := looked.get(tp)) is not None and before[0] == at and before[1] > at
+        ]
+
+    def admit(self, tp: P, offset: int) -> int | None:
         """The first offset skipped before this message of ``tp``, or None (none was)."""
         expected = self._next.get(tp)
         self._next[tp] = offset + 1

@@ -36,7 +36,9 @@ from typing import Any, TypeVar
 
 import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition  # type: ignore[import-untyped]
+from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
 from aiokafka.partitioner import murmur2  # type: ignore[import-untyped]
+from faust.types import TP
 
 from streams import __version__, wire
 from streams.core import carrier, codec, merchant, order
@@ -54,7 +56,12 @@ from streams.core.outputs import (
 from streams.core.policy import Policy, load_policy
 from streams.core.sequencer import Check, Item, closing, position
 from streams.core.timeutil import EPOCH, format_utc
-from streams.failures import SkippedOffsets, is_infrastructure, stop_worker
+from streams.failures import (
+    SkippedOffsets,
+    StalledPartition,
+    is_infrastructure,
+    stop_worker,
+)
 from streams.inbox import (
     FACTS,
     SKU,
@@ -77,6 +84,7 @@ __all__ = ["OrderwatchWorker", "describe_startup", "partition_for", "run"]
 log = logging.getLogger("orderwatch.worker")
 
 S = TypeVar("S")
+STALL_CHECK_SECONDS = 20.0
 
 
 def partition_for(key: str, partitions: int) -> int:
@@ -152,7 +160,7 @@ class OrderwatchWorker:
         self._ready = False
         self.outage = OutageLog()
         self.app = self._make_app()
-        self._offsets = OffsetGuard()
+        self._offsets: OffsetGuard[TP] = OffsetGuard()
         self._offset_reader: AIOKafkaConsumer | None = None
         self._declare()
         for role in ("orders", "tracking", "complaints", "inventory"):
@@ -294,6 +302,7 @@ class OrderwatchWorker:
                 _stopping_on_kafka_failure(self._tick, "the deadline timer")
             )
         self.app.timer(1.0, name="orderwatch.outage")(self._check_outage)
+        self.app.timer(STALL_CHECK_SECONDS, name="orderwatch.progress")(self._check_progress)
         self.app.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]
         self._follow_commits()
         self.app.on_rebalance_complete.connect(self._on_rebalance_complete)  # type: ignore[arg-type]
@@ -330,6 +339,28 @@ class OrderwatchWorker:
     async def _check_outage(self) -> None:
         self.outage.check()
 
+    async def _check_progress(self) -> None:
+        """Stop the worker if a partition it owns has unread messages and none came since the
+        last look (see :mod:`streams.offsets`); its restart reads them."""
+        tps = self._offsets.partitions()
+        if not tps or not self._ready or self.app.rebalancing or self.outage.active:
+            self._offsets.forget_looks()  # a pause is no stall
+            return
+        reader = await self._offset_reader_started()
+        try:
+            ends = await reader.end_offsets([TopicPartition(*tp) for tp in tps])
+        except KafkaError:
+            return  # the outage log says so
+        stalled = self._offsets.stalled({tp: ends[TopicPartition(*tp)] for tp in tps})
+        if stalled:
+            tp, at, end = stalled[0]
+            stop_worker(
+                StalledPartition(
+                    f"{end - at} messages unread and none handed over in {STALL_CHECK_SECONDS:g} s"
+                ),
+                f"{tp[0]}[{tp[1]}]@{at}",
+            )
+
     # -- partitions -----------------------------------------------------------------------
 
     def _owned(self) -> set[int]:
@@ -356,15 +387,7 @@ class OrderwatchWorker:
         tps = [tp for tp in self.app.consumer.assignment() if tp.topic in self._guarded_topics]
         if not tps:
             return {}
-        if self._offset_reader is None:
-            self._offset_reader = AIOKafkaConsumer(
-                bootstrap_servers=self.settings.broker,
-                group_id=self.settings.app_id,
-                enable_auto_commit=False,
-                client_id=f"{self.settings.app_id}-offsets",
-            )
-            await self._offset_reader.start()
-        reader = self._offset_reader
+        reader = await self._offset_reader_started()
         starts = {}
         beginnings = await reader.beginning_offsets([TopicPartition(*tp) for tp in tps])
         for tp in tps:
@@ -443,6 +466,18 @@ class OrderwatchWorker:
                 )
                 await self._reject(message, PROCESSING_FAILED)
             self.metrics.observe_processing(time.perf_counter() - started)
+
+    async def _offset_reader_started(self) -> Any:
+        """A client of its own for the group's committed offsets and the logs' ends."""
+        if self._offset_reader is None:
+            self._offset_reader = AIOKafkaConsumer(
+                bootstrap_servers=self.settings.broker,
+                group_id=self.settings.app_id,
+                enable_auto_commit=False,
+                client_id=f"{self.settings.app_id}-offsets",
+            )
+            await self._offset_reader.start()
+        return self._offset_reader
 
     def _check_order(self, message: Any) -> None:
         """Stop the worker if the consumer skipped offsets before this message (see

@@ -43,3 +43,18 @@ def test_a_reset_sets_where_each_partition_resumes() -> None:
     assert guard.admit(TP, 40) is None
     guard.reset({TP: 0})
     assert guard.admit(TP, 1) == 0  # the first message of a new partition, dropped
+
+
+def test_a_partition_with_unread_messages_and_no_progress_since_the_last_look_is_stalled() -> None:
+    guard = _guard()
+    other = ("complaints", 3)
+    guard.reset({TP: 670, other: 0})
+    assert guard.stalled({TP: 700, other: 0}) == []  # the first call only looks
+    assert guard.admit(TP, 670) is None
+    assert guard.stalled({TP: 700, other: 0}) == []  # progress, and nothing to read
+    # other: messages arrived since the last look; stalled only if none come by the next
+    assert guard.stalled({TP: 700, other: 5}) == [(TP, 671, 700)]
+    assert guard.stalled({TP: 700, other: 6}) == [(TP, 671, 700), (other, 0, 6)]
+    guard.forget_looks()
+    assert guard.stalled({TP: 700, other: 5}) == []
+    assert guard.partitions() == [TP, other]
