@@ -85,6 +85,7 @@ log = logging.getLogger("orderwatch.worker")
 
 S = TypeVar("S")
 STALL_CHECK_SECONDS = 20.0
+_YEAR_SECONDS = 365 * 24 * 3600.0
 
 
 def partition_for(key: str, partitions: int) -> int:
@@ -188,6 +189,10 @@ class OrderwatchWorker:
             autodiscover=False,
             topic_disable_leader=True,
             consumer_auto_offset_reset="earliest",
+            # Faust's own stall check also watches the tables' changelog partitions, which only
+            # recovery reads, and logs an error for each every few seconds after 5 minutes; the
+            # worker watches the partitions it reads itself (streams.offsets).
+            stream_processing_timeout=_YEAR_SECONDS,
             # Faust lets un-prefixed variables (BROKER_URL, WEB_PORT, ...) override what it is
             # given; an empty environment keeps ORDERWATCH_ settings the only source.
             env={},
