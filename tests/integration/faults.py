@@ -384,8 +384,20 @@ class Group:
         self.running = []
 
     def wait_ready(self) -> None:
-        for worker in self.running:
-            worker.wait_ready(180)
+        """Every running worker ready; one that stopped itself meanwhile is replaced."""
+        for _ in range(5):
+            try:
+                for worker in self.running:
+                    worker.wait_ready(180)
+                return
+            except AssertionError:
+                stopped = [w for w in self.running if w.process and w.process.poll() is not None]
+                if not stopped or any(
+                    w.process and w.process.poll() != EXIT_KAFKA_UNAVAILABLE for w in stopped
+                ):
+                    raise
+                self.supervise()
+        raise AssertionError("workers kept stopping themselves while getting ready")
 
     def log_lines(self) -> dict[str, int]:
         """ERROR lines and tracebacks in every worker's log."""
