@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import random
 import subprocess
 import sys
@@ -523,6 +524,8 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=75.0)
     parser.add_argument("--guarantee", default="at_least_once")
     args = parser.parse_args()
+    # This process's own Kafka clients retry through the broker restarts: no line per retry.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     bootstrap = managed_broker() or kafka_sh("start")
     scenario = Scenario(
         orders=args.orders,
