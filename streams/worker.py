@@ -26,6 +26,7 @@ may write them too.
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import json
 import logging
@@ -163,6 +164,7 @@ class OrderwatchWorker:
         self.app = self._make_app()
         self._offsets: OffsetGuard[TP] = OffsetGuard()
         self._offset_reader: AIOKafkaConsumer | None = None
+        self._offset_reader_lock = asyncio.Lock()
         self._declare()
         for role in ("orders", "tracking", "complaints", "inventory"):
             self.metrics.declare_topic(settings.topic(role))
@@ -384,7 +386,13 @@ class OrderwatchWorker:
 
     async def _on_rebalance_complete(self, sender: Any, **_: Any) -> None:
         await self._rebuild(fire=False)
-        self._offsets.reset(await self._resume_offsets())
+        try:
+            starts = await self._resume_offsets()
+        except KafkaError as error:
+            # Unguarded until the next assignment; the progress check still sees a stall.
+            log.warning("cannot read where the assigned partitions resume: %s", error)
+            starts = {}
+        self._offsets.reset(starts)
 
     async def _resume_offsets(self) -> dict[Any, int]:
         """Where each guarded partition now assigned resumes: the group's committed offset, or
@@ -473,15 +481,18 @@ class OrderwatchWorker:
             self.metrics.observe_processing(time.perf_counter() - started)
 
     async def _offset_reader_started(self) -> Any:
-        """A client of its own for the group's committed offsets and the logs' ends."""
-        if self._offset_reader is None:
-            self._offset_reader = AIOKafkaConsumer(
-                bootstrap_servers=self.settings.broker,
-                group_id=self.settings.app_id,
-                enable_auto_commit=False,
-                client_id=f"{self.settings.app_id}-offsets",
-            )
-            await self._offset_reader.start()
+        """A client of its own for the group's committed offsets and the logs' ends (started
+        once: the rebalance callback and the progress timer may both ask first)."""
+        async with self._offset_reader_lock:
+            if self._offset_reader is None:
+                reader = AIOKafkaConsumer(
+                    bootstrap_servers=self.settings.broker,
+                    group_id=self.settings.app_id,
+                    enable_auto_commit=False,
+                    client_id=f"{self.settings.app_id}-offsets",
+                )
+                await reader.start()
+                self._offset_reader = reader
         return self._offset_reader
 
     def _check_order(self, message: Any) -> None:
