@@ -40,11 +40,21 @@ class OffsetGuard(Generic[P]):
     def __init__(self) -> None:
         self._next: dict[P, int] = {}
         self._looked: dict[P, tuple[int, int]] = {}
+        self._admitted: set[P] = set()
 
     def reset(self, starts: Mapping[P, int]) -> None:
         """Partitions were (re)assigned; each resumes at ``starts`` (unknown ones unchecked)."""
         self._next = dict(starts)
         self._looked = {}
+        self._admitted = set()
+
+    def knows(self, tp: P) -> bool:
+        """Has a message of ``tp`` been admitted since the last :meth:`reset`?"""
+        return tp in self._admitted
+
+    def expect(self, tp: P, offset: int) -> None:
+        """Where ``tp`` resumes, learnt after the :meth:`reset` (before its first message)."""
+        self._next[tp] = offset
 
     def partitions(self) -> list[P]:
         """The partitions whose next offset is known."""
@@ -69,6 +79,7 @@ class OffsetGuard(Generic[P]):
         """The first offset skipped before this message of ``tp``, or None (none was)."""
         expected = self._next.get(tp)
         self._next[tp] = offset + 1
+        self._admitted.add(tp)
         if expected is not None and offset > expected:
             return expected
         return None

@@ -500,6 +500,11 @@ class OrderwatchWorker:
         :mod:`streams.offsets`); the restart reads them again."""
         if message.topic not in self._guarded_topics:
             return
+        if not self._offsets.knows(message.tp):
+            # Where Faust's consumer sought to, once it has: that is where it must resume.
+            sought = getattr(self.app.consumer, "_committed_offset", {}).get(message.tp)
+            if isinstance(sought, int):
+                self._offsets.expect(message.tp, sought)
         skipped_from = self._offsets.admit(message.tp, message.offset)
         if skipped_from is not None:
             stop_worker(

@@ -58,3 +58,11 @@ def test_a_partition_with_unread_messages_and_no_progress_since_the_last_look_is
     guard.forget_looks()
     assert guard.stalled({TP: 700, other: 5}) == []
     assert guard.partitions() == [TP, other]
+
+
+def test_where_the_consumer_sought_to_overrides_the_start_read_at_the_assignment() -> None:
+    guard = _guard(start=0)  # the group's commit was not read at the assignment
+    assert not guard.knows(TP)
+    guard.expect(TP, 97)  # ...but the consumer sought to it
+    assert guard.admit(TP, 97) is None
+    assert guard.knows(TP)
