@@ -396,16 +396,25 @@ class OrderwatchWorker:
 
     async def _resume_offsets(self) -> dict[Any, int]:
         """Where each guarded partition now assigned resumes: the group's committed offset, or
-        the log's start. Read with a client of its own (Faust's consumer is mid-rebalance)."""
+        the log's start if it is empty. Read with a client of its own (Faust's consumer is
+        mid-rebalance)."""
         tps = [tp for tp in self.app.consumer.assignment() if tp.topic in self._guarded_topics]
         if not tps:
             return {}
         reader = await self._offset_reader_started()
         starts = {}
-        beginnings = await reader.beginning_offsets([TopicPartition(*tp) for tp in tps])
-        for tp in tps:
-            committed = await reader.committed(TopicPartition(*tp))
-            starts[tp] = committed if committed is not None else beginnings[TopicPartition(*tp)]
+        parts = [TopicPartition(*tp) for tp in tps]
+        beginnings = await reader.beginning_offsets(parts)
+        ends = await reader.end_offsets(parts)
+        for tp, part in zip(tps, parts, strict=True):
+            committed = await reader.committed(part)
+            if committed is not None:
+                starts[tp] = committed
+            elif beginnings[part] == ends[part]:
+                # Empty now: its first message, whenever it comes, is the log's first.
+                starts[tp] = beginnings[part]
+            # Otherwise unknown (a commit may not be visible yet): the consumer's own seek
+            # tells at the first message (_check_order).
         return starts
 
     async def _on_orders_recovered(self) -> None:
