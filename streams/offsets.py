@@ -8,7 +8,7 @@ should have changed lacks them. The fault suite saw a partition taken back in a 
 7 offsets past its committed one, and the first message of a partition never committed dropped.
 
 :class:`OffsetGuard` notices the jump: after an assignment, a partition's first message must be
-at the group's committed offset (or the log's start, if the group has committed none), and each
+at the group's committed offset (or the log's start, if the partition was empty), and each
 next one at the offset after. The worker stops when one is not (the error policy's answer to a
 failure of Kafka's side, :mod:`streams.failures`): nothing past the gap is committed, so the
 restarted worker reads the dropped messages again. A seek back from inside the agent is no
