@@ -42,6 +42,7 @@ from aiokafka.partitioner import murmur2  # type: ignore[import-untyped]
 from faust.types import TP
 
 from streams import __version__, wire
+from streams.consumer import ResumingTransport
 from streams.core import carrier, codec, merchant, order
 from streams.core.aggregates import CARRIER, MERCHANT, Scheduled, apply_check, apply_item
 from streams.core.clock import from_the_future
@@ -199,6 +200,8 @@ class OrderwatchWorker:
             # given; an empty environment keeps ORDERWATCH_ settings the only source.
             env={},
         )
+        # Faust's consumer, but one that also resumes never-committed partitions at their start.
+        app.transport = ResumingTransport(app.conf.broker_consumer, app)
         return app
 
     def _topic(self, name: str, *, internal: bool = False) -> faust.TopicT:
@@ -405,16 +408,10 @@ class OrderwatchWorker:
         starts = {}
         parts = [TopicPartition(*tp) for tp in tps]
         beginnings = await reader.beginning_offsets(parts)
-        ends = await reader.end_offsets(parts)
         for tp, part in zip(tps, parts, strict=True):
             committed = await reader.committed(part)
-            if committed is not None:
-                starts[tp] = committed
-            elif beginnings[part] == ends[part]:
-                # Empty now: its first message, whenever it comes, is the log's first.
-                starts[tp] = beginnings[part]
-            # Otherwise unknown (a commit may not be visible yet): the consumer's own seek
-            # tells at the first message (_check_order).
+            # Never committed: the consumer starts at the log's first message.
+            starts[tp] = committed if committed is not None else beginnings[part]
         return starts
 
     async def _on_orders_recovered(self) -> None:
@@ -470,7 +467,7 @@ class OrderwatchWorker:
         clock_topic = self.clock_topic.get_topic_name()
         async for event in stream.events():
             message = event.message
-            self._check_order(message)
+            await self._check_order(message)
             started = time.perf_counter()
             try:
                 if message.topic == clock_topic:
@@ -504,25 +501,40 @@ class OrderwatchWorker:
                 self._offset_reader = reader
         return self._offset_reader
 
-    def _check_order(self, message: Any) -> None:
+    async def _check_order(self, message: Any) -> None:
         """Stop the worker if the consumer skipped offsets before this message (see
         :mod:`streams.offsets`); the restart reads them again."""
         if message.topic not in self._guarded_topics:
             return
-        if not self._offsets.knows(message.tp):
+        first = not self._offsets.knows(message.tp)
+        if first:
             # Where Faust's consumer sought to, once it has: that is where it must resume.
             sought = getattr(self.app.consumer, "_committed_offset", {}).get(message.tp)
             if isinstance(sought, int):
                 self._offsets.expect(message.tp, sought)
         skipped_from = self._offsets.admit(message.tp, message.offset)
-        if skipped_from is not None:
-            stop_worker(
-                SkippedOffsets(
-                    f"the consumer skipped offsets {skipped_from} to {message.offset - 1} "
-                    "(Faust drops messages fetched while a rebalance completes)"
-                ),
-                _where(message),
-            )
+        if skipped_from is None:
+            return
+        if first and await self._committed_here(message):
+            # The group's commit was not yet visible when the partition was assigned (seen
+            # right after a worker restart): nothing was skipped.
+            return
+        stop_worker(
+            SkippedOffsets(
+                f"the consumer skipped offsets {skipped_from} to {message.offset - 1} "
+                "(Faust drops messages fetched while a rebalance completes)"
+            ),
+            _where(message),
+        )
+
+    async def _committed_here(self, message: Any) -> bool:
+        """Has the group committed exactly up to this message (a start read too early)?"""
+        reader = await self._offset_reader_started()
+        try:
+            committed = await reader.committed(TopicPartition(message.topic, message.partition))
+        except KafkaError:
+            return False
+        return bool(committed == message.offset)
 
     async def _order_message(self, message: Any) -> None:
         decoded = decode_event(message.value or b"")
@@ -707,7 +719,7 @@ class OrderwatchWorker:
         inventory_topic = self.inventory.get_topic_name()
         async for event in stream.events():
             message = event.message
-            self._check_order(message)
+            await self._check_order(message)
             try:
                 self._handling = (message.topic, message.partition, message.offset)
                 for key in self._applied.deletable(message.partition):

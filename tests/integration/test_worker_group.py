@@ -19,6 +19,7 @@ from worker_harness import (
     consumed,
     decisions,
     example_lines,
+    message_of,
     occurred,
     produce_lines,
     replayed_outputs,
@@ -92,6 +93,42 @@ def test_a_restarted_worker_recovers_its_orders_and_fires_their_deadlines_once(
     if not kill:
         breaches = [o["breach_id"] for o in outputs if o["type"] == "deadline.breached"]
         assert len(breaches) == len(set(breaches)), "a breach was emitted twice"
+
+
+def test_a_restarted_worker_reads_partitions_its_group_never_committed(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """Complaints produced while the group was down, to partitions it never committed, are read.
+
+    Faust resumes fetching before it seeks, drops what it fetches meanwhile, and seeks only
+    partitions committed above offset 0: without :class:`streams.consumer.ResumingConsumer`
+    these complaints were never read, after any number of restarts.
+    """
+    lines = example_lines()
+    complaints = [line for line in lines if message_of(line)[0] == "complaints"]
+    others = [line for line in lines if message_of(line)[0] != "complaints"]
+    worker = WorkerRun(kafka_bootstrap, tmp_path)
+    try:
+        worker.start()
+        run(produce_lines(kafka_bootstrap, worker.prefix, others))
+        before = sum(1 for line in others if occurred(line) is not None)
+        wait_for(lambda: consumed(worker) >= before, 90, "the other events to be consumed")
+        worker.stop()
+        run(produce_lines(kafka_bootstrap, worker.prefix, complaints))
+        worker = WorkerRun(kafka_bootstrap, tmp_path, name=worker.name)
+        worker.start()
+        wait_for(
+            lambda: (
+                worker.metric(
+                    "orderwatch_events_consumed_total", topic=worker.prefix + "complaints"
+                )
+                >= len(complaints)
+            ),
+            60,
+            f"the {len(complaints)} complaints to be consumed",
+        )
+    finally:
+        worker.stop()
 
 
 def _kcat() -> str:
