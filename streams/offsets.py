@@ -56,6 +56,10 @@ class OffsetGuard(Generic[P]):
         """Where ``tp`` resumes, learnt after the :meth:`reset` (before its first message)."""
         self._next[tp] = offset
 
+    def next_offset(self, tp: P) -> int | None:
+        """The offset the agent should see next on ``tp`` (None: not known)."""
+        return self._next.get(tp)
+
     def partitions(self) -> list[P]:
         """The partitions whose next offset is known."""
         return list(self._next)

@@ -8,6 +8,7 @@ A bad value fails at start with one line naming the setting.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -67,6 +68,14 @@ class Settings(BaseSettings):
     web_port: Annotated[int, Field(ge=0, le=65535)] = 6066
     clock: Literal["wall", "event"] = Field(
         default="wall", description="wall: system time; event: per-partition watermark."
+    )
+    idle_slack: Annotated[timedelta, Field(ge=timedelta(0))] = Field(
+        default=timedelta(days=1),
+        description=(
+            "Event time: how far behind the leading input an input with nothing unread may hold "
+            "a partition's clock (seconds or ISO 8601, e.g. PT6H). It must exceed how far apart "
+            "in event time the producers of different topics run."
+        ),
     )
     policy: Path | None = Field(default=None, description="A policy TOML merged over Wish.")
     tick_interval: Annotated[float, Field(gt=0, le=60)] = Field(

@@ -1,8 +1,8 @@
 """The worker's internal message formats: facts, forwarded events, clocks and watermarks.
 
 Internal topics carry small binary envelopes around the core's codecs: a kind byte and a time
-(microseconds since the epoch: the item's event time, an ``advance-clock`` target, or a source's
-watermark), then the payload. Only orderwatch reads them.
+(microseconds since the epoch: the item's event time, an ``advance-clock`` target, a source's
+watermark, or the floor an idle input is lifted to), then the payload. Only orderwatch reads them.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from streams.core.timeutil import EPOCH
 __all__ = [
     "ADVANCE",
     "FACT",
+    "IDLE",
     "INVENTORY",
     "WATERMARK",
     "from_micros",
@@ -28,6 +29,7 @@ FACT: Final = b"F"
 INVENTORY: Final = b"I"
 ADVANCE: Final = b"A"
 WATERMARK: Final = b"W"
+IDLE: Final = b"D"
 _HEADER: Final = struct.Struct(">cq")
 
 
@@ -52,6 +54,6 @@ def unpack(data: bytes) -> tuple[bytes, datetime, bytes]:
     if len(data) < _HEADER.size:
         raise ValueError("not an orderwatch envelope: too short")
     kind, micros = _HEADER.unpack_from(data)
-    if kind not in (FACT, INVENTORY, ADVANCE, WATERMARK):
+    if kind not in (FACT, INVENTORY, ADVANCE, WATERMARK, IDLE):
         raise ValueError(f"not an orderwatch envelope: kind {kind!r}")
     return kind, from_micros(micros), data[_HEADER.size :]

@@ -31,7 +31,7 @@ import heapq
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -45,7 +45,7 @@ from streams import __version__, wire
 from streams.consumer import ResumingTransport
 from streams.core import carrier, codec, merchant, order
 from streams.core.aggregates import CARRIER, MERCHANT, Scheduled, apply_check, apply_item
-from streams.core.clock import from_the_future
+from streams.core.clock import from_the_future, idle_floor, partition_clock
 from streams.core.events import InventoryUpdated, OrderEvent, decode_event
 from streams.core.facts import Fact, sku_subject
 from streams.core.ids import rejection_id
@@ -87,6 +87,8 @@ log = logging.getLogger("orderwatch.worker")
 
 S = TypeVar("S")
 STALL_CHECK_SECONDS = 20.0
+#: How often (seconds) the event-time worker looks for inputs with nothing unread.
+IDLE_CHECK_SECONDS = 1.0
 _YEAR_SECONDS = 365 * 24 * 3600.0
 
 
@@ -106,28 +108,43 @@ def _utc_now() -> datetime:
 class _PartitionClock:
     """Event-time clock of one partition, fed by the co-partitioned input topics.
 
-    Each input topic's partition is read at its own pace, so the clock follows the slowest:
-    the smallest of the topics' largest ``occurred_at`` seen, minus the allowed lateness. It
-    stands still until every input topic has had an event on this partition, and a topic that
-    went quiet holds it back: ``advance-clock`` moves it on (a backfill's last step). So a
-    deadline never fires before the events that could meet it were read.
+    Each input topic's partition is read at its own pace, so the clock follows the slowest
+    (:func:`streams.core.clock.partition_clock`): it stands still until every input topic has
+    had an event on this partition or has nothing unread, and an input with nothing unread
+    holds it at most the idle slack behind the leading one (``floors``, learnt again after a
+    restart). ``advance-clock`` moves it on too (a backfill's last step). So a deadline never
+    fires before the events that could meet it were read.
     """
 
-    __slots__ = ("seen", "value")
+    __slots__ = ("floors", "seen", "value")
 
     def __init__(self, value: datetime = EPOCH, seen: dict[str, datetime] | None = None) -> None:
         self.value = value
         self.seen = seen if seen is not None else {}
+        self.floors: dict[str, datetime] = {}
 
-    def observe(self, topic: str, occurred_at: datetime, lateness: timedelta, inputs: int) -> bool:
-        """Note an event of one of ``inputs`` topics; True when the clock moved."""
+    def observe(
+        self, topic: str, occurred_at: datetime, lateness: timedelta, inputs: Collection[str]
+    ) -> bool:
+        """Note an event of ``topic``; True when the clock moved."""
         if occurred_at <= self.seen.get(topic, EPOCH):
             return False
         self.seen[topic] = occurred_at
-        if len(self.seen) < inputs:  # forwarded events (a 4th topic) join the minimum once seen
+        return self._follow(lateness, inputs)
+
+    def lift(
+        self, topic: str, floor: datetime, lateness: timedelta, inputs: Collection[str]
+    ) -> bool:
+        """``topic`` had nothing unread while the leading input was at ``floor`` + the slack;
+        True when the clock moved."""
+        if floor <= self.floors.get(topic, EPOCH):
             return False
-        moved = min(self.seen.values()) - lateness
-        if moved > self.value:
+        self.floors[topic] = floor
+        return self._follow(lateness, inputs)
+
+    def _follow(self, lateness: timedelta, inputs: Collection[str]) -> bool:
+        moved = partition_clock(self.seen, self.floors, inputs, lateness)
+        if moved is not None and moved > self.value:
             self.value = moved
             return True
         return False
@@ -158,6 +175,8 @@ class OrderwatchWorker:
         self._inventory_clocks: dict[int, _PartitionClock] = {}
         self._unannounced: dict[str, datetime] = {}
         self._inboxes: dict[int, PartitionInbox] = {}
+        # Idle-input lifts sent to the clock topic, not to be sent again (see _check_idle).
+        self._lifts_sent: dict[TP, datetime] = {}
         self._applied = AppliedInputs()
         self._handling: tuple[str, int, int] | None = None
         self._ready = False
@@ -258,6 +277,7 @@ class OrderwatchWorker:
         self.out_dead_letter = self._topic(s.topic("dead_letter"))
         self.order_events = self._topic(s.internal_topic("order-events"), internal=True)
         self._forwarded_topic = self.order_events.get_topic_name()
+        self._input_names = frozenset(t.get_topic_name() for t in self.inputs.values())
         self.clock_topic = self._topic(s.internal_topic("clock"), internal=True)
         self.aggregate_inputs = self._topic(s.internal_topic("aggregate-inputs"), internal=True)
         self.orders = StateStore(self._table("orders"), codec.encode_order, codec.decode_order)
@@ -307,6 +327,9 @@ class OrderwatchWorker:
             self.app.timer(s.tick_interval, name="orderwatch.watermarks")(
                 _stopping_on_kafka_failure(self._announce, "the watermark timer")
             )
+            self.app.timer(IDLE_CHECK_SECONDS, name="orderwatch.idle-inputs")(
+                _stopping_on_kafka_failure(self._check_idle, "the idle-input timer")
+            )
         else:
             self.app.timer(s.tick_interval, name="orderwatch.deadlines")(
                 _stopping_on_kafka_failure(self._tick, "the deadline timer")
@@ -349,6 +372,54 @@ class OrderwatchWorker:
     async def _check_outage(self) -> None:
         self.outage.check()
 
+    async def _check_idle(self) -> None:
+        """Event time: lift each input that has nothing unread on a partition this worker owns
+        to the idle slack behind the partition's leading input, when that moves the clock.
+
+        The leading marks are taken before the log ends are read, so every event behind them
+        was already written: with producers that write each topic in event-time order and run
+        less than the slack apart, no event is later read behind the lifted clock. The lift
+        goes through the clock topic, so the agent applies it between two events.
+        """
+        if not self._ready or self.app.rebalancing or self.outage.active:
+            return
+        slack, lateness = self.settings.idle_slack, self.policy.allowed_lateness
+        leading = {
+            partition: (floor, dict(clock.seen), dict(clock.floors), clock.value)
+            for partition, clock in self._clocks.items()
+            if (floor := idle_floor(clock.seen, slack)) is not None
+        }
+        # The inputs, and the forwarded events once they had a say.
+        tps = [
+            TP(name, partition)
+            for partition, (_, seen, _, _) in leading.items()
+            for name in sorted(self._input_names | ({self._forwarded_topic} & seen.keys()))
+        ]
+        if not tps:
+            return
+        reader = await self._offset_reader_started()
+        try:
+            ends = await reader.end_offsets([TopicPartition(*tp) for tp in tps])
+        except KafkaError:
+            return  # the outage log says so
+        idle: dict[int, list[TP]] = {}
+        for tp in tps:
+            read_to = self._offsets.next_offset(tp)
+            floor, _, floors, _ = leading[tp.partition]
+            lifted = max(floors.get(tp.topic, EPOCH), self._lifts_sent.get(tp, EPOCH))
+            if read_to is not None and read_to >= ends[TopicPartition(*tp)] and floor > lifted:
+                idle.setdefault(tp.partition, []).append(tp)
+        for partition, topics in idle.items():
+            floor, seen, floors, value = leading[partition]
+            raised = {**floors, **{tp.topic: floor for tp in topics}}
+            moved = partition_clock(seen, raised, self._input_names, lateness)
+            if moved is None or moved <= value:
+                continue  # an input with unread messages holds the clock anyway
+            for tp in topics:
+                self._lifts_sent[tp] = floor
+                payload = wire.pack(wire.IDLE, floor, tp.topic.encode())
+                await self.clock_topic.send(value=payload, partition=partition)
+
     async def _check_progress(self) -> None:
         """Stop the worker if a partition it owns has unread messages and none came since the
         last look (see :mod:`streams.offsets`); its restart reads them."""
@@ -385,6 +456,7 @@ class OrderwatchWorker:
         for store in self._stores():
             store.forget()
         self._inboxes = {}
+        self._lifts_sent = {}
         self._applied.clear()
 
     async def _on_rebalance_complete(self, sender: Any, **_: Any) -> None:
@@ -471,7 +543,7 @@ class OrderwatchWorker:
             started = time.perf_counter()
             try:
                 if message.topic == clock_topic:
-                    await self._advance_partition(message.partition, message.value)
+                    await self._clock_message(message.partition, message.value)
                 else:
                     await self._order_message(message)
                 # Before the message is acknowledged: its state reaches the producer first.
@@ -497,7 +569,11 @@ class OrderwatchWorker:
                     enable_auto_commit=False,
                     client_id=f"{self.settings.app_id}-offsets",
                 )
-                await reader.start()
+                try:
+                    await reader.start()
+                except BaseException:
+                    await reader.stop()
+                    raise
                 self._offset_reader = reader
         return self._offset_reader
 
@@ -529,8 +605,8 @@ class OrderwatchWorker:
 
     async def _committed_here(self, message: Any) -> bool:
         """Has the group committed exactly up to this message (a start read too early)?"""
-        reader = await self._offset_reader_started()
         try:
+            reader = await self._offset_reader_started()
             committed = await reader.committed(TopicPartition(message.topic, message.partition))
         except KafkaError:
             return False
@@ -595,14 +671,31 @@ class OrderwatchWorker:
         if not self.event_time:
             return _utc_now()
         clock = self._clocks.setdefault(partition, _PartitionClock())
-        if clock.observe(topic, occurred_at, self.policy.allowed_lateness, len(self.inputs)):
+        if clock.observe(topic, occurred_at, self.policy.allowed_lateness, self._input_names):
             self.clocks.put(self._clock_keys[partition], clock)
             self.metrics.set_partition_clocks(c.value for c in self._clocks.values())
         return clock.value
 
-    async def _advance_partition(self, partition: int, value: bytes | None) -> None:
+    async def _clock_message(self, partition: int, value: bytes | None) -> None:
+        """A message of the clock topic: ``advance-clock``, or an input found idle."""
+        kind, moment, payload = wire.unpack(value or b"")
+        if kind == wire.IDLE:
+            await self._lift_partition(partition, payload.decode(), moment)
+        else:
+            await self._advance_partition(partition, moment)
+
+    async def _lift_partition(self, partition: int, topic: str, floor: datetime) -> None:
+        """``topic`` had nothing unread on this partition while the leading input was at
+        ``floor`` + the idle slack: it holds the clock no further back (see _check_idle)."""
+        clock = self._clocks.setdefault(partition, _PartitionClock())
+        if clock.lift(topic, floor, self.policy.allowed_lateness, self._input_names):
+            self.clocks.put(self._clock_keys[partition], clock)
+            self.metrics.set_partition_clocks(c.value for c in self._clocks.values())
+            await self._fire_due(partition, clock.value)
+            self._unannounced[order_source(partition)] = clock.value
+
+    async def _advance_partition(self, partition: int, target: datetime) -> None:
         """An ``advance-clock`` message: move this partition's clock forward and fire."""
-        _, target, _ = wire.unpack(value or b"")
         clock = self._clocks.setdefault(partition, _PartitionClock())
         if target > clock.value:
             clock.value = target
@@ -771,7 +864,9 @@ class OrderwatchWorker:
         self.metrics.observe_event(message.topic, decoded.type, decoded.occurred_at)
         if self.event_time:
             clock = self._inventory_clocks.setdefault(partition, _PartitionClock())
-            if clock.observe("inventory", decoded.occurred_at, self.policy.allowed_lateness, 1):
+            if clock.observe(
+                "inventory", decoded.occurred_at, self.policy.allowed_lateness, ("inventory",)
+            ):
                 self.clocks.put(self._inventory_clock_keys[partition], clock)
                 self._unannounced[inventory_source(partition)] = clock.value
         await self._forward_inventory(decoded, message.value, partition)

@@ -6,16 +6,23 @@ order's deadlines. So an event more than the policy's ``engine.max_ahead`` (30 d
 the latest event accepted before it is rejected as from the future: in replay, the latest of
 the stream; in the worker, the latest of the partition that owns it (on the wall clock: the
 time). The first event of a stream has nothing to be ahead of.
+
+The other side of the rule is the worker's: it reads each input topic of a partition at its own
+pace, so a partition's event-time clock follows the slowest input (:func:`partition_clock`).
+An input with nothing unread has no say beyond a bound: it holds the clock at most ``slack``
+(event time) behind the leading input, so a partition that never sees a complaint still fires
+its deadlines. Replay reads one ordered stream and needs neither.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
 
 from streams.core.policy import Policy
 from streams.core.timeutil import format_utc
 
-__all__ = ["from_the_future"]
+__all__ = ["from_the_future", "idle_floor", "partition_clock"]
 
 
 def from_the_future(occurred_at: datetime, latest: datetime | None, policy: Policy) -> str | None:
@@ -29,3 +36,28 @@ def from_the_future(occurred_at: datetime, latest: datetime | None, policy: Poli
         f"before it ({format_utc(latest)}); an event more than {limit:g} days ahead is taken as "
         "a mistyped time: correct occurred_at and send the event again."
     )
+
+
+def partition_clock(
+    seen: Mapping[str, datetime],
+    floors: Mapping[str, datetime],
+    inputs: Iterable[str],
+    lateness: timedelta,
+) -> datetime | None:
+    """A partition's event-time clock: the slowest input's mark, less the allowed lateness.
+
+    ``seen`` holds each topic's largest ``occurred_at`` read on the partition (a topic beyond
+    ``inputs`` joins once seen); ``floors`` the marks that topics with nothing unread were
+    lifted to (see :func:`idle_floor`). None while one of ``inputs`` has neither.
+    """
+    marks = dict(seen)
+    for topic, floor in floors.items():
+        marks[topic] = max(marks.get(topic, floor), floor)
+    if not marks or any(topic not in marks for topic in inputs):
+        return None
+    return min(marks.values()) - lateness
+
+
+def idle_floor(seen: Mapping[str, datetime], slack: timedelta) -> datetime | None:
+    """How far an input with nothing unread is lifted: ``slack`` behind the leading input."""
+    return max(seen.values()) - slack if seen else None

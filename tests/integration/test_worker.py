@@ -6,6 +6,7 @@ import json
 import shutil
 import subprocess
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,13 +14,19 @@ import pytest
 from worker_harness import (
     WorkerRun,
     backfill,
+    consume_outputs,
     decisions,
     example_lines,
+    message_of,
+    occurred,
+    partition_of,
     produce_lines,
     replayed_outputs,
     run,
 )
 
+from streams.core.policy import load_policy
+from streams.core.timeutil import EPOCH
 from streams.simulator import generate_events
 
 pytestmark = pytest.mark.broker
@@ -166,3 +173,58 @@ def test_an_event_dated_2199_is_dead_lettered_and_moves_no_clock(
     assert decisions(outputs) == decisions(replayed)
     [from_2199] = [o for o in outputs if "e-from-2199" in o.get("raw", "")]
     assert "days after the latest event" in from_2199["error"]
+
+
+def test_inputs_with_nothing_unread_hold_no_clock_beyond_the_idle_slack(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """No complaint is ever sent, and no ``advance-clock``: each partition's clock still gets
+    within the slack (and the allowed lateness) of its leading input, and every breach due by
+    then is decided as replay decides it."""
+    lines = [line for line in example_lines() if message_of(line)[0] != "complaints"]
+    slack = timedelta(hours=6)
+    worker = WorkerRun(kafka_bootstrap, tmp_path, extra_env={"ORDERWATCH_IDLE_SLACK": "PT6H"})
+    replayed = {
+        o["breach_id"]: _without_clock(o)
+        for o in replayed_outputs(lines)
+        if o["type"] == "deadline.breached"
+    }
+    leading: dict[int, datetime] = {}
+    for line in lines:
+        topic, key = message_of(line)
+        if topic in ("orders", "tracking") and key is not None and (at := occurred(line)):
+            partition = partition_of(key.decode(), worker.partitions)
+            leading[partition] = max(leading.get(partition, EPOCH), _utc(at))
+    lateness = load_policy().allowed_lateness
+    due = {
+        breach_id
+        for breach_id, breach in replayed.items()
+        if _utc(breach["due_at"])
+        <= leading[partition_of(breach["order_id"], worker.partitions)] - slack - lateness
+    }
+    assert len(due) > 10, "the stream must have breaches due well before its end"
+    try:
+        worker.start()
+        run(produce_lines(kafka_bootstrap, worker.prefix, lines))
+        outputs = run(
+            consume_outputs(
+                worker.bootstrap,
+                worker.prefix,
+                until=lambda got: due <= {o.get("breach_id") for o in got},
+                timeout=90,
+            )
+        )
+    finally:
+        worker.stop()
+    breaches = {o["breach_id"]: _without_clock(o) for o in outputs if "breach_id" in o}
+    assert due <= breaches.keys()
+    for breach_id, breach in breaches.items():
+        assert breach == replayed[breach_id]  # nothing decided before its evidence was read
+
+
+def _utc(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _without_clock(output: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in output.items() if k != "detected_at" and not k.startswith("_")}

@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from streams.core.clock import from_the_future
+from streams.core.clock import from_the_future, idle_floor, partition_clock
 from streams.core.policy import load_policy
 from streams.replay import replay_lines
 from streams.simulator import generate_events
@@ -49,3 +49,32 @@ def test_one_event_dated_2199_in_a_stream_of_3000_orders_changes_no_other_decisi
     decided = [o for o in with_stray if o["type"] != "event.rejected"]
     assert len(decided) > 1000
     assert decided == clean
+
+
+INPUTS = ("orders", "tracking", "complaints")
+MINUTE = timedelta(minutes=1)
+
+
+def test_a_partition_clock_waits_for_every_input_then_follows_the_slowest() -> None:
+    seen = {"orders": LATEST + timedelta(days=2), "tracking": LATEST + timedelta(days=1)}
+    assert partition_clock(seen, {}, INPUTS, MINUTE) is None
+    seen["complaints"] = LATEST
+    assert partition_clock(seen, {}, INPUTS, MINUTE) == LATEST - MINUTE
+    seen["forwarded"] = LATEST - timedelta(hours=1)  # a topic beyond the inputs, once seen
+    assert partition_clock(seen, {}, INPUTS, MINUTE) == LATEST - timedelta(hours=1) - MINUTE
+
+
+def test_an_idle_input_holds_the_clock_at_most_the_slack_behind_the_leader() -> None:
+    seen = {"orders": LATEST + timedelta(days=2), "tracking": LATEST + timedelta(days=1)}
+    floor = idle_floor(seen, timedelta(hours=6))
+    assert floor == LATEST + timedelta(days=2) - timedelta(hours=6)
+    # Complaints never seen, lifted: tracking is now the slowest.
+    assert partition_clock(seen, {"complaints": floor}, INPUTS, MINUTE) == (
+        LATEST + timedelta(days=1) - MINUTE
+    )
+    # Seen long ago and lifted: the floor wins over the old mark, never the other way round.
+    seen["complaints"] = LATEST - timedelta(days=30)
+    assert partition_clock(seen, {"complaints": floor, "tracking": floor}, INPUTS, MINUTE) == (
+        floor - MINUTE
+    )
+    assert idle_floor({}, timedelta(hours=6)) is None

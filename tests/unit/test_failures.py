@@ -77,6 +77,19 @@ def _worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: Exception) -
     return worker
 
 
+def _committed_at(worker: Any, monkeypatch: pytest.MonkeyPatch, offset: int) -> None:
+    """The group's committed offset, as the worker's offset reader reads it."""
+
+    class Reader:
+        async def committed(self, tp: Any) -> int:
+            return offset
+
+    async def reader() -> Reader:
+        return Reader()
+
+    monkeypatch.setattr(worker, "_offset_reader_started", reader)
+
+
 @pytest.mark.parametrize(
     "error",
     [
@@ -103,10 +116,22 @@ def test_a_skipped_offset_stops_the_worker_before_the_message_is_handled(
 ) -> None:
     worker = _worker(tmp_path, monkeypatch, ArithmeticError("not reached"))
     worker._offsets.reset({("orders", 0): 7})
+    _committed_at(worker, monkeypatch, 7)  # the group's commit says so too
     with pytest.raises(_Exited) as exited:
         asyncio.run(worker._order_agent(_Stream(_Message("orders", 0, 9))))
     assert exited.value.code == failures.EXIT_KAFKA_UNAVAILABLE
     assert worker.rejected == []
+
+
+def test_a_first_message_at_a_commit_seen_late_is_no_skip(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The group's commit was not visible at the assignment (read as the log's start)."""
+    worker = _worker(tmp_path, monkeypatch, ArithmeticError("handled"))
+    worker._offsets.reset({("orders", 0): 0})
+    _committed_at(worker, monkeypatch, 9)
+    asyncio.run(worker._order_agent(_Stream(_Message("orders", 0, 9))))
+    assert worker.rejected == [("orders@9", PROCESSING_FAILED)]  # handled, not stopped
 
 
 def test_a_defect_met_by_one_message_dead_letters_it_and_the_partition_flows_on(

@@ -11,6 +11,7 @@ from streams.worker import _pack_clock, _PartitionClock, _unpack_clock, partitio
 
 T0 = datetime(2026, 1, 5, 10, 0, 0, 123456, tzinfo=UTC)
 LATENESS = timedelta(minutes=5)
+INPUTS = frozenset({"orders", "tracking", "complaints"})
 
 
 def test_an_envelope_keeps_its_kind_clock_and_payload() -> None:
@@ -26,21 +27,38 @@ def test_what_is_not_an_envelope_is_refused(data: bytes) -> None:
 
 def test_the_clock_stands_still_until_every_input_topic_was_read() -> None:
     clock = _PartitionClock()
-    assert not clock.observe("orders", T0 + timedelta(days=3), LATENESS, inputs=3)
-    assert not clock.observe("tracking", T0 + timedelta(days=2), LATENESS, inputs=3)
+    assert not clock.observe("orders", T0 + timedelta(days=3), LATENESS, INPUTS)
+    assert not clock.observe("tracking", T0 + timedelta(days=2), LATENESS, INPUTS)
     assert clock.value == datetime(1970, 1, 1, tzinfo=UTC)
-    assert clock.observe("complaints", T0 + timedelta(days=1), LATENESS, inputs=3)
+    assert clock.observe("complaints", T0 + timedelta(days=1), LATENESS, INPUTS)
     assert clock.value == T0 + timedelta(days=1) - LATENESS
 
 
 def test_the_clock_follows_the_slowest_topic_and_never_goes_back() -> None:
     clock = _PartitionClock()
     for topic in ("orders", "tracking", "complaints"):
-        clock.observe(topic, T0, LATENESS, inputs=3)
-    assert not clock.observe("orders", T0 + timedelta(days=9), LATENESS, inputs=3)
+        clock.observe(topic, T0, LATENESS, INPUTS)
+    assert not clock.observe("orders", T0 + timedelta(days=9), LATENESS, INPUTS)
     assert clock.value == T0 - LATENESS
-    assert not clock.observe("tracking", T0 - timedelta(days=1), LATENESS, inputs=3)
+    assert not clock.observe("tracking", T0 - timedelta(days=1), LATENESS, INPUTS)
     assert clock.value == T0 - LATENESS
+
+
+def test_an_idle_input_lifted_lets_the_clock_follow_the_others() -> None:
+    clock = _PartitionClock()
+    clock.observe("orders", T0 + timedelta(days=3), LATENESS, INPUTS)
+    clock.observe("tracking", T0 + timedelta(days=2), LATENESS, INPUTS)
+    assert clock.lift("complaints", T0 + timedelta(days=1), LATENESS, INPUTS)
+    assert clock.value == T0 + timedelta(days=1) - LATENESS
+    # The lift is a floor: an event of the idle input ahead of it counts; one behind it not.
+    assert clock.observe("complaints", T0 + timedelta(days=5), LATENESS, INPUTS)
+    assert clock.value == T0 + timedelta(days=2) - LATENESS
+    assert not clock.lift("complaints", T0, LATENESS, INPUTS)
+    assert clock.value == T0 + timedelta(days=2) - LATENESS
+
+
+def test_an_idle_envelope_carries_its_floor_and_topic() -> None:
+    assert wire.unpack(wire.pack(wire.IDLE, T0, b"complaints")) == (wire.IDLE, T0, b"complaints")
 
 
 def test_a_stored_clock_comes_back_equal() -> None:
