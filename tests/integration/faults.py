@@ -35,13 +35,19 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from worker_harness import OUTPUT_TOPICS, WorkerRun, message_of, wait_for
+from worker_harness import (
+    OUTPUT_TOPICS,
+    WorkerRun,
+    group_lag,
+    message_of,
+    partitions_of,
+    wait_for,
+)
 
 from streams.failures import EXIT_KAFKA_UNAVAILABLE
 
 REPO = Path(__file__).resolve().parents[2]
 KAFKA_SH = REPO / "scripts" / "kafka.sh"
-INPUT_TOPICS = ("orders", "inventory", "tracking", "complaints")
 # The processor's own clock readings: the only fields allowed to differ from replay.
 CLOCK_FIELDS = ("detected_at", "issued_at", "rejected_at")
 
@@ -206,36 +212,6 @@ def managed_broker() -> str | None:
         return None
 
 
-async def group_lag(bootstrap: str, group: str, prefix: str) -> int:
-    """Messages of the input topics the group has not committed yet."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
-    await admin.start()
-    await consumer.start()
-    try:
-        committed = await admin.list_consumer_group_offsets(group)
-        topics = {prefix + t for t in INPUT_TOPICS}
-        parts = [
-            TopicPartition(topic, p)
-            for topic in topics
-            for p in (consumer.partitions_for_topic(topic) or await _partitions(consumer, topic))
-        ]
-        ends = await consumer.end_offsets(parts)
-        lag = 0
-        for tp, end in ends.items():
-            meta = committed.get(tp)
-            lag += end - (meta.offset if meta is not None and meta.offset >= 0 else 0)
-        return lag
-    finally:
-        await consumer.stop()
-        await admin.close()
-
-
-async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
-    await consumer._client.force_metadata_update()
-    return consumer.partitions_for_topic(topic) or set()
-
-
 async def read_all_outputs(
     bootstrap: str, prefix: str, isolation_level: str
 ) -> list[dict[str, Any]]:
@@ -251,7 +227,7 @@ async def read_all_outputs(
         parts = [
             TopicPartition(prefix + topic, p)
             for topic in OUTPUT_TOPICS
-            for p in await _partitions(consumer, prefix + topic)
+            for p in await partitions_of(consumer, prefix + topic)
         ]
         consumer.assign(parts)
         ends = await consumer.end_offsets(parts)
@@ -337,6 +313,7 @@ class Group:
             worker = WorkerRun(
                 self.bootstrap,
                 self.workdir,
+                supervised=False,  # the group replaces a worker that stops itself
                 name=self.name,
                 partitions=self.scenario.partitions,
                 extra_env={"ORDERWATCH_PROCESSING_GUARANTEE": self.scenario.guarantee},

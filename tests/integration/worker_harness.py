@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -17,7 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from streams.failures import EXIT_KAFKA_UNAVAILABLE
 
 TOPIC_OF_TYPE = {
     "order.placed": "orders",
@@ -30,6 +34,7 @@ TOPIC_OF_TYPE = {
     "complaint.responded": "complaints",
     "complaint.resolved": "complaints",
 }
+INPUT_TOPICS = ("orders", "inventory", "tracking", "complaints")
 OUTPUT_TOPICS = ("deadline-breaches", "dispute-recommendations", "dead-letter")
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "orders.jsonl"
 
@@ -71,20 +76,26 @@ def replayed_outputs(lines: Iterable[bytes] | None = None) -> list[dict[str, Any
     return outputs
 
 
-def consumed(*workers: WorkerRun) -> float:
-    """Messages the running workers have consumed (valid or rejected)."""
-    return sum(
-        w.metric("orderwatch_events_consumed_total") + w.metric("orderwatch_events_rejected_total")
-        for w in workers
-        if w.process is not None and w.process.poll() is None
+def committed_all(*workers: WorkerRun) -> None:
+    """Wait until the workers' group has committed every message of the input topics (a
+    restarted worker reads from the last commit, so counters of one process would not do)."""
+    first = workers[0]
+    wait_for(
+        lambda: run(group_lag(first.bootstrap, first.name, first.prefix)) == 0,
+        120,
+        "the workers to commit every input",
     )
 
 
 def wait_for(condition: Any, timeout: float, what: str) -> None:
+    """Poll ``condition`` until true; a worker that cannot answer (restarting) is not yet."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if condition():
-            return
+        try:
+            if condition():
+                return
+        except OSError:
+            pass
         time.sleep(0.5)
     raise AssertionError(f"timed out waiting for {what}")
 
@@ -97,14 +108,13 @@ def backfill(
     isolation_level: str = "read_uncommitted",
     expected: set[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Wait until the workers consumed ``lines``, advance the clock, read the outputs.
+    """Wait until the workers committed ``lines``, advance the clock, read the outputs.
 
     The clock goes to the last ``occurred_at`` of ``until`` (default ``lines``); reading stops
     once every ``expected`` decision (default: replay's of the example stream) has arrived, or
     after 90 s.
     """
-    events = sum(1 for line in lines if occurred(line) is not None)
-    wait_for(lambda: consumed(*workers) >= events, 90, "the workers to consume the stream")
+    committed_all(*workers)
     first = workers[0]
     first.advance_clock(max(at for line in (until or lines) if (at := occurred(line))))
     if expected is None:
@@ -120,6 +130,36 @@ def backfill(
     )
 
 
+async def group_lag(bootstrap: str, group: str, prefix: str) -> int:
+    """Messages of the input topics the group has not committed yet."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    await admin.start()
+    await consumer.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(group)
+        topics = {prefix + t for t in INPUT_TOPICS}
+        parts = [
+            TopicPartition(topic, p)
+            for topic in topics
+            for p in (consumer.partitions_for_topic(topic) or await partitions_of(consumer, topic))
+        ]
+        ends = await consumer.end_offsets(parts)
+        lag = 0
+        for tp, end in ends.items():
+            meta = committed.get(tp)
+            lag += end - (meta.offset if meta is not None and meta.offset >= 0 else 0)
+        return lag
+    finally:
+        await consumer.stop()
+        await admin.close()
+
+
+async def partitions_of(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
+    await consumer._client.force_metadata_update()
+    return consumer.partitions_for_topic(topic) or set()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -129,7 +169,11 @@ def free_port() -> int:
 
 @dataclass
 class WorkerRun:
-    """One worker process with its own app id and topic prefix (so tests never collide)."""
+    """One worker process with its own app id and topic prefix (so tests never collide).
+
+    ``supervised`` (the default) restarts the worker when it stops itself with exit 75, as a
+    deployment's supervisor would (see streams.failures); ``restarts`` counts those.
+    """
 
     bootstrap: str
     workdir: Path
@@ -142,7 +186,11 @@ class WorkerRun:
     loglevel: str = field(
         default_factory=lambda: os.environ.get("ORDERWATCH_TEST_LOGLEVEL", "warning")
     )
+    supervised: bool = True
+    restarts: int = 0
     _log: Any = None
+    _supervisor: threading.Thread | None = None
+    _stopping: threading.Event = field(default_factory=threading.Event)
 
     @property
     def prefix(self) -> str:
@@ -163,6 +211,15 @@ class WorkerRun:
         return env
 
     def start(self, *, timeout: float = 90.0) -> None:
+        self._launch()
+        if self.supervised:
+            self._supervisor = threading.Thread(target=self._supervise, daemon=True)
+            self._supervisor.start()
+        self.wait_ready(timeout)
+
+    def _launch(self) -> None:
+        if self._log is not None:
+            self._log.close()
         self._log = (self.workdir / f"worker-{self.web_port}.log").open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "streams", "worker", "--loglevel", self.loglevel],
@@ -170,7 +227,17 @@ class WorkerRun:
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
-        self.wait_ready(timeout)
+
+    def _supervise(self) -> None:
+        while not self._stopping.wait(0.2):
+            if self.process is not None and self.process.poll() == EXIT_KAFKA_UNAVAILABLE:
+                self.restarts += 1
+                self._launch()
+
+    def _stopped_for_good(self) -> bool:
+        assert self.process is not None
+        code = self.process.poll()
+        return code is not None and not (self.supervised and code == EXIT_KAFKA_UNAVAILABLE)
 
     def log_text(self) -> str:
         path = self.workdir / f"worker-{self.web_port}.log"
@@ -187,8 +254,7 @@ class WorkerRun:
     def wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            assert self.process is not None
-            if self.process.poll() is not None:
+            if self._stopped_for_good():
                 raise AssertionError(f"worker exited early:\n{self.log_text()[-4000:]}")
             try:
                 status, _ = self.get("/ready")
@@ -200,6 +266,9 @@ class WorkerRun:
         raise AssertionError(f"worker not ready after {timeout} s:\n{self.log_text()[-4000:]}")
 
     def stop(self, *, kill: bool = False) -> None:
+        self._stopping.set()
+        if self._supervisor is not None:
+            self._supervisor.join()
         try:
             self._stop(kill=kill)
         finally:
