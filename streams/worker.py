@@ -339,6 +339,7 @@ class OrderwatchWorker:
         self.app.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]
         self._follow_commits()
         self.app.on_rebalance_complete.connect(self._on_rebalance_complete)  # type: ignore[arg-type]
+        self.app.on_before_shutdown.connect(self._close_offset_reader)  # type: ignore[arg-type]
         self.orders.table.table.on_recover(self._on_orders_recovered)
         self.app.page("/health")(self._health_view)  # type: ignore[arg-type]
         self.app.page("/ready")(self._ready_view)  # type: ignore[arg-type]
@@ -576,6 +577,12 @@ class OrderwatchWorker:
                     raise
                 self._offset_reader = reader
         return self._offset_reader
+
+    async def _close_offset_reader(self, sender: Any, **_: Any) -> None:
+        async with self._offset_reader_lock:
+            reader, self._offset_reader = self._offset_reader, None
+        if reader is not None:
+            await reader.stop()
 
     async def _check_order(self, message: Any) -> None:
         """Stop the worker if the consumer skipped offsets before this message (see

@@ -140,3 +140,20 @@ def test_a_defect_met_by_one_message_dead_letters_it_and_the_partition_flows_on(
     worker = _worker(tmp_path, monkeypatch, ArithmeticError("a bug"))
     asyncio.run(worker._order_agent(_Stream(_Message("orders", 0, 7), _Message("orders", 0, 8))))
     assert worker.rejected == [("orders@7", PROCESSING_FAILED), ("orders@8", PROCESSING_FAILED)]
+
+
+def test_the_offset_reader_is_stopped_at_shutdown(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    worker = _worker(tmp_path, monkeypatch, ArithmeticError("unused"))
+    stopped: list[bool] = []
+
+    class Reader:
+        async def stop(self) -> None:
+            stopped.append(True)
+
+    worker._offset_reader = Reader()
+    asyncio.run(worker._close_offset_reader(worker.app))
+    asyncio.run(worker._close_offset_reader(worker.app))  # twice: stopped once
+    assert stopped == [True]
+    assert worker._offset_reader is None
