@@ -80,7 +80,7 @@ def replay(
 ) -> None:
     """Replay JSON Lines events (INPUT, or - for stdin) through the core in event time."""
     from streams.core.policy import load_policy
-    from streams.replay import ReplaySummary, replay_file
+    from streams.replay import OutputError, ReplaySummary, replay_file
 
     if input_path != "-" and not Path(input_path).is_file():
         raise click.BadParameter(f"file {input_path!r} does not exist", param_hint="INPUT")
@@ -99,13 +99,16 @@ def replay(
             nl=False,
         )
 
-    summary = replay_file(
-        input_path,
-        output_path,
-        policy=policy,
-        until=until,
-        progress=progress if interactive else None,
-    )
+    try:
+        summary = replay_file(
+            input_path,
+            output_path,
+            policy=policy,
+            until=until,
+            progress=progress if interactive else None,
+        )
+    except OutputError as error:
+        raise click.ClickException(str(error)) from None
     if interactive:
         click.echo("\r", err=True, nl=False)
     if not quiet:

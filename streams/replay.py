@@ -23,7 +23,15 @@ from streams.core.ids import rejection_id
 from streams.core.outputs import EventRejected, FileSource, OutputEvent
 from streams.core.policy import Policy, load_policy
 
-__all__ = ["ReplaySummary", "raw_text", "reject_line", "replay_file", "replay_lines", "serialize"]
+__all__ = [
+    "OutputError",
+    "ReplaySummary",
+    "raw_text",
+    "reject_line",
+    "replay_file",
+    "replay_lines",
+    "serialize",
+]
 
 MAX_RAW_BYTES: Final = 64 * 1024
 
@@ -157,6 +165,10 @@ def _open_input(path: str | Path) -> IO[bytes]:
     return open(path, "rb")
 
 
+class OutputError(Exception):
+    """The output file could not be opened or written (the sentence says which and why)."""
+
+
 def replay_file(
     input_path: str | Path,
     output_path: str | Path | None = None,
@@ -167,16 +179,23 @@ def replay_file(
 ) -> ReplaySummary:
     """Replay a JSON Lines file (``-`` for stdin) into ``output_path`` (default stdout)."""
     policy = policy or load_policy()
+    sink: IO[str]
+    if output_path is None or str(output_path) == "-":
+        sink, where = sys.stdout, "standard output"
+    else:
+        where = str(output_path)
+        try:
+            sink = open(output_path, "w", encoding="utf-8", buffering=1 << 20)  # noqa: SIM115
+        except OSError as error:
+            raise OutputError(f"cannot write to {where}: {error.strerror or error}") from None
     source = _open_input(input_path)
-    sink = (
-        open(output_path, "w", encoding="utf-8", buffering=1 << 20)  # noqa: SIM115
-        if output_path is not None and str(output_path) != "-"
-        else sys.stdout
-    )
     write = sink.write
 
     def emit(output: OutputEvent) -> None:
-        write(serialize(output) + "\n")
+        try:
+            write(serialize(output) + "\n")
+        except OSError as error:
+            raise OutputError(f"cannot write to {where}: {error.strerror or error}") from None
 
     try:
         return replay_lines(
@@ -190,7 +209,7 @@ def replay_file(
     finally:
         if source is not sys.stdin.buffer:
             source.close()
-        if sink is not sys.stdout:
-            sink.close()
-        else:
-            sink.flush()
+        try:
+            sink.close() if sink is not sys.stdout else sink.flush()
+        except OSError as error:
+            raise OutputError(f"cannot write to {where}: {error.strerror or error}") from None

@@ -356,3 +356,20 @@ def test_the_installed_orderwatch_script_replays_a_file(tmp_path: Path) -> None:
     assert {output["type"] for output in outputs} == OUTPUT_TYPES
     assert b"replayed 5 lines" in completed.stderr
     assert b"1 rejected" in completed.stderr
+
+
+@pytest.mark.parametrize(
+    ("output", "why"),
+    [("missing-dir/out.jsonl", "No such file or directory"), ("/dev/full", "No space left")],
+)
+def test_an_output_that_cannot_be_written_is_a_short_error_naming_it(
+    runner: CliRunner, tmp_path: Path, output: str, why: str
+) -> None:
+    if output == "/dev/full" and not Path(output).exists():
+        pytest.skip("this system has no /dev/full")
+    target = output if output.startswith("/") else str(tmp_path / output)
+    events = _write(tmp_path / "events.jsonl", GOOD_LINES)
+
+    result = _replay(runner, "-o", target, str(events))
+
+    _assert_short_error(result, target, why)
