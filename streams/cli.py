@@ -16,6 +16,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from streams import __version__
 from streams.core.events import Timestamp
+from streams.core.timeutil import format_utc
 from streams.errors import ConfigurationError
 
 __all__ = ["main"]
@@ -111,6 +112,14 @@ def replay(
         raise click.ClickException(str(error)) from None
     if interactive:
         click.echo("\r", err=True, nl=False)
+    latest = summary.latest
+    if until is not None and latest is not None and until <= latest - policy.allowed_lateness:
+        click.echo(
+            f"orderwatch: warning: --until {format_utc(until)} is before the events read "
+            f"(the latest at {format_utc(latest)}); the clock never goes back, so --until "
+            "changed nothing",
+            err=True,
+        )
     if not quiet:
         click.echo(f"orderwatch: {summary.describe()}", err=True)
 

@@ -48,6 +48,8 @@ class ReplaySummary:
     outputs: int = 0
     by_type: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    #: The largest ``occurred_at`` accepted (None: no event).
+    latest: datetime | None = None
 
     def describe(self) -> str:
         """One line for stderr."""
@@ -149,6 +151,7 @@ def _replay(
             summary.seconds = time.perf_counter() - started
             progress(summary)
     summary.lines = number
+    summary.latest = engine.max_seen
     final = until if until is not None else engine.max_seen
     if final is not None:
         emit_all(engine.advance_to(final))

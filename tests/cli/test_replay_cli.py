@@ -373,3 +373,15 @@ def test_an_output_that_cannot_be_written_is_a_short_error_naming_it(
     result = _replay(runner, "-o", target, str(events))
 
     _assert_short_error(result, target, why)
+
+
+def test_until_before_the_data_is_a_warning_naming_until(runner: CliRunner, tmp_path: Path) -> None:
+    events = _write(tmp_path / "events.jsonl", GOOD_LINES)
+
+    early = _replay(runner, "-q", "--until", "2001-01-01T00:00:00Z", str(events))
+    later = _replay(runner, "-q", "--until", "2099-01-01T00:00:00Z", str(events))
+
+    assert early.exit_code == 0
+    [warning] = early.stderr.splitlines()
+    assert warning.startswith("orderwatch: warning: --until 2001-01-01T00:00:00Z is before")
+    assert later.stderr == ""
