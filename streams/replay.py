@@ -172,6 +172,10 @@ class OutputError(Exception):
     """The output file could not be opened or written (the sentence says which and why)."""
 
 
+def _cannot_write(where: str, error: OSError) -> OutputError:
+    return OutputError(f"cannot write to {where}: {error.strerror or error}")
+
+
 def replay_file(
     input_path: str | Path,
     output_path: str | Path | None = None,
@@ -190,7 +194,7 @@ def replay_file(
         try:
             sink = open(output_path, "w", encoding="utf-8", buffering=1 << 20)  # noqa: SIM115
         except OSError as error:
-            raise OutputError(f"cannot write to {where}: {error.strerror or error}") from None
+            raise _cannot_write(where, error) from None
     source = _open_input(input_path)
     write = sink.write
 
@@ -198,7 +202,7 @@ def replay_file(
         try:
             write(serialize(output) + "\n")
         except OSError as error:
-            raise OutputError(f"cannot write to {where}: {error.strerror or error}") from None
+            raise _cannot_write(where, error) from None
 
     try:
         return replay_lines(
@@ -215,4 +219,4 @@ def replay_file(
         try:
             sink.close() if sink is not sys.stdout else sink.flush()
         except OSError as error:
-            raise OutputError(f"cannot write to {where}: {error.strerror or error}") from None
+            raise _cannot_write(where, error) from None
