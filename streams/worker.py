@@ -398,17 +398,15 @@ class OrderwatchWorker:
         ]
         if not tps:
             return
-        reader = await self._offset_reader_started()
-        try:
-            ends = await reader.end_offsets([TopicPartition(*tp) for tp in tps])
-        except KafkaError:
+        ends = await self._log_ends(tps)
+        if ends is None:
             return  # the outage log says so
         idle: dict[int, list[TP]] = {}
         for tp in tps:
             read_to = self._offsets.next_offset(tp)
             floor, _, floors, _ = leading[tp.partition]
             lifted = max(floors.get(tp.topic, EPOCH), self._lifts_sent.get(tp, EPOCH))
-            if read_to is not None and read_to >= ends[TopicPartition(*tp)] and floor > lifted:
+            if read_to is not None and read_to >= ends[tp] and floor > lifted:
                 idle.setdefault(tp.partition, []).append(tp)
         for partition, topics in idle.items():
             floor, seen, floors, value = leading[partition]
@@ -421,6 +419,15 @@ class OrderwatchWorker:
                 payload = wire.pack(wire.IDLE, floor, tp.topic.encode())
                 await self.clock_topic.send(value=payload, partition=partition)
 
+    async def _log_ends(self, tps: list[TP]) -> dict[TP, int] | None:
+        """Each partition's end offset now, or None when Kafka does not answer."""
+        reader = await self._offset_reader_started()
+        try:
+            ends = await reader.end_offsets([TopicPartition(*tp) for tp in tps])
+        except KafkaError:
+            return None
+        return {tp: ends[TopicPartition(*tp)] for tp in tps}
+
     async def _check_progress(self) -> None:
         """Stop the worker if a partition it owns has unread messages and none came since the
         last look (see :mod:`streams.offsets`); its restart reads them."""
@@ -428,12 +435,10 @@ class OrderwatchWorker:
         if not tps or not self._ready or self.app.rebalancing or self.outage.active:
             self._offsets.forget_looks()  # a pause is no stall
             return
-        reader = await self._offset_reader_started()
-        try:
-            ends = await reader.end_offsets([TopicPartition(*tp) for tp in tps])
-        except KafkaError:
+        ends = await self._log_ends(tps)
+        if ends is None:
             return  # the outage log says so
-        stalled = self._offsets.stalled({tp: ends[TopicPartition(*tp)] for tp in tps})
+        stalled = self._offsets.stalled(ends)
         if stalled:
             tp, at, end = stalled[0]
             stop_worker(
