@@ -66,6 +66,7 @@ from streams.failures import (
     is_infrastructure,
     stop_worker,
 )
+from streams.headers import cloudevents_source, headers
 from streams.inbox import (
     FACTS,
     SKU,
@@ -185,6 +186,7 @@ class OrderwatchWorker:
         self._handling: tuple[str, int, int] | None = None
         self._ready = False
         self.outage = OutageLog()
+        self._ce_source = cloudevents_source(settings.app_id)
         self.app = self._make_app()
         self._offsets: OffsetGuard[TP] = OffsetGuard()
         self._offset_reader: AIOKafkaConsumer | None = None
@@ -973,10 +975,15 @@ class OrderwatchWorker:
     ) -> None:
         for output in outputs:
             value = serialize(output).encode("utf-8")
+            attributes = headers(output, self._ce_source)
             if isinstance(output, DeadlineBreached):
-                await self.out_breaches.send(key=output.order_id.encode(), value=value)
+                await self.out_breaches.send(
+                    key=output.order_id.encode(), value=value, headers=attributes
+                )
             else:
-                await self.out_recommendations.send(key=output.subject.encode(), value=value)
+                await self.out_recommendations.send(
+                    key=output.subject.encode(), value=value, headers=attributes
+                )
         if outputs:
             self.metrics.observe_outputs(outputs)
         for fact in facts:
@@ -1001,7 +1008,11 @@ class OrderwatchWorker:
             reason=rejection.reason,
         )
         self.metrics.observe_rejection(message.topic, rejection.reason)
-        await self.out_dead_letter.send(key=message.key, value=serialize(rejected).encode("utf-8"))
+        await self.out_dead_letter.send(
+            key=message.key,
+            value=serialize(rejected).encode("utf-8"),
+            headers=headers(rejected, self._ce_source),
+        )
 
 
 PROCESSING_FAILED = Rejection(

@@ -99,6 +99,33 @@ def test_bad_messages_land_in_the_dead_letter_with_their_source_and_a_sentence(
     assert worker.metric("orderwatch_events_rejected_total") == 3
 
 
+def test_outputs_carry_cloudevents_headers_and_dead_letters_their_source(
+    backfilled: tuple[WorkerRun, list[dict[str, Any]]],
+) -> None:
+    worker, outputs = backfilled
+    kinds = set()
+    for output in outputs:
+        attributes = output["_kafka"]["headers"]
+        output_id = output.get("breach_id") or output.get("recommendation_id")
+        decided = output.get("detected_at") or output.get("issued_at")
+        if output["type"] == "event.rejected":
+            output_id, decided = output["rejection_id"], output["rejected_at"]
+            source = output["source"]
+            assert attributes["orderwatch_source_topic"] == source["topic"]
+            assert attributes["orderwatch_source_partition"] == str(source["partition"])
+            assert attributes["orderwatch_source_offset"] == str(source["offset"])
+            assert attributes["orderwatch_error_code"] == output["reason"]
+        assert attributes["content-type"] == "application/json"
+        assert attributes["ce_specversion"] == "1.0"
+        assert attributes["ce_id"] == output_id
+        assert attributes["ce_type"] == output["type"]
+        assert attributes["ce_source"] == f"/orderwatch/{worker.name}"
+        assert attributes["ce_time"] == decided
+        assert attributes.get("ce_subject") == (output.get("subject") or output.get("order_id"))
+        kinds.add(output["type"])
+    assert kinds == {"deadline.breached", "recommendation.issued", "event.rejected"}
+
+
 def test_health_ready_and_metrics_are_served(
     backfilled: tuple[WorkerRun, list[dict[str, Any]]],
 ) -> None:
@@ -116,9 +143,11 @@ def test_health_ready_and_metrics_are_served(
     # Everything produced was processed: no partition lags (the lag is read every 5 s).
     lag = "orderwatch_consumer_lag_messages"
     wait_for(
-        lambda: f'{lag}{{partition="0",topic="{worker.prefix}orders"}} 0.0'.encode()
-        in worker.get("/metrics")[1]
-        and worker.metric(lag) == 0,
+        lambda: (
+            f'{lag}{{partition="0",topic="{worker.prefix}orders"}} 0.0'.encode()
+            in worker.get("/metrics")[1]
+            and worker.metric(lag) == 0
+        ),
         timeout=15,
         what="no consumer lag on any partition",
     )

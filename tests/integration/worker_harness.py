@@ -391,6 +391,7 @@ async def consume_outputs(
                     output["_kafka"] = {
                         "topic": record.topic,
                         "key": record.key.decode() if record.key is not None else None,
+                        "headers": {name: value.decode() for name, value in record.headers},
                     }
                     outputs.append(output)
     finally:
