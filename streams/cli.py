@@ -182,9 +182,14 @@ def _worker_flags(command: Any) -> Any:
 @click.option(
     "--loglevel",
     "-l",
-    default="info",
-    show_default=True,
+    "log_level",
     type=click.Choice(["debug", "info", "warning", "error"]),
+    help="ORDERWATCH_LOG_LEVEL (default info).",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    help="ORDERWATCH_LOG_FORMAT: text (default) or json, one record per line.",
 )
 def worker(
     broker: str | None,
@@ -197,11 +202,14 @@ def worker(
     web_host: str | None,
     web_port: int | None,
     data_dir: str | None,
-    loglevel: str,
+    log_level: str | None,
+    log_format: str | None,
 ) -> None:
     """Run the Faust worker: consume the input topics, emit breaches and recommendations."""
     import asyncio
+    import logging
 
+    from streams.logs import configure_logging
     from streams.topics import ensure_topics
     from streams.worker import OrderwatchWorker, describe_startup, run
 
@@ -216,16 +224,20 @@ def worker(
         web_host=web_host,
         web_port=web_port,
         data_dir=data_dir,
+        log_level=log_level,
+        log_format=log_format,
     )
     try:
         orderwatch = OrderwatchWorker(settings)
+        configure_logging(settings.log_level, settings.log_format, filters=[orderwatch.outage])
+        log = logging.getLogger("orderwatch.worker")
+        log.info("%s", describe_startup(orderwatch))
         created = asyncio.run(ensure_topics(settings))
     except ConfigurationError as error:
         raise click.ClickException(str(error)) from None
-    click.echo(describe_startup(orderwatch), err=True)
     if created:
-        click.echo(f"orderwatch: created topics {', '.join(created)}", err=True)
-    run(orderwatch, loglevel)
+        log.info("created topics %s", ", ".join(created))
+    run(orderwatch)
 
 
 @main.command("advance-clock")

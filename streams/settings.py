@@ -16,6 +16,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streams.errors import ConfigurationError
+from streams.logs import LogFormat, LogLevel
 
 __all__ = ["TOPIC_ROLES", "Settings", "load_settings"]
 
@@ -84,6 +85,14 @@ class Settings(BaseSettings):
     processing_guarantee: Literal["at_least_once", "exactly_once"] = "at_least_once"
     session_timeout: Annotated[float, Field(gt=0)] = 6.0
     heartbeat_interval: Annotated[float, Field(gt=0)] = 1.0
+    log_level: LogLevel = Field(
+        default="info",
+        description="orderwatch's log level; the libraries under it log below warning only "
+        "at debug.",
+    )
+    log_format: LogFormat = Field(
+        default="text", description="text (for people) or json (one object per line)."
+    )
 
     @field_validator("store")
     @classmethod

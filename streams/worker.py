@@ -59,7 +59,7 @@ from streams.core.outputs import (
 )
 from streams.core.policy import Policy, load_policy
 from streams.core.sequencer import Check, Item, closing, position
-from streams.core.timeutil import EPOCH, format_utc
+from streams.core.timeutil import EPOCH
 from streams.failures import (
     SkippedOffsets,
     StalledPartition,
@@ -348,7 +348,7 @@ class OrderwatchWorker:
         self.app.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]
         self._follow_commits()
         self.app.on_rebalance_complete.connect(self._on_rebalance_complete)  # type: ignore[arg-type]
-        self.app.on_before_shutdown.connect(self._close_offset_reader)  # type: ignore[arg-type]
+        self.app.on_before_shutdown.connect(self._on_shutdown)  # type: ignore[arg-type]
         self.orders.table.table.on_recover(self._on_orders_recovered)
         self.app.page("/health")(self._health_view)  # type: ignore[arg-type]
         self.app.page("/ready")(self._ready_view)  # type: ignore[arg-type]
@@ -565,7 +565,13 @@ class OrderwatchWorker:
         self.metrics.set_assigned_partitions(len(owned))
         self.metrics.set_open_orders(len(self._scheduled))
         self._ready = True
-        log.info("ready: %d partitions, %d open orders", len(owned), len(self._scheduled))
+        # Logged once per rebalance: when the tables have recovered.
+        log.log(
+            logging.INFO if fire else logging.DEBUG,
+            "ready: %d partitions, %d open orders",
+            len(owned),
+            len(self._scheduled),
+        )
 
     def _schedule(self, partition: int, order_id: str, due_at: datetime | None) -> None:
         if due_at is None:
@@ -619,7 +625,11 @@ class OrderwatchWorker:
                 self._offset_reader = reader
         return self._offset_reader
 
-    async def _close_offset_reader(self, sender: Any, **_: Any) -> None:
+    async def _on_shutdown(self, sender: Any, **_: Any) -> None:
+        log.info("stopping")
+        await self._close_offset_reader()
+
+    async def _close_offset_reader(self) -> None:
         async with self._offset_reader_lock:
             reader, self._offset_reader = self._offset_reader, None
         if reader is not None:
@@ -1056,27 +1066,27 @@ def _unpack_clock(data: bytes) -> _PartitionClock:
 
 
 def describe_startup(worker: OrderwatchWorker) -> str:
-    """What the worker prints when it starts: settings (secrets masked) and policy."""
+    """What the worker logs when it starts: the settings that matter and the policy."""
     s = worker.settings
     return (
         f"orderwatch {__version__}: app {s.app_id}, broker {s.broker}, {s.partitions} partitions, "
         f"{s.clock}-clock, policy {worker.policy.ref.name} {worker.policy.ref.version}, "
-        f"web http://{s.web_host}:{s.web_port}/ (started {format_utc(_utc_now())})"
+        f"web http://{s.web_host}:{s.web_port}/"
     )
 
 
-def run(worker: OrderwatchWorker, loglevel: str) -> None:
-    """Run the Faust worker until it is stopped."""
+def run(worker: OrderwatchWorker) -> None:
+    """Run the Faust worker until it is stopped (logging is :func:`streams.logs`'s, set up
+    before: Faust leaves it alone)."""
     from faust.worker import Worker
 
     class _Worker(Worker):
-        def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
-            # Faust's terminal spinner, on at WARNING and above, sets the root logger to DEBUG
-            # so that it can animate on every record: every library debug call then builds a
-            # record (about a tenth of the worker's CPU). A service needs no spinner.
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            # Faust's terminal spinner animates on every log record; a service needs none.
             self.spinner = None
-            super().on_setup_root_logger(logger, level)
-            for handler in logging.getLogger().handlers:
-                handler.addFilter(worker.outage)
 
-    _Worker(worker.app, loglevel=loglevel, quiet=True).execute_from_commandline()
+    level = worker.settings.log_level.upper()
+    _Worker(
+        worker.app, loglevel=level, quiet=True, override_logging=False
+    ).execute_from_commandline()

@@ -26,6 +26,7 @@ from worker_harness import (
     wait_for,
 )
 
+from streams import __version__
 from streams.core.policy import load_policy
 from streams.core.timeutil import EPOCH
 from streams.simulator import generate_events
@@ -221,6 +222,46 @@ def test_an_event_dated_2199_is_dead_lettered_and_moves_no_clock(
     assert decisions(outputs) == decisions(replayed)
     [from_2199] = [o for o in outputs if "e-from-2199" in o.get("raw", "")]
     assert "days after the latest event" in from_2199["error"]
+    assert from_2199["reason"] == "from_the_future"
+
+
+def test_the_log_is_one_json_object_per_line_with_no_payload_and_no_repeats(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    marker = "payload-7c1e5"
+    lines = example_lines()[:40]
+    placed = next(json.loads(line) for line in lines if b'"type":"order.placed"' in line)
+    marked = [
+        json.dumps(placed | {"event_id": "e-marked", "sku": marker}).encode(),
+        f'{{"type": "order.placed", "sku": "{marker}"'.encode(),  # cut short: dead-lettered
+    ]
+    worker = WorkerRun(
+        kafka_bootstrap,
+        tmp_path,
+        clock="wall",
+        loglevel="info",
+        extra_env={"ORDERWATCH_LOG_FORMAT": "json"},
+    )
+    try:
+        worker.start()
+        run(produce_lines(kafka_bootstrap, worker.prefix, [*lines, *marked]))
+        wait_for(
+            lambda: worker.metric("orderwatch_events_rejected_total") >= 1
+            and worker.metric("orderwatch_consumer_lag_messages") == 0,
+            timeout=60,
+            what="the marked messages processed",
+        )
+    finally:
+        worker.stop()
+    text = worker.log_text()
+    records = [json.loads(line) for line in text.splitlines()]  # every line is one object
+    messages = [record["message"] for record in records]
+    assert sum(m.startswith(f"orderwatch {__version__}: app {worker.name}") for m in messages) == 1
+    assert sum(m.startswith("ready: ") for m in messages) == 1
+    assert messages[-1] == "stopping"
+    assert marker not in text
+    assert not any("+---" in m for m in messages)  # Faust's tables are for debug only
+    assert {record["level"] for record in records} <= {"INFO", "WARNING"}
 
 
 def test_inputs_with_nothing_unread_hold_no_clock_beyond_the_idle_slack(
