@@ -263,3 +263,119 @@ def advance_clock(
     except ConfigurationError as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"orderwatch: asked {sent} partitions to advance to {until.isoformat()}", err=True)
+
+
+@main.command()
+@click.argument("input_path", metavar="FILE", type=click.Path(dir_okay=False, allow_dash=True))
+@_worker_flags
+@click.option("--quiet", "-q", is_flag=True, help="No progress or summary on stderr.")
+def send(input_path: str, quiet: bool, **flags: Any) -> None:
+    """Publish JSON Lines input events (FILE, or - for stdin) to their topics, keyed and
+    partitioned as the worker reads them."""
+    import asyncio
+
+    from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
+
+    from streams.logs import configure_logging
+    from streams.send import SendSummary, send_lines
+
+    if input_path != "-" and not Path(input_path).is_file():
+        raise click.BadParameter(f"file {input_path!r} does not exist", param_hint="FILE")
+    settings = _settings(**flags)
+    configure_logging("error", "text")  # aiokafka warns of every retried send
+    interactive = sys.stderr.isatty() and not quiet
+
+    def progress(summary: SendSummary) -> None:
+        rate = summary.sent / summary.seconds if summary.seconds else 0.0
+        click.echo(
+            f"\rsend: {summary.lines:,} lines, {summary.sent:,} sent ({rate:,.0f} events/s)",
+            err=True,
+            nl=False,
+        )
+
+    def unroutable(line: int, why: str) -> None:
+        if interactive:
+            click.echo("\r", err=True, nl=False)
+        if not quiet:
+            click.echo(f"orderwatch: line {line} not sent: {why}", err=True)
+
+    source = sys.stdin.buffer if input_path == "-" else open(input_path, "rb")  # noqa: SIM115
+    try:
+        summary = asyncio.run(
+            send_lines(
+                settings,
+                source,
+                progress=progress if interactive else None,
+                on_unroutable=unroutable,
+            )
+        )
+    except ConfigurationError as error:
+        raise click.ClickException(str(error)) from None
+    except KafkaError as error:
+        raise click.ClickException(f"a send failed: {error}") from None
+    finally:
+        if source is not sys.stdin.buffer:
+            source.close()
+    if interactive:
+        click.echo("\r", err=True, nl=False)
+    if not quiet:
+        click.echo(f"orderwatch: {summary.describe()}", err=True)
+
+
+@main.command()
+@click.option("--orders", type=click.IntRange(1), default=1000, show_default=True)
+@click.option("--seed", type=int, default=1, show_default=True, help="Same seed, same stream.")
+@click.option("--merchants", type=click.IntRange(1), default=20, show_default=True)
+@click.option(
+    "--orders-per-hour",
+    type=click.FloatRange(min=0, min_open=True),
+    default=40.0,
+    show_default=True,
+)
+@click.option(
+    "--start",
+    type=_TimestampType(),
+    help="When the first order is placed (default: now). Event time runs on from there.",
+)
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Write at most this many events a second (default: as fast as possible).",
+)
+def simulate(
+    orders: int,
+    seed: int,
+    merchants: int,
+    orders_per_hour: float,
+    start: datetime | None,
+    rate: float | None,
+) -> None:
+    """Write a realistic simulated event stream to stdout as JSON Lines (pipe it to send)."""
+    import json
+    import time
+    from datetime import UTC
+
+    from streams.simulator import generate_events
+
+    first = start or datetime.now(UTC).replace(microsecond=0)
+    out = sys.stdout.buffer
+    began = time.monotonic()
+    try:
+        for count, event in enumerate(
+            generate_events(
+                seed=seed,
+                orders=orders,
+                start=first,
+                merchants=merchants,
+                orders_per_hour=orders_per_hour,
+            )
+        ):
+            if rate is not None:
+                ahead = began + count / rate - time.monotonic()
+                if ahead > 0:
+                    out.flush()
+                    time.sleep(ahead)
+            out.write(json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode() + b"\n")
+        out.flush()
+    except BrokenPipeError:
+        sys.stderr.close()  # the reader went away: nothing more to say

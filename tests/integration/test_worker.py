@@ -246,8 +246,10 @@ def test_the_log_is_one_json_object_per_line_with_no_payload_and_no_repeats(
         worker.start()
         run(produce_lines(kafka_bootstrap, worker.prefix, [*lines, *marked]))
         wait_for(
-            lambda: worker.metric("orderwatch_events_rejected_total") >= 1
-            and worker.metric("orderwatch_consumer_lag_messages") == 0,
+            lambda: (
+                worker.metric("orderwatch_events_rejected_total") >= 1
+                and worker.metric("orderwatch_consumer_lag_messages") == 0
+            ),
             timeout=60,
             what="the marked messages processed",
         )
