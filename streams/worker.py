@@ -30,6 +30,7 @@ import asyncio
 import heapq
 import json
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -54,6 +55,7 @@ from streams.core.outputs import (
     EventRejected,
     KafkaSource,
     RecommendationIssued,
+    Rejection,
 )
 from streams.core.policy import Policy, load_policy
 from streams.core.sequencer import Check, Item, closing, position
@@ -87,6 +89,8 @@ log = logging.getLogger("orderwatch.worker")
 
 S = TypeVar("S")
 STALL_CHECK_SECONDS = 20.0
+#: Seconds between two readings of the input partitions' log ends for the consumer lag.
+LAG_CHECK_SECONDS = 5.0
 #: How often (seconds) the event-time worker looks for inputs with nothing unread.
 IDLE_CHECK_SECONDS = 1.0
 _YEAR_SECONDS = 365 * 24 * 3600.0
@@ -188,6 +192,8 @@ class OrderwatchWorker:
         self._declare()
         for role in ("orders", "tracking", "complaints", "inventory"):
             self.metrics.declare_topic(settings.topic(role))
+        self.metrics.track_clock(self.clock_seconds)
+        self.metrics.track_ready(self.is_ready)
 
     # -- wiring ---------------------------------------------------------------------------
 
@@ -336,6 +342,7 @@ class OrderwatchWorker:
             )
         self.app.timer(1.0, name="orderwatch.outage")(self._check_outage)
         self.app.timer(STALL_CHECK_SECONDS, name="orderwatch.progress")(self._check_progress)
+        self.app.timer(LAG_CHECK_SECONDS, name="orderwatch.consumer-lag")(self._observe_lag)
         self.app.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]
         self._follow_commits()
         self.app.on_rebalance_complete.connect(self._on_rebalance_complete)  # type: ignore[arg-type]
@@ -353,14 +360,25 @@ class OrderwatchWorker:
         """The process is up."""
         return self.app.web.json({"status": "ok", "version": __version__})
 
-    async def _ready_view(self, request: Any) -> Any:
+    def is_ready(self) -> bool:
         """Partitions are assigned, the tables recovered, and Kafka is reachable."""
-        ready = (
+        return bool(
             self._ready
             and not self.app.rebalancing
             and not self.app.in_recovery
             and not self.outage.active
         )
+
+    def clock_seconds(self) -> float:
+        """The processor's clock for the metrics: the time (wall clock), or the earliest clock
+        of the owned partitions whose clock has started (event time; NaN while none has)."""
+        if not self.event_time:
+            return time.time()
+        started = [c.value for c in self._clocks.values() if c.value > EPOCH]
+        return min(started).timestamp() if started else math.nan
+
+    async def _ready_view(self, request: Any) -> Any:
+        ready = self.is_ready()
         return self.app.web.json({"ready": ready}, status=200 if ready else 503)
 
     async def _metrics_view(self, request: Any) -> Any:
@@ -447,6 +465,22 @@ class OrderwatchWorker:
                 ),
                 f"{tp[0]}[{tp[1]}]@{at}",
             )
+
+    async def _observe_lag(self) -> None:
+        """``orderwatch_consumer_lag_messages``: each owned input partition's unread messages."""
+        inputs = self._input_names | {self.inventory.get_topic_name()}
+        tps = [tp for tp in self._offsets.partitions() if tp.topic in inputs]
+        if self.app.rebalancing or self.outage.active:
+            return
+        ends = await self._log_ends(tps) if tps else {}
+        if ends is None:
+            return  # the outage log says so
+        lag = {}
+        for tp in tps:
+            read_to = self._offsets.next_offset(tp)
+            if read_to is not None:
+                lag[tp.topic, tp.partition] = ends[tp] - read_to
+        self.metrics.set_consumer_lag(lag)
 
     # -- partitions -----------------------------------------------------------------------
 
@@ -626,7 +660,7 @@ class OrderwatchWorker:
 
     async def _order_message(self, message: Any) -> None:
         decoded = decode_event(message.value or b"")
-        if isinstance(decoded, str):
+        if isinstance(decoded, Rejection):
             await self._reject(message, decoded)
             return
         if isinstance(decoded, InventoryUpdated):
@@ -640,8 +674,8 @@ class OrderwatchWorker:
             await self.order_events.send(key=decoded.order_id.encode(), value=message.value)
             return
         latest = self._latest(self._clocks.get(partition))
-        if error := from_the_future(decoded.occurred_at, latest, self.policy):
-            await self._reject(message, error)
+        if rejection := from_the_future(decoded.occurred_at, latest, self.policy):
+            await self._reject(message, rejection)
             return
         await self._apply(partition, decoded, message.topic)
 
@@ -685,7 +719,6 @@ class OrderwatchWorker:
         clock = self._clocks.setdefault(partition, _PartitionClock())
         if clock.observe(topic, occurred_at, self.policy.allowed_lateness, self._input_names):
             self.clocks.put(self._clock_keys[partition], clock)
-            self.metrics.set_partition_clocks(c.value for c in self._clocks.values())
         return clock.value
 
     async def _clock_message(self, partition: int, value: bytes | None) -> None:
@@ -702,7 +735,6 @@ class OrderwatchWorker:
         clock = self._clocks.setdefault(partition, _PartitionClock())
         if clock.lift(topic, floor, self.policy.allowed_lateness, self._input_names):
             self.clocks.put(self._clock_keys[partition], clock)
-            self.metrics.set_partition_clocks(c.value for c in self._clocks.values())
             await self._fire_due(partition, clock.value)
             self._unannounced[order_source(partition)] = clock.value
 
@@ -809,8 +841,10 @@ class OrderwatchWorker:
         for store in (self.skus, self.carriers, self.merchants):
             await store.flush()
         await self.inbox_table.flush()
+        sequencers = [s for inbox in self._inboxes.values() for s in inbox.sequencers.values()]
         self.metrics.set_aggregate_inputs_waiting(
-            sum(len(s) for inbox in self._inboxes.values() for s in inbox.sequencers.values())
+            sum(len(s) for s in sequencers),
+            min((at for s in sequencers if (at := s.oldest()) is not None), default=None),
         )
 
     def _inbox(self, partition: int) -> PartitionInbox:
@@ -858,20 +892,24 @@ class OrderwatchWorker:
 
     async def _inventory_message(self, message: Any) -> None:
         decoded = decode_event(message.value or b"")
-        if isinstance(decoded, str):
+        if isinstance(decoded, Rejection):
             await self._reject(message, decoded)
             return
         if not isinstance(decoded, InventoryUpdated):
             await self._reject(
                 message,
-                f"The inventory topic carries only inventory.updated events, not {decoded.type}; "
-                "send order events to the orders, tracking or complaints topic.",
+                Rejection(
+                    "wrong_topic",
+                    f"The inventory topic carries only inventory.updated events, not "
+                    f"{decoded.type}; send order events to the orders, tracking or complaints "
+                    "topic.",
+                ),
             )
             return
         partition = message.partition
         latest = self._latest(self._inventory_clocks.get(partition))
-        if error := from_the_future(decoded.occurred_at, latest, self.policy):
-            await self._reject(message, error)
+        if rejection := from_the_future(decoded.occurred_at, latest, self.policy):
+            await self._reject(message, rejection)
             return
         self.metrics.observe_event(message.topic, decoded.type, decoded.occurred_at)
         if self.event_time:
@@ -947,7 +985,7 @@ class OrderwatchWorker:
                 value=wire.pack(wire.FACT, fact.at, codec.encode_fact(fact)),
             )
 
-    async def _reject(self, message: Any, error: str) -> None:
+    async def _reject(self, message: Any, rejection: Rejection) -> None:
         raw = message.value or b""
         key = message.key.decode("utf-8", errors="replace") if message.key is not None else None
         source = f"{message.topic}:{message.partition}:{message.offset}"
@@ -958,14 +996,18 @@ class OrderwatchWorker:
             ),
             key=key,
             raw=raw_text(raw),
-            error=error,
+            error=rejection.error,
             rejected_at=_utc_now(),
+            reason=rejection.reason,
         )
-        self.metrics.observe_rejection(message.topic, error)
+        self.metrics.observe_rejection(message.topic, rejection.reason)
         await self.out_dead_letter.send(key=message.key, value=serialize(rejected).encode("utf-8"))
 
 
-PROCESSING_FAILED = "orderwatch failed to process this message; see the worker log for the error"
+PROCESSING_FAILED = Rejection(
+    "processing_failed",
+    "orderwatch failed to process this message; see the worker log for the error",
+)
 
 
 def _stopping_on_kafka_failure(

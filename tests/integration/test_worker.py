@@ -23,6 +23,7 @@ from worker_harness import (
     produce_lines,
     replayed_outputs,
     run,
+    wait_for,
 )
 
 from streams.core.policy import load_policy
@@ -104,8 +105,26 @@ def test_health_ready_and_metrics_are_served(
     worker, _ = backfilled
     assert worker.get("/health")[0] == 200
     assert worker.get("/ready")[0] == 200
+    assert worker.metric("orderwatch_ready") == 1
     assert worker.metric("orderwatch_breaches_total", deadline="fulfillment") > 0
+    assert worker.metric("orderwatch_breaches_total", rule="wish.fulfillment") > 0
     assert worker.metric("orderwatch_assigned_partitions") == worker.partitions
+    assert worker.metric("orderwatch_processing_failures_total") == 0
+    # The clock is the event-time clock the backfill advanced, not 0.
+    last = max(datetime.fromisoformat(at) for line in example_lines() if (at := occurred(line)))
+    assert worker.metric("orderwatch_clock_timestamp_seconds") == last.timestamp()
+    # Everything produced was processed: no partition lags (the lag is read every 5 s).
+    lag = "orderwatch_consumer_lag_messages"
+    wait_for(
+        lambda: f'{lag}{{partition="0",topic="{worker.prefix}orders"}} 0.0'.encode()
+        in worker.get("/metrics")[1]
+        and worker.metric(lag) == 0,
+        timeout=15,
+        what="no consumer lag on any partition",
+    )
+    _, body = worker.get("/metrics")
+    assert b"process_cpu_seconds_total" in body
+    assert b"_created" not in body
 
 
 def test_promtool_accepts_the_live_exposition(

@@ -200,6 +200,9 @@ def test_an_event_produced_with_kcat_is_processed_and_kcat_reads_the_advice(
             return any(r["reason"] == "FULFILLMENT_OVERDUE" for r in found)
 
         wait_for(fulfillment_overdue, 60, "FULFILLMENT_OVERDUE on the recommendations topic")
+        # On the wall clock, the processor's clock is the time.
+        clock = worker.metric("orderwatch_clock_timestamp_seconds")
+        assert abs(clock - datetime.now(UTC).timestamp()) < 30
     finally:
         worker.stop()
     overdue = [r for r in found if r["reason"] == "FULFILLMENT_OVERDUE"]

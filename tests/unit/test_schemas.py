@@ -13,7 +13,7 @@ import yaml
 from jsonschema import Draft202012Validator, FormatChecker
 
 from streams.core.events import INPUT_MODELS, decode_event
-from streams.core.outputs import OutputEvent
+from streams.core.outputs import OutputEvent, Rejection
 from streams.core.policy import load_policy
 from streams.replay import replay_lines, serialize
 from streams.schemas import (
@@ -165,7 +165,7 @@ REJECTED_BY_BOTH = {
 @pytest.mark.parametrize("change", REJECTED_BY_BOTH.values(), ids=REJECTED_BY_BOTH.keys())
 def test_schema_rejects_what_the_model_rejects(change: dict[str, Any]) -> None:
     message = {**example_inputs()["order.placed"], **change}
-    assert isinstance(decode_event(json.dumps(message)), str)
+    assert isinstance(decode_event(json.dumps(message)), Rejection)
     assert _errors(_validator(schema_name("order.placed")), message) != []
 
 
@@ -180,7 +180,7 @@ ACCEPTED_BY_BOTH = {
 @pytest.mark.parametrize("change", ACCEPTED_BY_BOTH.values(), ids=ACCEPTED_BY_BOTH.keys())
 def test_schema_accepts_what_the_model_accepts(change: dict[str, Any]) -> None:
     message = {**example_inputs()["order.placed"], **change}
-    assert not isinstance(decode_event(json.dumps(message)), str)
+    assert not isinstance(decode_event(json.dumps(message)), Rejection)
     assert _errors(_validator(schema_name("order.placed")), message) == []
 
 
@@ -192,7 +192,7 @@ def test_example_input_decodes_to_the_model_of_its_type(model: type[Any]) -> Non
     message_type = model.model_fields["type"].annotation.__args__[0]
     raw = (SCHEMAS / example_name(message_type)).read_bytes()
     decoded = decode_event(raw)
-    assert not isinstance(decoded, str), decoded
+    assert not isinstance(decoded, Rejection), decoded
     assert type(decoded) is model
     assert decoded.type == message_type
 
