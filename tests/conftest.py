@@ -22,8 +22,9 @@ missing broker cannot pass silently.
 from __future__ import annotations
 
 import os
+import shutil
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -99,6 +100,30 @@ def kafka_bootstrap(pytestconfig: pytest.Config) -> Iterator[str]:
         yield broker.bootstrap
     finally:
         broker.stop()
+
+
+@pytest.fixture(scope="session")
+def system_tool() -> Callable[..., str]:
+    """``system_tool(package, *names)``: the path of the first of ``names`` on PATH.
+
+    A missing tool skips the test with the ``apt-get install`` that provides it, unless ``CI``
+    or ``ORDERWATCH_REQUIRE_BROKER`` is set: then it fails (a missing tool must not pass).
+    """
+
+    def find(package: str, *names: str) -> str:
+        for name in names:
+            path = shutil.which(name)
+            if path is not None:
+                return path
+        wanted = " or ".join(names)
+        if os.environ.get("CI") or _broker_required():
+            pytest.fail(
+                f"{wanted} is not on PATH, and CI or {REQUIRE_ENV} is set: "
+                f"apt-get install {package}"
+            )
+        pytest.skip(f"{wanted} is not on PATH: apt-get install {package}")
+
+    return find
 
 
 # ---- hooks ---------------------------------------------------------------------------------------
