@@ -335,12 +335,18 @@ def send(input_path: str, quiet: bool, **flags: Any) -> None:
 @click.option(
     "--start",
     type=_TimestampType(),
-    help="When the first order is placed (default: now). Event time runs on from there.",
+    help="When the first order is placed (default: now, or a week ago with --live).",
 )
 @click.option(
     "--rate",
     type=click.FloatRange(min=0, min_open=True),
     help="Write at most this many events a second (default: as fast as possible).",
+)
+@click.option(
+    "--live",
+    is_flag=True,
+    help="Write each event once its occurred_at has come, the past ones at once: a stream "
+    "for a wall-clock worker.",
 )
 def simulate(
     orders: int,
@@ -349,15 +355,20 @@ def simulate(
     orders_per_hour: float,
     start: datetime | None,
     rate: float | None,
+    live: bool,
 ) -> None:
-    """Write a realistic simulated event stream to stdout as JSON Lines (pipe it to send)."""
+    """Write a realistic simulated event stream to stdout as JSON Lines (pipe it to send).
+
+    Without --live, weeks of event time pass in seconds: feed it to a worker with
+    ORDERWATCH_CLOCK=event, or to replay."""
     import json
     import time
-    from datetime import UTC
+    from datetime import UTC, timedelta
 
     from streams.simulator import generate_events
 
-    first = start or datetime.now(UTC).replace(microsecond=0)
+    now = datetime.now(UTC).replace(microsecond=0)
+    first = start or (now - timedelta(days=7) if live else now)
     out = sys.stdout.buffer
     began = time.monotonic()
     try:
@@ -370,11 +381,15 @@ def simulate(
                 orders_per_hour=orders_per_hour,
             )
         ):
+            wait = 0.0
             if rate is not None:
-                ahead = began + count / rate - time.monotonic()
-                if ahead > 0:
-                    out.flush()
-                    time.sleep(ahead)
+                wait = began + count / rate - time.monotonic()
+            if live:
+                due = datetime.fromisoformat(event["occurred_at"]).timestamp()
+                wait = max(wait, due - time.time())
+            if wait > 0:
+                out.flush()
+                time.sleep(wait)
             out.write(json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode() + b"\n")
         out.flush()
     except BrokenPipeError:

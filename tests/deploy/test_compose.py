@@ -137,7 +137,7 @@ def test_the_simulator_is_a_profile_that_feeds_the_topics_with_the_worker_image(
     assert simulator["profiles"] == ["simulator"]
     assert simulator["image"] == resolved["services"]["worker"]["image"]
     command = " ".join(simulator["command"])
-    assert "orderwatch simulate --rate 20 | orderwatch send -" in command
+    assert "orderwatch simulate --live --orders 1000000 | orderwatch send -" in command
 
 
 def test_prometheus_gets_the_shipped_config_and_the_rules_the_tests_use(

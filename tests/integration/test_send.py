@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import subprocess
 import sys
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from aiokafka import AIOKafkaConsumer
 from worker_harness import EXAMPLES, example_lines, kcat_path, partition_of
 
@@ -18,6 +22,7 @@ from streams.send import Unroutable, route
 
 pytestmark = pytest.mark.broker
 
+REPO = Path(__file__).resolve().parents[2]
 PARTITIONS = 8
 INPUTS = ("orders", "inventory", "tracking", "complaints")
 MURMUR2 = ("-X", "topic.partitioner=murmur2_random")
@@ -107,6 +112,34 @@ def test_simulate_piped_into_send_publishes_the_whole_stream(kafka_bootstrap: st
     assert sorted(json.loads(r.value)["event_id"] for r in records) == sorted(
         event["event_id"] for event in events
     )
+
+
+def test_the_compose_simulator_command_feeds_the_topics_live(kafka_bootstrap: str) -> None:
+    """docker-compose.yml's simulator runs here as it would in its container, for a while."""
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    shell, flag, command = compose["services"]["simulator"]["command"]
+    prefix = f"live-{uuid.uuid4().hex[:8]}-"
+    env = {
+        "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
+        "ORDERWATCH_BROKER": kafka_bootstrap,
+        "ORDERWATCH_TOPIC_PREFIX": prefix,
+        "ORDERWATCH_PARTITIONS": str(PARTITIONS),
+    }
+    # The topics first (send of nothing creates them), so the reader below cannot auto-create one.
+    assert (
+        orderwatch("send", "-", bootstrap=kafka_bootstrap, prefix=prefix, stdin=b"").returncode == 0
+    )
+    process = subprocess.Popen([shell, flag, command], env=env, start_new_session=True)
+    try:
+        # A week of history goes at once, then the stream waits for the clock: it keeps going.
+        records = asyncio.run(read_inputs(kafka_bootstrap, prefix, 5_000))
+        assert process.poll() is None
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+    assert len(records) >= 5_000
+    latest = max(datetime.fromisoformat(json.loads(r.value)["occurred_at"]) for r in records)
+    assert latest <= datetime.now(UTC) + timedelta(minutes=5)  # nothing from the future
 
 
 def test_send_of_a_missing_file_is_one_line(tmp_path: Path) -> None:
