@@ -211,6 +211,7 @@ def worker(
 
     from streams.logs import configure_logging
     from streams.topics import ensure_topics
+    from streams.web import check_bind
     from streams.worker import OrderwatchWorker, describe_startup, run
 
     settings = _settings(
@@ -228,6 +229,7 @@ def worker(
         log_format=log_format,
     )
     try:
+        check_bind(settings)
         orderwatch = OrderwatchWorker(settings)
         configure_logging(settings.log_level, settings.log_format, filters=[orderwatch.outage])
         log = logging.getLogger("orderwatch.worker")

@@ -83,6 +83,7 @@ from streams.replay import raw_text, serialize
 from streams.settings import Settings
 from streams.tables import DurableTable, StateStore
 from streams.topics import changelog_topic
+from streams.web import OrderwatchWeb
 
 __all__ = ["OrderwatchWorker", "describe_startup", "partition_for", "run"]
 
@@ -209,6 +210,7 @@ class OrderwatchWorker:
             topic_partitions=s.partitions,
             topic_replication_factor=s.replication_factor,
             web_host=s.web_host,
+            web_bind=s.web_host,
             web_port=s.web_port,
             web_enabled=True,
             processing_guarantee=s.processing_guarantee,
@@ -229,6 +231,8 @@ class OrderwatchWorker:
         )
         # Faust's consumer, but one that also resumes never-committed partitions at their start.
         app.transport = ResumingTransport(app.conf.broker_consumer, app)
+        # Faust's web server without Faust's own views.
+        app.web = OrderwatchWeb(app)
         return app
 
     def _topic(self, name: str, *, internal: bool = False) -> faust.TopicT:

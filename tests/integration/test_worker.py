@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -155,6 +157,36 @@ def test_health_ready_and_metrics_are_served(
     _, body = worker.get("/metrics")
     assert b"process_cpu_seconds_total" in body
     assert b"_created" not in body
+
+
+def test_the_web_server_listens_where_it_is_told_and_serves_only_orderwatch(
+    backfilled: tuple[WorkerRun, list[dict[str, Any]]],
+) -> None:
+    worker, _ = backfilled
+    for path in ("/", "/router/", "/table/orders/", "/stats/", "/graph/"):
+        assert worker.get(path)[0] == 404, path
+    # Bound to 127.0.0.1 (the default web host), not to every interface: another local address
+    # of the same machine is refused.
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.2", worker.web_port), timeout=5).close()
+
+
+def test_a_second_worker_on_the_same_port_stops_with_one_line(
+    backfilled: tuple[WorkerRun, list[dict[str, Any]]],
+) -> None:
+    worker, _ = backfilled
+    result = subprocess.run(
+        [sys.executable, "-m", "streams", "worker"],
+        env=worker.env(),
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stderr.decode().splitlines() == [
+        f"Error: setting ORDERWATCH_WEB_PORT: port {worker.web_port} on 127.0.0.1 is already in "
+        "use (another worker?); choose a free port"
+    ]
 
 
 def test_promtool_accepts_the_live_exposition(
