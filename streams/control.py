@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
+from aiokafka.admin import AIOKafkaAdminClient  # type: ignore[import-untyped]
 from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
 
 from streams import wire
@@ -15,7 +16,25 @@ __all__ = ["send_advance"]
 
 
 async def send_advance(settings: Settings, until: datetime) -> int:
-    """Ask every partition's clock to move to ``until``; returns how many were asked."""
+    """Ask every partition's clock to move to ``until``; returns how many were asked.
+
+    Raises :class:`ConfigurationError` when no worker of these settings has created its clock
+    topic (a wrong app id or prefix): a send would make the broker create it, with its own
+    partition count, and that topic would then stop the worker from starting.
+    """
+    topic = settings.internal_topic("clock")
+    partitions = await _partitions_of(settings, topic)
+    if partitions is None:
+        raise ConfigurationError(
+            f"no worker with app id {settings.app_id!r} and topic prefix "
+            f"{settings.topic_prefix!r} has run on {settings.broker} (its topic {topic!r} does "
+            "not exist): check ORDERWATCH_APP_ID and ORDERWATCH_TOPIC_PREFIX, or start the worker"
+        )
+    if partitions != settings.partitions:
+        raise ConfigurationError(
+            f"topic {topic!r} has {partitions} partitions but ORDERWATCH_PARTITIONS is "
+            f"{settings.partitions}: set it as the worker has it"
+        )
     producer = AIOKafkaProducer(bootstrap_servers=settings.broker)
     try:
         await producer.start()
@@ -25,10 +44,29 @@ async def send_advance(settings: Settings, until: datetime) -> int:
             f"cannot reach the Kafka broker at ORDERWATCH_BROKER={settings.broker!r}: {error}"
         ) from None
     try:
-        topic = settings.internal_topic("clock")
         payload = wire.pack(wire.ADVANCE, until)
         for partition in range(settings.partitions):
             await producer.send_and_wait(topic, payload, partition=partition)
         return settings.partitions
     finally:
         await producer.stop()
+
+
+async def _partitions_of(settings: Settings, topic: str) -> int | None:
+    """How many partitions ``topic`` has, or None when it does not exist (never creates it)."""
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.broker, client_id=f"{settings.app_id}-control"
+    )
+    try:
+        await admin.start()
+    except KafkaError as error:
+        raise ConfigurationError(
+            f"cannot reach the Kafka broker at ORDERWATCH_BROKER={settings.broker!r}: {error}"
+        ) from None
+    try:
+        if topic not in await admin.list_topics():
+            return None
+        [described] = await admin.describe_topics([topic])
+        return len(described["partitions"])
+    finally:
+        await admin.close()

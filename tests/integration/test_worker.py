@@ -7,12 +7,14 @@ import shutil
 import socket
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
 from worker_harness import (
     WorkerRun,
     backfill,
@@ -351,3 +353,31 @@ def _utc(text: str) -> datetime:
 
 def _without_clock(output: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in output.items() if k != "detected_at" and not k.startswith("_")}
+
+
+def test_advance_clock_for_a_worker_that_never_ran_is_one_line_and_creates_nothing(
+    kafka_bootstrap: str,
+) -> None:
+    prefix = f"nobody-{uuid.uuid4().hex[:8]}-"
+    env = {"PATH": "/usr/bin:/bin", "ORDERWATCH_BROKER": kafka_bootstrap}
+    env["ORDERWATCH_TOPIC_PREFIX"] = prefix
+    result = subprocess.run(
+        [sys.executable, "-m", "streams", "advance-clock", "--until", "2026-03-01T00:00:00Z"],
+        env=env,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    [line] = result.stderr.decode().splitlines()
+    assert line.startswith(f"Error: no worker with app id 'orderwatch' and topic prefix '{prefix}'")
+
+    async def topics() -> set[str]:
+        admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+        await admin.start()
+        try:
+            return set(await admin.list_topics())
+        finally:
+            await admin.close()
+
+    assert not any(name.startswith(prefix) for name in run(topics()))
