@@ -232,11 +232,11 @@ def worker(
         check_bind(settings)
         orderwatch = OrderwatchWorker(settings)
         configure_logging(settings.log_level, settings.log_format, filters=[orderwatch.outage])
-        log = logging.getLogger("orderwatch.worker")
-        log.info("%s", describe_startup(orderwatch))
         created = asyncio.run(ensure_topics(settings))
     except ConfigurationError as error:
         raise click.ClickException(str(error)) from None
+    log = logging.getLogger("orderwatch.worker")
+    log.info("%s", describe_startup(orderwatch))
     if created:
         log.info("created topics %s", ", ".join(created))
     run(orderwatch)

@@ -66,7 +66,7 @@ class Settings(BaseSettings):
     )
     data_dir: Path = Field(default=Path("orderwatch-data"), description="Faust's data dir.")
     web_host: str = "127.0.0.1"
-    web_port: Annotated[int, Field(ge=0, le=65535)] = 6066
+    web_port: Annotated[int, Field(ge=1, le=65535)] = 6066
     clock: Literal["wall", "event"] = Field(
         default="wall", description="wall: system time; event: per-partition watermark."
     )

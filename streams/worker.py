@@ -740,6 +740,10 @@ class OrderwatchWorker:
     async def _clock_message(self, partition: int, value: bytes | None) -> None:
         """A message of the clock topic: ``advance-clock``, or an input found idle."""
         kind, moment, payload = wire.unpack(value or b"")
+        if not self.event_time:
+            # The time moves a wall clock, nothing else: an advance would fire early.
+            log.warning("ignored a clock message: this worker runs on the wall clock")
+            return
         if kind == wire.IDLE:
             await self._lift_partition(partition, payload.decode(), moment)
         else:
