@@ -48,6 +48,7 @@ import contextlib
 import logging
 import ssl
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 from aiokafka.conn import AIOKafkaConnection  # type: ignore[import-untyped]
@@ -129,35 +130,66 @@ def ssl_context(settings: Settings) -> ssl.SSLContext | None:
                 f"({_reason(error)})"
             ) from None
     if settings.ssl_certfile is not None:
-        password = settings.ssl_key_password
+        secret = settings.ssl_key_password
+        asked: list[bool] = []
+
+        def password() -> str:
+            # Called only for an encrypted key. Without it OpenSSL would prompt on the terminal.
+            asked.append(True)
+            if secret is None:
+                raise _NoKeyPassword
+            return secret.get_secret_value()
+
         try:
-            context.load_cert_chain(
-                settings.ssl_certfile,
-                settings.ssl_keyfile,
-                password=password.get_secret_value() if password is not None else None,
-            )
+            context.load_cert_chain(settings.ssl_certfile, settings.ssl_keyfile, password=password)
+        except _NoKeyPassword:
+            key = "ssl_keyfile" if settings.ssl_keyfile else "ssl_certfile"
+            raise ConfigurationError(
+                f"setting {settings.given(key)}: the key is encrypted: set "
+                f"{settings.source_of('ssl_key_password')}"
+            ) from None
         except (ssl.SSLError, OSError, ValueError) as error:
-            raise ConfigurationError(_cert_chain_problem(settings, error)) from None
+            raise ConfigurationError(_cert_chain_problem(settings, error, bool(asked))) from None
     return context
 
 
-def _cert_chain_problem(settings: Settings, error: BaseException) -> str:
+class _NoKeyPassword(Exception):
+    """The key file is encrypted and no password is set."""
+
+
+def _cert_chain_problem(settings: Settings, error: BaseException, encrypted: bool) -> str:
+    """Which of the certificate, the key and its password ``load_cert_chain`` choked on."""
     reason = _reason(error)
-    lowered = reason.lower()
-    key = settings.source_of("ssl_keyfile")
-    if "mismatch" in lowered:
+    certfile = settings.ssl_certfile
+    keyfile = settings.ssl_keyfile or certfile
+    assert certfile is not None
+    assert keyfile is not None
+    key = "ssl_keyfile" if settings.ssl_keyfile else "ssl_certfile"
+    if b"-----BEGIN CERTIFICATE-----" not in _read(certfile):
+        return f"setting {settings.given('ssl_certfile')}: no PEM certificate in it ({reason})"
+    if b"PRIVATE KEY-----" not in _read(keyfile):
+        return f"setting {settings.given(key)}: no PEM private key in it ({reason})"
+    if encrypted and "mismatch" not in reason.lower():
         return (
-            f"setting {settings.given('ssl_keyfile')}: the key does not belong to the "
-            f"certificate of {settings.given('ssl_certfile')}"
+            f"setting {settings.source_of('ssl_key_password')}: it does not decrypt "
+            f"{settings.given(key)} ({reason})"
         )
-    if "password" in lowered or "decrypt" in lowered or "bad_decrypt" in lowered:
+    if "mismatch" in reason.lower():
         return (
-            f"setting {settings.source_of('ssl_key_password')}: cannot decrypt {key} "
-            f"with it ({reason})"
+            f"setting {settings.given(key)}: the key does not belong to the certificate of "
+            f"{settings.given('ssl_certfile')}"
         )
-    if "key" in lowered:
-        return f"setting {settings.given('ssl_keyfile')}: not a PEM private key ({reason})"
-    return f"setting {settings.given('ssl_certfile')}: not a PEM certificate ({reason})"
+    return (
+        f"setting {settings.given('ssl_certfile')}: cannot load it with the key of "
+        f"{settings.given(key)} ({reason})"
+    )
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return b""
 
 
 def security_options(settings: Settings) -> dict[str, Any]:
