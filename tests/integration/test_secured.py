@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,7 +24,10 @@ from worker_harness import (
     produce_lines,
     replayed_outputs,
     run,
+    security_options,
 )
+
+from streams.brokers import create_topics, wait_for_broker
 
 if TYPE_CHECKING:  # the suite's conftest: its fixtures' types
     from conftest import SecuredKafka, TlsFiles
@@ -170,3 +174,12 @@ def test_a_plain_login_never_shows_the_password_even_in_debug_logs(
     assert "Authenticated as orderwatch via PLAIN" in log  # the login did happen, and was logged
     assert "SaslAuthenticateRequest" in log
     assert secured_kafka.password not in log
+
+
+async def test_the_broker_helpers_take_security_options(secured_kafka: SecuredKafka) -> None:
+    security = security_options(secured_kafka.env)
+    await wait_for_broker(secured_kafka.bootstrap, 30, security=security)
+    topic = f"secured-{uuid.uuid4().hex[:8]}"
+    assert await create_topics(secured_kafka.bootstrap, {topic: 2}, security=security) == [topic]
+    with pytest.raises(TimeoutError):
+        await wait_for_broker(secured_kafka.bootstrap, 2)  # no TLS, no login: never ready
