@@ -201,7 +201,11 @@ def test_every_orderwatch_variable_the_project_uses_is_a_setting_or_a_tool_varia
     for path in files:
         if path in (Path(__file__), repo / "streams" / "settings.py"):
             continue  # typos on purpose; the tool prefixes themselves
-        used |= set(re.findall(r"ORDERWATCH_[A-Z][A-Z_]*[A-Z]", path.read_text(errors="ignore")))
+        text = path.read_text(errors="ignore")
+        # A name ending in "_" is a family in prose (ORDERWATCH_KAFKA_, ORDERWATCH_TEST_); an
+        # error message quoted in the docs names a typo on purpose.
+        names = re.findall(r"(?<!unknown setting )ORDERWATCH_[A-Z_]*", text)
+        used |= {name for name in names if name[-1] != "_"}
     assert len(used) > 10
     refused = unknown_variables(dict.fromkeys(used, "1"))
     assert refused == []
