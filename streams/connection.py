@@ -71,6 +71,7 @@ __all__ = [
     "check_connection",
     "client_options",
     "connected",
+    "describe_failure",
     "faust_credentials",
     "faust_options",
     "security_options",
@@ -309,7 +310,7 @@ async def check_connection(settings: Settings, *, timeout: float = PROBE_TIMEOUT
                 f"cannot reach the Kafka broker at {settings.given('broker')}: "
                 f"{_reason(error.__cause__ or error)}"
             )
-        except (KafkaError, OSError, TimeoutError, EOFError) as error:
+        except Exception as error:  # whatever it is, a line naming the setting to look at
             failures.append(describe_failure(settings, f"{host}:{port}", error))
     raise ConfigurationError((failures or unreachable)[0])
 
