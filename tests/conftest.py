@@ -55,7 +55,7 @@ class _BrokerRun:
     """What this session saw of its broker, for the terminal summary and the final verdict."""
 
     notes: list[str] = field(default_factory=list)
-    passed: int = 0  # tests marked broker or durable_broker that passed
+    passed: int = 0  # tests with one of BROKER_MARKERS that passed
 
 
 _RUN = pytest.StashKey[_BrokerRun]()
@@ -302,7 +302,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         pytest.ExitCode.TESTS_FAILED,
     ):
         terminalreporter.write_line(
-            f"orderwatch broker: {REQUIRE_ENV} is set but no test marked broker or durable_broker "
-            "passed (none collected, all deselected or all failed): failing the run",
+            f"orderwatch broker: {REQUIRE_ENV} is set but no test marked "
+            f"{' or '.join(BROKER_MARKERS)} passed (none collected, all deselected or all "
+            "failed): failing the run",
             red=True,
         )
