@@ -53,6 +53,7 @@ __all__ = [
     "DEFAULT_STARTUP_TIMEOUT",
     "EmbeddedBroker",
     "EmbeddedBrokerError",
+    "await_topics",
     "create_topics",
     "wait_for_broker",
 ]
@@ -236,13 +237,13 @@ async def create_topics(
                         f"({topics[name]} partitions, replication factor {replication_factor}): "
                         f"{error.__name__}" + (f": {message}" if message else "")
                     )
-        await _await_topics(admin, bootstrap, topics, deadline)
+        await await_topics(admin, bootstrap, topics, deadline)
     finally:
         await admin.close()
     return sorted(created)
 
 
-async def _await_topics(
+async def await_topics(
     admin: Any, bootstrap: str, topics: Mapping[str, int], deadline: float
 ) -> None:
     """Wait until metadata shows every topic with its partition count, each with a leader."""

@@ -228,9 +228,14 @@ _worker_flags = _connection_flags  # the former name
 @click.option(
     "--loglevel",
     "-l",
-    default="info",
-    show_default=True,
+    "log_level",
     type=click.Choice(["debug", "info", "warning", "error"]),
+    help="ORDERWATCH_LOG_LEVEL (default info).",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    help="ORDERWATCH_LOG_FORMAT: text (default) or json, one record per line.",
 )
 def worker(
     clock: str | None,
@@ -239,13 +244,18 @@ def worker(
     web_host: str | None,
     web_port: int | None,
     data_dir: str | None,
-    loglevel: str,
+    log_level: str | None,
+    log_format: str | None,
     **flags: Any,
 ) -> None:
     """Run the Faust worker: consume the input topics, emit breaches and recommendations."""
     import asyncio
+    import logging
 
+    from streams.connection import SecretsFilter
+    from streams.logs import configure_logging
     from streams.topics import ensure_topics
+    from streams.web import check_bind
     from streams.worker import OrderwatchWorker, describe_startup, run
 
     settings = _settings(
@@ -255,17 +265,28 @@ def worker(
         web_host=web_host,
         web_port=web_port,
         data_dir=data_dir,
+        log_level=log_level,
+        log_format=log_format,
         **flags,
     )
     try:
+        check_bind(settings)
         orderwatch = OrderwatchWorker(settings)
+        # aiokafka logs every request at debug, a SASL PLAIN login's with the password in it.
+        configure_logging(
+            settings.log_level,
+            settings.log_format,
+            filters=[orderwatch.outage, SecretsFilter(settings)],
+        )
         created = asyncio.run(ensure_topics(settings))
     except ConfigurationError as error:
         raise click.ClickException(str(error)) from None
-    click.echo(describe_startup(orderwatch), err=True)
+    # Logged once Kafka answered: a start that fails is one line, the reason.
+    log = logging.getLogger("orderwatch.worker")
+    log.info("%s", describe_startup(orderwatch))
     if created:
-        click.echo(f"orderwatch: created topics {', '.join(created)}", err=True)
-    run(orderwatch, loglevel)
+        log.info("created topics %s", ", ".join(created))
+    run(orderwatch)
 
 
 @main.command("advance-clock")
@@ -283,3 +304,134 @@ def advance_clock(until: datetime, **flags: Any) -> None:
     except ConfigurationError as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"orderwatch: asked {sent} partitions to advance to {until.isoformat()}", err=True)
+
+
+@main.command()
+@click.argument("input_path", metavar="FILE", type=click.Path(dir_okay=False, allow_dash=True))
+@_worker_flags
+@click.option("--quiet", "-q", is_flag=True, help="No progress or summary on stderr.")
+def send(input_path: str, quiet: bool, **flags: Any) -> None:
+    """Publish JSON Lines input events (FILE, or - for stdin) to their topics, keyed and
+    partitioned as the worker reads them."""
+    import asyncio
+
+    from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
+
+    from streams.logs import configure_logging
+    from streams.send import SendSummary, send_lines
+
+    if input_path != "-" and not Path(input_path).is_file():
+        raise click.BadParameter(f"file {input_path!r} does not exist", param_hint="FILE")
+    settings = _settings(**flags)
+    configure_logging("error", "text")  # aiokafka warns of every retried send
+    interactive = sys.stderr.isatty() and not quiet
+
+    def progress(summary: SendSummary) -> None:
+        rate = summary.sent / summary.seconds if summary.seconds else 0.0
+        click.echo(
+            f"\rsend: {summary.lines:,} lines, {summary.sent:,} sent ({rate:,.0f} events/s)",
+            err=True,
+            nl=False,
+        )
+
+    def unroutable(line: int, why: str) -> None:
+        if interactive:
+            click.echo("\r", err=True, nl=False)
+        if not quiet:
+            click.echo(f"orderwatch: line {line} not sent: {why}", err=True)
+
+    source = sys.stdin.buffer if input_path == "-" else open(input_path, "rb")  # noqa: SIM115
+    try:
+        summary = asyncio.run(
+            send_lines(
+                settings,
+                source,
+                progress=progress if interactive else None,
+                on_unroutable=unroutable,
+            )
+        )
+    except ConfigurationError as error:
+        raise click.ClickException(str(error)) from None
+    except KafkaError as error:
+        raise click.ClickException(f"a send failed: {error}") from None
+    finally:
+        if source is not sys.stdin.buffer:
+            source.close()
+    if interactive:
+        click.echo("\r", err=True, nl=False)
+    if not quiet:
+        click.echo(f"orderwatch: {summary.describe()}", err=True)
+
+
+@main.command()
+@click.option("--orders", type=click.IntRange(1), default=1000, show_default=True)
+@click.option("--seed", type=int, default=1, show_default=True, help="Same seed, same stream.")
+@click.option("--merchants", type=click.IntRange(1), default=20, show_default=True)
+@click.option(
+    "--orders-per-hour",
+    type=click.FloatRange(min=0, min_open=True),
+    default=40.0,
+    show_default=True,
+)
+@click.option(
+    "--start",
+    type=_TimestampType(),
+    help="When the first order is placed (default: now, or a week ago with --live).",
+)
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Write at most this many events a second (default: as fast as possible).",
+)
+@click.option(
+    "--live",
+    is_flag=True,
+    help="Write each event once its occurred_at has come, the past ones at once: a stream "
+    "for a wall-clock worker.",
+)
+def simulate(
+    orders: int,
+    seed: int,
+    merchants: int,
+    orders_per_hour: float,
+    start: datetime | None,
+    rate: float | None,
+    live: bool,
+) -> None:
+    """Write a realistic simulated event stream to stdout as JSON Lines (pipe it to send).
+
+    Without --live, weeks of event time pass in seconds: feed it to a worker with
+    ORDERWATCH_CLOCK=event, or to replay."""
+    import json
+    import time
+    from datetime import UTC, timedelta
+
+    from streams.simulator import generate_events
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    first = start or (now - timedelta(days=7) if live else now)
+    out = sys.stdout.buffer
+    began = time.monotonic()
+    try:
+        for count, event in enumerate(
+            generate_events(
+                seed=seed,
+                orders=orders,
+                start=first,
+                merchants=merchants,
+                orders_per_hour=orders_per_hour,
+            )
+        ):
+            wait = 0.0
+            if rate is not None:
+                wait = began + count / rate - time.monotonic()
+            if live:
+                due = datetime.fromisoformat(event["occurred_at"]).timestamp()
+                wait = max(wait, due - time.time())
+            if wait > 0:
+                out.flush()
+                time.sleep(wait)
+            out.write(json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode() + b"\n")
+        out.flush()
+    except BrokenPipeError:
+        sys.stderr.close()  # the reader went away: nothing more to say

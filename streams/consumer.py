@@ -40,6 +40,11 @@ class ResumingConsumer(faust_aiokafka.Consumer):
         return committed
 
 
+# mode names a service's logger after the module of its class: this one's records are Faust's
+# consumer's, and belong with them (set after the class, which mode's subclass hook would undo).
+ResumingConsumer.logger = faust_aiokafka.logger
+
+
 class ResumingTransport(faust_aiokafka.Transport):
     """Faust's aiokafka transport with :class:`ResumingConsumer`."""
 

@@ -1,36 +1,42 @@
 """Prometheus metrics of the worker, each :class:`Metrics` on its own registry.
 
 Names carry the ``orderwatch_`` prefix and base units (seconds); counters are declared without
-``_total`` (the client adds it). Every label is bounded: topics come from configuration, event
-types, rejection reasons, deadlines, reason codes and severities from the contract. No label ever
-holds an order, SKU or merchant id. Where the set of label values is known, every series is
+``_total`` (the client adds it), and no ``_created`` series is exposed. Every label is bounded:
+topics come from configuration, partitions from the partition count, event types, rejection
+reasons, deadlines, rules, reason codes and severities from the contract and the policy. No label
+ever holds an order, SKU or merchant id. Where the set of label values is known, every series is
 declared up front so it exists at 0 from the start (alert rules can use ``rate()`` and
-``increase()`` on series that have not moved yet).
+``increase()`` on series that have not moved yet). The registry also carries the standard
+``process_*``, ``python_gc_*`` and ``python_info`` collectors.
 
-=========================================== ========= =================================
-metric                                      type      labels
-=========================================== ========= =================================
-``orderwatch_events_consumed_total``        counter   ``topic``, ``type``
-``orderwatch_events_rejected_total``        counter   ``topic``, ``reason``
-``orderwatch_duplicate_events_total``       counter   ``topic``
-``orderwatch_breaches_total``               counter   ``deadline``
-``orderwatch_recommendations_total``        counter   ``reason``, ``severity``
-``orderwatch_late_events_total``            counter   ``deadline``
-``orderwatch_open_orders``                  gauge
-``orderwatch_processing_seconds``           histogram
-``orderwatch_breach_detection_lag_seconds`` histogram
-``orderwatch_last_event_timestamp_seconds`` gauge
-``orderwatch_clock_timestamp_seconds``      gauge
-``orderwatch_assigned_partitions``          gauge
-``orderwatch_build_info``                   info      ``version``, ``policy``, ``policy_version``
-=========================================== ========= =================================
+============================================== ========= =================================
+metric                                         type      labels
+============================================== ========= =================================
+``orderwatch_events_consumed_total``           counter   ``topic``, ``type``
+``orderwatch_events_rejected_total``           counter   ``topic``, ``reason``
+``orderwatch_processing_failures_total``       counter   ``topic``
+``orderwatch_duplicate_events_total``          counter   ``topic``
+``orderwatch_breaches_total``                  counter   ``deadline``, ``rule``
+``orderwatch_recommendations_total``           counter   ``reason``, ``severity``
+``orderwatch_late_events_total``               counter   ``deadline``
+``orderwatch_open_orders``                     gauge
+``orderwatch_aggregate_inputs_waiting``        gauge
+``orderwatch_aggregate_input_wait_seconds``    gauge
+``orderwatch_processing_seconds``              histogram
+``orderwatch_breach_detection_lag_seconds``    histogram
+``orderwatch_last_event_timestamp_seconds``    gauge
+``orderwatch_clock_timestamp_seconds``         gauge
+``orderwatch_consumer_lag_messages``           gauge     ``topic``, ``partition``
+``orderwatch_assigned_partitions``             gauge
+``orderwatch_ready``                           gauge
+``orderwatch_build_info``                      info      ``version``, ``policy``, ``policy_version``
+============================================== ========= =================================
 """
 
 from __future__ import annotations
 
 import math
-import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Final
 
@@ -39,14 +45,19 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
+    GCCollector,
     Histogram,
     Info,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
     generate_latest,
 )
 from prometheus_client.context_managers import Timer
 
 from streams import __version__
 from streams.core.events import EVENT_TYPES
+from streams.core.order import BREACH_RULES
 from streams.core.outputs import (
     DeadlineBreached,
     DeadlineName,
@@ -54,6 +65,7 @@ from streams.core.outputs import (
     PolicyRef,
     Reason,
     RecommendationIssued,
+    RejectionReason,
     Severity,
 )
 
@@ -63,8 +75,10 @@ __all__ = [
     "EVENT_TYPE_LABELS",
     "REJECTION_REASONS",
     "Metrics",
-    "classify_rejection",
 ]
+
+# ``_created`` series double a scrape and no dashboard or rule reads them.
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 CONTENT_TYPE: Final = CONTENT_TYPE_LATEST
 """The ``Content-Type`` of :meth:`Metrics.exposition`."""
@@ -76,40 +90,13 @@ DEADLINES: Final[tuple[DeadlineName, ...]] = DeadlineName.__args__  # type: igno
 _REASONS: Final[tuple[Reason, ...]] = Reason.__args__  # type: ignore[attr-defined]
 _SEVERITIES: Final[tuple[Severity, ...]] = Severity.__args__  # type: ignore[attr-defined]
 
-REJECTION_REASONS: Final[tuple[str, ...]] = (
-    "not_utf8",
-    "not_json",
-    "not_an_object",
-    "unknown_type",
-    "missing_field",
-    "invalid_field",
+PROCESSING_FAILED: Final = "processing_failed"
+#: Why input was dead-lettered: every reason but the processor's own failure, counted apart.
+REJECTION_REASONS: Final[tuple[RejectionReason, ...]] = tuple(
+    reason
+    for reason in RejectionReason.__args__  # type: ignore[attr-defined]
+    if reason != PROCESSING_FAILED
 )
-
-# The sentences of streams.core.events.decode_event, matched on how they begin: a rejection is
-# classified by its first clause (later clauses hold the given values, which are arbitrary text).
-_REJECTION_PATTERNS: Final[tuple[tuple[re.Pattern[str], str], ...]] = (
-    (re.compile(r"The message is not valid UTF-8\b"), "not_utf8"),
-    (re.compile(r"The message is not valid JSON\b"), "not_json"),
-    (re.compile(r"The message must be a JSON object\b"), "not_an_object"),
-    (re.compile(r"Field 'type' is missing:"), "missing_field"),
-    (
-        re.compile(r"Field 'type' is .*, which this version does not know;", re.DOTALL),
-        "unknown_type",
-    ),
-    (re.compile(r"Field '[^']*'(?: of [a-z_.]+)? is required but missing\b"), "missing_field"),
-)
-
-
-def classify_rejection(error: str) -> str:
-    """The rejection reason label for one of :func:`~streams.core.events.decode_event`'s errors.
-
-    The first problem named decides. A sentence that matches none of the known shapes is an
-    ``invalid_field`` (the most general reason), so the label set stays fixed whatever the text.
-    """
-    for pattern, reason in _REJECTION_PATTERNS:
-        if pattern.match(error):
-            return reason
-    return "invalid_field"
 
 
 # 10 µs to 1 s: decoding and applying one event takes tens of microseconds; producing and state
@@ -137,7 +124,8 @@ class Metrics:
 
     ``topics`` are the configured input topic names: their series are declared at 0 up front
     (other topics still count, from their first message). ``policy`` and ``version`` label
-    ``orderwatch_build_info``; :meth:`set_build_info` changes them.
+    ``orderwatch_build_info``; :meth:`set_build_info` changes them. ``clock`` reads the
+    processor's clock in Unix seconds when scraped (default: NaN until :meth:`track_clock`).
     """
 
     def __init__(
@@ -150,6 +138,9 @@ class Metrics:
     ) -> None:
         self.registry: Final = registry if registry is not None else CollectorRegistry()
         r = self.registry
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+        GCCollector(registry=r)
         self._consumed = Counter(
             "orderwatch_events_consumed",
             "Input messages consumed, by topic and event type (unknown: could not be decoded).",
@@ -158,8 +149,16 @@ class Metrics:
         )
         self._rejected = Counter(
             "orderwatch_events_rejected",
-            "Input messages sent to the dead letter, by topic and reason.",
+            "Input messages sent to the dead letter because they cannot be used, by topic and "
+            "reason (the event.rejected output's reason).",
             ["topic", "reason"],
+            registry=r,
+        )
+        self._failures = Counter(
+            "orderwatch_processing_failures",
+            "Input messages the worker failed to process (a defect, not bad input): each is "
+            "dead-lettered with reason processing_failed and the error is in the log.",
+            ["topic"],
             registry=r,
         )
         self._duplicates = Counter(
@@ -170,8 +169,8 @@ class Metrics:
         )
         self._breaches = Counter(
             "orderwatch_breaches",
-            "Deadline breaches emitted, by deadline.",
-            ["deadline"],
+            "Deadline breaches emitted, by deadline and the policy rule that set it.",
+            ["deadline", "rule"],
             registry=r,
         )
         self._recommendations = Counter(
@@ -195,6 +194,13 @@ class Metrics:
             "partition that sends them has passed their event time (event-time mode).",
             registry=r,
         )
+        self._wait = Gauge(
+            "orderwatch_aggregate_input_wait_seconds",
+            "How far, in event time, the oldest aggregate input still waiting is behind the "
+            "latest event this worker processed (0 when none waits).",
+            registry=r,
+        )
+        self._wait.set_function(self._aggregate_wait)
         self._processing = Histogram(
             "orderwatch_processing_seconds",
             "Time per input message, from receipt until its outputs are handed to the producer.",
@@ -214,13 +220,28 @@ class Metrics:
         )
         self._clock = Gauge(
             "orderwatch_clock_timestamp_seconds",
-            "The processor's clock: the minimum of the clocks of the partitions this worker "
-            "owns, in Unix seconds (NaN when it owns none).",
+            "The processor's clock in Unix seconds: the system time (wall clock), or the "
+            "earliest clock of the partitions this worker owns whose clock has started (event "
+            "time; NaN while none has).",
+            registry=r,
+        )
+        self._clock.set_function(lambda: math.nan)
+        self._consumer_lag = Gauge(
+            "orderwatch_consumer_lag_messages",
+            "Messages not yet processed on each input partition this worker owns (log end "
+            "minus the next offset to process).",
+            ["topic", "partition"],
             registry=r,
         )
         self._assigned = Gauge(
             "orderwatch_assigned_partitions",
             "Input partitions assigned to this worker.",
+            registry=r,
+        )
+        self._ready = Gauge(
+            "orderwatch_ready",
+            "1 when the worker can process (partitions assigned, tables recovered, Kafka "
+            "reachable), else 0: what /ready answers.",
             registry=r,
         )
         self._build = Info(
@@ -229,15 +250,22 @@ class Metrics:
 
         self._consumed_series: dict[tuple[str, str], Counter] = {}
         self._rejected_series: dict[tuple[str, str], Counter] = {}
+        self._failure_series: dict[str, Counter] = {}
         self._duplicate_series: dict[str, Counter] = {}
-        self._breach_series = {d: self._breaches.labels(deadline=d) for d in DEADLINES}
+        self._breach_series = {
+            (deadline, rule): self._breaches.labels(deadline=deadline, rule=rule)
+            for deadline, rules in BREACH_RULES.items()
+            for rule in rules
+        }
         self._late_series = {d: self._late.labels(deadline=d) for d in DEADLINES}
         self._recommendation_series = {
             (reason, severity): self._recommendations.labels(reason=reason, severity=severity)
             for reason in _REASONS
             for severity in _SEVERITIES
         }
+        self._lag_series: set[tuple[str, str]] = set()
         self._last_event_seconds = -math.inf
+        self._oldest_waiting: float | None = None
         for topic in topics:
             self.declare_topic(topic)
         self.set_build_info(policy, version=version)
@@ -250,6 +278,7 @@ class Metrics:
             self._consumed_child(topic, event_type)
         for reason in REJECTION_REASONS:
             self._rejected_child(topic, reason)
+        self._failure_child(topic)
         self._duplicate_child(topic)
 
     def set_build_info(self, policy: PolicyRef | None, *, version: str = __version__) -> None:
@@ -261,6 +290,10 @@ class Metrics:
                 "policy_version": policy.version if policy else "",
             }
         )
+
+    def track_clock(self, seconds: Callable[[], float]) -> None:
+        """Read ``orderwatch_clock_timestamp_seconds`` from ``seconds()`` at every scrape."""
+        self._clock.set_function(seconds)
 
     # -- input ----------------------------------------------------------------------------
 
@@ -284,11 +317,12 @@ class Metrics:
             self._last_event_seconds = seconds
             self._last_event.set(seconds)
 
-    def observe_rejection(self, topic: str, error: str) -> str:
-        """Count one dead-lettered message by the reason its error names; return that reason."""
-        reason = classify_rejection(error)
-        self._rejected_child(topic, reason).inc()
-        return reason
+    def observe_rejection(self, topic: str, reason: RejectionReason) -> None:
+        """Count one dead-lettered message: a rejection by its reason, or a processing failure."""
+        if reason == PROCESSING_FAILED:
+            self._failure_child(topic).inc()
+        else:
+            self._rejected_child(topic, reason).inc()
 
     def observe_duplicate(self, topic: str) -> None:
         """Count one event whose event_id was already seen."""
@@ -303,11 +337,11 @@ class Metrics:
     def observe_outputs(self, outputs: Iterable[OutputEvent]) -> None:
         """Count breaches (with their detection lag) and recommendations.
 
-        Rejections are left to :meth:`observe_rejection`, which knows the topic and error.
+        Rejections are left to :meth:`observe_rejection`, which knows the topic.
         """
         for output in outputs:
             if isinstance(output, DeadlineBreached):
-                self._breach_series[output.deadline].inc()
+                self._breach_child(output.deadline, output.rule).inc()
                 lag = (output.detected_at - output.due_at).total_seconds()
                 self._lag.observe(max(lag, 0.0))
             elif isinstance(output, RecommendationIssued):
@@ -327,18 +361,28 @@ class Metrics:
         """The number of order states this worker holds."""
         self._open_orders.set(count)
 
-    def set_aggregate_inputs_waiting(self, count: int) -> None:
-        """The number of aggregate inputs waiting for the sources' watermark."""
+    def set_aggregate_inputs_waiting(self, count: int, oldest: datetime | None = None) -> None:
+        """The number of aggregate inputs waiting for the sources' watermark, and the event
+        time of the oldest of them."""
         self._waiting.set(count)
+        self._oldest_waiting = oldest.timestamp() if oldest is not None else None
 
     def set_assigned_partitions(self, count: int) -> None:
         """The number of input partitions assigned to this worker."""
         self._assigned.set(count)
 
-    def set_partition_clocks(self, clocks: Iterable[datetime]) -> None:
-        """The clocks of the partitions this worker owns: the gauge shows the earliest."""
-        earliest = min((clock.timestamp() for clock in clocks), default=math.nan)
-        self._clock.set(earliest)
+    def track_ready(self, ready: Callable[[], bool]) -> None:
+        """Read ``orderwatch_ready`` from ``ready()`` at every scrape (what ``/ready`` says)."""
+        self._ready.set_function(lambda: 1.0 if ready() else 0.0)
+
+    def set_consumer_lag(self, lag: Mapping[tuple[str, int], int]) -> None:
+        """Unprocessed messages per owned (topic, partition); partitions not given are dropped."""
+        current = {(topic, str(partition)): count for (topic, partition), count in lag.items()}
+        for gone in self._lag_series - current.keys():
+            self._consumer_lag.remove(*gone)
+        for (topic, partition), count in current.items():
+            self._consumer_lag.labels(topic=topic, partition=partition).set(max(count, 0))
+        self._lag_series = set(current)
 
     # -- exposition -----------------------------------------------------------------------
 
@@ -353,6 +397,20 @@ class Metrics:
 
     # -- series ---------------------------------------------------------------------------
 
+    def _aggregate_wait(self) -> float:
+        oldest = self._oldest_waiting
+        if oldest is None or self._last_event_seconds == -math.inf:
+            return 0.0
+        return max(self._last_event_seconds - oldest, 0.0)
+
+    def _breach_child(self, deadline: DeadlineName, rule: str) -> Counter:
+        child = self._breach_series.get((deadline, rule))
+        if child is None:  # a rule this version does not list: still bounded by the policy
+            child = self._breach_series[deadline, rule] = self._breaches.labels(
+                deadline=deadline, rule=rule
+            )
+        return child
+
     def _consumed_child(self, topic: str, event_type: str) -> Counter:
         key = (topic, event_type)
         child = self._consumed_series.get(key)
@@ -365,6 +423,12 @@ class Metrics:
         child = self._rejected_series.get(key)
         if child is None:
             child = self._rejected_series[key] = self._rejected.labels(topic=topic, reason=reason)
+        return child
+
+    def _failure_child(self, topic: str) -> Counter:
+        child = self._failure_series.get(topic)
+        if child is None:
+            child = self._failure_series[topic] = self._failures.labels(topic=topic)
         return child
 
     def _duplicate_child(self, topic: str) -> Counter:

@@ -20,7 +20,7 @@ from streams.core.clock import from_the_future
 from streams.core.engine import Engine
 from streams.core.events import decode_event
 from streams.core.ids import rejection_id
-from streams.core.outputs import EventRejected, FileSource, OutputEvent
+from streams.core.outputs import EventRejected, FileSource, OutputEvent, Rejection
 from streams.core.policy import Policy, load_policy
 
 __all__ = [
@@ -78,15 +78,18 @@ def raw_text(raw: bytes) -> str:
     return encoded[:MAX_RAW_BYTES].decode("utf-8", errors="ignore")
 
 
-def reject_line(raw: bytes, error: str, *, file: str, line: int, now: datetime) -> EventRejected:
+def reject_line(
+    raw: bytes, rejection: Rejection, *, file: str, line: int, now: datetime
+) -> EventRejected:
     """The ``event.rejected`` output for one unusable line of a replayed file."""
     return EventRejected(
         rejection_id=rejection_id(f"{file}:{line}", raw),
         source=FileSource(file=file, line=line),
         key=None,
         raw=raw_text(raw),
-        error=error,
+        error=rejection.error,
         rejected_at=now,
+        reason=rejection.reason,
     )
 
 
@@ -136,15 +139,15 @@ def _replay(
             summary.blank += 1
             continue
         decoded = decode_event(raw)
-        error = (
+        rejection = (
             decoded
-            if isinstance(decoded, str)
+            if isinstance(decoded, Rejection)
             else from_the_future(decoded.occurred_at, engine.max_seen, engine.policy)
         )
-        if error is not None:
+        if rejection is not None:
             summary.rejected += 1
-            emit_all([reject_line(raw, error, file=source_name, line=number, now=engine.clock)])
-        elif not isinstance(decoded, str):
+            emit_all([reject_line(raw, rejection, file=source_name, line=number, now=engine.clock)])
+        elif not isinstance(decoded, Rejection):
             emit_all(engine.process(decoded))
         if progress is not None and not number % 65536:
             summary.lines = number

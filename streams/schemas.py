@@ -41,6 +41,7 @@ from streams.core.events import (
 )
 from streams.core.outputs import DeadlineBreached, EventRejected, RecommendationIssued
 from streams.core.timeutil import format_utc
+from streams.headers import CONTENT_TYPE, DEAD_LETTER_HEADERS, SPEC_VERSION, cloudevents_source
 
 __all__ = [
     "ASYNCAPI_FILE",
@@ -483,7 +484,8 @@ def asyncapi_document(examples: Mapping[str, Mapping[str, Any]]) -> dict[str, An
         }
         for message_type in topic.types:
             model = models[message_type]
-            messages[message_type] = {
+            extra = {"headers": _output_headers(message_type)} if topic.direction == "out" else {}
+            messages[message_type] = extra | {
                 "name": message_type,
                 "title": message_type,
                 "summary": (model.__doc__ or message_type).strip().splitlines()[0],
@@ -517,9 +519,117 @@ def asyncapi_document(examples: Mapping[str, Mapping[str, Any]]) -> dict[str, An
             "license": {"name": "Apache-2.0"},
         },
         "defaultContentType": "application/json",
+        "servers": _SERVERS,
         "channels": channels,
         "operations": operations,
-        "components": {"messages": messages},
+        "components": {"messages": messages, "securitySchemes": _SECURITY_SCHEMES},
+    }
+
+
+_SERVERS: Final = {
+    "local": {
+        "host": "127.0.0.1:9092",
+        "protocol": "kafka",
+        "description": (
+            "A broker without TLS or authentication (ORDERWATCH_SECURITY_PROTOCOL=PLAINTEXT, "
+            "the default), such as a local development broker. The address is "
+            "ORDERWATCH_BROKER."
+        ),
+    },
+    "secured": {
+        "host": "{bootstrap}",
+        "protocol": "kafka-secure",
+        "description": (
+            "A cluster behind TLS (ORDERWATCH_SECURITY_PROTOCOL=SSL or SASL_SSL; the CA in "
+            "ORDERWATCH_SSL_CAFILE), authenticated with SASL (ORDERWATCH_SASL_MECHANISM, "
+            "_USERNAME, _PASSWORD) or a client certificate (ORDERWATCH_SSL_CERTFILE, "
+            "_KEYFILE). Every client orderwatch starts uses the same settings."
+        ),
+        "variables": {
+            "bootstrap": {
+                "description": "host:port of a bootstrap server (ORDERWATCH_BROKER)",
+                "examples": ["kafka.example.com:9093"],
+            }
+        },
+        "security": [
+            {"$ref": f"#/components/securitySchemes/{name}"}
+            for name in ("scramSha512", "scramSha256", "plain", "clientCertificate")
+        ],
+    },
+}
+
+_SECURITY_SCHEMES: Final = {
+    "scramSha512": {
+        "type": "scramSha512",
+        "description": "SASL SCRAM-SHA-512 over TLS (ORDERWATCH_SASL_MECHANISM=SCRAM-SHA-512).",
+    },
+    "scramSha256": {
+        "type": "scramSha256",
+        "description": "SASL SCRAM-SHA-256 over TLS (ORDERWATCH_SASL_MECHANISM=SCRAM-SHA-256).",
+    },
+    "plain": {
+        "type": "plain",
+        "description": "SASL PLAIN over TLS (ORDERWATCH_SASL_MECHANISM=PLAIN).",
+    },
+    "clientCertificate": {
+        "type": "X509",
+        "description": (
+            "A TLS client certificate (ORDERWATCH_SSL_CERTFILE and ORDERWATCH_SSL_KEYFILE)."
+        ),
+    },
+}
+
+
+def _text_header(description: str, **schema: Any) -> dict[str, Any]:
+    return {"type": "string", "description": description} | schema
+
+
+def _output_headers(message_type: str) -> dict[str, Any]:
+    """The Kafka headers of an output message (:mod:`streams.headers`), as a JSON Schema."""
+    properties = {
+        "content-type": _text_header("The value's media type.", const=CONTENT_TYPE),
+        "ce_specversion": _text_header("CloudEvents spec version.", const=SPEC_VERSION),
+        "ce_id": _text_header(
+            "The output's id: breach_id, recommendation_id or rejection_id (deduplicate on it)."
+        ),
+        "ce_type": _text_header("The value's type field.", const=message_type),
+        "ce_source": _text_header(
+            "The worker's application: /orderwatch/ followed by ORDERWATCH_APP_ID.",
+            examples=[cloudevents_source("orderwatch")],
+        ),
+        "ce_time": _text_header(
+            "When the processor decided it: detected_at, issued_at or rejected_at (RFC 3339).",
+            format="date-time",
+        ),
+    }
+    required = list(properties)
+    if message_type == "event.rejected":
+        names = DEAD_LETTER_HEADERS
+        properties |= {
+            names["topic"]: _text_header("The topic the rejected message was read from."),
+            names["partition"]: _text_header("Its partition, in decimal.", pattern="^[0-9]+$"),
+            names["offset"]: _text_header("Its offset, in decimal.", pattern="^[0-9]+$"),
+            names["reason"]: _text_header("The reason field: what kind of problem it has."),
+        }
+        required.append(names["reason"])
+    else:
+        properties["ce_subject"] = _text_header(
+            "The order_id (deadline.breached) or the subject (recommendation.issued)."
+        )
+        required.append("ce_subject")
+    return {
+        "type": "object",
+        "description": (
+            "Kafka headers (UTF-8 text): CloudEvents 1.0 attributes in Kafka binary mode"
+            + (
+                ", and where the rejected message came from"
+                if message_type == "event.rejected"
+                else ""
+            )
+            + "."
+        ),
+        "properties": properties,
+        "required": required,
     }
 
 

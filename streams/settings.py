@@ -31,6 +31,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streams.errors import ConfigurationError
+from streams.logs import LogFormat, LogLevel
 
 __all__ = [
     "ENV_PREFIX",
@@ -187,6 +188,14 @@ class Settings(BaseSettings):
     processing_guarantee: Literal["at_least_once", "exactly_once"] = "at_least_once"
     session_timeout: Annotated[float, Field(gt=0)] = 6.0
     heartbeat_interval: Annotated[float, Field(gt=0)] = 1.0
+    log_level: LogLevel = Field(
+        default="info",
+        description="orderwatch's log level; the libraries under it log below warning only "
+        "at debug.",
+    )
+    log_format: LogFormat = Field(
+        default="text", description="text (for people) or json (one object per line)."
+    )
 
     #: Fields whose value came from a command-line flag (see :meth:`source_of`).
     _flags: frozenset[str] = PrivateAttr(default=frozenset())

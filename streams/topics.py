@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # type: ignore[import-untyped]
 
+from streams.brokers import await_topics
 from streams.connection import client_options, start_client
 from streams.errors import ConfigurationError
 from streams.settings import Settings
@@ -12,6 +15,8 @@ __all__ = ["TABLES", "changelog_topic", "ensure_topics", "required_topics"]
 
 #: The worker's tables; Faust names their changelog topics ``{app_id}-{table}-changelog``.
 TABLES = ("orders", "clocks", "skus", "carriers", "merchants", "inbox")
+#: Seconds to wait for the created topics' partitions to have a leader.
+_LEADER_TIMEOUT = 30.0
 _INTERNAL = ("order-events", "clock", "aggregate-inputs")
 _CONTRACT = (
     "orders",
@@ -78,6 +83,11 @@ async def ensure_topics(settings: Settings) -> list[str]:
                     )
                     for name in missing
                 ]
+            )
+            # Sends right after (orderwatch send) must find a leader for every partition.
+            deadline = asyncio.get_running_loop().time() + _LEADER_TIMEOUT
+            await await_topics(
+                admin, settings.broker, dict.fromkeys(missing, settings.partitions), deadline
             )
         return missing
     finally:

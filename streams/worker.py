@@ -30,6 +30,7 @@ import asyncio
 import heapq
 import json
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -42,7 +43,7 @@ from aiokafka.partitioner import murmur2  # type: ignore[import-untyped]
 from faust.types import TP
 
 from streams import __version__, wire
-from streams.connection import SecretsFilter, client_options, faust_options
+from streams.connection import client_options, faust_options
 from streams.consumer import ResumingTransport
 from streams.core import carrier, codec, merchant, order
 from streams.core.aggregates import CARRIER, MERCHANT, Scheduled, apply_check, apply_item
@@ -55,16 +56,18 @@ from streams.core.outputs import (
     EventRejected,
     KafkaSource,
     RecommendationIssued,
+    Rejection,
 )
 from streams.core.policy import Policy, load_policy
 from streams.core.sequencer import Check, Item, closing, position
-from streams.core.timeutil import EPOCH, format_utc
+from streams.core.timeutil import EPOCH
 from streams.failures import (
     SkippedOffsets,
     StalledPartition,
     is_infrastructure,
     stop_worker,
 )
+from streams.headers import cloudevents_source, headers
 from streams.inbox import (
     FACTS,
     SKU,
@@ -81,6 +84,7 @@ from streams.replay import raw_text, serialize
 from streams.settings import Settings
 from streams.tables import DurableTable, StateStore
 from streams.topics import changelog_topic
+from streams.web import OrderwatchWeb
 
 __all__ = ["OrderwatchWorker", "describe_startup", "partition_for", "run"]
 
@@ -88,6 +92,8 @@ log = logging.getLogger("orderwatch.worker")
 
 S = TypeVar("S")
 STALL_CHECK_SECONDS = 20.0
+#: Seconds between two readings of the input partitions' log ends for the consumer lag.
+LAG_CHECK_SECONDS = 5.0
 #: How often (seconds) the event-time worker looks for inputs with nothing unread.
 IDLE_CHECK_SECONDS = 1.0
 _YEAR_SECONDS = 365 * 24 * 3600.0
@@ -182,6 +188,7 @@ class OrderwatchWorker:
         self._handling: tuple[str, int, int] | None = None
         self._ready = False
         self.outage = OutageLog()
+        self._ce_source = cloudevents_source(settings.app_id)
         self.app = self._make_app()
         self._offsets: OffsetGuard[TP] = OffsetGuard()
         self._offset_reader: AIOKafkaConsumer | None = None
@@ -189,6 +196,8 @@ class OrderwatchWorker:
         self._declare()
         for role in ("orders", "tracking", "complaints", "inventory"):
             self.metrics.declare_topic(settings.topic(role))
+        self.metrics.track_clock(self.clock_seconds)
+        self.metrics.track_ready(self.is_ready)
 
     # -- wiring ---------------------------------------------------------------------------
 
@@ -202,6 +211,7 @@ class OrderwatchWorker:
             topic_partitions=s.partitions,
             topic_replication_factor=s.replication_factor,
             web_host=s.web_host,
+            web_bind=s.web_host,
             web_port=s.web_port,
             web_enabled=True,
             processing_guarantee=s.processing_guarantee,
@@ -224,6 +234,8 @@ class OrderwatchWorker:
         )
         # Faust's consumer, but one that also resumes never-committed partitions at their start.
         app.transport = ResumingTransport(app.conf.broker_consumer, app)
+        # Faust's web server without Faust's own views.
+        app.web = OrderwatchWeb(app)
         return app
 
     def _topic(self, name: str, *, internal: bool = False) -> faust.TopicT:
@@ -339,10 +351,11 @@ class OrderwatchWorker:
             )
         self.app.timer(1.0, name="orderwatch.outage")(self._check_outage)
         self.app.timer(STALL_CHECK_SECONDS, name="orderwatch.progress")(self._check_progress)
+        self.app.timer(LAG_CHECK_SECONDS, name="orderwatch.consumer-lag")(self._observe_lag)
         self.app.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]
         self._follow_commits()
         self.app.on_rebalance_complete.connect(self._on_rebalance_complete)  # type: ignore[arg-type]
-        self.app.on_before_shutdown.connect(self._close_offset_reader)  # type: ignore[arg-type]
+        self.app.on_before_shutdown.connect(self._on_shutdown)  # type: ignore[arg-type]
         self.orders.table.table.on_recover(self._on_orders_recovered)
         self.app.page("/health")(self._health_view)  # type: ignore[arg-type]
         self.app.page("/ready")(self._ready_view)  # type: ignore[arg-type]
@@ -356,14 +369,25 @@ class OrderwatchWorker:
         """The process is up."""
         return self.app.web.json({"status": "ok", "version": __version__})
 
-    async def _ready_view(self, request: Any) -> Any:
+    def is_ready(self) -> bool:
         """Partitions are assigned, the tables recovered, and Kafka is reachable."""
-        ready = (
+        return bool(
             self._ready
             and not self.app.rebalancing
             and not self.app.in_recovery
             and not self.outage.active
         )
+
+    def clock_seconds(self) -> float:
+        """The processor's clock for the metrics: the time (wall clock), or the earliest clock
+        of the owned partitions whose clock has started (event time; NaN while none has)."""
+        if not self.event_time:
+            return time.time()
+        started = [c.value for c in self._clocks.values() if c.value > EPOCH]
+        return min(started).timestamp() if started else math.nan
+
+    async def _ready_view(self, request: Any) -> Any:
+        ready = self.is_ready()
         return self.app.web.json({"ready": ready}, status=200 if ready else 503)
 
     async def _metrics_view(self, request: Any) -> Any:
@@ -451,6 +475,22 @@ class OrderwatchWorker:
                 f"{tp[0]}[{tp[1]}]@{at}",
             )
 
+    async def _observe_lag(self) -> None:
+        """``orderwatch_consumer_lag_messages``: each owned input partition's unread messages."""
+        inputs = self._input_names | {self.inventory.get_topic_name()}
+        tps = [tp for tp in self._offsets.partitions() if tp.topic in inputs]
+        if self.app.rebalancing or self.outage.active:
+            return
+        ends = await self._log_ends(tps) if tps else {}
+        if ends is None:
+            return  # the outage log says so
+        lag = {}
+        for tp in tps:
+            read_to = self._offsets.next_offset(tp)
+            if read_to is not None:
+                lag[tp.topic, tp.partition] = ends[tp] - read_to
+        self.metrics.set_consumer_lag(lag)
+
     # -- partitions -----------------------------------------------------------------------
 
     def _owned(self) -> set[int]:
@@ -532,7 +572,13 @@ class OrderwatchWorker:
         self.metrics.set_assigned_partitions(len(owned))
         self.metrics.set_open_orders(len(self._scheduled))
         self._ready = True
-        log.info("ready: %d partitions, %d open orders", len(owned), len(self._scheduled))
+        # Logged once per rebalance: when the tables have recovered.
+        log.log(
+            logging.INFO if fire else logging.DEBUG,
+            "ready: %d partitions, %d open orders",
+            len(owned),
+            len(self._scheduled),
+        )
 
     def _schedule(self, partition: int, order_id: str, due_at: datetime | None) -> None:
         if due_at is None:
@@ -589,7 +635,11 @@ class OrderwatchWorker:
                 self._offset_reader = reader
         return self._offset_reader
 
-    async def _close_offset_reader(self, sender: Any, **_: Any) -> None:
+    async def _on_shutdown(self, sender: Any, **_: Any) -> None:
+        log.info("stopping")
+        await self._close_offset_reader()
+
+    async def _close_offset_reader(self) -> None:
         async with self._offset_reader_lock:
             reader, self._offset_reader = self._offset_reader, None
         if reader is not None:
@@ -632,7 +682,7 @@ class OrderwatchWorker:
 
     async def _order_message(self, message: Any) -> None:
         decoded = decode_event(message.value or b"")
-        if isinstance(decoded, str):
+        if isinstance(decoded, Rejection):
             await self._reject(message, decoded)
             return
         if isinstance(decoded, InventoryUpdated):
@@ -646,8 +696,8 @@ class OrderwatchWorker:
             await self.order_events.send(key=decoded.order_id.encode(), value=message.value)
             return
         latest = self._latest(self._clocks.get(partition))
-        if error := from_the_future(decoded.occurred_at, latest, self.policy):
-            await self._reject(message, error)
+        if rejection := from_the_future(decoded.occurred_at, latest, self.policy):
+            await self._reject(message, rejection)
             return
         await self._apply(partition, decoded, message.topic)
 
@@ -691,7 +741,6 @@ class OrderwatchWorker:
         clock = self._clocks.setdefault(partition, _PartitionClock())
         if clock.observe(topic, occurred_at, self.policy.allowed_lateness, self._input_names):
             self.clocks.put(self._clock_keys[partition], clock)
-            self.metrics.set_partition_clocks(c.value for c in self._clocks.values())
         return clock.value
 
     async def _clock_message(self, partition: int, value: bytes | None) -> None:
@@ -708,7 +757,6 @@ class OrderwatchWorker:
         clock = self._clocks.setdefault(partition, _PartitionClock())
         if clock.lift(topic, floor, self.policy.allowed_lateness, self._input_names):
             self.clocks.put(self._clock_keys[partition], clock)
-            self.metrics.set_partition_clocks(c.value for c in self._clocks.values())
             await self._fire_due(partition, clock.value)
             self._unannounced[order_source(partition)] = clock.value
 
@@ -815,8 +863,10 @@ class OrderwatchWorker:
         for store in (self.skus, self.carriers, self.merchants):
             await store.flush()
         await self.inbox_table.flush()
+        sequencers = [s for inbox in self._inboxes.values() for s in inbox.sequencers.values()]
         self.metrics.set_aggregate_inputs_waiting(
-            sum(len(s) for inbox in self._inboxes.values() for s in inbox.sequencers.values())
+            sum(len(s) for s in sequencers),
+            min((at for s in sequencers if (at := s.oldest()) is not None), default=None),
         )
 
     def _inbox(self, partition: int) -> PartitionInbox:
@@ -864,20 +914,24 @@ class OrderwatchWorker:
 
     async def _inventory_message(self, message: Any) -> None:
         decoded = decode_event(message.value or b"")
-        if isinstance(decoded, str):
+        if isinstance(decoded, Rejection):
             await self._reject(message, decoded)
             return
         if not isinstance(decoded, InventoryUpdated):
             await self._reject(
                 message,
-                f"The inventory topic carries only inventory.updated events, not {decoded.type}; "
-                "send order events to the orders, tracking or complaints topic.",
+                Rejection(
+                    "wrong_topic",
+                    f"The inventory topic carries only inventory.updated events, not "
+                    f"{decoded.type}; send order events to the orders, tracking or complaints "
+                    "topic.",
+                ),
             )
             return
         partition = message.partition
         latest = self._latest(self._inventory_clocks.get(partition))
-        if error := from_the_future(decoded.occurred_at, latest, self.policy):
-            await self._reject(message, error)
+        if rejection := from_the_future(decoded.occurred_at, latest, self.policy):
+            await self._reject(message, rejection)
             return
         self.metrics.observe_event(message.topic, decoded.type, decoded.occurred_at)
         if self.event_time:
@@ -941,10 +995,15 @@ class OrderwatchWorker:
     ) -> None:
         for output in outputs:
             value = serialize(output).encode("utf-8")
+            attributes = headers(output, self._ce_source)
             if isinstance(output, DeadlineBreached):
-                await self.out_breaches.send(key=output.order_id.encode(), value=value)
+                await self.out_breaches.send(
+                    key=output.order_id.encode(), value=value, headers=attributes
+                )
             else:
-                await self.out_recommendations.send(key=output.subject.encode(), value=value)
+                await self.out_recommendations.send(
+                    key=output.subject.encode(), value=value, headers=attributes
+                )
         if outputs:
             self.metrics.observe_outputs(outputs)
         for fact in facts:
@@ -953,7 +1012,7 @@ class OrderwatchWorker:
                 value=wire.pack(wire.FACT, fact.at, codec.encode_fact(fact)),
             )
 
-    async def _reject(self, message: Any, error: str) -> None:
+    async def _reject(self, message: Any, rejection: Rejection) -> None:
         raw = message.value or b""
         key = message.key.decode("utf-8", errors="replace") if message.key is not None else None
         source = f"{message.topic}:{message.partition}:{message.offset}"
@@ -964,14 +1023,22 @@ class OrderwatchWorker:
             ),
             key=key,
             raw=raw_text(raw),
-            error=error,
+            error=rejection.error,
             rejected_at=_utc_now(),
+            reason=rejection.reason,
         )
-        self.metrics.observe_rejection(message.topic, error)
-        await self.out_dead_letter.send(key=message.key, value=serialize(rejected).encode("utf-8"))
+        self.metrics.observe_rejection(message.topic, rejection.reason)
+        await self.out_dead_letter.send(
+            key=message.key,
+            value=serialize(rejected).encode("utf-8"),
+            headers=headers(rejected, self._ce_source),
+        )
 
 
-PROCESSING_FAILED = "orderwatch failed to process this message; see the worker log for the error"
+PROCESSING_FAILED = Rejection(
+    "processing_failed",
+    "orderwatch failed to process this message; see the worker log for the error",
+)
 
 
 def _stopping_on_kafka_failure(
@@ -1009,7 +1076,7 @@ def _unpack_clock(data: bytes) -> _PartitionClock:
 
 
 def describe_startup(worker: OrderwatchWorker) -> str:
-    """What the worker prints when it starts: settings (secrets masked) and policy."""
+    """What the worker logs when it starts: the settings that matter and the policy."""
     s = worker.settings
     security: str = s.security_protocol
     if s.security_protocol in ("SASL_PLAINTEXT", "SASL_SSL"):
@@ -1018,24 +1085,22 @@ def describe_startup(worker: OrderwatchWorker) -> str:
         f"orderwatch {__version__}: app {s.app_id}, broker {s.broker} {security}, "
         f"{s.partitions} partitions, "
         f"{s.clock}-clock, policy {worker.policy.ref.name} {worker.policy.ref.version}, "
-        f"web http://{s.web_host}:{s.web_port}/ (started {format_utc(_utc_now())})"
+        f"web http://{s.web_host}:{s.web_port}/"
     )
 
 
-def run(worker: OrderwatchWorker, loglevel: str) -> None:
-    """Run the Faust worker until it is stopped."""
+def run(worker: OrderwatchWorker) -> None:
+    """Run the Faust worker until it is stopped (logging is :func:`streams.logs`'s, set up
+    before: Faust leaves it alone)."""
     from faust.worker import Worker
 
     class _Worker(Worker):
-        def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
-            # Faust's terminal spinner, on at WARNING and above, sets the root logger to DEBUG
-            # so that it can animate on every record: every library debug call then builds a
-            # record (about a tenth of the worker's CPU). A service needs no spinner.
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            # Faust's terminal spinner animates on every log record; a service needs none.
             self.spinner = None
-            super().on_setup_root_logger(logger, level)
-            secrets = SecretsFilter(worker.settings)
-            for handler in logging.getLogger().handlers:
-                handler.addFilter(worker.outage)
-                handler.addFilter(secrets)
 
-    _Worker(worker.app, loglevel=loglevel, quiet=True).execute_from_commandline()
+    level = worker.settings.log_level.upper()
+    _Worker(
+        worker.app, loglevel=level, quiet=True, override_logging=False
+    ).execute_from_commandline()

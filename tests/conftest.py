@@ -112,6 +112,30 @@ def kafka_bootstrap(pytestconfig: pytest.Config) -> Iterator[str]:
         broker.stop()
 
 
+@pytest.fixture(scope="session")
+def system_tool() -> Callable[..., str]:
+    """``system_tool(package, *names)``: the path of the first of ``names`` on PATH.
+
+    A missing tool skips the test with the ``apt-get install`` that provides it, unless ``CI``
+    or ``ORDERWATCH_REQUIRE_BROKER`` is set: then it fails (a missing tool must not pass).
+    """
+
+    def find(package: str, *names: str) -> str:
+        for name in names:
+            path = shutil.which(name)
+            if path is not None:
+                return path
+        wanted = " or ".join(names)
+        if os.environ.get("CI") or _broker_required():
+            pytest.fail(
+                f"{wanted} is not on PATH, and CI or {REQUIRE_ENV} is set: "
+                f"apt-get install {package}"
+            )
+        pytest.skip(f"{wanted} is not on PATH: apt-get install {package}")
+
+    return find
+
+
 @dataclass(frozen=True)
 class TlsFiles:
     """A CA, and a certificate it signed for 127.0.0.1 and localhost with its key (PEM files)."""
@@ -128,11 +152,12 @@ def _openssl(directory: Path, *args: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def make_tls(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], TlsFiles]:
-    """``make_tls(name)``: a fresh CA and a certificate it signed, generated with openssl (the
-    test is skipped without it)."""
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl is not installed: it generates the test certificates")
+def make_tls(
+    tmp_path_factory: pytest.TempPathFactory, system_tool: Callable[..., str]
+) -> Callable[[str], TlsFiles]:
+    """``make_tls(name)``: a fresh CA and a certificate it signed, generated with openssl (see
+    ``system_tool`` for a missing openssl)."""
+    system_tool("openssl", "openssl")
 
     def make(name: str) -> TlsFiles:
         directory = tmp_path_factory.mktemp(f"tls-{name}")

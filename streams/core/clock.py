@@ -19,22 +19,26 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 
+from streams.core.outputs import Rejection
 from streams.core.policy import Policy
 from streams.core.timeutil import format_utc
 
 __all__ = ["from_the_future", "idle_floor", "partition_clock"]
 
 
-def from_the_future(occurred_at: datetime, latest: datetime | None, policy: Policy) -> str | None:
+def from_the_future(
+    occurred_at: datetime, latest: datetime | None, policy: Policy
+) -> Rejection | None:
     """Why an event at ``occurred_at`` is rejected, or None when it is not too far ahead."""
     if latest is None or occurred_at <= latest + policy.max_ahead:
         return None
     days = (occurred_at - latest).days
     limit = policy.max_ahead.total_seconds() / 86400
-    return (
+    return Rejection(
+        "from_the_future",
         f"Field 'occurred_at' is {format_utc(occurred_at)}, {days} days after the latest event "
         f"before it ({format_utc(latest)}); an event more than {limit:g} days ahead is taken as "
-        "a mistyped time: correct occurred_at and send the event again."
+        "a mistyped time: correct occurred_at and send the event again.",
     )
 
 

@@ -2,8 +2,9 @@
 
 Every input message is one JSON object whose ``type`` selects the model. Validation is strict
 where the contract is (timezone-aware RFC 3339 timestamps, ISO codes, bounds, lengths) and
-ignores unknown extra fields. :func:`decode_event` turns raw bytes into either an event or one
-sentence explaining what is wrong, and never raises.
+ignores unknown extra fields. :func:`decode_event` turns raw bytes into either an event or a
+:class:`~streams.core.outputs.Rejection` (a reason code and one sentence explaining what is
+wrong), and never raises.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pydantic import (
 )
 
 from streams.core.codes import COUNTRY_CODES, CURRENCY_CODES
+from streams.core.outputs import Rejection, RejectionReason
 from streams.core.timeutil import to_utc
 
 __all__ = [
@@ -228,8 +230,8 @@ EVENT_TYPES: Final[tuple[str, ...]] = tuple(
 _ADAPTER: Final[TypeAdapter[OrderEvent | InventoryUpdated]] = TypeAdapter(InputEvent)
 
 
-def decode_event(raw: bytes | str) -> OrderEvent | InventoryUpdated | str:
-    """Parse and validate one message value; a string result is the reason it was rejected."""
+def decode_event(raw: bytes | str) -> OrderEvent | InventoryUpdated | Rejection:
+    """Parse and validate one message value, or say why it cannot be used."""
     try:
         return _ADAPTER.validate_json(raw)
     except ValidationError as error:
@@ -237,11 +239,27 @@ def decode_event(raw: bytes | str) -> OrderEvent | InventoryUpdated | str:
             try:
                 raw.decode("utf-8")
             except UnicodeDecodeError as bad:
-                return (
+                return Rejection(
+                    "not_utf8",
                     f"The message is not valid UTF-8 (byte 0x{raw[bad.start]:02x} at position "
-                    f"{bad.start}); producers must send UTF-8 encoded JSON."
+                    f"{bad.start}); producers must send UTF-8 encoded JSON.",
                 )
-        return describe_validation_error(error)
+        return Rejection(_reason(error), describe_validation_error(error))
+
+
+def _reason(error: ValidationError) -> RejectionReason:
+    """The code of the first problem :func:`describe_validation_error` names."""
+    first = error.errors(include_url=False)[0]
+    kind: str = first["type"]
+    if kind == "json_invalid":
+        return "not_json"
+    if kind == "model_attributes_type" or (not first["loc"] and kind.endswith("_type")):
+        return "not_an_object"
+    if kind == "union_tag_invalid":
+        return "unknown_type"
+    if kind in ("union_tag_not_found", "missing"):
+        return "missing_field"
+    return "invalid_field"
 
 
 _MAX_GIVEN = 80

@@ -14,10 +14,11 @@ or the order was closed (cancelled or refunded) at or before ``due_at``. Each fi
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, NamedTuple, cast
+from typing import Any, Final, NamedTuple, cast
 
 from streams.core.events import (
     CarrierScanned,
@@ -47,6 +48,7 @@ from streams.core.recommend import make_breach, make_order_recommendation
 from streams.core.timeutil import format_utc
 
 __all__ = [
+    "BREACH_RULES",
     "Complaint",
     "OrderState",
     "Placement",
@@ -67,6 +69,15 @@ TRACKING_SCAN = "tracking_scan"
 COMPLAINT_RESPONSE = "complaint_response"
 COMPLAINT_ADVICE = "complaint_advice"
 DEMAND = "demand"
+
+#: The policy rule each deadline's breach names (delivery: by shipping program, see
+#: :meth:`Policy.delivery_due`).
+BREACH_RULES: Final[Mapping[DeadlineName, tuple[str, ...]]] = {
+    "fulfillment": ("wish.fulfillment",),
+    "confirmed_fulfillment": ("wish.confirmed_fulfillment",),
+    "delivery": ("wish.delivery", "wish.express_delivery"),
+    "complaint_response": ("wish.complaint_response",),
+}
 
 
 @dataclass(slots=True)

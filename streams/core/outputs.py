@@ -6,6 +6,7 @@ Optional fields that do not apply are left out of the JSON rather than written a
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Final, Literal, TypeAlias
 
@@ -26,6 +27,8 @@ __all__ = [
     "PolicyRef",
     "Reason",
     "RecommendationIssued",
+    "Rejection",
+    "RejectionReason",
     "Scope",
     "Severity",
 ]
@@ -63,6 +66,20 @@ Reason: TypeAlias = Literal[
 AGGREGATE_REASONS: Final = frozenset(
     {"LISTING_REVIEW", "PACKAGING_REVIEW", "CARRIER_REVIEW", "STORE_HEALTH_AT_RISK"}
 )
+RejectionReason: TypeAlias = Literal[
+    "not_utf8",
+    "not_json",
+    "not_an_object",
+    "unknown_type",
+    "missing_field",
+    "invalid_field",
+    "from_the_future",
+    "wrong_topic",
+    "processing_failed",
+]
+"""Why an input went to the dead letter, as a code (the sentence in ``error`` says the rest).
+
+``processing_failed`` is the processor's failure, not the input's: the input may be valid."""
 ActionCode: TypeAlias = Literal[
     "CONTACT_CUSTOMER",
     "REQUEST_EVIDENCE",
@@ -169,6 +186,17 @@ class EventRejected(_Output):
     raw: str = Field(description="The original bytes as UTF-8 (invalid bytes replaced), ≤ 64 KiB.")
     error: str = Field(description="Which field, what was wrong, what was given.")
     rejected_at: UtcTimestamp
+    reason: RejectionReason = Field(
+        description="The error as a code: what kind of problem (the error sentence says which)."
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Why an input cannot be used: a code and a sentence a person can act on."""
+
+    reason: RejectionReason
+    error: str
 
 
 OutputEvent: TypeAlias = DeadlineBreached | RecommendationIssued | EventRejected

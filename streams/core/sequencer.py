@@ -71,6 +71,10 @@ class Sequencer(Generic[T]):
     def __len__(self) -> int:
         return len(self._items)
 
+    def oldest(self) -> datetime | None:
+        """The event time of the earliest item waiting (None: none waits)."""
+        return self._items[0][0] if self._items else None
+
     def add(self, where: tuple[datetime, int, str], payload: T) -> None:
         """Queue one item at its :func:`position`."""
         self._sequence += 1

@@ -174,8 +174,10 @@ def compare(replayed: Iterable[dict[str, Any]], got: Iterable[dict[str, Any]]) -
 def last_occurred(lines: Iterable[bytes]) -> datetime:
     """The largest ``occurred_at`` of the valid events among ``lines``."""
     from streams.core.events import decode_event
+    from streams.core.outputs import Rejection
 
-    return max(e.occurred_at for line in lines if not isinstance(e := decode_event(line), str))
+    decoded = (decode_event(line) for line in lines)
+    return max(event.occurred_at for event in decoded if not isinstance(event, Rejection))
 
 
 def replay_outputs(lines: list[bytes], until: datetime) -> list[dict[str, Any]]:

@@ -21,7 +21,7 @@ from orderwatch_lives import Event, mutated_line, single_order
 from worker_harness import WorkerRun, message_of
 
 from streams.core.events import decode_event
-from streams.worker import PROCESSING_FAILED
+from streams.core.outputs import Rejection
 
 pytestmark = pytest.mark.broker
 
@@ -111,7 +111,7 @@ def worker(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> It
 
 
 def _rejected(line: bytes) -> bool:
-    return isinstance(decode_event(line), str)
+    return isinstance(decode_event(line), Rejection)
 
 
 def _malformed_batch(events: list[Event]) -> st.SearchStrategy[list[tuple[bytes, bytes]]]:
@@ -152,8 +152,10 @@ def test_ten_thousand_malformed_messages_are_each_dead_lettered_once_as_the_deco
             for (_, _, line), at in zip(messages, sources, strict=True):
                 assert at in letters.seen, f"{at} was not dead-lettered: {line!r}"
                 rejected = letters.seen[at][0]
-                assert rejected["error"] == decode_event(line), line
-                assert rejected["error"] != PROCESSING_FAILED
+                expected = decode_event(line)
+                assert isinstance(expected, Rejection), line
+                assert rejected["error"] == expected.error, line
+                assert rejected["reason"] == expected.reason, line
                 assert rejected["type"] == "event.rejected"
                 assert rejected["raw"] or not line.strip()
             produced.extend(sources)

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import subprocess
+import sys
+import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
 from worker_harness import (
     WorkerRun,
     backfill,
@@ -23,8 +27,10 @@ from worker_harness import (
     produce_lines,
     replayed_outputs,
     run,
+    wait_for,
 )
 
+from streams import __version__
 from streams.core.policy import load_policy
 from streams.core.timeutil import EPOCH
 from streams.simulator import generate_events
@@ -98,14 +104,91 @@ def test_bad_messages_land_in_the_dead_letter_with_their_source_and_a_sentence(
     assert worker.metric("orderwatch_events_rejected_total") == 3
 
 
+def test_outputs_carry_cloudevents_headers_and_dead_letters_their_source(
+    backfilled: tuple[WorkerRun, list[dict[str, Any]]],
+) -> None:
+    worker, outputs = backfilled
+    kinds = set()
+    for output in outputs:
+        attributes = output["_kafka"]["headers"]
+        output_id = output.get("breach_id") or output.get("recommendation_id")
+        decided = output.get("detected_at") or output.get("issued_at")
+        if output["type"] == "event.rejected":
+            output_id, decided = output["rejection_id"], output["rejected_at"]
+            source = output["source"]
+            assert attributes["orderwatch_source_topic"] == source["topic"]
+            assert attributes["orderwatch_source_partition"] == str(source["partition"])
+            assert attributes["orderwatch_source_offset"] == str(source["offset"])
+            assert attributes["orderwatch_error_code"] == output["reason"]
+        assert attributes["content-type"] == "application/json"
+        assert attributes["ce_specversion"] == "1.0"
+        assert attributes["ce_id"] == output_id
+        assert attributes["ce_type"] == output["type"]
+        assert attributes["ce_source"] == f"/orderwatch/{worker.name}"
+        assert attributes["ce_time"] == decided
+        assert attributes.get("ce_subject") == (output.get("subject") or output.get("order_id"))
+        kinds.add(output["type"])
+    assert kinds == {"deadline.breached", "recommendation.issued", "event.rejected"}
+
+
 def test_health_ready_and_metrics_are_served(
     backfilled: tuple[WorkerRun, list[dict[str, Any]]],
 ) -> None:
     worker, _ = backfilled
     assert worker.get("/health")[0] == 200
     assert worker.get("/ready")[0] == 200
+    assert worker.metric("orderwatch_ready") == 1
     assert worker.metric("orderwatch_breaches_total", deadline="fulfillment") > 0
+    assert worker.metric("orderwatch_breaches_total", rule="wish.fulfillment") > 0
     assert worker.metric("orderwatch_assigned_partitions") == worker.partitions
+    assert worker.metric("orderwatch_processing_failures_total") == 0
+    # The clock is the event-time clock the backfill advanced, not 0.
+    last = max(datetime.fromisoformat(at) for line in example_lines() if (at := occurred(line)))
+    assert worker.metric("orderwatch_clock_timestamp_seconds") == last.timestamp()
+    # Everything produced was processed: no partition lags (the lag is read every 5 s).
+    lag = "orderwatch_consumer_lag_messages"
+    wait_for(
+        lambda: (
+            f'{lag}{{partition="0",topic="{worker.prefix}orders"}} 0.0'.encode()
+            in worker.get("/metrics")[1]
+            and worker.metric(lag) == 0
+        ),
+        timeout=15,
+        what="no consumer lag on any partition",
+    )
+    _, body = worker.get("/metrics")
+    assert b"process_cpu_seconds_total" in body
+    assert b"_created" not in body
+
+
+def test_the_web_server_listens_where_it_is_told_and_serves_only_orderwatch(
+    backfilled: tuple[WorkerRun, list[dict[str, Any]]],
+) -> None:
+    worker, _ = backfilled
+    for path in ("/", "/router/", "/table/orders/", "/stats/", "/graph/"):
+        assert worker.get(path)[0] == 404, path
+    # Bound to 127.0.0.1 (the default web host), not to every interface: another local address
+    # of the same machine is refused.
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.2", worker.web_port), timeout=5).close()
+
+
+def test_a_second_worker_on_the_same_port_stops_with_one_line(
+    backfilled: tuple[WorkerRun, list[dict[str, Any]]],
+) -> None:
+    worker, _ = backfilled
+    result = subprocess.run(
+        [sys.executable, "-m", "streams", "worker"],
+        env=worker.env(),
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stderr.decode().splitlines() == [
+        f"Error: setting ORDERWATCH_WEB_PORT: port {worker.web_port} on 127.0.0.1 is already in "
+        "use (another worker?); choose a free port"
+    ]
 
 
 def test_promtool_accepts_the_live_exposition(
@@ -173,6 +256,48 @@ def test_an_event_dated_2199_is_dead_lettered_and_moves_no_clock(
     assert decisions(outputs) == decisions(replayed)
     [from_2199] = [o for o in outputs if "e-from-2199" in o.get("raw", "")]
     assert "days after the latest event" in from_2199["error"]
+    assert from_2199["reason"] == "from_the_future"
+
+
+def test_the_log_is_one_json_object_per_line_with_no_payload_and_no_repeats(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    marker = "payload-7c1e5"
+    lines = example_lines()[:40]
+    placed = next(json.loads(line) for line in lines if b'"type":"order.placed"' in line)
+    marked = [
+        json.dumps(placed | {"event_id": "e-marked", "sku": marker}).encode(),
+        f'{{"type": "order.placed", "sku": "{marker}"'.encode(),  # cut short: dead-lettered
+    ]
+    worker = WorkerRun(
+        kafka_bootstrap,
+        tmp_path,
+        clock="wall",
+        loglevel="info",
+        extra_env={"ORDERWATCH_LOG_FORMAT": "json"},
+    )
+    try:
+        worker.start()
+        run(produce_lines(kafka_bootstrap, worker.prefix, [*lines, *marked]))
+        wait_for(
+            lambda: (
+                worker.metric("orderwatch_events_rejected_total") >= 1
+                and worker.metric("orderwatch_consumer_lag_messages") == 0
+            ),
+            timeout=60,
+            what="the marked messages processed",
+        )
+    finally:
+        worker.stop()
+    text = worker.log_text()
+    records = [json.loads(line) for line in text.splitlines()]  # every line is one object
+    messages = [record["message"] for record in records]
+    assert sum(m.startswith(f"orderwatch {__version__}: app {worker.name}") for m in messages) == 1
+    assert sum(m.startswith("ready: ") for m in messages) == 1
+    assert messages[-1] == "stopping"
+    assert marker not in text
+    assert not any("+---" in m for m in messages)  # Faust's tables are for debug only
+    assert {record["level"] for record in records} <= {"INFO", "WARNING"}
 
 
 def test_inputs_with_nothing_unread_hold_no_clock_beyond_the_idle_slack(
@@ -228,3 +353,31 @@ def _utc(text: str) -> datetime:
 
 def _without_clock(output: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in output.items() if k != "detected_at" and not k.startswith("_")}
+
+
+def test_advance_clock_for_a_worker_that_never_ran_is_one_line_and_creates_nothing(
+    kafka_bootstrap: str,
+) -> None:
+    prefix = f"nobody-{uuid.uuid4().hex[:8]}-"
+    env = {"PATH": "/usr/bin:/bin", "ORDERWATCH_BROKER": kafka_bootstrap}
+    env["ORDERWATCH_TOPIC_PREFIX"] = prefix
+    result = subprocess.run(
+        [sys.executable, "-m", "streams", "advance-clock", "--until", "2026-03-01T00:00:00Z"],
+        env=env,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    [line] = result.stderr.decode().splitlines()
+    assert line.startswith(f"Error: no worker with app id 'orderwatch' and topic prefix '{prefix}'")
+
+    async def topics() -> set[str]:
+        admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+        await admin.start()
+        try:
+            return set(await admin.list_topics())
+        finally:
+            await admin.close()
+
+    assert not any(name.startswith(prefix) for name in run(topics()))

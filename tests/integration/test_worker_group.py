@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -19,6 +17,7 @@ from worker_harness import (
     consume_outputs,
     decisions,
     example_lines,
+    kcat_path,
     message_of,
     produce_lines,
     replayed_outputs,
@@ -119,20 +118,11 @@ def test_a_restarted_worker_reads_partitions_its_group_never_committed(
         worker.stop()
 
 
-def _kcat() -> str:
-    kcat = shutil.which("kcat")
-    if kcat is None:
-        if os.environ.get("CI"):
-            pytest.fail("kcat is missing in CI (Debian package kcat)")
-        pytest.skip("kcat is not installed (Debian package kcat)")
-    return kcat
-
-
 @pytest.mark.durable_broker("kcat (librdkafka) fails Tansu's ApiVersions reply")
 def test_an_event_produced_with_kcat_is_processed_and_kcat_reads_the_advice(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
-    kcat = _kcat()
+    kcat = kcat_path()
     worker = WorkerRun(kafka_bootstrap, tmp_path, clock="wall")
     now = datetime.now(UTC)
     # Released 120 h ago less 3 s: the fulfillment deadline falls due while the worker runs,
@@ -200,6 +190,9 @@ def test_an_event_produced_with_kcat_is_processed_and_kcat_reads_the_advice(
             return any(r["reason"] == "FULFILLMENT_OVERDUE" for r in found)
 
         wait_for(fulfillment_overdue, 60, "FULFILLMENT_OVERDUE on the recommendations topic")
+        # On the wall clock, the processor's clock is the time.
+        clock = worker.metric("orderwatch_clock_timestamp_seconds")
+        assert abs(clock - datetime.now(UTC).timestamp()) < 30
     finally:
         worker.stop()
     overdue = [r for r in found if r["reason"] == "FULFILLMENT_OVERDUE"]

@@ -23,7 +23,12 @@ from streams.core.events import (
     MAX_QUANTITY,
     decode_event,
 )
-from streams.core.outputs import AGGREGATE_REASONS, DeadlineBreached, RecommendationIssued
+from streams.core.outputs import (
+    AGGREGATE_REASONS,
+    DeadlineBreached,
+    RecommendationIssued,
+    Rejection,
+)
 from streams.core.policy import Policy, load_policy
 
 T = TypeVar("T")
@@ -313,7 +318,7 @@ def run_engine(arrival: Iterable[Event], policy: Policy = POLICY) -> list[Output
     latest: datetime | None = None
     for event in arrival:
         decoded = decode_event(event.line)
-        assert not isinstance(decoded, str), f"generated an invalid event: {decoded}"
+        assert not isinstance(decoded, Rejection), f"generated an invalid event: {decoded}"
         outputs += engine.process(decoded)
         latest = event.at if latest is None else max(latest, event.at)
     if latest is not None:

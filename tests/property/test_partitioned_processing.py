@@ -28,7 +28,7 @@ from streams.core.carrier import CarrierState
 from streams.core.events import InventoryUpdated, OrderEvent, decode_event
 from streams.core.facts import Fact
 from streams.core.merchant import MerchantState
-from streams.core.outputs import DeadlineBreached, RecommendationIssued
+from streams.core.outputs import DeadlineBreached, RecommendationIssued, Rejection
 from streams.core.policy import load_policy
 from streams.core.sequencer import Check, Item, Sequencer, closing, position
 from streams.core.sku import SkuState
@@ -171,7 +171,7 @@ def _queues() -> dict[tuple[int, str], list[OrderEvent | InventoryUpdated]]:
     queues: dict[tuple[int, str], list[OrderEvent | InventoryUpdated]] = {}
     for line in stream():
         event = decode_event(line)
-        if isinstance(event, str):
+        if isinstance(event, Rejection):
             continue
         if isinstance(event, InventoryUpdated):
             where = (partition_for(f"{event.merchant_id}/{event.sku}", PARTITIONS), "inventory")

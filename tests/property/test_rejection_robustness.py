@@ -15,7 +15,7 @@ from orderwatch_lives import (
 
 from streams.core.clock import from_the_future
 from streams.core.events import decode_event
-from streams.core.outputs import EventRejected, FileSource, OutputEvent
+from streams.core.outputs import EventRejected, FileSource, OutputEvent, Rejection
 from streams.replay import MAX_RAW_BYTES, replay_lines, serialize
 
 SOURCE = "events.jsonl"
@@ -73,7 +73,7 @@ def test_broken_lines_in_a_stream_are_rejected_where_they_are_and_the_rest_is_pr
         if not line.strip():
             continue  # blank lines are skipped
         decoded = decode_event(line)
-        if isinstance(decoded, str) or from_the_future(decoded.occurred_at, latest, POLICY):
+        if isinstance(decoded, Rejection) or from_the_future(decoded.occurred_at, latest, POLICY):
             unusable.add(number)
         else:
             latest = max(latest or decoded.occurred_at, decoded.occurred_at)

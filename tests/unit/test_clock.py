@@ -22,7 +22,10 @@ def test_an_event_within_the_limit_passes_and_one_beyond_is_from_the_future() ->
     assert from_the_future(LATEST, None, POLICY) is None  # nothing to be ahead of
     error = from_the_future(LATEST + timedelta(days=30, microseconds=1), LATEST, POLICY)
     assert error is not None
-    assert error.startswith("Field 'occurred_at' is 2026-02-04T00:00:00.000001Z, 30 days after")
+    assert error.reason == "from_the_future"
+    assert error.error.startswith(
+        "Field 'occurred_at' is 2026-02-04T00:00:00.000001Z, 30 days after"
+    )
 
 
 def _replay(lines: list[bytes]) -> list[dict[str, Any]]:

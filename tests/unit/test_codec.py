@@ -23,6 +23,7 @@ from streams.core.events import InventoryUpdated, OrderEvent, decode_event
 from streams.core.facts import Demand, Fact, OrderHealth, Shipment, SkuComplaint
 from streams.core.merchant import MerchantState
 from streams.core.order import Complaint, OrderState, Placement, Tracking
+from streams.core.outputs import Rejection
 from streams.core.policy import load_policy
 from streams.core.sequencer import Item
 from streams.core.sku import SkuState
@@ -40,7 +41,7 @@ T = datetime(2026, 1, 5, 8, 30, 15, 123456, tzinfo=UTC)
 def example_events() -> tuple[Event, ...]:
     """The example's valid events, in file order (rejected lines skipped)."""
     decoded = (decode_event(line) for line in ORDERS_EXAMPLE.read_bytes().splitlines())
-    events = tuple(event for event in decoded if not isinstance(event, str))
+    events = tuple(event for event in decoded if not isinstance(event, Rejection))
     assert len(events) > 1000
     return events
 

@@ -10,6 +10,7 @@ import pytest
 
 from streams.core.engine import Engine
 from streams.core.events import MAX_COUNT, MAX_MONEY, MAX_QUANTITY, decode_event
+from streams.core.outputs import Rejection
 from streams.core.policy import load_policy
 
 PLACED: dict[str, Any] = {
@@ -41,8 +42,9 @@ def test_an_order_with_a_number_out_of_range_is_rejected_naming_the_field(
     field: str, value: Any
 ) -> None:
     error = decode_event(json.dumps(PLACED | {field: value}).encode())
-    assert isinstance(error, str)
-    assert error.startswith(f"Field '{field}' of order.placed")
+    assert isinstance(error, Rejection)
+    assert error.reason == "invalid_field"
+    assert error.error.startswith(f"Field '{field}' of order.placed")
 
 
 def test_a_stock_level_out_of_range_is_rejected_naming_the_field() -> None:
@@ -55,8 +57,9 @@ def test_a_stock_level_out_of_range_is_rejected_naming_the_field() -> None:
         "available": MAX_COUNT + 1,
     }
     error = decode_event(json.dumps(stock).encode())
-    assert isinstance(error, str)
-    assert error.startswith("Field 'available' of inventory.updated")
+    assert isinstance(error, Rejection)
+    assert error.reason == "invalid_field"
+    assert error.error.startswith("Field 'available' of inventory.updated")
 
 
 def test_the_largest_accepted_numbers_go_through_every_deadline_and_refund() -> None:
@@ -84,7 +87,7 @@ def test_the_largest_accepted_numbers_go_through_every_deadline_and_refund() -> 
     outputs = []
     for line in lines:
         event = decode_event(json.dumps(line).encode())
-        assert not isinstance(event, str), event
+        assert not isinstance(event, Rejection), event
         outputs += engine.process(event)
     outputs += engine.advance_to(engine.clock + timedelta(days=60))
     overdue = [o for o in outputs if getattr(o, "reason", None) == "FULFILLMENT_OVERDUE"]

@@ -153,7 +153,7 @@ def test_the_offset_reader_is_stopped_at_shutdown(
             stopped.append(True)
 
     worker._offset_reader = Reader()
-    asyncio.run(worker._close_offset_reader(worker.app))
-    asyncio.run(worker._close_offset_reader(worker.app))  # twice: stopped once
+    asyncio.run(worker._close_offset_reader())
+    asyncio.run(worker._close_offset_reader())  # twice: stopped once
     assert stopped == [True]
     assert worker._offset_reader is None

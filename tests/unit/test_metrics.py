@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry
 
 from streams import __version__
 from streams.core.events import EVENT_TYPES, decode_event
+from streams.core.order import BREACH_RULES
 from streams.core.outputs import (
     DeadlineBreached,
     DeadlineName,
@@ -23,9 +24,10 @@ from streams.core.outputs import (
     PolicyRef,
     Reason,
     RecommendationIssued,
+    Rejection,
     Severity,
 )
-from streams.metrics import DEADLINES, REJECTION_REASONS, Metrics, classify_rejection
+from streams.metrics import DEADLINES, REJECTION_REASONS, Metrics
 
 T0 = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
 POLICY = PolicyRef(name="wish", version="2026.1")
@@ -54,6 +56,10 @@ def rejected(registry: CollectorRegistry, topic: str, reason: str) -> float | No
     return value(registry, "orderwatch_events_rejected_total", topic=topic, reason=reason)
 
 
+def breaches(registry: CollectorRegistry, deadline: str, rule: str) -> float | None:
+    return value(registry, "orderwatch_breaches_total", deadline=deadline, rule=rule)
+
+
 def recommended(registry: CollectorRegistry, reason: str, severity: str) -> float | None:
     return value(registry, "orderwatch_recommendations_total", reason=reason, severity=severity)
 
@@ -69,7 +75,7 @@ def breach(
         complaint_id="c1" if deadline == "complaint_response" else None,
         due_at=T0,
         detected_at=T0 + late_by,
-        rule="wish.fulfillment",
+        rule=BREACH_RULES[deadline][0],
         consequence="The order is auto-refunded.",
         policy=POLICY,
     )
@@ -102,6 +108,7 @@ def rejection(error: str) -> EventRejected:
         raw="{",
         error=error,
         rejected_at=T0,
+        reason="not_an_object",
     )
 
 
@@ -125,8 +132,10 @@ def test_known_series_exist_at_zero_before_anything_happens(
         for reason in REJECTION_REASONS:
             assert rejected(registry, topic, reason) == 0.0
         assert value(registry, "orderwatch_duplicate_events_total", topic=topic) == 0.0
+        assert value(registry, "orderwatch_processing_failures_total", topic=topic) == 0.0
     for deadline in DEADLINES:
-        assert value(registry, "orderwatch_breaches_total", deadline=deadline) == 0.0
+        for rule in BREACH_RULES[deadline]:
+            assert breaches(registry, deadline, rule) == 0.0
         assert value(registry, "orderwatch_late_events_total", deadline=deadline) == 0.0
     for severity in ("info", "warning", "critical"):
         assert recommended(registry, "STOCKOUT_RISK", severity) == 0.0
@@ -189,15 +198,23 @@ def test_last_event_timestamp_keeps_the_largest_occurred_at(
     assert value(registry, "orderwatch_last_event_timestamp_seconds") == T0.timestamp() + 30
 
 
-def test_observe_rejection_counts_by_reason_and_returns_it(
-    metrics: Metrics, registry: CollectorRegistry
-) -> None:
-    error = decode_event(b"[1, 2]")
-    assert isinstance(error, str)
+def test_observe_rejection_counts_by_reason(metrics: Metrics, registry: CollectorRegistry) -> None:
+    metrics.observe_rejection("orders", "not_an_object")
 
-    assert metrics.observe_rejection("orders", error) == "not_an_object"
     assert rejected(registry, "orders", "not_an_object") == 1.0
     assert rejected(registry, "orders", "not_json") == 0.0
+    assert value(registry, "orderwatch_processing_failures_total", topic="orders") == 0.0
+
+
+def test_a_processing_failure_is_counted_apart_from_rejected_input(
+    metrics: Metrics, registry: CollectorRegistry
+) -> None:
+    metrics.observe_rejection("tracking", "processing_failed")
+
+    assert value(registry, "orderwatch_processing_failures_total", topic="tracking") == 1.0
+    for reason in REJECTION_REASONS:
+        assert rejected(registry, "tracking", reason) == 0.0
+    assert rejected(registry, "tracking", "processing_failed") is None
 
 
 def test_observe_duplicate_counts_by_topic(metrics: Metrics, registry: CollectorRegistry) -> None:
@@ -216,7 +233,7 @@ def test_observe_late_event_counts_by_deadline(
     assert value(registry, "orderwatch_late_events_total", deadline="fulfillment") == 0.0
 
 
-# -- classify_rejection on decode_event's own sentences ----------------------------------------
+# -- the reason decode_event gives each kind of error ------------------------------------------
 
 VALID = {
     "event_id": "e1",
@@ -281,16 +298,12 @@ def _json(**changes: Any) -> bytes:
         ),
     ],
 )
-def test_classify_rejection_maps_decode_event_errors(raw: bytes, reason: str) -> None:
-    error = decode_event(raw)
-    assert isinstance(error, str), f"expected a rejection for {raw!r}"
+def test_decode_event_gives_each_error_its_reason(raw: bytes, reason: str) -> None:
+    rejection = decode_event(raw)
+    assert isinstance(rejection, Rejection), f"expected a rejection for {raw!r}"
 
-    assert classify_rejection(error) == reason
-
-
-def test_classify_rejection_always_answers_with_a_known_reason() -> None:
-    assert classify_rejection("") in REJECTION_REASONS
-    assert classify_rejection("Something nobody wrote yet.") == "invalid_field"
+    assert rejection.reason == reason
+    assert rejection.reason in REJECTION_REASONS
 
 
 # -- output ---------------------------------------------------------------------------------
@@ -306,9 +319,9 @@ def test_observe_outputs_counts_breaches_by_deadline_with_their_lag(
         ]
     )
 
-    assert value(registry, "orderwatch_breaches_total", deadline="fulfillment") == 1.0
-    assert value(registry, "orderwatch_breaches_total", deadline="complaint_response") == 1.0
-    assert value(registry, "orderwatch_breaches_total", deadline="delivery") == 0.0
+    assert breaches(registry, "fulfillment", "wish.fulfillment") == 1.0
+    assert breaches(registry, "complaint_response", "wish.complaint_response") == 1.0
+    assert breaches(registry, "delivery", "wish.delivery") == 0.0
     assert value(registry, "orderwatch_breach_detection_lag_seconds_count") == 2.0
     assert value(registry, "orderwatch_breach_detection_lag_seconds_sum") == 1202.0
     assert value(registry, "orderwatch_breach_detection_lag_seconds_bucket", le="5.0") == 1.0
@@ -387,16 +400,64 @@ def test_waiting_aggregate_inputs_are_a_gauge(
     assert value(registry, "orderwatch_aggregate_inputs_waiting") == 0.0
 
 
-def test_clock_is_the_earliest_partition_clock(
+def test_aggregate_wait_is_how_far_the_oldest_input_is_behind_the_latest_event(
+    registry: CollectorRegistry, metrics: Metrics
+) -> None:
+    wait = "orderwatch_aggregate_input_wait_seconds"
+    metrics.set_aggregate_inputs_waiting(2, T0)
+    assert value(registry, wait) == 0.0  # no event processed yet
+
+    metrics.observe_event_time(T0 + timedelta(hours=3))
+    assert value(registry, wait) == 3 * 3600.0
+
+    metrics.set_aggregate_inputs_waiting(0, None)
+    assert value(registry, wait) == 0.0
+
+
+def test_clock_and_readiness_are_read_when_scraped(
     metrics: Metrics, registry: CollectorRegistry
 ) -> None:
-    metrics.set_partition_clocks([T0 + timedelta(minutes=5), T0, T0 + timedelta(hours=1)])
-    assert value(registry, "orderwatch_clock_timestamp_seconds") == T0.timestamp()
-
-    metrics.set_partition_clocks([])
     clock = value(registry, "orderwatch_clock_timestamp_seconds")
     assert clock is not None
-    assert math.isnan(clock)
+    assert math.isnan(clock)  # nobody tracks it yet
+
+    now = [T0.timestamp()]
+    ready = [False]
+    metrics.track_clock(lambda: now[0])
+    metrics.track_ready(lambda: ready[0])
+    assert value(registry, "orderwatch_clock_timestamp_seconds") == T0.timestamp()
+    assert value(registry, "orderwatch_ready") == 0.0
+
+    now[0] += 60
+    ready[0] = True
+    assert value(registry, "orderwatch_clock_timestamp_seconds") == T0.timestamp() + 60
+    assert value(registry, "orderwatch_ready") == 1.0
+
+
+def test_consumer_lag_is_per_owned_partition_and_forgets_partitions_given_up(
+    metrics: Metrics, registry: CollectorRegistry
+) -> None:
+    lag = "orderwatch_consumer_lag_messages"
+    metrics.set_consumer_lag({("orders", 0): 5, ("orders", 1): 0, ("tracking", 0): 2})
+    assert value(registry, lag, topic="orders", partition="0") == 5.0
+    assert value(registry, lag, topic="orders", partition="1") == 0.0
+    assert value(registry, lag, topic="tracking", partition="0") == 2.0
+
+    metrics.set_consumer_lag({("orders", 1): 3})
+    assert value(registry, lag, topic="orders", partition="1") == 3.0
+    assert value(registry, lag, topic="orders", partition="0") is None
+    assert value(registry, lag, topic="tracking", partition="0") is None
+
+
+def test_the_scrape_has_process_and_gc_collectors_and_no_created_series(
+    metrics: Metrics,
+) -> None:
+    metrics.observe_event("orders", "order.placed", T0)
+    text = metrics.exposition().decode()
+
+    assert "process_resident_memory_bytes" in text
+    assert "python_gc_collections_total" in text
+    assert "_created" not in text
 
 
 def test_build_info_names_version_and_policy(metrics: Metrics, registry: CollectorRegistry) -> None:
@@ -419,7 +480,9 @@ def test_exposition_is_the_text_format(metrics: Metrics) -> None:
     assert "# TYPE orderwatch_events_consumed_total counter" in text
     assert "# TYPE orderwatch_processing_seconds histogram" in text
     names = {line.split()[2] for line in text.splitlines() if line.startswith("# TYPE")}
-    assert all(name.startswith("orderwatch_") for name in names)
+    ours = {name for name in names if not name.startswith(("process_", "python_"))}
+    assert ours
+    assert all(name.startswith("orderwatch_") for name in ours)
 
 
 def _promtool() -> str:
@@ -437,14 +500,18 @@ def _promtool() -> str:
 def test_promtool_finds_no_problems_in_the_exposition(metrics: Metrics) -> None:
     promtool = _promtool()
     metrics.observe_event("orders", "order.placed", T0)
-    metrics.observe_rejection("orders", "The message is not valid JSON (x).")
+    metrics.observe_rejection("orders", "not_json")
+    metrics.observe_rejection("orders", "processing_failed")
     metrics.observe_duplicate("orders")
     metrics.observe_late_event("delivery")
     metrics.observe_outputs([breach(), recommendation()])
     metrics.observe_processing(0.0002)
     metrics.set_open_orders(1)
     metrics.set_assigned_partitions(2)
-    metrics.set_partition_clocks([T0])
+    metrics.set_aggregate_inputs_waiting(3, T0)
+    metrics.set_consumer_lag({("orders", 0): 4})
+    metrics.track_clock(lambda: T0.timestamp())
+    metrics.track_ready(lambda: True)
 
     result = subprocess.run(
         [promtool, "check", "metrics"],

@@ -13,8 +13,9 @@ import yaml
 from jsonschema import Draft202012Validator, FormatChecker
 
 from streams.core.events import INPUT_MODELS, decode_event
-from streams.core.outputs import OutputEvent
+from streams.core.outputs import EventRejected, KafkaSource, OutputEvent, Rejection
 from streams.core.policy import load_policy
+from streams.headers import headers
 from streams.replay import replay_lines, serialize
 from streams.schemas import (
     ASYNCAPI_FILE,
@@ -165,7 +166,7 @@ REJECTED_BY_BOTH = {
 @pytest.mark.parametrize("change", REJECTED_BY_BOTH.values(), ids=REJECTED_BY_BOTH.keys())
 def test_schema_rejects_what_the_model_rejects(change: dict[str, Any]) -> None:
     message = {**example_inputs()["order.placed"], **change}
-    assert isinstance(decode_event(json.dumps(message)), str)
+    assert isinstance(decode_event(json.dumps(message)), Rejection)
     assert _errors(_validator(schema_name("order.placed")), message) != []
 
 
@@ -180,7 +181,7 @@ ACCEPTED_BY_BOTH = {
 @pytest.mark.parametrize("change", ACCEPTED_BY_BOTH.values(), ids=ACCEPTED_BY_BOTH.keys())
 def test_schema_accepts_what_the_model_accepts(change: dict[str, Any]) -> None:
     message = {**example_inputs()["order.placed"], **change}
-    assert not isinstance(decode_event(json.dumps(message)), str)
+    assert not isinstance(decode_event(json.dumps(message)), Rejection)
     assert _errors(_validator(schema_name("order.placed")), message) == []
 
 
@@ -192,7 +193,7 @@ def test_example_input_decodes_to_the_model_of_its_type(model: type[Any]) -> Non
     message_type = model.model_fields["type"].annotation.__args__[0]
     raw = (SCHEMAS / example_name(message_type)).read_bytes()
     decoded = decode_event(raw)
-    assert not isinstance(decoded, str), decoded
+    assert not isinstance(decoded, Rejection), decoded
     assert type(decoded) is model
     assert decoded.type == message_type
 
@@ -306,6 +307,34 @@ def test_asyncapi_payload_schemas_are_of_their_message(asyncapi: dict[str, Any])
     for message_type, message in asyncapi["components"]["messages"].items():
         schema = json.loads((SCHEMAS / message["payload"]["$ref"]).read_text(encoding="utf-8"))
         assert schema["properties"]["type"]["const"] == message_type
+
+
+def test_asyncapi_headers_are_what_the_worker_writes(asyncapi: dict[str, Any]) -> None:
+    messages = asyncapi["components"]["messages"]
+    emitted: list[OutputEvent] = []
+    replay_lines(example_lines(), emitted.append, policy=load_policy())
+    where = KafkaSource(topic="orders", partition=2, offset=17)
+    seen = set()
+    for output in emitted:
+        if isinstance(output, EventRejected):
+            output = output.model_copy(update={"source": where})
+        written = {name: value.decode() for name, value in headers(output, "/orderwatch/shop")}
+        validator = Draft202012Validator(
+            messages[output.type]["headers"], format_checker=FormatChecker()
+        )
+        assert [e.message for e in validator.iter_errors(written)] == [], output.type
+        seen.add(output.type)
+    assert seen == set(OUTPUT_TYPES)
+    assert not any("headers" in messages[t] for t in INPUT_TYPES)
+
+
+def test_asyncapi_servers_name_their_security_schemes(asyncapi: dict[str, Any]) -> None:
+    schemes = asyncapi["components"]["securitySchemes"]
+    secured = asyncapi["servers"]["secured"]
+    assert secured["protocol"] == "kafka-secure"
+    used = {ref["$ref"].rsplit("/", 1)[1] for ref in secured["security"]}
+    assert used == set(schemes)
+    assert {scheme["type"] for scheme in schemes.values()} >= {"scramSha512", "X509"}
 
 
 # -- (f) what the core really emits validates against the output schemas ---------------------

@@ -195,8 +195,13 @@ def test_every_orderwatch_variable_the_project_uses_is_a_setting_or_a_tool_varia
     """The repository's own scripts and docs use no variable the check would refuse."""
     repo = Path(__file__).resolve().parents[2]
     files = [repo / ".ci" / "run", *repo.glob("*.md"), *repo.glob("*.toml")]
-    for folder in ("streams", "tests", "scripts", "bench", "docs", "examples"):
-        files += [p for p in (repo / folder).rglob("*") if p.suffix in (".py", ".sh", ".md")]
+    files += [*repo.glob("*.yml"), *repo.glob("Dockerfile*")]
+    for folder in ("streams", "tests", "scripts", "bench", "docs", "examples", "deploy"):
+        files += [
+            p
+            for p in (repo / folder).rglob("*")
+            if p.suffix in (".py", ".sh", ".md", ".yml", ".yaml", ".env")
+        ]
     used: set[str] = set()
     for path in files:
         if path in (Path(__file__), repo / "streams" / "settings.py"):

@@ -22,7 +22,7 @@ import pytest
 
 from streams.core.engine import Engine, Output
 from streams.core.events import InventoryUpdated, OrderEvent, decode_event
-from streams.core.outputs import DeadlineBreached, RecommendationIssued
+from streams.core.outputs import DeadlineBreached, RecommendationIssued, Rejection
 from streams.core.policy import Policy, load_policy
 
 Event = OrderEvent | InventoryUpdated
@@ -44,8 +44,8 @@ class Events:
     def build(self, payload: dict[str, Any]) -> Event:
         """Validate one event as its JSON bytes; a rejection fails the test with its reason."""
         decoded = decode_event(json.dumps(payload).encode("utf-8"))
-        if isinstance(decoded, str):
-            raise AssertionError(f"the test built an invalid event: {decoded}")
+        if isinstance(decoded, Rejection):
+            raise AssertionError(f"the test built an invalid event: {decoded.error}")
         return decoded
 
     def _event(

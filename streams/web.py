@@ -1,0 +1,62 @@
+"""The worker's HTTP server: orderwatch's endpoints only, on the address it is told.
+
+Faust's aiohttp server, but without Faust's own views (``/router/``, ``/table/``, statistics,
+graph, index): what a worker serves is ``/health``, ``/ready`` and ``/metrics``, nothing that
+reads tables or the assignment. It listens on ``ORDERWATCH_WEB_HOST`` (Faust's ``web_bind``;
+Faust's own default is every interface). :func:`check_bind` tells at start, in one line, that
+the address cannot be used, before Faust would fail with a traceback.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import socket
+
+from faust.web.drivers.aiohttp import Web
+
+from streams.errors import ConfigurationError
+from streams.settings import Settings
+
+__all__ = ["OrderwatchWeb", "check_bind"]
+
+
+class OrderwatchWeb(Web):
+    """Faust's aiohttp web driver with none of Faust's built-in blueprints."""
+
+    default_blueprints = ()
+    production_blueprints = ()
+    debug_blueprints = ()
+    optional_blueprints = ()
+
+
+# mode names a service's logger after its class's module: these records are Faust's web server's
+# (set after the class, which mode's subclass hook would undo).
+OrderwatchWeb.logger = logging.getLogger(Web.__module__)
+
+
+def check_bind(settings: Settings) -> None:
+    """Raise :class:`ConfigurationError` when the web address cannot be listened on."""
+    host, port = settings.web_host, settings.web_port
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as error:
+        raise ConfigurationError(
+            f"setting ORDERWATCH_WEB_HOST: cannot resolve {host!r} ({error.strerror})"
+        ) from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        # As the server will: a port in TIME_WAIT after a restart is free to use.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                raise ConfigurationError(
+                    f"setting ORDERWATCH_WEB_PORT: port {port} on {host} is already in use "
+                    "(another worker?); choose a free port"
+                ) from None
+            raise ConfigurationError(
+                f"setting ORDERWATCH_WEB_HOST: cannot listen on {host}:{port} "
+                f"({error.strerror}); use an address of this machine, such as 127.0.0.1"
+            ) from None
