@@ -433,10 +433,13 @@ class SecretsFilter(logging.Filter):
         masked = self.mask(message)
         if masked != message:
             record.msg, record.args = masked, ()
-        if record.exc_info and not record.exc_text:
-            record.exc_text = logging.Formatter().formatException(record.exc_info)
-        if record.exc_text:
-            record.exc_text = self.mask(record.exc_text)
+        if record.exc_info:
+            # Formatters may format exc_info again (ignoring exc_text): a traceback that shows
+            # a secret becomes part of the message, masked, and the record carries none.
+            trace = record.exc_text or logging.Formatter().formatException(record.exc_info)
+            if self.mask(trace) != trace:
+                record.msg, record.args = f"{masked}\n{self.mask(trace)}", ()
+                record.exc_info, record.exc_text = None, None
         return True
 
     def mask(self, text: str) -> str:

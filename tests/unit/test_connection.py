@@ -8,6 +8,7 @@ import logging
 import os
 import ssl
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -377,3 +378,16 @@ def test_the_secrets_filter_masks_passwords_in_log_records() -> None:
     untouched = logging.LogRecord("x", logging.INFO, __file__, 1, "ready: %d", (3,), None)
     assert secrets.filter(untouched)
     assert untouched.getMessage() == "ready: 3"
+
+
+def test_the_secrets_filter_masks_a_traceback_that_shows_a_password() -> None:
+    secrets = SecretsFilter(sasl_ssl())
+    try:
+        raise ValueError("login s3cret-pw refused")
+    except ValueError:
+        record = logging.LogRecord("x", logging.ERROR, __file__, 1, "failed", (), sys.exc_info())
+    assert secrets.filter(record)
+    assert record.exc_info is None
+    line = logging.Formatter().format(record)
+    assert "s3cret-pw" not in line
+    assert "ValueError: login ********** refused" in line
