@@ -7,6 +7,7 @@ consumers connect over SASL_SSL too, configured with aiokafka alone.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -16,7 +17,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from aiokafka import AIOKafkaConsumer
 from worker_harness import (
+    EXAMPLES,
     WorkerRun,
     backfill,
     decisions,
@@ -28,6 +31,7 @@ from worker_harness import (
 )
 
 from streams.brokers import create_topics, wait_for_broker
+from streams.send import Unroutable, route
 
 if TYPE_CHECKING:  # the suite's conftest: its fixtures' types
     from conftest import SecuredKafka, TlsFiles
@@ -183,3 +187,56 @@ async def test_the_broker_helpers_take_security_options(secured_kafka: SecuredKa
     assert await create_topics(secured_kafka.bootstrap, {topic: 2}, security=security) == [topic]
     with pytest.raises(TimeoutError):
         await wait_for_broker(secured_kafka.bootstrap, 2)  # no TLS, no login: never ready
+
+
+def test_send_publishes_every_routable_line_over_sasl_ssl(secured_kafka: SecuredKafka) -> None:
+    prefix = f"send-{uuid.uuid4().hex[:8]}-"
+    done = orderwatch(
+        secured_kafka,
+        "send",
+        str(EXAMPLES),
+        "--quiet",
+        ORDERWATCH_TOPIC_PREFIX=prefix,
+        ORDERWATCH_PARTITIONS="2",
+    )
+    assert done.returncode == 0, done.stderr
+    expected = sum(1 for line in example_lines() if _routable(line))
+    assert expected > 0
+
+    async def count() -> int:
+        topics = [prefix + topic for topic in ("orders", "inventory", "tracking", "complaints")]
+        consumer = AIOKafkaConsumer(
+            *topics,
+            bootstrap_servers=secured_kafka.bootstrap,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            **security_options(secured_kafka.env),
+        )
+        await consumer.start()
+        seen = 0
+        try:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 60
+            while seen < expected and loop.time() < deadline:
+                batch = await consumer.getmany(timeout_ms=500)
+                seen += sum(len(records) for records in batch.values())
+        finally:
+            await consumer.stop()
+        return seen
+
+    assert run(count()) == expected
+
+
+def test_send_with_a_wrong_password_names_the_password_variable(
+    secured_kafka: SecuredKafka,
+) -> None:
+    done = orderwatch(secured_kafka, "send", str(EXAMPLES), ORDERWATCH_SASL_PASSWORD="wrong")
+    assert "ORDERWATCH_SASL_PASSWORD" in one_line(done)
+
+
+def _routable(line: bytes) -> bool:
+    try:
+        route(line)
+    except Unroutable:
+        return False
+    return True
