@@ -70,6 +70,7 @@ def backfilled(secured_kafka: SecuredKafka, tmp_path_factory: pytest.TempPathFac
         secured_kafka.bootstrap,
         tmp_path_factory.mktemp("secured-worker"),
         extra_env=secured_kafka.env,
+        loglevel="info",
     )
     try:
         worker.start()
