@@ -4,19 +4,33 @@
 #
 #   scripts/kafka.sh start    resolve the jars once, format a fresh data dir, start the broker, wait
 #                             until it answers; the last line of stdout is its address, 127.0.0.1:PORT
+#   scripts/kafka.sh start --secured   (or ORDERWATCH_KAFKA_SECURED=1) the same with a SASL_SSL
+#                             listener at that address: a CA and a broker certificate (for 127.0.0.1
+#                             and localhost) generated with openssl at every start, one user with a
+#                             random password for SCRAM-SHA-512 and SCRAM-SHA-256 (created when the
+#                             storage is formatted) and PLAIN. The broker's own listeners (inter-broker, the
+#                             controller) stay PLAINTEXT on 127.0.0.1. `env` prints what a client needs.
 #   scripts/kafka.sh stop     stop it (TERM, then KILL after a timeout); fine if it is not running
 #   scripts/kafka.sh restart [S]  stop it and start it again on the same data and ports, S seconds
-#                             later (default 0); the last line of stdout is its address
+#                             later (default 0), secured if it was; the last line of stdout is its address
 #   scripts/kafka.sh status   "running 127.0.0.1:PORT (pid N)" and exit 0, or "not running" and exit 1
-#   scripts/kafka.sh env      ORDERWATCH_TEST_BROKER=127.0.0.1:PORT, for eval (exit 1 if not running)
+#                             (secured: "running 127.0.0.1:PORT (pid N, SASL_SSL)")
+#   scripts/kafka.sh env      ORDERWATCH_TEST_BROKER=127.0.0.1:PORT, for eval (exit 1 if not running).
+#                             Secured: ORDERWATCH_BROKER=127.0.0.1:PORT (not TEST_BROKER: the plain
+#                             tests cannot use it), ORDERWATCH_SECURITY_PROTOCOL=SASL_SSL,
+#                             ORDERWATCH_SASL_MECHANISM=SCRAM-SHA-512, ORDERWATCH_SASL_USERNAME,
+#                             ORDERWATCH_SASL_PASSWORD and ORDERWATCH_SSL_CAFILE, one per line:
+#                             `set -a; eval "$(scripts/kafka.sh env)"; set +a` configures orderwatch.
 #
 # Everything lives under ${ORDERWATCH_KAFKA_HOME:-<repo>/.ci/cache/kafka}:
 #   libs/               runtime classpath (mvn dependency:copy-dependencies), re-resolved when the pom changes
 #   libs.pom.sha256     hash of the pom the jars in libs/ came from; maven.log: the last resolve's output
 #   run/                server.properties, kafka.log (broker + format tool output), kafka.pid, address,
-#                       data/ (wiped at every start, kept by restart)
+#                       data/ (wiped at every start, kept by restart); secured: tls/ (ca.pem, the CA's
+#                       key, the broker's certificate and PKCS12 keystore) and secured.env (what env prints)
 # Knobs (environment): ORDERWATCH_KAFKA_HEAP (default "-Xms256m -Xmx1g"), ORDERWATCH_KAFKA_START_TIMEOUT
-# (seconds, default 90), ORDERWATCH_KAFKA_STOP_TIMEOUT (seconds, default 30), JAVA_HOME, MAVEN_OPTS.
+# (seconds, default 90), ORDERWATCH_KAFKA_STOP_TIMEOUT (seconds, default 30), ORDERWATCH_KAFKA_SECURED
+# (1: start --secured), JAVA_HOME, MAVEN_OPTS. The secured mode needs openssl.
 # Informational messages go to stderr so that `addr=$(scripts/kafka.sh start)` captures only the address.
 set -euo pipefail
 
@@ -31,6 +45,8 @@ pid_file="$run/kafka.pid"
 addr_file="$run/address"
 log_file="$run/kafka.log"
 props="$run/server.properties"
+tls="$run/tls"
+secured_env="$run/secured.env"
 
 java_bin="${JAVA_HOME:+$JAVA_HOME/bin/}java"
 heap="${ORDERWATCH_KAFKA_HEAP:--Xms256m -Xmx1g}"
@@ -182,20 +198,119 @@ while time.monotonic() < deadline:
 sys.exit(1)
 '
 
+# ---- secured mode --------------------------------------------------------------------------------
+# Waits until the TLS listener completes a handshake with a certificate the CA signed for 127.0.0.1.
+# Exit 0: ready; 1: timed out.
+tls_probe_py='
+import socket, ssl, sys, time
+
+host, port, cafile, timeout = sys.argv[1], int(sys.argv[2]), sys.argv[3], float(sys.argv[4])
+context = ssl.create_default_context(cafile=cafile)
+deadline = time.monotonic() + timeout
+while time.monotonic() < deadline:
+    try:
+        with socket.create_connection((host, port), timeout=3) as raw:
+            with context.wrap_socket(raw, server_hostname=host):
+                sys.exit(0)
+    except (OSError, ssl.SSLError):
+        time.sleep(0.25)
+sys.exit(1)
+'
+
+# Is the broker under $run a secured one?
+is_secured() {
+    [ -f "$secured_env" ]
+}
+
+# A fresh CA and a broker certificate signed by it for 127.0.0.1 and localhost, in a PKCS12 keystore
+# protected by $1. Everything goes to $tls.
+make_certificates() {
+    local storepass=$1 days=30
+    command -v openssl >/dev/null || die "openssl not found: the secured mode generates its certificates with it"
+    mkdir -p "$tls"
+    chmod 700 "$tls"
+    say "generating a CA and a broker certificate in $tls"
+    {
+        openssl req -x509 -newkey rsa:2048 -nodes -sha256 -days "$days" \
+            -subj "/CN=orderwatch test CA" -keyout "$tls/ca.key" -out "$tls/ca.pem" \
+            -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" &&
+            openssl req -newkey rsa:2048 -nodes -sha256 -subj "/CN=localhost" \
+                -keyout "$tls/broker.key" -out "$tls/broker.csr" &&
+            printf '%s\n' "basicConstraints=critical,CA:FALSE" \
+                "keyUsage=critical,digitalSignature,keyEncipherment" "extendedKeyUsage=serverAuth" \
+                "subjectAltName=IP:127.0.0.1,DNS:localhost" "subjectKeyIdentifier=hash" \
+                "authorityKeyIdentifier=keyid,issuer" >"$tls/broker.ext" &&
+            openssl x509 -req -sha256 -days "$days" -in "$tls/broker.csr" -CA "$tls/ca.pem" \
+                -CAkey "$tls/ca.key" -CAcreateserial -extfile "$tls/broker.ext" -out "$tls/broker.pem" &&
+            openssl pkcs12 -export -in "$tls/broker.pem" -inkey "$tls/broker.key" -certfile "$tls/ca.pem" \
+                -name broker -passout "pass:$storepass" -out "$tls/broker.p12"
+    } </dev/null >>"$log_file" 2>&1 || {
+        say "openssl failed; the end of $log_file:"
+        tail -n 20 "$log_file" >&2
+        exit 1
+    }
+}
+
+# The broker settings both modes share (appended to $props).
+common_properties() {
+    cat <<EOF
+log.dirs=$run/data
+num.network.threads=2
+num.io.threads=4
+num.recovery.threads.per.data.dir=1
+num.partitions=1
+auto.create.topics.enable=true
+delete.topic.enable=true
+group.initial.rebalance.delay.ms=0
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=5
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=5
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+share.coordinator.state.topic.num.partitions=1
+min.insync.replicas=1
+EOF
+}
+
 # ---- commands ------------------------------------------------------------------------------------
 cmd_start() {
-    local pid
+    local pid secured=0
+    case "${1:-}" in
+    --secured) secured=1 ;;
+    "") ;;
+    *) die "unknown option '$1' (usage: start [--secured])" ;;
+    esac
+    case "${ORDERWATCH_KAFKA_SECURED:-}" in
+    "" | 0) ;;
+    *) secured=1 ;;
+    esac
     if pid="$(running_pid)"; then
+        if [ "$secured" = 1 ] && ! is_secured; then
+            die "already running (pid $pid) without --secured: stop it first"
+        fi
+        if [ "$secured" = 0 ] && is_secured; then
+            die "already running (pid $pid) with --secured: stop it first"
+        fi
         say "already running (pid $pid)"
         address
         return 0
     fi
     command -v "$java_bin" >/dev/null || die "java not found (Kafka 4 needs Java 17+; set JAVA_HOME)"
     command -v python3 >/dev/null || die "python3 not found"
+    if [ "$secured" = 1 ]; then
+        command -v openssl >/dev/null || die "openssl not found: start --secured generates its certificates with it"
+    fi
     ensure_libs
 
     rm -rf "$run"
     mkdir -p "$run/data"
+
+    if [ "$secured" = 1 ]; then
+        start_secured
+        return
+    fi
 
     local ports broker_port controller_port cluster_id
     ports="$(python3 -c '
@@ -228,24 +343,8 @@ advertised.listeners=PLAINTEXT://127.0.0.1:$broker_port,CONTROLLER://127.0.0.1:$
 listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-log.dirs=$run/data
-num.network.threads=2
-num.io.threads=4
-num.recovery.threads.per.data.dir=1
-num.partitions=1
-auto.create.topics.enable=true
-delete.topic.enable=true
-group.initial.rebalance.delay.ms=0
-offsets.topic.replication.factor=1
-offsets.topic.num.partitions=5
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-transaction.state.log.num.partitions=5
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
-share.coordinator.state.topic.num.partitions=1
-min.insync.replicas=1
 EOF
+    common_properties >>"$props"
 
     say "formatting $run/data (cluster id $cluster_id)"
     if ! "$java_bin" -Xmx256m "-Dlog4j2.configurationFile=$log4j_config" -cp "$libs/*" \
@@ -259,10 +358,84 @@ EOF
     launch "$broker_port" "$controller_port"
 }
 
+# The secured broker: certificates, a SCRAM user, a SASL_SSL listener for clients and a PLAINTEXT
+# one (INTERNAL) for the broker itself, which the readiness probe uses too.
+start_secured() {
+    local ports broker_port internal_port controller_port cluster_id storepass password
+    local user=orderwatch mechanism=SCRAM-SHA-512
+    ports="$(python3 -c '
+import socket
+socks = [socket.socket() for _ in range(3)]
+for s in socks:
+    s.bind(("127.0.0.1", 0))
+print(*(s.getsockname()[1] for s in socks))
+')"
+    read -r broker_port internal_port controller_port <<<"$ports"
+    cluster_id="$(python3 -c '
+import base64, uuid
+while True:
+    s = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+    if not s.startswith("-"):
+        print(s)
+        break
+')"
+    storepass="$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
+    password="$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
+    make_certificates "$storepass"
+
+    (
+        umask 077
+        cat >"$props" <<EOF
+# Written by scripts/kafka.sh start --secured: single-node KRaft broker for tests, clients on
+# SASL_SSL (SCRAM), the broker's own listeners PLAINTEXT on 127.0.0.1. Regenerated at every start.
+process.roles=broker,controller
+node.id=1
+# Kafka 4: dynamic quorum (KIP-853); the storage is formatted with --standalone.
+controller.quorum.bootstrap.servers=127.0.0.1:$controller_port
+listeners=SASL_SSL://127.0.0.1:$broker_port,INTERNAL://127.0.0.1:$internal_port,CONTROLLER://127.0.0.1:$controller_port
+advertised.listeners=SASL_SSL://127.0.0.1:$broker_port,INTERNAL://127.0.0.1:$internal_port,CONTROLLER://127.0.0.1:$controller_port
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,INTERNAL:PLAINTEXT,SASL_SSL:SASL_SSL
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=INTERNAL
+sasl.enabled.mechanisms=SCRAM-SHA-512,SCRAM-SHA-256,PLAIN
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_$user="$password";
+ssl.keystore.type=PKCS12
+ssl.keystore.location=$tls/broker.p12
+ssl.keystore.password=$storepass
+ssl.key.password=$storepass
+ssl.client.auth=none
+EOF
+        common_properties >>"$props"
+        cat >"$secured_env" <<EOF
+ORDERWATCH_SECURITY_PROTOCOL=SASL_SSL
+ORDERWATCH_SASL_MECHANISM=$mechanism
+ORDERWATCH_SASL_USERNAME=$user
+ORDERWATCH_SASL_PASSWORD=$password
+ORDERWATCH_SSL_CAFILE=$(printf '%q' "$tls/ca.pem")
+EOF
+    )
+
+    say "formatting $run/data (cluster id $cluster_id) with the SCRAM user '$user'"
+    if ! "$java_bin" -Xmx256m "-Dlog4j2.configurationFile=$log4j_config" -cp "$libs/*" \
+        kafka.tools.StorageTool format -t "$cluster_id" -c "$props" --standalone \
+        --add-scram "SCRAM-SHA-512=[name=$user,password=$password]" \
+        --add-scram "SCRAM-SHA-256=[name=$user,password=$password]" \
+        </dev/null >>"$log_file" 2>&1; then
+        say "formatting the storage failed; the end of $log_file:"
+        tail -n 40 "$log_file" >&2
+        exit 1
+    fi
+
+    launch "$broker_port" "$controller_port" "$internal_port"
+}
+
 # Starts kafka.Kafka with the properties in $props on the data in $run/data and waits until it
-# answers; prints the address on stdout.
+# answers (on $3 if given: the secured broker's PLAINTEXT listener, then a TLS handshake on $1);
+# prints the address on stdout.
 launch() {
-    local broker_port=$1 controller_port=$2 pid
+    local broker_port=$1 controller_port=$2 probe_port=${3:-$1} pid
     local -a opts
     mapfile -t opts < <(java_opts)
     say "starting the broker on 127.0.0.1:$broker_port (controller 127.0.0.1:$controller_port), log $log_file"
@@ -273,7 +446,11 @@ launch() {
     printf '%s\n' "$pid" >"$pid_file"
 
     local started=$SECONDS rc=0
-    python3 -c "$probe_py" 127.0.0.1 "$broker_port" "$pid" "$start_timeout" "$log_file" || rc=$?
+    python3 -c "$probe_py" 127.0.0.1 "$probe_port" "$pid" "$start_timeout" "$log_file" || rc=$?
+    if [ "$rc" -eq 0 ] && is_secured &&
+        ! python3 -c "$tls_probe_py" 127.0.0.1 "$broker_port" "$tls/ca.pem" 30; then
+        rc=1
+    fi
     if [ "$rc" -ne 0 ]; then
         if [ "$rc" -eq 2 ]; then
             say "the broker exited during startup; the end of $log_file:"
@@ -286,6 +463,9 @@ launch() {
     fi
     printf '127.0.0.1:%s\n' "$broker_port" >"$addr_file"
     say "broker ready after $((SECONDS - started)) s (pid $pid)"
+    if is_secured; then
+        say "secured: SASL_SSL with SCRAM-SHA-512 (also SCRAM-SHA-256 and PLAIN), CA $tls/ca.pem; 'scripts/kafka.sh env' prints the settings"
+    fi
     printf '127.0.0.1:%s\n' "$broker_port"
 }
 
@@ -294,7 +474,14 @@ launch() {
 cmd_restart() {
     local downtime="${1:-0}" broker_port controller_port
     [ -f "$props" ] || die "no broker to restart (start one with scripts/kafka.sh start)"
-    broker_port="$(sed -n 's/^listeners=PLAINTEXT:\/\/127.0.0.1:\([0-9]*\),.*/\1/p' "$props")"
+    local internal_port=""
+    if is_secured; then
+        broker_port="$(sed -n 's/^listeners=SASL_SSL:\/\/127.0.0.1:\([0-9]*\),.*/\1/p' "$props")"
+        internal_port="$(sed -n 's/^listeners=.*,INTERNAL:\/\/127.0.0.1:\([0-9]*\),.*/\1/p' "$props")"
+        [ -n "$internal_port" ] || die "cannot read the ports from $props"
+    else
+        broker_port="$(sed -n 's/^listeners=PLAINTEXT:\/\/127.0.0.1:\([0-9]*\),.*/\1/p' "$props")"
+    fi
     controller_port="$(sed -n 's/.*CONTROLLER:\/\/127.0.0.1:\([0-9]*\)$/\1/p' "$props" | head -n 1)"
     [ -n "$broker_port" ] && [ -n "$controller_port" ] || die "cannot read the ports from $props"
     cmd_stop
@@ -302,7 +489,7 @@ cmd_restart() {
         say "down for ${downtime} s"
         sleep "$downtime"
     fi
-    launch "$broker_port" "$controller_port"
+    launch "$broker_port" "$controller_port" $internal_port
 }
 
 cmd_stop() {
@@ -336,7 +523,11 @@ cmd_stop() {
 cmd_status() {
     local pid
     if pid="$(running_pid)"; then
-        printf 'running %s (pid %s)\n' "$(address || echo 'starting')" "$pid"
+        if is_secured; then
+            printf 'running %s (pid %s, SASL_SSL)\n' "$(address || echo 'starting')" "$pid"
+        else
+            printf 'running %s (pid %s)\n' "$(address || echo 'starting')" "$pid"
+        fi
         return 0
     fi
     echo "not running"
@@ -346,7 +537,12 @@ cmd_status() {
 cmd_env() {
     local addr
     if running_pid >/dev/null && addr="$(address)"; then
-        printf 'ORDERWATCH_TEST_BROKER=%s\n' "$addr"
+        if is_secured; then
+            printf 'ORDERWATCH_BROKER=%s\n' "$addr"
+            cat "$secured_env"
+        else
+            printf 'ORDERWATCH_TEST_BROKER=%s\n' "$addr"
+        fi
         return 0
     fi
     say "not running (start it with scripts/kafka.sh start)"
@@ -354,13 +550,13 @@ cmd_env() {
 }
 
 case "${1:-}" in
-start) cmd_start ;;
+start) cmd_start "${2:-}" ;;
 stop) cmd_stop ;;
 restart) cmd_restart "${2:-0}" ;;
 status) cmd_status ;;
 env) cmd_env ;;
 *)
-    echo "usage: $0 start|stop|restart [DOWNTIME_SECONDS]|status|env" >&2
+    echo "usage: $0 start [--secured]|stop|restart [DOWNTIME_SECONDS]|status|env" >&2
     exit 2
     ;;
 esac

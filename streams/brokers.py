@@ -18,7 +18,9 @@ numbers a new group's first generation 0 where Kafka starts at 1, and aiokafka s
 from generation 0, so the first member to leave a new group stays in it until its session times
 out: the next member's join then takes about 11 s instead of 3 s.
 
-``create_topics`` and ``wait_for_broker`` work against any Kafka broker (Apache Kafka or Tansu).
+``create_topics`` and ``wait_for_broker`` work against any Kafka broker (Apache Kafka or Tansu);
+for a secured one, pass ``security=streams.connection.security_options(settings)`` (the aiokafka
+security arguments: protocol, SASL login, TLS context).
 """
 
 from __future__ import annotations
@@ -104,15 +106,18 @@ def _servers(bootstrap: str) -> list[tuple[str, int]]:
     return servers
 
 
-def _admin(bootstrap: str, request_timeout: float) -> Any:
+def _admin(
+    bootstrap: str, request_timeout: float, security: Mapping[str, Any] | None = None
+) -> Any:
     return AIOKafkaAdminClient(
         bootstrap_servers=bootstrap,
         client_id=_CLIENT_ID,
         request_timeout_ms=max(1000, int(request_timeout * 1000)),
+        **(security or {}),
     )
 
 
-async def _probe(bootstrap: str) -> None:
+async def _probe(bootstrap: str, security: Mapping[str, Any] | None = None) -> None:
     """One readiness check: a TCP connect, then a Metadata round trip listing a live broker.
 
     The TCP connect comes first so that a broker still starting costs a refused connection, not
@@ -130,7 +135,7 @@ async def _probe(bootstrap: str) -> None:
     else:
         raise _NotReady(f"nothing listens on {bootstrap}")
 
-    admin = _admin(bootstrap, _PROBE_TIMEOUT)
+    admin = _admin(bootstrap, _PROBE_TIMEOUT, security)
     try:
         await admin.start()
         cluster = await admin.describe_cluster()
@@ -141,7 +146,10 @@ async def _probe(bootstrap: str) -> None:
 
 
 async def _poll_ready(
-    bootstrap: str, timeout: float, check_alive: Callable[[], None] | None = None
+    bootstrap: str,
+    timeout: float,
+    check_alive: Callable[[], None] | None = None,
+    security: Mapping[str, Any] | None = None,
 ) -> None:
     """Probe ``bootstrap`` until it answers; ``check_alive()``, if given, raises to give up."""
     loop = asyncio.get_running_loop()
@@ -157,14 +165,21 @@ async def _poll_ready(
                 + (f" (last attempt: {type(last).__name__}: {last})" if last else "")
             )
         try:
-            await asyncio.wait_for(_probe(bootstrap), timeout=min(remaining, _PROBE_TIMEOUT))
+            await asyncio.wait_for(
+                _probe(bootstrap, security), timeout=min(remaining, _PROBE_TIMEOUT)
+            )
             return
         except (_NotReady, KafkaError, OSError, TimeoutError) as exc:
             last = exc
         await asyncio.sleep(max(0.0, min(_POLL_INTERVAL, deadline - loop.time())))
 
 
-async def wait_for_broker(bootstrap: str, timeout: float = DEFAULT_STARTUP_TIMEOUT) -> None:
+async def wait_for_broker(
+    bootstrap: str,
+    timeout: float = DEFAULT_STARTUP_TIMEOUT,
+    *,
+    security: Mapping[str, Any] | None = None,
+) -> None:
     """Wait until the Kafka broker at ``bootstrap`` answers a Metadata request.
 
     ``bootstrap`` is ``"host:port"`` or a comma-separated list of them. The broker counts as
@@ -172,7 +187,7 @@ async def wait_for_broker(bootstrap: str, timeout: float = DEFAULT_STARTUP_TIMEO
     last failure) if that does not happen within ``timeout`` seconds, and ``ConfigurationError``
     if ``bootstrap`` is not an address.
     """
-    await _poll_ready(bootstrap, timeout)
+    await _poll_ready(bootstrap, timeout, security=security)
 
 
 async def create_topics(
@@ -181,6 +196,7 @@ async def create_topics(
     replication_factor: int = 1,
     *,
     timeout: float = DEFAULT_STARTUP_TIMEOUT,
+    security: Mapping[str, Any] | None = None,
 ) -> list[str]:
     """Create the missing ones of ``topics`` (name → partition count); return the names created.
 
@@ -198,7 +214,7 @@ async def create_topics(
         return []
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    admin = _admin(bootstrap, min(timeout, 30.0))
+    admin = _admin(bootstrap, min(timeout, 30.0), security)
     created: list[str] = []
     try:
         await admin.start()

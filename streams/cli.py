@@ -157,22 +157,68 @@ def _settings(**flags: Any) -> Any:
         raise click.ClickException(str(error)) from None
 
 
-_WORKER_FLAGS = [
+#: Flags of every command that connects to Kafka (each also an ORDERWATCH_ variable). A command
+#: takes them as ``**flags`` and hands them to ``_settings``, so a new flag here needs no
+#: signature changes.
+_CONNECTION_FLAGS = [
     click.option("--broker", help="Kafka bootstrap servers (ORDERWATCH_BROKER)."),
     click.option("--app-id", help="Consumer group / application id (ORDERWATCH_APP_ID)."),
     click.option("--partitions", type=int, help="Partitions per topic (ORDERWATCH_PARTITIONS)."),
     click.option("--topic-prefix", help="Prefix of every topic name (ORDERWATCH_TOPIC_PREFIX)."),
+    click.option(
+        "--security-protocol",
+        metavar="PROTOCOL",
+        help=(
+            "PLAINTEXT (default), SSL, SASL_PLAINTEXT or SASL_SSL (ORDERWATCH_SECURITY_PROTOCOL)."
+        ),
+    ),
+    click.option(
+        "--sasl-mechanism",
+        metavar="MECHANISM",
+        help="PLAIN (default), SCRAM-SHA-256 or SCRAM-SHA-512 (ORDERWATCH_SASL_MECHANISM).",
+    ),
+    click.option("--sasl-username", help="SASL user (ORDERWATCH_SASL_USERNAME)."),
+    click.option(
+        "--sasl-password",
+        help=(
+            "SASL password. Prefer ORDERWATCH_SASL_PASSWORD: other users of the machine can "
+            "read a flag in the process list."
+        ),
+    ),
+    click.option(
+        "--ssl-cafile",
+        metavar="FILE",
+        help="PEM file of the CAs that sign the brokers' certificates (ORDERWATCH_SSL_CAFILE).",
+    ),
+    click.option(
+        "--ssl-certfile",
+        metavar="FILE",
+        help="PEM client certificate, if the brokers want one (ORDERWATCH_SSL_CERTFILE).",
+    ),
+    click.option(
+        "--ssl-keyfile",
+        metavar="FILE",
+        help="PEM private key of the client certificate (ORDERWATCH_SSL_KEYFILE).",
+    ),
+    click.option(
+        "--ssl-key-password",
+        help="Password of an encrypted key file; prefer ORDERWATCH_SSL_KEY_PASSWORD.",
+    ),
 ]
+_WORKER_FLAGS = _CONNECTION_FLAGS  # the former name
 
 
-def _worker_flags(command: Any) -> Any:
-    for option in reversed(_WORKER_FLAGS):
+def _connection_flags(command: Any) -> Any:
+    for option in reversed(_CONNECTION_FLAGS):
         command = option(command)
     return command
 
 
+_worker_flags = _connection_flags  # the former name
+
+
 @main.command()
-@_worker_flags
+@_connection_flags
 @click.option("--clock", type=click.Choice(["wall", "event"]), help="ORDERWATCH_CLOCK.")
 @click.option("--policy", "policy_path", type=click.Path(dir_okay=False), help="ORDERWATCH_POLICY.")
 @click.option("--store", help="memory:// or rocksdb:// (ORDERWATCH_STORE).")
@@ -192,10 +238,6 @@ def _worker_flags(command: Any) -> Any:
     help="ORDERWATCH_LOG_FORMAT: text (default) or json, one record per line.",
 )
 def worker(
-    broker: str | None,
-    app_id: str | None,
-    partitions: int | None,
-    topic_prefix: str | None,
     clock: str | None,
     policy_path: str | None,
     store: str | None,
@@ -204,21 +246,19 @@ def worker(
     data_dir: str | None,
     log_level: str | None,
     log_format: str | None,
+    **flags: Any,
 ) -> None:
     """Run the Faust worker: consume the input topics, emit breaches and recommendations."""
     import asyncio
     import logging
 
+    from streams.connection import SecretsFilter
     from streams.logs import configure_logging
     from streams.topics import ensure_topics
     from streams.web import check_bind
     from streams.worker import OrderwatchWorker, describe_startup, run
 
     settings = _settings(
-        broker=broker,
-        app_id=app_id,
-        partitions=partitions,
-        topic_prefix=topic_prefix,
         clock=clock,
         policy=policy_path,
         store=store,
@@ -227,14 +267,21 @@ def worker(
         data_dir=data_dir,
         log_level=log_level,
         log_format=log_format,
+        **flags,
     )
     try:
         check_bind(settings)
         orderwatch = OrderwatchWorker(settings)
-        configure_logging(settings.log_level, settings.log_format, filters=[orderwatch.outage])
+        # aiokafka logs every request at debug, a SASL PLAIN login's with the password in it.
+        configure_logging(
+            settings.log_level,
+            settings.log_format,
+            filters=[orderwatch.outage, SecretsFilter(settings)],
+        )
         created = asyncio.run(ensure_topics(settings))
     except ConfigurationError as error:
         raise click.ClickException(str(error)) from None
+    # Logged once Kafka answered: a start that fails is one line, the reason.
     log = logging.getLogger("orderwatch.worker")
     log.info("%s", describe_startup(orderwatch))
     if created:
@@ -243,23 +290,15 @@ def worker(
 
 
 @main.command("advance-clock")
-@_worker_flags
+@_connection_flags
 @click.option("--until", required=True, type=_TimestampType(), help="Move every clock here.")
-def advance_clock(
-    broker: str | None,
-    app_id: str | None,
-    partitions: int | None,
-    topic_prefix: str | None,
-    until: datetime,
-) -> None:
+def advance_clock(until: datetime, **flags: Any) -> None:
     """Move the event-time clock of every partition to --until and fire what is due."""
     import asyncio
 
     from streams.control import send_advance
 
-    settings = _settings(
-        broker=broker, app_id=app_id, partitions=partitions, topic_prefix=topic_prefix
-    )
+    settings = _settings(**flags)
     try:
         sent = asyncio.run(send_advance(settings, until))
     except ConfigurationError as error:

@@ -6,9 +6,9 @@ from datetime import datetime
 
 from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
 from aiokafka.admin import AIOKafkaAdminClient  # type: ignore[import-untyped]
-from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
 
 from streams import wire
+from streams.connection import client_options, connected
 from streams.errors import ConfigurationError
 from streams.settings import Settings
 
@@ -28,45 +28,27 @@ async def send_advance(settings: Settings, until: datetime) -> int:
         raise ConfigurationError(
             f"no worker with app id {settings.app_id!r} and topic prefix "
             f"{settings.topic_prefix!r} has run on {settings.broker} (its topic {topic!r} does "
-            "not exist): check ORDERWATCH_APP_ID and ORDERWATCH_TOPIC_PREFIX, or start the worker"
+            f"not exist): check {settings.source_of('app_id')} and "
+            f"{settings.source_of('topic_prefix')}, or start the worker"
         )
     if partitions != settings.partitions:
         raise ConfigurationError(
-            f"topic {topic!r} has {partitions} partitions but ORDERWATCH_PARTITIONS is "
-            f"{settings.partitions}: set it as the worker has it"
+            f"topic {topic!r} has {partitions} partitions but "
+            f"{settings.source_of('partitions')} is {settings.partitions}: set it as the worker "
+            "has it"
         )
-    producer = AIOKafkaProducer(bootstrap_servers=settings.broker)
-    try:
-        await producer.start()
-    except KafkaError as error:
-        await producer.stop()
-        raise ConfigurationError(
-            f"cannot reach the Kafka broker at ORDERWATCH_BROKER={settings.broker!r}: {error}"
-        ) from None
-    try:
+    async with connected(AIOKafkaProducer(**client_options(settings)), settings) as producer:
         payload = wire.pack(wire.ADVANCE, until)
         for partition in range(settings.partitions):
             await producer.send_and_wait(topic, payload, partition=partition)
         return settings.partitions
-    finally:
-        await producer.stop()
 
 
 async def _partitions_of(settings: Settings, topic: str) -> int | None:
     """How many partitions ``topic`` has, or None when it does not exist (never creates it)."""
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=settings.broker, client_id=f"{settings.app_id}-control"
-    )
-    try:
-        await admin.start()
-    except KafkaError as error:
-        raise ConfigurationError(
-            f"cannot reach the Kafka broker at ORDERWATCH_BROKER={settings.broker!r}: {error}"
-        ) from None
-    try:
+    admin = AIOKafkaAdminClient(**client_options(settings), client_id=f"{settings.app_id}-control")
+    async with connected(admin, settings):
         if topic not in await admin.list_topics():
             return None
         [described] = await admin.describe_topics([topic])
         return len(described["partitions"])
-    finally:
-        await admin.close()

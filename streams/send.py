@@ -23,9 +23,8 @@ from dataclasses import dataclass, field
 from typing import IO, Final
 
 from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
-from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
 
-from streams.errors import ConfigurationError
+from streams.connection import client_options, start_client
 from streams.settings import Settings
 from streams.topics import ensure_topics
 
@@ -130,20 +129,14 @@ async def send_lines(
     """
     await ensure_topics(settings)
     producer = AIOKafkaProducer(
-        bootstrap_servers=settings.broker,
+        **client_options(settings),
         client_id=f"{settings.app_id}-send",
         # Not idempotent (some brokers lack it): a retried send may repeat an event, which the
         # worker recognises by its event_id.
         acks="all",
         linger_ms=5,
     )
-    try:
-        await producer.start()
-    except KafkaError as error:
-        await producer.stop()
-        raise ConfigurationError(
-            f"cannot reach the Kafka broker at ORDERWATCH_BROKER={settings.broker!r}: {error}"
-        ) from None
+    await start_client(producer, settings)
     summary = SendSummary()
     started = time.perf_counter()
     topics = {role: settings.topic(role) for role in set(ROLE_OF_TYPE.values())}

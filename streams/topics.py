@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # type: ignore[import-untyped]
-from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
 
 from streams.brokers import await_topics
+from streams.connection import client_options, start_client
 from streams.errors import ConfigurationError
 from streams.settings import Settings
 
@@ -48,15 +48,8 @@ async def ensure_topics(settings: Settings) -> list[str]:
     Returns the names it created. Input topics are co-partitioned on ``order_id`` and the
     tables' changelogs follow them, so every topic must have the same number of partitions.
     """
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=settings.broker, client_id=f"{settings.app_id}-admin"
-    )
-    try:
-        await admin.start()
-    except KafkaError as error:
-        raise ConfigurationError(
-            f"cannot reach the Kafka broker at ORDERWATCH_BROKER={settings.broker!r}: {error}"
-        ) from None
+    admin = AIOKafkaAdminClient(**client_options(settings), client_id=f"{settings.app_id}-admin")
+    await start_client(admin, settings)
     try:
         wanted = required_topics(settings)
         # Describe only topics that exist: a metadata request for a missing topic may make
@@ -70,10 +63,11 @@ async def ensure_topics(settings: Settings) -> list[str]:
                 existing[topic["topic"]] = len(topic["partitions"])
         for name, count in existing.items():
             if count != settings.partitions:
+                source = settings.source_of("partitions")
                 raise ConfigurationError(
-                    f"topic {name!r} has {count} partitions but ORDERWATCH_PARTITIONS is "
+                    f"topic {name!r} has {count} partitions but {source} is "
                     f"{settings.partitions}: co-partitioned topics must match; set "
-                    f"ORDERWATCH_PARTITIONS={count} or recreate the topic"
+                    f"{source}={count} or recreate the topic"
                 )
         missing = [name for name in wanted if name not in existing]
         changelogs = {changelog_topic(settings, table) for table in TABLES}

@@ -42,7 +42,7 @@ def check_bind(settings: Settings) -> None:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as error:
         raise ConfigurationError(
-            f"setting ORDERWATCH_WEB_HOST: cannot resolve {host!r} ({error.strerror})"
+            f"setting {settings.source_of('web_host')}: cannot resolve {host!r} ({error.strerror})"
         ) from None
     family, kind, proto, _, address = infos[0]
     with socket.socket(family, kind, proto) as probe:
@@ -53,10 +53,10 @@ def check_bind(settings: Settings) -> None:
         except OSError as error:
             if error.errno == errno.EADDRINUSE:
                 raise ConfigurationError(
-                    f"setting ORDERWATCH_WEB_PORT: port {port} on {host} is already in use "
-                    "(another worker?); choose a free port"
+                    f"setting {settings.source_of('web_port')}: port {port} on {host} is already "
+                    "in use (another worker?); choose a free port"
                 ) from None
             raise ConfigurationError(
-                f"setting ORDERWATCH_WEB_HOST: cannot listen on {host}:{port} "
+                f"setting {settings.source_of('web_host')}: cannot listen on {host}:{port} "
                 f"({error.strerror}); use an address of this machine, such as 127.0.0.1"
             ) from None

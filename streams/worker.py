@@ -43,6 +43,7 @@ from aiokafka.partitioner import murmur2  # type: ignore[import-untyped]
 from faust.types import TP
 
 from streams import __version__, wire
+from streams.connection import client_options, faust_options
 from streams.consumer import ResumingTransport
 from streams.core import carrier, codec, merchant, order
 from streams.core.aggregates import CARRIER, MERCHANT, Scheduled, apply_check, apply_item
@@ -228,6 +229,8 @@ class OrderwatchWorker:
             # Faust lets un-prefixed variables (BROKER_URL, WEB_PORT, ...) override what it is
             # given; an empty environment keeps ORDERWATCH_ settings the only source.
             env={},
+            # The security protocol, SASL login and TLS context of every client Faust makes.
+            **faust_options(s),
         )
         # Faust's consumer, but one that also resumes never-committed partitions at their start.
         app.transport = ResumingTransport(app.conf.broker_consumer, app)
@@ -615,8 +618,11 @@ class OrderwatchWorker:
         once: the rebalance callback and the progress timer may both ask first)."""
         async with self._offset_reader_lock:
             if self._offset_reader is None:
+                # Started like Faust's own clients: its failures are Kafka's (KafkaError),
+                # which the error policy handles; the start checks of streams.connection are
+                # for commands, and ensure_topics made them before the worker started.
                 reader = AIOKafkaConsumer(
-                    bootstrap_servers=self.settings.broker,
+                    **client_options(self.settings),
                     group_id=self.settings.app_id,
                     enable_auto_commit=False,
                     client_id=f"{self.settings.app_id}-offsets",
@@ -1076,8 +1082,12 @@ def _unpack_clock(data: bytes) -> _PartitionClock:
 def describe_startup(worker: OrderwatchWorker) -> str:
     """What the worker logs when it starts: the settings that matter and the policy."""
     s = worker.settings
+    security: str = s.security_protocol
+    if s.security_protocol in ("SASL_PLAINTEXT", "SASL_SSL"):
+        security += f" ({s.sasl_mechanism} as {s.sasl_username})"
     return (
-        f"orderwatch {__version__}: app {s.app_id}, broker {s.broker}, {s.partitions} partitions, "
+        f"orderwatch {__version__}: app {s.app_id}, broker {s.broker} {security}, "
+        f"{s.partitions} partitions, "
         f"{s.clock}-clock, policy {worker.policy.ref.name} {worker.policy.ref.version}, "
         f"web http://{s.web_host}:{s.web_port}/"
     )

@@ -14,12 +14,13 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.helpers import create_ssl_context
 
 from streams.failures import EXIT_KAFKA_UNAVAILABLE
 from streams.send import Unroutable, route
@@ -30,6 +31,22 @@ OUTPUT_TOPICS = ("deadline-breaches", "dispute-recommendations", "dead-letter")
 #: reported end offsets can be short).
 PRODUCED_ENDS: dict[TopicPartition, int] = {}
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "orders.jsonl"
+
+
+def security_options(env: Mapping[str, str]) -> dict[str, Any]:
+    """aiokafka's security arguments for the ``ORDERWATCH_`` security variables in ``env``
+    (made here with aiokafka alone, not with orderwatch's code: the test's own clients)."""
+    protocol = env.get("ORDERWATCH_SECURITY_PROTOCOL", "PLAINTEXT")
+    options: dict[str, Any] = {"security_protocol": protocol}
+    if protocol.startswith("SASL_"):
+        options.update(
+            sasl_mechanism=env.get("ORDERWATCH_SASL_MECHANISM", "PLAIN"),
+            sasl_plain_username=env["ORDERWATCH_SASL_USERNAME"],
+            sasl_plain_password=env["ORDERWATCH_SASL_PASSWORD"],
+        )
+    if protocol.endswith("SSL"):
+        options["ssl_context"] = create_ssl_context(cafile=env.get("ORDERWATCH_SSL_CAFILE"))
+    return options
 
 
 def example_lines() -> list[bytes]:
@@ -74,7 +91,7 @@ def committed_all(*workers: WorkerRun) -> None:
     restarted worker reads from the last commit, so counters of one process would not do)."""
     first = workers[0]
     wait_for(
-        lambda: run(group_lag(first.bootstrap, first.name, first.prefix)) == 0,
+        lambda: run(group_lag(first.bootstrap, first.name, first.prefix, first.security)) == 0,
         120,
         "the workers to commit every input",
     )
@@ -117,13 +134,16 @@ def backfill(
             first.bootstrap,
             first.prefix,
             until=lambda got: expected <= decisions(got),
+            security=first.security,
             timeout=90,
             isolation_level=isolation_level,
         )
     )
 
 
-async def group_lag(bootstrap: str, group: str, prefix: str) -> int:
+async def group_lag(
+    bootstrap: str, group: str, prefix: str, security: Mapping[str, Any] | None = None
+) -> int:
     """Messages of the input topics the group has not committed yet (read as a member of no
     generation would: the embedded broker answers no admin listing of a group's offsets)."""
     consumer = AIOKafkaConsumer(
@@ -131,6 +151,7 @@ async def group_lag(bootstrap: str, group: str, prefix: str) -> int:
         group_id=group,
         enable_auto_commit=False,
         request_timeout_ms=10_000,
+        **(security or {}),
     )
     await consumer.start()
     try:
@@ -169,6 +190,8 @@ def free_port() -> int:
 class WorkerRun:
     """One worker process with its own app id and topic prefix (so tests never collide).
 
+    ``extra_env`` goes to the worker's environment last; ``ORDERWATCH_`` security variables in
+    it also configure the harness's own clients of this worker's topics (:attr:`security`).
     ``supervised`` (the default) restarts the worker when it stops itself with exit 75, as a
     deployment's supervisor would (see streams.failures); ``restarts`` counts those.
     """
@@ -193,6 +216,11 @@ class WorkerRun:
     @property
     def prefix(self) -> str:
         return f"{self.name}-"
+
+    @property
+    def security(self) -> dict[str, Any]:
+        """aiokafka security arguments for this worker's broker (see :func:`security_options`)."""
+        return security_options(self.extra_env)
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("ORDERWATCH_")}
@@ -336,8 +364,14 @@ def message_of(line: bytes) -> tuple[str, bytes | None]:
         return "orders", None
 
 
-async def produce_lines(bootstrap: str, prefix: str, lines: Iterable[bytes]) -> int:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+async def produce_lines(
+    bootstrap: str,
+    prefix: str,
+    lines: Iterable[bytes],
+    *,
+    security: Mapping[str, Any] | None = None,
+) -> int:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, **(security or {}))
     await producer.start()
     sent = []
     try:
@@ -360,6 +394,7 @@ async def consume_outputs(
     timeout: float,
     isolation_level: str = "read_uncommitted",
     settle: float = 2.0,
+    security: Mapping[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """Read the output topics from the start until ``until(outputs)`` is true or time is up.
 
@@ -373,6 +408,7 @@ async def consume_outputs(
         enable_auto_commit=False,
         group_id=None,
         isolation_level=isolation_level,
+        **(security or {}),
     )
     await consumer.start()
     outputs: list[dict[str, Any]] = []

@@ -27,13 +27,14 @@ def test_a_free_port_passes() -> None:
     check_bind(load_settings(web_host="127.0.0.1", web_port=port))
 
 
-def test_a_port_in_use_is_one_line_naming_the_setting() -> None:
+def test_a_port_in_use_is_one_line_naming_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         port = holder.getsockname()[1]
+        monkeypatch.setenv("ORDERWATCH_WEB_PORT", str(port))
         with pytest.raises(ConfigurationError) as raised:
-            check_bind(load_settings(web_host="127.0.0.1", web_port=port))
+            check_bind(load_settings(web_host="127.0.0.1"))
     message = str(raised.value)
     assert message == (
         f"setting ORDERWATCH_WEB_PORT: port {port} on 127.0.0.1 is already in use "
@@ -41,7 +42,20 @@ def test_a_port_in_use_is_one_line_naming_the_setting() -> None:
     )
 
 
-def test_an_address_of_another_machine_is_one_line_naming_the_host_setting() -> None:
+def test_an_address_of_another_machine_is_one_line_naming_the_host_setting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ORDERWATCH_WEB_HOST", "192.0.2.1")  # TEST-NET-1
     with pytest.raises(ConfigurationError) as raised:
-        check_bind(load_settings(web_host="192.0.2.1", web_port=6066))  # TEST-NET-1
+        check_bind(load_settings())
     assert str(raised.value).startswith("setting ORDERWATCH_WEB_HOST: cannot listen on 192.0.2.1")
+
+
+def test_a_port_given_as_a_flag_is_named_as_the_flag() -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        with pytest.raises(ConfigurationError) as raised:
+            check_bind(load_settings(web_host="127.0.0.1", web_port=port))
+    assert str(raised.value).startswith(f"setting --web-port: port {port} on 127.0.0.1")
