@@ -27,7 +27,6 @@ may write them too.
 from __future__ import annotations
 
 import asyncio
-import heapq
 import json
 import logging
 import math
@@ -46,8 +45,9 @@ from streams import __version__, wire
 from streams.connection import client_options, faust_options
 from streams.consumer import ResumingTransport
 from streams.core import carrier, codec, merchant, order
-from streams.core.aggregates import CARRIER, MERCHANT, Scheduled, apply_check, apply_item
+from streams.core.aggregates import CARRIER, MERCHANT, apply_item, release
 from streams.core.clock import from_the_future, idle_floor, partition_clock
+from streams.core.deadlines import DeadlineIndex
 from streams.core.events import InventoryUpdated, OrderEvent, decode_event
 from streams.core.facts import Fact, sku_subject
 from streams.core.ids import rejection_id
@@ -59,7 +59,7 @@ from streams.core.outputs import (
     Rejection,
 )
 from streams.core.policy import Policy, load_policy
-from streams.core.sequencer import Check, Item, closing, position
+from streams.core.sequencer import Item, closing, position
 from streams.core.timeutil import EPOCH
 from streams.failures import (
     SkippedOffsets,
@@ -176,8 +176,7 @@ class OrderwatchWorker:
         self.metrics.set_build_info(self.policy.ref)
         self.event_time = settings.clock == "event"
         self.partitions = settings.partitions
-        self._index: dict[int, list[tuple[datetime, str]]] = {}
-        self._scheduled: dict[str, datetime] = {}
+        self._deadlines: dict[int, DeadlineIndex] = {}
         self._clocks: dict[int, _PartitionClock] = {}
         self._inventory_clocks: dict[int, _PartitionClock] = {}
         self._unannounced: dict[str, datetime] = {}
@@ -548,13 +547,12 @@ class OrderwatchWorker:
         not lost.
         """
         owned = self._owned()
-        self._index = {p: [] for p in owned}
-        self._scheduled.clear()
+        self._deadlines = {p: DeadlineIndex() for p in owned}
         for key in self.orders.keys():  # noqa: SIM118 - a method of StateStore, not a dict
             partition = partition_for(key, self.partitions)
             state = self.orders.get(key) if partition in owned else None
             if state is not None:
-                self._schedule(partition, key, order.next_due(state, self.policy))
+                self._deadlines[partition].schedule(key, order.next_due(state, self.policy))
         self._rebuild_inboxes(owned)
         self._clocks = {}
         self._inventory_clocks = {}
@@ -570,23 +568,19 @@ class OrderwatchWorker:
                         await self._fire_due(partition, stored.value)
         await self._flush_states()
         self.metrics.set_assigned_partitions(len(owned))
-        self.metrics.set_open_orders(len(self._scheduled))
+        self.metrics.set_open_orders(self._open_orders())
         self._ready = True
         # Logged once per rebalance: when the tables have recovered.
         log.log(
             logging.INFO if fire else logging.DEBUG,
             "ready: %d partitions, %d open orders",
             len(owned),
-            len(self._scheduled),
+            self._open_orders(),
         )
 
-    def _schedule(self, partition: int, order_id: str, due_at: datetime | None) -> None:
-        if due_at is None:
-            return
-        scheduled = self._scheduled.get(order_id)
-        if scheduled is None or due_at < scheduled:
-            self._scheduled[order_id] = due_at
-            heapq.heappush(self._index.setdefault(partition, []), (due_at, order_id))
+    def _open_orders(self) -> int:
+        """Orders with a deadline ahead, on the partitions this worker owns."""
+        return sum(len(index) for index in self._deadlines.values())
 
     # -- the order agent ------------------------------------------------------------------
 
@@ -726,13 +720,14 @@ class OrderwatchWorker:
             self._unannounced[order_source(partition)] = now
 
     def _keep(self, partition: int, key: str, step: order.Step) -> None:
+        deadlines = self._deadlines.setdefault(partition, DeadlineIndex())
         if step.state is None:
             self.orders.drop(key)
-            self._scheduled.pop(key, None)
+            deadlines.discard(key)
         else:
             self.orders.put(key, step.state)
-            self._schedule(partition, key, step.next_due)
-        self.metrics.set_open_orders(len(self._scheduled))
+            deadlines.schedule(key, step.next_due)
+        self.metrics.set_open_orders(self._open_orders())
 
     def _now(self, partition: int, topic: str, occurred_at: datetime) -> datetime:
         """The partition's clock after seeing this event (wall-clock mode: the system time)."""
@@ -781,12 +776,8 @@ class OrderwatchWorker:
         await self._announce()
 
     async def _fire_due(self, partition: int, now: datetime) -> None:
-        heap = self._index.get(partition)
-        while heap and heap[0][0] <= now:
-            due_at, key = heapq.heappop(heap)
-            if self._scheduled.get(key) != due_at:
-                continue
-            del self._scheduled[key]
+        deadlines = self._deadlines.get(partition)
+        while deadlines is not None and (key := deadlines.pop_due(now)) is not None:
             state = self.orders.get(key)
             if state is None:
                 continue
@@ -799,7 +790,7 @@ class OrderwatchWorker:
         if not self._ready or self.app.rebalancing:
             return
         now = _utc_now()
-        for partition in list(self._index):
+        for partition in list(self._deadlines):
             await self._fire_due(partition, now)
         for partition in list(self._inboxes):
             await self._release(partition, FACTS, now)
@@ -975,19 +966,11 @@ class OrderwatchWorker:
         boundary = until if until is not None else inbox.boundary(group)
         if boundary is None:
             return
-        sequencer = inbox.sequencers[group]
-        while (due := sequencer.pop(boundary)) is not None:
-            scheduled: Scheduled | None
-            if isinstance(due, Check):
-                outputs, scheduled = apply_check(self, due, self.policy)
-            else:
-                at, (key, item) = due
-                outputs, scheduled = apply_item(self, item, at, self.policy)
-                if key is not None:
-                    assert self._handling is not None  # only agents release with keys
-                    self._applied.note(*self._handling, key)
-            if scheduled is not None:
-                sequencer.schedule(*scheduled)
+        applied = release(inbox.sequencers[group], boundary, self, self.policy, _inbox_item)
+        for payload, outputs in applied:
+            if payload is not None and payload[0] is not None:
+                assert self._handling is not None  # only agents release with keys
+                self._applied.note(*self._handling, payload[0])
             await self._emit(outputs, [])
 
     # -- output ---------------------------------------------------------------------------
@@ -1060,6 +1043,11 @@ def _stopping_on_kafka_failure(
             raise
 
     return run
+
+
+def _inbox_item(payload: tuple[bytes | None, Item]) -> Item:
+    """The item of an inbox entry (its inbox key, None when not stored, comes first)."""
+    return payload[1]
 
 
 def _where(message: Any) -> str:

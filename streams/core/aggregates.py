@@ -6,7 +6,7 @@ drivers: replay keeps the states in dictionaries, the worker in changelogged tab
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Protocol, TypeVar
 
@@ -15,11 +15,12 @@ from streams.core.events import InventoryUpdated
 from streams.core.facts import Demand, OrderHealth, Shipment, SkuComplaint, sku_subject
 from streams.core.outputs import RecommendationIssued
 from streams.core.policy import Policy
-from streams.core.sequencer import Check, Item
+from streams.core.sequencer import Check, Item, Sequencer
 
-__all__ = ["AggregateStores", "DictStore", "Store", "apply_check", "apply_item"]
+__all__ = ["AggregateStores", "DictStore", "Store", "apply_check", "apply_item", "release"]
 
 S = TypeVar("S")
+P = TypeVar("P")
 
 CARRIER = "carrier"
 MERCHANT = "merchant"
@@ -109,3 +110,29 @@ def _tick(
     state, outputs = tick(state, check.at, policy)
     store.put(check.subject, state)
     return outputs, (kind, check.subject, next_check(state, policy))
+
+
+def release(
+    inputs: Sequencer[P],
+    boundary: datetime,
+    stores: AggregateStores,
+    policy: Policy,
+    item_of: Callable[[P], Item],
+) -> Iterator[tuple[P | None, list[RecommendationIssued]]]:
+    """Apply, in event-time order, the inputs and checks ``boundary`` has passed.
+
+    Yields each payload applied (None for a check) with its outputs, once its state is stored
+    and the check it leaves behind is scheduled; ``item_of`` finds the item in a payload (the
+    worker's payloads carry their inbox key too).
+    """
+    while (due := inputs.pop(boundary)) is not None:
+        payload: P | None
+        if isinstance(due, Check):
+            payload = None
+            outputs, scheduled = apply_check(stores, due, policy)
+        else:
+            at, payload = due
+            outputs, scheduled = apply_item(stores, item_of(payload), at, policy)
+        if scheduled is not None:
+            inputs.schedule(*scheduled)
+        yield payload, outputs

@@ -13,16 +13,16 @@ time may still come), and :meth:`Engine.advance_to` closes its moment too, as th
 
 from __future__ import annotations
 
-import heapq
 from dataclasses import dataclass
 from datetime import datetime
 
 from streams.core import carrier, merchant, order, sku
-from streams.core.aggregates import DictStore, Scheduled, apply_check, apply_item
+from streams.core.aggregates import DictStore, release
+from streams.core.deadlines import DeadlineIndex
 from streams.core.events import InventoryUpdated, OrderEvent
 from streams.core.outputs import DeadlineBreached, RecommendationIssued
 from streams.core.policy import Policy
-from streams.core.sequencer import Check, Item, Sequencer, closing, position
+from streams.core.sequencer import Item, Sequencer, closing, position
 from streams.core.timeutil import EPOCH
 
 __all__ = ["Engine", "EngineStats", "Output"]
@@ -50,8 +50,7 @@ class Engine:
         self.stats = EngineStats()
         self._max_seen: datetime | None = None
         self._clock: datetime | None = None
-        self._heap: list[tuple[datetime, str]] = []
-        self._scheduled: dict[str, datetime] = {}
+        self._deadlines = DeadlineIndex()
         self._aggregate_inputs: Sequencer[Item] = Sequencer()
 
     @property
@@ -96,30 +95,20 @@ class Engine:
         if self._clock is not None and moment <= self._clock:
             return
         self._clock = moment
-        heap = self._heap
-        while heap and heap[0][0] <= moment:
-            due_at, order_id = heapq.heappop(heap)
-            if self._scheduled.get(order_id) != due_at:
-                continue  # superseded by an earlier schedule
-            del self._scheduled[order_id]
+        while (order_id := self._deadlines.pop_due(moment)) is not None:
             state = self.orders.get(order_id)
-            if state is None:
-                continue
-            self._settle(order_id, order.fire_due(state, moment, self.policy), outputs)
+            if state is not None:
+                self._settle(order_id, order.fire_due(state, moment, self.policy), outputs)
 
     def _settle(self, order_id: str, result: order.Step, outputs: list[Output]) -> None:
         """Keep or drop the order's state, queue its facts, and schedule its next check."""
         outputs.extend(result.outputs)
         if result.state is None:
             self.orders.pop(order_id, None)
-            self._scheduled.pop(order_id, None)
+            self._deadlines.discard(order_id)
         else:
             self.orders[order_id] = result.state
-            due_at = result.next_due
-            scheduled = self._scheduled.get(order_id)
-            if due_at is not None and (scheduled is None or due_at < scheduled):
-                self._scheduled[order_id] = due_at
-                heapq.heappush(self._heap, (due_at, order_id))
+            self._deadlines.schedule(order_id, result.next_due)
         for fact in result.facts:
             self._queue(fact)
 
@@ -129,13 +118,9 @@ class Engine:
 
     def _release(self, boundary: datetime, outputs: list[Output]) -> None:
         """Apply, in event-time order, the aggregate inputs and checks before ``boundary``."""
-        inputs, policy = self._aggregate_inputs, self.policy
-        while (due := inputs.pop(boundary)) is not None:
-            scheduled: Scheduled | None
-            if isinstance(due, Check):
-                produced, scheduled = apply_check(self, due, policy)
-            else:
-                produced, scheduled = apply_item(self, due[1], due[0], policy)
+        for _, produced in release(self._aggregate_inputs, boundary, self, self.policy, _item):
             outputs.extend(produced)
-            if scheduled is not None:
-                inputs.schedule(*scheduled)
+
+
+def _item(item: Item) -> Item:
+    return item

@@ -13,7 +13,6 @@ picks.)
 
 from __future__ import annotations
 
-import heapq
 import json
 import random
 from datetime import datetime
@@ -23,14 +22,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streams.core import order
-from streams.core.aggregates import DictStore, apply_check, apply_item
+from streams.core.aggregates import DictStore, release
 from streams.core.carrier import CarrierState
+from streams.core.deadlines import DeadlineIndex
 from streams.core.events import InventoryUpdated, OrderEvent, decode_event
 from streams.core.facts import Fact
 from streams.core.merchant import MerchantState
 from streams.core.outputs import DeadlineBreached, RecommendationIssued, Rejection
 from streams.core.policy import load_policy
-from streams.core.sequencer import Check, Item, Sequencer, closing, position
+from streams.core.sequencer import Item, Sequencer, closing, position
 from streams.core.sku import SkuState
 from streams.core.timeutil import EPOCH
 from streams.replay import replay_lines
@@ -90,8 +90,7 @@ class PartitionedCore:
 
     def __init__(self) -> None:
         self.orders: dict[str, order.OrderState] = {}
-        self.due: dict[int, list[tuple[datetime, str]]] = {p: [] for p in range(PARTITIONS)}
-        self.scheduled: dict[str, datetime] = {}
+        self.due = {p: DeadlineIndex() for p in range(PARTITIONS)}
         self.seen: dict[int, dict[str, datetime]] = {p: {} for p in range(PARTITIONS)}
         self.clocks = dict.fromkeys(range(PARTITIONS), EPOCH)
         self.watermarks: dict[str, datetime] = {}
@@ -125,26 +124,21 @@ class PartitionedCore:
             self._announce(f"i{partition}", closing(until))
 
     def _fire(self, partition: int, now: datetime) -> None:
-        due = self.due[partition]
-        while due and due[0][0] <= now:
-            due_at, order_id = heapq.heappop(due)
+        while (order_id := self.due[partition].pop_due(now)) is not None:
             state = self.orders.get(order_id)
-            if self.scheduled.get(order_id) == due_at and state is not None:
-                del self.scheduled[order_id]
+            if state is not None:
                 self._settle(order_id, order.fire_due(state, now, POLICY))
 
     def _settle(self, order_id: str, step: order.Step) -> None:
         for output in step.outputs:
             _keep(self.decided, output)
+        due = self.due[partition_for(order_id, PARTITIONS)]
         if step.state is None:
             self.orders.pop(order_id, None)
+            due.discard(order_id)
         else:
             self.orders[order_id] = step.state
-            scheduled = self.scheduled.get(order_id)
-            if step.next_due is not None and (scheduled is None or step.next_due < scheduled):
-                self.scheduled[order_id] = step.next_due
-                partition = partition_for(order_id, PARTITIONS)
-                heapq.heappush(self.due[partition], (step.next_due, order_id))
+            due.schedule(order_id, step.next_due)
         self._queue(step.facts)
 
     def _queue(self, items: list[Fact] | list[InventoryUpdated]) -> None:
@@ -156,15 +150,9 @@ class PartitionedCore:
         if len(self.watermarks) < 2 * PARTITIONS:
             return
         boundary = min(self.watermarks.values())
-        while (due := self.inputs.pop(boundary)) is not None:
-            if isinstance(due, Check):
-                outputs, scheduled = apply_check(self.stores, due, POLICY)
-            else:
-                outputs, scheduled = apply_item(self.stores, due[1], due[0], POLICY)
+        for _, outputs in release(self.inputs, boundary, self.stores, POLICY, lambda item: item):
             for output in outputs:
                 _keep(self.decided, output)
-            if scheduled is not None:
-                self.inputs.schedule(*scheduled)
 
 
 def _queues() -> dict[tuple[int, str], list[OrderEvent | InventoryUpdated]]:
