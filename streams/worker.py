@@ -31,8 +31,8 @@ import json
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
-from datetime import UTC, datetime, timedelta
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import faust
@@ -46,7 +46,7 @@ from streams.connection import client_options, faust_options
 from streams.consumer import ResumingTransport
 from streams.core import carrier, codec, merchant, order
 from streams.core.aggregates import CARRIER, MERCHANT, apply_item, release
-from streams.core.clock import from_the_future, idle_floor, partition_clock
+from streams.core.clock import PartitionClock, from_the_future, idle_floor, partition_clock
 from streams.core.deadlines import DeadlineIndex
 from streams.core.events import InventoryUpdated, OrderEvent, decode_event
 from streams.core.facts import Fact, sku_subject
@@ -112,51 +112,6 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-class _PartitionClock:
-    """Event-time clock of one partition, fed by the co-partitioned input topics.
-
-    Each input topic's partition is read at its own pace, so the clock follows the slowest
-    (:func:`streams.core.clock.partition_clock`): it stands still until every input topic has
-    had an event on this partition or has nothing unread, and an input with nothing unread
-    holds it at most the idle slack behind the leading one (``floors``, learnt again after a
-    restart). ``advance-clock`` moves it on too (a backfill's last step). So a deadline never
-    fires before the events that could meet it were read.
-    """
-
-    __slots__ = ("floors", "seen", "value")
-
-    def __init__(self, value: datetime = EPOCH, seen: dict[str, datetime] | None = None) -> None:
-        self.value = value
-        self.seen = seen if seen is not None else {}
-        self.floors: dict[str, datetime] = {}
-
-    def observe(
-        self, topic: str, occurred_at: datetime, lateness: timedelta, inputs: Collection[str]
-    ) -> bool:
-        """Note an event of ``topic``; True when the clock moved."""
-        if occurred_at <= self.seen.get(topic, EPOCH):
-            return False
-        self.seen[topic] = occurred_at
-        return self._follow(lateness, inputs)
-
-    def lift(
-        self, topic: str, floor: datetime, lateness: timedelta, inputs: Collection[str]
-    ) -> bool:
-        """``topic`` had nothing unread while the leading input was at ``floor`` + the slack;
-        True when the clock moved."""
-        if floor <= self.floors.get(topic, EPOCH):
-            return False
-        self.floors[topic] = floor
-        return self._follow(lateness, inputs)
-
-    def _follow(self, lateness: timedelta, inputs: Collection[str]) -> bool:
-        moved = partition_clock(self.seen, self.floors, inputs, lateness)
-        if moved is not None and moved > self.value:
-            self.value = moved
-            return True
-        return False
-
-
 def _key_for_partition(prefix: str, partition: int, partitions: int) -> str:
     """A key the default partitioner sends to ``partition`` (to keep per-partition records)."""
     for attempt in range(100_000):
@@ -177,8 +132,8 @@ class OrderwatchWorker:
         self.event_time = settings.clock == "event"
         self.partitions = settings.partitions
         self._deadlines: dict[int, DeadlineIndex] = {}
-        self._clocks: dict[int, _PartitionClock] = {}
-        self._inventory_clocks: dict[int, _PartitionClock] = {}
+        self._clocks: dict[int, PartitionClock] = {}
+        self._inventory_clocks: dict[int, PartitionClock] = {}
         self._unannounced: dict[str, datetime] = {}
         self._inboxes: dict[int, PartitionInbox] = {}
         # Idle-input lifts sent to the clock topic, not to be sent again (see _check_idle).
@@ -695,7 +650,7 @@ class OrderwatchWorker:
             return
         await self._apply(partition, decoded, message.topic)
 
-    def _latest(self, clock: _PartitionClock | None) -> datetime | None:
+    def _latest(self, clock: PartitionClock | None) -> datetime | None:
         """What an event may not be far ahead of: the latest event its partition accepted
         (event time), or the time (wall clock)."""
         if not self.event_time:
@@ -733,7 +688,7 @@ class OrderwatchWorker:
         """The partition's clock after seeing this event (wall-clock mode: the system time)."""
         if not self.event_time:
             return _utc_now()
-        clock = self._clocks.setdefault(partition, _PartitionClock())
+        clock = self._clocks.setdefault(partition, PartitionClock())
         if clock.observe(topic, occurred_at, self.policy.allowed_lateness, self._input_names):
             self.clocks.put(self._clock_keys[partition], clock)
         return clock.value
@@ -753,7 +708,7 @@ class OrderwatchWorker:
     async def _lift_partition(self, partition: int, topic: str, floor: datetime) -> None:
         """``topic`` had nothing unread on this partition while the leading input was at
         ``floor`` + the idle slack: it holds the clock no further back (see _check_idle)."""
-        clock = self._clocks.setdefault(partition, _PartitionClock())
+        clock = self._clocks.setdefault(partition, PartitionClock())
         if clock.lift(topic, floor, self.policy.allowed_lateness, self._input_names):
             self.clocks.put(self._clock_keys[partition], clock)
             await self._fire_due(partition, clock.value)
@@ -761,13 +716,13 @@ class OrderwatchWorker:
 
     async def _advance_partition(self, partition: int, target: datetime) -> None:
         """An ``advance-clock`` message: move this partition's clock forward and fire."""
-        clock = self._clocks.setdefault(partition, _PartitionClock())
+        clock = self._clocks.setdefault(partition, PartitionClock())
         if target > clock.value:
             clock.value = target
             self.clocks.put(self._clock_keys[partition], clock)
         await self._fire_due(partition, clock.value)
         # The moment itself is closed too, for this partition's order and inventory sources.
-        inventory = self._inventory_clocks.setdefault(partition, _PartitionClock())
+        inventory = self._inventory_clocks.setdefault(partition, PartitionClock())
         if target > inventory.value:
             inventory.value = target
             self.clocks.put(self._inventory_clock_keys[partition], inventory)
@@ -930,7 +885,7 @@ class OrderwatchWorker:
             return
         self.metrics.observe_event(message.topic, decoded.type, decoded.occurred_at)
         if self.event_time:
-            clock = self._inventory_clocks.setdefault(partition, _PartitionClock())
+            clock = self._inventory_clocks.setdefault(partition, PartitionClock())
             if clock.observe(
                 "inventory", decoded.occurred_at, self.policy.allowed_lateness, ("inventory",)
             ):
@@ -1054,17 +1009,17 @@ def _where(message: Any) -> str:
     return f"{message.topic}[{message.partition}]@{message.offset}"
 
 
-def _pack_clock(clock: _PartitionClock) -> bytes:
+def _pack_clock(clock: PartitionClock) -> bytes:
     return json.dumps(
         {"value": wire.to_micros(clock.value)}
         | {"seen": {topic: wire.to_micros(at) for topic, at in clock.seen.items()}}
     ).encode()
 
 
-def _unpack_clock(data: bytes) -> _PartitionClock:
+def _unpack_clock(data: bytes) -> PartitionClock:
     stored = json.loads(data)
     seen = {topic: wire.from_micros(at) for topic, at in stored["seen"].items()}
-    return _PartitionClock(wire.from_micros(stored["value"]), seen)
+    return PartitionClock(wire.from_micros(stored["value"]), seen)
 
 
 def describe_startup(worker: OrderwatchWorker) -> str:

@@ -16,14 +16,14 @@ its deadlines. Replay reads one ordered stream and needs neither.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime, timedelta
 
 from streams.core.outputs import Rejection
 from streams.core.policy import Policy
-from streams.core.timeutil import format_utc
+from streams.core.timeutil import EPOCH, format_utc
 
-__all__ = ["from_the_future", "idle_floor", "partition_clock"]
+__all__ = ["PartitionClock", "from_the_future", "idle_floor", "partition_clock"]
 
 
 def from_the_future(
@@ -65,3 +65,48 @@ def partition_clock(
 def idle_floor(seen: Mapping[str, datetime], slack: timedelta) -> datetime | None:
     """How far an input with nothing unread is lifted: ``slack`` behind the leading input."""
     return max(seen.values()) - slack if seen else None
+
+
+class PartitionClock:
+    """Event-time clock of one partition, fed by the co-partitioned input topics.
+
+    Each input topic's partition is read at its own pace, so the clock follows the slowest
+    (:func:`partition_clock`): it stands still until every input topic has
+    had an event on this partition or has nothing unread, and an input with nothing unread
+    holds it at most the idle slack behind the leading one (``floors``, learnt again after a
+    restart). ``advance-clock`` moves it on too (a backfill's last step). So a deadline never
+    fires before the events that could meet it were read.
+    """
+
+    __slots__ = ("floors", "seen", "value")
+
+    def __init__(self, value: datetime = EPOCH, seen: dict[str, datetime] | None = None) -> None:
+        self.value = value
+        self.seen = seen if seen is not None else {}
+        self.floors: dict[str, datetime] = {}
+
+    def observe(
+        self, topic: str, occurred_at: datetime, lateness: timedelta, inputs: Collection[str]
+    ) -> bool:
+        """Note an event of ``topic``; True when the clock moved."""
+        if occurred_at <= self.seen.get(topic, EPOCH):
+            return False
+        self.seen[topic] = occurred_at
+        return self._follow(lateness, inputs)
+
+    def lift(
+        self, topic: str, floor: datetime, lateness: timedelta, inputs: Collection[str]
+    ) -> bool:
+        """``topic`` had nothing unread while the leading input was at ``floor`` + the slack;
+        True when the clock moved."""
+        if floor <= self.floors.get(topic, EPOCH):
+            return False
+        self.floors[topic] = floor
+        return self._follow(lateness, inputs)
+
+    def _follow(self, lateness: timedelta, inputs: Collection[str]) -> bool:
+        moved = partition_clock(self.seen, self.floors, inputs, lateness)
+        if moved is not None and moved > self.value:
+            self.value = moved
+            return True
+        return False

@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from streams.core import order
 from streams.core.aggregates import DictStore, release
 from streams.core.carrier import CarrierState
+from streams.core.clock import PartitionClock
 from streams.core.deadlines import DeadlineIndex
 from streams.core.events import InventoryUpdated, OrderEvent, decode_event
 from streams.core.facts import Fact
@@ -39,6 +40,7 @@ from streams.worker import partition_for
 
 POLICY = load_policy()
 PARTITIONS = 3
+ORDER_TOPICS = ("orders", "tracking", "complaints")
 TOPIC = {
     "order.placed": "orders",
     "order.cancelled": "orders",
@@ -91,8 +93,7 @@ class PartitionedCore:
     def __init__(self) -> None:
         self.orders: dict[str, order.OrderState] = {}
         self.due = {p: DeadlineIndex() for p in range(PARTITIONS)}
-        self.seen: dict[int, dict[str, datetime]] = {p: {} for p in range(PARTITIONS)}
-        self.clocks = dict.fromkeys(range(PARTITIONS), EPOCH)
+        self.clocks = {p: PartitionClock() for p in range(PARTITIONS)}
         self.watermarks: dict[str, datetime] = {}
         self.inputs: Sequencer[Item] = Sequencer()
         self.stores = Stores()
@@ -103,12 +104,9 @@ class PartitionedCore:
             self._queue([event])
             self._announce(f"i{partition}", event.occurred_at - POLICY.allowed_lateness)
             return
-        seen = self.seen[partition]
-        seen[topic] = max(seen.get(topic, EPOCH), event.occurred_at)
-        if len(seen) == 3:  # the clock follows the slowest of the three topics
-            clock = min(seen.values()) - POLICY.allowed_lateness
-            self.clocks[partition] = max(self.clocks[partition], clock)
-        now = self.clocks[partition]
+        clock = self.clocks[partition]  # it follows the slowest of the three topics
+        clock.observe(topic, event.occurred_at, POLICY.allowed_lateness, ORDER_TOPICS)
+        now = clock.value
         self._fire(partition, now)
         step = order.apply(self.orders.get(event.order_id), event, now, POLICY)
         if not step.duplicate:

@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from streams import wire
-from streams.worker import _pack_clock, _PartitionClock, _unpack_clock, partition_for
+from streams.core.clock import PartitionClock
+from streams.worker import _pack_clock, _unpack_clock, partition_for
 
 T0 = datetime(2026, 1, 5, 10, 0, 0, 123456, tzinfo=UTC)
 LATENESS = timedelta(minutes=5)
@@ -26,7 +27,7 @@ def test_what_is_not_an_envelope_is_refused(data: bytes) -> None:
 
 
 def test_the_clock_stands_still_until_every_input_topic_was_read() -> None:
-    clock = _PartitionClock()
+    clock = PartitionClock()
     assert not clock.observe("orders", T0 + timedelta(days=3), LATENESS, INPUTS)
     assert not clock.observe("tracking", T0 + timedelta(days=2), LATENESS, INPUTS)
     assert clock.value == datetime(1970, 1, 1, tzinfo=UTC)
@@ -35,7 +36,7 @@ def test_the_clock_stands_still_until_every_input_topic_was_read() -> None:
 
 
 def test_the_clock_follows_the_slowest_topic_and_never_goes_back() -> None:
-    clock = _PartitionClock()
+    clock = PartitionClock()
     for topic in ("orders", "tracking", "complaints"):
         clock.observe(topic, T0, LATENESS, INPUTS)
     assert not clock.observe("orders", T0 + timedelta(days=9), LATENESS, INPUTS)
@@ -45,7 +46,7 @@ def test_the_clock_follows_the_slowest_topic_and_never_goes_back() -> None:
 
 
 def test_an_idle_input_lifted_lets_the_clock_follow_the_others() -> None:
-    clock = _PartitionClock()
+    clock = PartitionClock()
     clock.observe("orders", T0 + timedelta(days=3), LATENESS, INPUTS)
     clock.observe("tracking", T0 + timedelta(days=2), LATENESS, INPUTS)
     assert clock.lift("complaints", T0 + timedelta(days=1), LATENESS, INPUTS)
@@ -62,7 +63,7 @@ def test_an_idle_envelope_carries_its_floor_and_topic() -> None:
 
 
 def test_a_stored_clock_comes_back_equal() -> None:
-    clock = _PartitionClock(T0, {"orders": T0 + timedelta(seconds=1)})
+    clock = PartitionClock(T0, {"orders": T0 + timedelta(seconds=1)})
     restored = _unpack_clock(_pack_clock(clock))
     assert (restored.value, restored.seen) == (clock.value, clock.seen)
 
