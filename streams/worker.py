@@ -44,10 +44,9 @@ from faust.types import TP
 from streams import __version__, wire
 from streams.connection import client_options, faust_options
 from streams.consumer import ResumingTransport
-from streams.core import carrier, codec, merchant, order
+from streams.core import carrier, codec, merchant
 from streams.core.aggregates import CARRIER, MERCHANT, apply_item, release
 from streams.core.clock import PartitionClock, from_the_future, idle_floor, partition_clock
-from streams.core.deadlines import DeadlineIndex
 from streams.core.events import InventoryUpdated, OrderEvent, decode_event
 from streams.core.facts import Fact, sku_subject
 from streams.core.ids import rejection_id
@@ -58,6 +57,7 @@ from streams.core.outputs import (
     RecommendationIssued,
     Rejection,
 )
+from streams.core.partition import OrderPartition
 from streams.core.policy import Policy, load_policy
 from streams.core.sequencer import Item, closing, position
 from streams.core.timeutil import EPOCH
@@ -131,7 +131,8 @@ class OrderwatchWorker:
         self.metrics.set_build_info(self.policy.ref)
         self.event_time = settings.clock == "event"
         self.partitions = settings.partitions
-        self._deadlines: dict[int, DeadlineIndex] = {}
+        # The orders of each partition this worker owns, their states in the orders table.
+        self._partitions: dict[int, OrderPartition] = {}
         self._clocks: dict[int, PartitionClock] = {}
         self._inventory_clocks: dict[int, PartitionClock] = {}
         self._unannounced: dict[str, datetime] = {}
@@ -502,12 +503,11 @@ class OrderwatchWorker:
         not lost.
         """
         owned = self._owned()
-        self._deadlines = {p: DeadlineIndex() for p in owned}
+        self._partitions = {p: OrderPartition(self.policy, self.orders) for p in owned}
         for key in self.orders.keys():  # noqa: SIM118 - a method of StateStore, not a dict
-            partition = partition_for(key, self.partitions)
-            state = self.orders.get(key) if partition in owned else None
-            if state is not None:
-                self._deadlines[partition].schedule(key, order.next_due(state, self.policy))
+            owner = self._partitions.get(partition_for(key, self.partitions))
+            if owner is not None:
+                owner.restore([key])
         self._rebuild_inboxes(owned)
         self._clocks = {}
         self._inventory_clocks = {}
@@ -535,7 +535,7 @@ class OrderwatchWorker:
 
     def _open_orders(self) -> int:
         """Orders with a deadline ahead, on the partitions this worker owns."""
-        return sum(len(index) for index in self._deadlines.values())
+        return sum(len(orders) for orders in self._partitions.values())
 
     # -- the order agent ------------------------------------------------------------------
 
@@ -661,28 +661,23 @@ class OrderwatchWorker:
         now = self._now(partition, topic, event.occurred_at)
         if self.event_time:
             await self._fire_due(partition, now)
-        key = event.order_id
-        step = order.apply(self.orders.get(key), event, now, self.policy)
+        step = self._orders_of(partition).apply(event, now)
         if step.duplicate:
             self.metrics.observe_duplicate(topic)
         else:
             for deadline in step.late:
                 self.metrics.observe_late_event(deadline)
             await self._emit(step.outputs, step.facts)
-            self._keep(partition, key, step)
+            self.metrics.set_open_orders(self._open_orders())
         if self.event_time and now > EPOCH:
             # Only now: the facts this step sent (some at times up to ``now``) are on their way.
             self._unannounced[order_source(partition)] = now
 
-    def _keep(self, partition: int, key: str, step: order.Step) -> None:
-        deadlines = self._deadlines.setdefault(partition, DeadlineIndex())
-        if step.state is None:
-            self.orders.drop(key)
-            deadlines.discard(key)
-        else:
-            self.orders.put(key, step.state)
-            deadlines.schedule(key, step.next_due)
-        self.metrics.set_open_orders(self._open_orders())
+    def _orders_of(self, partition: int) -> OrderPartition:
+        owner = self._partitions.get(partition)
+        if owner is None:
+            owner = self._partitions[partition] = OrderPartition(self.policy, self.orders)
+        return owner
 
     def _now(self, partition: int, topic: str, occurred_at: datetime) -> datetime:
         """The partition's clock after seeing this event (wall-clock mode: the system time)."""
@@ -731,21 +726,19 @@ class OrderwatchWorker:
         await self._announce()
 
     async def _fire_due(self, partition: int, now: datetime) -> None:
-        deadlines = self._deadlines.get(partition)
-        while deadlines is not None and (key := deadlines.pop_due(now)) is not None:
-            state = self.orders.get(key)
-            if state is None:
-                continue
-            step = order.fire_due(state, now, self.policy)
+        owner = self._partitions.get(partition)
+        if owner is None:
+            return
+        for step in owner.fire(now):
             await self._emit(step.outputs, step.facts)
-            self._keep(partition, key, step)
+        self.metrics.set_open_orders(self._open_orders())
 
     async def _tick(self) -> None:
         """Wall-clock mode: fire what is due, and the aggregates' time-driven checks."""
         if not self._ready or self.app.rebalancing:
             return
         now = _utc_now()
-        for partition in list(self._deadlines):
+        for partition in list(self._partitions):
             await self._fire_due(partition, now)
         for partition in list(self._inboxes):
             await self._release(partition, FACTS, now)

@@ -40,6 +40,9 @@ class DictStore(dict[str, S]):
     def put(self, key: str, state: S) -> None:
         self[key] = state
 
+    def drop(self, key: str) -> None:
+        self.pop(key, None)
+
 
 class AggregateStores(Protocol):
     """The three aggregate key spaces."""

@@ -18,9 +18,9 @@ from datetime import datetime
 
 from streams.core import carrier, merchant, order, sku
 from streams.core.aggregates import DictStore, release
-from streams.core.deadlines import DeadlineIndex
 from streams.core.events import InventoryUpdated, OrderEvent
 from streams.core.outputs import DeadlineBreached, RecommendationIssued
+from streams.core.partition import OrderPartition
 from streams.core.policy import Policy
 from streams.core.sequencer import Item, Sequencer, closing, position
 from streams.core.timeutil import EPOCH
@@ -43,14 +43,14 @@ class Engine:
 
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
-        self.orders: dict[str, order.OrderState] = {}
+        self.orders: DictStore[order.OrderState] = DictStore()
+        self._orders = OrderPartition(policy, self.orders)
         self.skus: DictStore[sku.SkuState] = DictStore()
         self.carriers: DictStore[carrier.CarrierState] = DictStore()
         self.merchants: DictStore[merchant.MerchantState] = DictStore()
         self.stats = EngineStats()
         self._max_seen: datetime | None = None
         self._clock: datetime | None = None
-        self._deadlines = DeadlineIndex()
         self._aggregate_inputs: Sequencer[Item] = Sequencer()
 
     @property
@@ -74,11 +74,10 @@ class Engine:
         if isinstance(event, InventoryUpdated):
             self._queue(event)
         else:
-            order_id = event.order_id
-            result = order.apply(self.orders.get(order_id), event, self.clock, self.policy)
-            if result.duplicate:
+            step = self._orders.apply(event, self.clock)
+            if step.duplicate:
                 self.stats.duplicates += 1
-            self._settle(order_id, result, outputs)
+            self._settle(step, outputs)
         self._release(self.clock, outputs)
         return outputs
 
@@ -95,21 +94,13 @@ class Engine:
         if self._clock is not None and moment <= self._clock:
             return
         self._clock = moment
-        while (order_id := self._deadlines.pop_due(moment)) is not None:
-            state = self.orders.get(order_id)
-            if state is not None:
-                self._settle(order_id, order.fire_due(state, moment, self.policy), outputs)
+        for step in self._orders.fire(moment):
+            self._settle(step, outputs)
 
-    def _settle(self, order_id: str, result: order.Step, outputs: list[Output]) -> None:
-        """Keep or drop the order's state, queue its facts, and schedule its next check."""
-        outputs.extend(result.outputs)
-        if result.state is None:
-            self.orders.pop(order_id, None)
-            self._deadlines.discard(order_id)
-        else:
-            self.orders[order_id] = result.state
-            self._deadlines.schedule(order_id, result.next_due)
-        for fact in result.facts:
+    def _settle(self, step: order.Step, outputs: list[Output]) -> None:
+        """Collect a kept order step's outputs and queue its facts for the aggregates."""
+        outputs.extend(step.outputs)
+        for fact in step.facts:
             self._queue(fact)
 
     def _queue(self, item: Item) -> None:

@@ -25,11 +25,11 @@ from streams.core import order
 from streams.core.aggregates import DictStore, release
 from streams.core.carrier import CarrierState
 from streams.core.clock import PartitionClock
-from streams.core.deadlines import DeadlineIndex
 from streams.core.events import InventoryUpdated, OrderEvent, decode_event
 from streams.core.facts import Fact
 from streams.core.merchant import MerchantState
 from streams.core.outputs import DeadlineBreached, RecommendationIssued, Rejection
+from streams.core.partition import OrderPartition
 from streams.core.policy import load_policy
 from streams.core.sequencer import Item, Sequencer, closing, position
 from streams.core.sku import SkuState
@@ -91,8 +91,8 @@ class PartitionedCore:
     """The pure core driven as the worker drives it, partitions and topics read in any order."""
 
     def __init__(self) -> None:
-        self.orders: dict[str, order.OrderState] = {}
-        self.due = {p: DeadlineIndex() for p in range(PARTITIONS)}
+        self.orders: DictStore[order.OrderState] = DictStore()
+        self.partitions = {p: OrderPartition(POLICY, self.orders) for p in range(PARTITIONS)}
         self.clocks = {p: PartitionClock() for p in range(PARTITIONS)}
         self.watermarks: dict[str, datetime] = {}
         self.inputs: Sequencer[Item] = Sequencer()
@@ -108,9 +108,7 @@ class PartitionedCore:
         clock.observe(topic, event.occurred_at, POLICY.allowed_lateness, ORDER_TOPICS)
         now = clock.value
         self._fire(partition, now)
-        step = order.apply(self.orders.get(event.order_id), event, now, POLICY)
-        if not step.duplicate:
-            self._settle(event.order_id, step)
+        self._settle(self.partitions[partition].apply(event, now))
         if now > EPOCH:
             self._announce(f"o{partition}", now)
 
@@ -122,21 +120,12 @@ class PartitionedCore:
             self._announce(f"i{partition}", closing(until))
 
     def _fire(self, partition: int, now: datetime) -> None:
-        while (order_id := self.due[partition].pop_due(now)) is not None:
-            state = self.orders.get(order_id)
-            if state is not None:
-                self._settle(order_id, order.fire_due(state, now, POLICY))
+        for step in self.partitions[partition].fire(now):
+            self._settle(step)
 
-    def _settle(self, order_id: str, step: order.Step) -> None:
+    def _settle(self, step: order.Step) -> None:
         for output in step.outputs:
             _keep(self.decided, output)
-        due = self.due[partition_for(order_id, PARTITIONS)]
-        if step.state is None:
-            self.orders.pop(order_id, None)
-            due.discard(order_id)
-        else:
-            self.orders[order_id] = step.state
-            due.schedule(order_id, step.next_due)
         self._queue(step.facts)
 
     def _queue(self, items: list[Fact] | list[InventoryUpdated]) -> None:
