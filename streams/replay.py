@@ -21,7 +21,8 @@ from streams.core.engine import Engine
 from streams.core.events import decode_event
 from streams.core.ids import rejection_id
 from streams.core.outputs import EventRejected, FileSource, OutputEvent, Rejection
-from streams.core.policy import Policy, load_policy
+from streams.core.policy import Policy
+from streams.policies import load_policy
 
 __all__ = [
     "OutputError",

@@ -58,7 +58,7 @@ from streams.core.outputs import (
     RecommendationIssued,
     Rejection,
 )
-from streams.core.policy import Policy, load_policy
+from streams.core.policy import Policy
 from streams.core.sequencer import Check, Item, closing, position
 from streams.core.timeutil import EPOCH
 from streams.failures import (
@@ -80,6 +80,7 @@ from streams.inbox import (
 from streams.metrics import Metrics
 from streams.offsets import OffsetGuard
 from streams.outage import OutageLog
+from streams.policies import load_policy
 from streams.replay import raw_text, serialize
 from streams.settings import Settings
 from streams.tables import DurableTable, StateStore
