@@ -60,6 +60,7 @@ from streams.core.outputs import (
 )
 from streams.core.policy import Policy
 from streams.core.sequencer import Check, Item, closing, position
+from streams.core.serialization import raw_text, serialize
 from streams.core.timeutil import EPOCH
 from streams.failures import (
     SkippedOffsets,
@@ -81,7 +82,6 @@ from streams.metrics import Metrics
 from streams.offsets import OffsetGuard
 from streams.outage import OutageLog
 from streams.policies import load_policy
-from streams.replay import raw_text, serialize
 from streams.settings import Settings
 from streams.tables import DurableTable, StateStore
 from streams.topics import changelog_topic

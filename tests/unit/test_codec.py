@@ -25,10 +25,10 @@ from streams.core.merchant import MerchantState
 from streams.core.order import Complaint, OrderState, Placement, Tracking
 from streams.core.outputs import Rejection
 from streams.core.sequencer import Item
+from streams.core.serialization import serialize
 from streams.core.sku import SkuState
 from streams.core.window import Crossing, RollingSet
 from streams.policies import load_policy
-from streams.replay import serialize
 
 ORDERS_EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "orders.jsonl"
 POLICY = load_policy()
