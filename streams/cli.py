@@ -80,7 +80,7 @@ def replay(
     quiet: bool,
 ) -> None:
     """Replay JSON Lines events (INPUT, or - for stdin) through the core in event time."""
-    from streams.core.policy import load_policy
+    from streams.policies import load_policy
     from streams.replay import OutputError, ReplaySummary, replay_file
 
     if input_path != "-" and not Path(input_path).is_file():

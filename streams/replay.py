@@ -14,26 +14,24 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Final
+from typing import IO
 
 from streams.core.clock import from_the_future
 from streams.core.engine import Engine
 from streams.core.events import decode_event
 from streams.core.ids import rejection_id
 from streams.core.outputs import EventRejected, FileSource, OutputEvent, Rejection
-from streams.core.policy import Policy, load_policy
+from streams.core.policy import Policy
+from streams.core.serialization import raw_text, serialize
+from streams.policies import load_policy
 
 __all__ = [
     "OutputError",
     "ReplaySummary",
-    "raw_text",
     "reject_line",
     "replay_file",
     "replay_lines",
-    "serialize",
 ]
-
-MAX_RAW_BYTES: Final = 64 * 1024
 
 
 @dataclass(slots=True)
@@ -60,22 +58,6 @@ class ReplaySummary:
             f"{self.rejected} rejected) into {self.outputs} outputs"
             f"{' (' + kinds + ')' if kinds else ''} in {self.seconds:.2f} s ({rate:,.0f} lines/s)"
         )
-
-
-def serialize(output: OutputEvent) -> str:
-    """One output event as its JSON line (without the newline)."""
-    if isinstance(output, EventRejected):
-        return output.model_dump_json()
-    return output.model_dump_json(exclude_none=True)
-
-
-def raw_text(raw: bytes) -> str:
-    """The original bytes as UTF-8 text (invalid bytes replaced), at most 64 KiB encoded."""
-    text = raw[: MAX_RAW_BYTES * 2].decode("utf-8", errors="replace")
-    encoded = text.encode("utf-8")
-    if len(encoded) <= MAX_RAW_BYTES:
-        return text
-    return encoded[:MAX_RAW_BYTES].decode("utf-8", errors="ignore")
 
 
 def reject_line(

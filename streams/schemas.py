@@ -348,8 +348,9 @@ def example_lines() -> list[bytes]:
 def example_outputs() -> dict[str, dict[str, Any]]:
     """The first output of each type that the real core emits when replaying the examples."""
     from streams.core.outputs import OutputEvent
-    from streams.core.policy import load_policy
-    from streams.replay import replay_lines, serialize
+    from streams.core.serialization import serialize
+    from streams.policies import load_policy
+    from streams.replay import replay_lines
 
     emitted: list[OutputEvent] = []
     replay_lines(example_lines(), emitted.append, policy=load_policy(), source_name=EXAMPLE_SOURCE)

@@ -58,8 +58,9 @@ from streams.core.outputs import (
     Rejection,
 )
 from streams.core.partition import OrderPartition
-from streams.core.policy import Policy, load_policy
+from streams.core.policy import Policy
 from streams.core.sequencer import Item, closing, position
+from streams.core.serialization import raw_text, serialize
 from streams.core.timeutil import EPOCH
 from streams.failures import (
     SkippedOffsets,
@@ -80,7 +81,7 @@ from streams.inbox import (
 from streams.metrics import Metrics
 from streams.offsets import OffsetGuard
 from streams.outage import OutageLog
-from streams.replay import raw_text, serialize
+from streams.policies import load_policy
 from streams.settings import Settings
 from streams.tables import DurableTable, StateStore
 from streams.topics import changelog_topic

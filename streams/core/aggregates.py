@@ -64,7 +64,10 @@ Scheduled = tuple[str, str, datetime | None]
 def apply_item(
     stores: AggregateStores, item: Item, now: datetime, policy: Policy
 ) -> tuple[list[RecommendationIssued], Scheduled | None]:
-    """Apply one item at ``now``; its outputs, and the check its aggregate needs next."""
+    """Apply one item at ``now``; its outputs, and the check its aggregate needs next.
+
+    Updates the aggregate's state and puts it back in ``stores``.
+    """
     if isinstance(item, InventoryUpdated):
         key = sku_subject(item.merchant_id, item.sku)
         result = sku.apply_inventory(stores.skus.get(key), item, now, policy)
@@ -93,7 +96,10 @@ def apply_item(
 def apply_check(
     stores: AggregateStores, check: Check, policy: Policy
 ) -> tuple[list[RecommendationIssued], Scheduled | None]:
-    """Move one aggregate's clock to the check's time; its outputs and its next check."""
+    """Move one aggregate's clock to the check's time; its outputs and its next check.
+
+    Updates the aggregate's state and puts it back in ``stores``.
+    """
     if check.kind == CARRIER:
         return _tick(stores.carriers, CARRIER, check, carrier.tick, carrier.next_check, policy)
     return _tick(stores.merchants, MERCHANT, check, merchant.tick, merchant.next_check, policy)

@@ -7,6 +7,9 @@ damaged or not-received complaint, or a delivery breach) at or above ``problem_r
 
 Each order is known as a timeline (:class:`~streams.core.facts.Shipment`) and counted as of the
 carrier's clock, which moves with the facts' event times and with :func:`tick`.
+
+:func:`apply_shipment` and :func:`tick` update the state they are given in place (a new one
+when given None) and return it in the step; :func:`next_check` only reads it.
 """
 
 from __future__ import annotations

@@ -8,6 +8,9 @@ crossing issues ``STORE_HEALTH_AT_RISK`` with the measure's severity.
 Each order is known as a timeline (:class:`~streams.core.facts.OrderHealth`) and counted as of
 the merchant's clock, which moves with the facts' event times and with :func:`tick`; counts are
 kept incrementally, so a fact costs O(log n) however large the store.
+
+:func:`apply_health` and :func:`tick` update the state they are given in place (a new one when
+given None) and return it in the step; :func:`next_check` only reads it.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The per-order state machine: every deadline of the policy, and the order-scope advice.
 
-Three pure functions drive it (the caller owns the state; they may update it in place and
-return the state to keep):
+Three pure functions drive it (the caller owns the state: :func:`apply` and :func:`fire_due`
+may update it in place and return the state to keep; :func:`next_due` only reads it):
 
 - :func:`apply` folds one input event into the order's state and fires what the event made due;
 - :func:`fire_due` fires every deadline whose time has come by ``now`` and drops expired state;
@@ -192,21 +192,24 @@ def _normalise_number(number: str) -> str:
 _Deadline = tuple[datetime, str]  # (due_at, key)
 
 
-def _open_deadlines(state: OrderState, policy: Policy) -> list[_Deadline]:
-    """Deadlines that may still fire: not fired, not met, not closed at or before they were due.
+def _open_deadlines(state: OrderState, policy: Policy) -> tuple[list[_Deadline], list[str]]:
+    """Deadlines that may still fire (not fired, not met, not closed at or before they were
+    due), and the keys of those found met or closed since ``state.settled`` was last updated.
 
-    Meeting and closing only ever move earlier, so a deadline found met or closed is remembered
-    in ``state.settled`` and never examined again.
+    Meeting and closing only ever move earlier, so a deadline found met or closed never opens
+    again: :func:`fire_due` records the keys in ``state.settled`` so they are not examined
+    again. This function only reads ``state``.
     """
     settled, fired = state.settled, state.fired
     closed_at = state.closed_at
     found: list[_Deadline] = []
+    newly_settled: list[str] = []
 
     def consider(due: datetime, key: str, met_at: datetime | None) -> None:
         if key in settled or key in fired:
             return
         if (met_at is not None and met_at <= due) or (closed_at is not None and closed_at <= due):
-            settled.add(key)
+            newly_settled.append(key)
         else:
             found.append((due, key))
 
@@ -230,7 +233,7 @@ def _open_deadlines(state: OrderState, policy: Policy) -> list[_Deadline]:
                 other.occurred_at <= due and (other.occurred_at, other.event_id) > stamp
                 for other in trackings
             ):
-                settled.add(key)  # superseded by a later number before its scan was due
+                newly_settled.append(key)  # superseded by a later number before its scan was due
                 continue
         consider(due, key, state.scans_by_number.get(tracking.number))
     if state.complaints:
@@ -241,7 +244,7 @@ def _open_deadlines(state: OrderState, policy: Policy) -> list[_Deadline]:
             consider(filed_at, complaint.advice_key, None)
             answered = _earliest_of(complaint.responded_at, complaint.resolved_at)
             consider(filed_at + policy.complaint_response, complaint.deadline_key, answered)
-    return found
+    return found, newly_settled
 
 
 def _earliest_of(first: datetime | None, second: datetime | None) -> datetime | None:
@@ -253,22 +256,29 @@ def _earliest_of(first: datetime | None, second: datetime | None) -> datetime | 
 
 
 def next_due(state: OrderState, policy: Policy) -> datetime:
-    """When :func:`fire_due` has something to do: the next deadline, or the state's expiry."""
+    """When :func:`fire_due` has something to do: the next deadline, or the state's expiry.
+
+    A query: ``state`` is left as it was.
+    """
     expiry = state.last_event_at + policy.state_ttl
-    return min((due_at for due_at, _ in _open_deadlines(state, policy)), default=expiry)
+    found, _ = _open_deadlines(state, policy)
+    return min((due_at for due_at, _ in found), default=expiry)
 
 
 def fire_due(state: OrderState, now: datetime, policy: Policy) -> Step:
     """Fire every open deadline due by ``now`` (in due order); drop the state once expired.
 
-    The returned step's ``next_due`` says when to call again (None once the state is dropped).
+    Updates ``state`` in place (what fired, what was found met or closed) and returns it in the
+    step, whose ``next_due`` says when to call again (None once the state is dropped).
     """
     outputs: list[DeadlineBreached | RecommendationIssued] = []
     facts: list[Fact] = []
     expiry = state.last_event_at + policy.state_ttl
     later = expiry
     due: list[_Deadline] = []
-    for deadline in _open_deadlines(state, policy):
+    found, newly_settled = _open_deadlines(state, policy)
+    state.settled.update(newly_settled)
+    for deadline in found:
         due_at = deadline[0]
         if due_at <= now:
             due.append(deadline)

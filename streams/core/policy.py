@@ -1,22 +1,21 @@
-"""Marketplace policy as data: TOML profiles, validated and compiled for the core.
+"""Marketplace policy as data: parsed profiles, validated and compiled for the core.
 
-The default profile (``streams/policy/wish.toml``) encodes policy.md's Wish rules. A user's file is
-merged key by key into it (tables merge, values and lists replace), validated as a whole, and
-compiled into a frozen :class:`Policy` the core reads. A bad file raises :class:`PolicyError`
-with one line naming the key and the problem.
+The default profile (``streams/policy/wish.toml``) encodes policy.md's Wish rules. A user's
+profile is merged key by key into it (tables merge, values and lists replace), validated as a
+whole, and compiled into a frozen :class:`Policy` the core reads. A bad profile raises
+:class:`InvalidPolicy` with one line naming the key and the problem.
+
+Pure: :func:`compile_policy` takes profiles already parsed (mappings, as ``tomllib`` gives them);
+reading and parsing the files is the shell's (:func:`streams.policies.load_policy`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import operator
-import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from importlib import resources
-from pathlib import Path
 from typing import Annotated, Any, Final, Literal, TypeAlias
 
 from pydantic import (
@@ -32,20 +31,23 @@ from streams.core.codes import COUNTRY_CODES, CURRENCY_CODES
 from streams.core.events import ComplaintReason
 from streams.core.outputs import ActionCode, PolicyRef, Reason, Severity
 from streams.core.timeutil import add_business_days
-from streams.errors import PolicyError
 
 __all__ = [
-    "DEFAULT_PROFILE",
     "ActionSpec",
+    "InvalidPolicy",
     "Policy",
     "RecommendationSpec",
     "RuleMeta",
     "StoreCheck",
     "StoreMeasure",
-    "load_policy",
+    "compile_policy",
 ]
 
-DEFAULT_PROFILE: Final = "wish.toml"
+
+class InvalidPolicy(ValueError):
+    """A profile breaks the policy's schema or a rule's bounds; the message is one line naming
+    the profile, the key and the problem (the shell raises it again as its ``PolicyError``)."""
+
 
 Duration = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 PositiveInt = Annotated[int, Field(ge=1)]
@@ -413,12 +415,16 @@ class Policy:
         return evidence
 
 
-def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    """Key-by-key merge: tables merge recursively, everything else replaces."""
+def _merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Key-by-key merge into a new dict: tables merge recursively, everything else replaces.
+
+    Neither argument is changed.
+    """
     merged = dict(base)
     for key, value in override.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
+        current = merged.get(key)
+        if isinstance(value, Mapping) and isinstance(current, Mapping):
+            merged[key] = _merge(current, value)
         else:
             merged[key] = value
     return merged
@@ -446,46 +452,35 @@ def _one_line(label: str, error: ValidationError) -> str:
     return f"{label}: {_key_path(loc)}: {problem}{suffix}"
 
 
-def _read_default() -> tuple[dict[str, Any], bytes]:
-    data = resources.files("streams.policy").joinpath(DEFAULT_PROFILE).read_bytes()
-    return tomllib.loads(data.decode("utf-8")), data
+def compile_policy(
+    default: Mapping[str, Any],
+    user: Mapping[str, Any] | None = None,
+    *,
+    user_name: str = "",
+    user_digest: str = "",
+) -> Policy:
+    """The default profile, with the ``user`` profile (partial or whole) merged over it.
 
-
-def _read_user(path: Path) -> tuple[dict[str, Any], bytes]:
-    label = f"policy file '{path}'"
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise PolicyError(f"{label} does not exist") from None
-    except OSError as error:
-        raise PolicyError(f"{label} cannot be read: {error.strerror}") from None
-    try:
-        return tomllib.loads(data.decode("utf-8")), data
-    except UnicodeDecodeError:
-        raise PolicyError(f"{label} is not UTF-8 text") from None
-    except tomllib.TOMLDecodeError as error:
-        raise PolicyError(f"{label} is not valid TOML: {error}") from None
-
-
-def load_policy(path: str | Path | None = None) -> Policy:
-    """The default profile, with ``path`` (a partial or whole profile) merged over it."""
-    document, _ = _read_default()
+    ``default`` and ``user`` are parsed profiles (TOML documents as mappings); neither is
+    changed. ``user_name`` names the user's profile in errors (its file's path), and
+    ``user_digest`` (a short hash of its bytes) is appended to the version, ``1.0+<digest>``,
+    unless the user's profile sets its own ``profile.version``. A profile that breaks the schema
+    raises :class:`InvalidPolicy` with one line naming the profile, the key and the problem.
+    """
     label = "default policy profile"
-    user_profile: dict[str, Any] = {}
-    digest = ""
-    if path is not None:
-        override, data = _read_user(Path(path))
-        label = f"policy file '{path}'"
-        user_profile = override.get("profile", {}) if isinstance(override, dict) else {}
-        digest = hashlib.sha256(data).hexdigest()[:8]
-        document = _merge(document, override)
+    user_profile: Any = {}
+    document: Mapping[str, Any] = default
+    if user is not None:
+        label = f"policy file '{user_name}'"
+        user_profile = user.get("profile", {})
+        document = _merge(default, user)
     try:
         parsed = _PolicyFile.model_validate(document)
     except ValidationError as error:
-        raise PolicyError(_one_line(label, error)) from None
+        raise InvalidPolicy(_one_line(label, error)) from None
     version = parsed.profile.version
-    if digest and "version" not in user_profile:
-        version = f"{version}+{digest}"
+    if user_digest and "version" not in user_profile:
+        version = f"{version}+{user_digest}"
     return _compile(parsed, PolicyRef(name=parsed.profile.name, version=version))
 
 

@@ -7,6 +7,9 @@ until stock covers it again. No inventory event yet: no signal.
 
 Reviews (``wish.listing_review``, ``wish.packaging_review``): complaints of the rule's reasons on
 the SKU within the rolling window; crossing the threshold issues a review recommendation.
+
+The ``apply_*`` functions update the state they are given in place (a new one when given None)
+and return it in the step.
 """
 
 from __future__ import annotations

@@ -114,11 +114,18 @@ class Timelines(Generic[T]):
                 self._recount(key, view)
 
     def next_change(self) -> datetime | None:
-        """The next moment a count changes by time alone."""
+        """The next moment a count changes by time alone (a query: nothing is changed).
+
+        :meth:`_recount` keeps the heap's top current, so this is a look at it; the scan of
+        ``change_at`` is only for a heap built by hand with a superseded change on top.
+        """
         changes = self.changes
-        while changes and self.change_at.get(changes[0][1]) != changes[0][0]:
-            heapq.heappop(changes)  # superseded
-        return changes[0][0] if changes else None
+        if not changes:
+            return None
+        moment, key = changes[0]
+        if self.change_at.get(key) == moment:
+            return moment
+        return min(self.change_at.values(), default=None)
 
     def _recount(self, key: str, view: View[T]) -> None:
         counts, next_change = view(self.entries[key], self.now)
@@ -138,3 +145,6 @@ class Timelines(Generic[T]):
         elif self.change_at.get(key) != next_change:
             self.change_at[key] = next_change
             heapq.heappush(self.changes, (next_change, key))
+        changes = self.changes
+        while changes and self.change_at.get(changes[0][1]) != changes[0][0]:
+            heapq.heappop(changes)  # superseded: keep the top current for next_change

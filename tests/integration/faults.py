@@ -181,7 +181,7 @@ def last_occurred(lines: Iterable[bytes]) -> datetime:
 
 
 def replay_outputs(lines: list[bytes], until: datetime) -> list[dict[str, Any]]:
-    from streams.core.policy import load_policy
+    from streams.policies import load_policy
     from streams.replay import replay_lines
 
     outputs: list[dict[str, Any]] = []

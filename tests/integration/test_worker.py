@@ -31,8 +31,8 @@ from worker_harness import (
 )
 
 from streams import __version__
-from streams.core.policy import load_policy
 from streams.core.timeutil import EPOCH
+from streams.policies import load_policy
 from streams.simulator import generate_events
 
 pytestmark = pytest.mark.broker

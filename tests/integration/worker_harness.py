@@ -74,7 +74,7 @@ def decisions(outputs: Iterable[dict[str, Any]]) -> set[str]:
 
 def replayed_outputs(lines: Iterable[bytes] | None = None) -> list[dict[str, Any]]:
     """What ``orderwatch replay`` emits for ``lines`` (default: the example stream)."""
-    from streams.core.policy import load_policy
+    from streams.policies import load_policy
     from streams.replay import replay_lines
 
     outputs: list[dict[str, Any]] = []

@@ -29,7 +29,8 @@ from streams.core.outputs import (
     RecommendationIssued,
     Rejection,
 )
-from streams.core.policy import Policy, load_policy
+from streams.core.policy import Policy
+from streams.policies import load_policy
 
 T = TypeVar("T")
 

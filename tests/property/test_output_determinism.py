@@ -20,7 +20,8 @@ from orderwatch_lives import (
     stock_updates,
 )
 
-from streams.replay import replay_lines, serialize
+from streams.core.serialization import serialize
+from streams.replay import replay_lines
 
 
 def _replay(lines: list[bytes]) -> list[str]:

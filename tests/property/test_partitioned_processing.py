@@ -30,10 +30,10 @@ from streams.core.facts import Fact
 from streams.core.merchant import MerchantState
 from streams.core.outputs import DeadlineBreached, RecommendationIssued, Rejection
 from streams.core.partition import OrderPartition
-from streams.core.policy import load_policy
 from streams.core.sequencer import Item, Sequencer, closing, position
 from streams.core.sku import SkuState
 from streams.core.timeutil import EPOCH
+from streams.policies import load_policy
 from streams.replay import replay_lines
 from streams.simulator import generate_events
 from streams.worker import partition_for

@@ -16,7 +16,8 @@ from orderwatch_lives import (
 from streams.core.clock import from_the_future
 from streams.core.events import decode_event
 from streams.core.outputs import EventRejected, FileSource, OutputEvent, Rejection
-from streams.replay import MAX_RAW_BYTES, replay_lines, serialize
+from streams.core.serialization import MAX_RAW_BYTES, serialize
+from streams.replay import replay_lines
 
 SOURCE = "events.jsonl"
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from streams.core.clock import from_the_future, idle_floor, partition_clock
-from streams.core.policy import load_policy
+from streams.policies import load_policy
 from streams.replay import replay_lines
 from streams.simulator import generate_events
 

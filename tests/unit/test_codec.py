@@ -24,11 +24,11 @@ from streams.core.facts import Demand, Fact, OrderHealth, Shipment, SkuComplaint
 from streams.core.merchant import MerchantState
 from streams.core.order import Complaint, OrderState, Placement, Tracking
 from streams.core.outputs import Rejection
-from streams.core.policy import load_policy
 from streams.core.sequencer import Item
+from streams.core.serialization import serialize
 from streams.core.sku import SkuState
 from streams.core.window import Crossing, RollingSet
-from streams.replay import serialize
+from streams.policies import load_policy
 
 ORDERS_EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "orders.jsonl"
 POLICY = load_policy()

@@ -11,7 +11,7 @@ import pytest
 from streams.core.engine import Engine
 from streams.core.events import MAX_COUNT, MAX_MONEY, MAX_QUANTITY, decode_event
 from streams.core.outputs import Rejection
-from streams.core.policy import load_policy
+from streams.policies import load_policy
 
 PLACED: dict[str, Any] = {
     "event_id": "e-1",

@@ -14,9 +14,10 @@ from jsonschema import Draft202012Validator, FormatChecker
 
 from streams.core.events import INPUT_MODELS, decode_event
 from streams.core.outputs import EventRejected, KafkaSource, OutputEvent, Rejection
-from streams.core.policy import load_policy
+from streams.core.serialization import serialize
 from streams.headers import headers
-from streams.replay import replay_lines, serialize
+from streams.policies import load_policy
+from streams.replay import replay_lines
 from streams.schemas import (
     ASYNCAPI_FILE,
     INPUT_EVENT_FILE,

@@ -23,7 +23,8 @@ import pytest
 from streams.core.engine import Engine, Output
 from streams.core.events import InventoryUpdated, OrderEvent, decode_event
 from streams.core.outputs import DeadlineBreached, RecommendationIssued, Rejection
-from streams.core.policy import Policy, load_policy
+from streams.core.policy import Policy
+from streams.policies import load_policy
 
 Event = OrderEvent | InventoryUpdated
 MERCHANT = "m1"

@@ -144,7 +144,7 @@ def test_tracking_that_meets_a_deadline_after_it_fired_is_reported_late() -> Non
 
     from streams.core import order
     from streams.core.events import decode_event
-    from streams.core.policy import load_policy
+    from streams.policies import load_policy
 
     policy = load_policy()
     placed_at = datetime(2026, 1, 5, 10, tzinfo=UTC)

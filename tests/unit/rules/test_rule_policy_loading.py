@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from streams.core.policy import load_policy
 from streams.errors import ConfigurationError, PolicyError
+from streams.policies import load_policy
 
 T0 = datetime(2024, 3, 4, 9, 0, tzinfo=UTC)  # a Monday
 DAY = timedelta(days=1)
