@@ -528,7 +528,9 @@ def main() -> int:
     import signal
 
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # Both set here: a shell that starts a job in the background makes it ignore SIGINT.
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, lambda *_: stop.set())
     try:
         broker = EmbeddedBroker().start()
     except (ConfigurationError, EmbeddedBrokerError) as error:
@@ -541,10 +543,7 @@ def main() -> int:
             file=sys.stderr,
         )
         print(f"export ORDERWATCH_BROKER={broker.bootstrap}", flush=True)
-        try:
-            while not stop.wait(1.0) and broker.running:
-                pass
-        except KeyboardInterrupt:
+        while not stop.wait(1.0) and broker.running:
             pass
     finally:
         broker.stop()
