@@ -1,12 +1,8 @@
-"""A worker's aggregate inputs, per partition: items waiting for the watermark, and checks.
+"""A worker's aggregate inputs, per partition, kept in its changelogged inbox table.
 
-Every partition of the order topics and of ``inventory`` is a *source* of aggregate inputs; it
-announces its clock to every partition of the aggregate-inputs topic (a watermark: it will send
-nothing earlier, inside the allowed lateness). An aggregate partition applies its waiting items,
-in :mod:`event-time order <streams.core.sequencer>`, up to the smallest watermark of the sources
-it depends on: SKUs on every order and inventory partition, carriers and merchants on every order
-partition. Waiting items and watermarks are kept in a changelogged table, so neither is lost
-when the worker stops or the partition moves.
+What waits for which watermark is the core's :class:`~streams.core.inbox.AggregateInbox`; the
+worker keeps its waiting items and the sources' watermarks in a changelogged table too, so
+neither is lost when the worker stops or the partition moves.
 """
 
 from __future__ import annotations
@@ -20,7 +16,14 @@ from typing import Protocol
 from streams import wire
 from streams.core import codec
 from streams.core.events import InventoryUpdated, decode_event
-from streams.core.facts import Demand, SkuComplaint
+from streams.core.inbox import (
+    FACTS,
+    SKU,
+    AggregateInbox,
+    group_of,
+    inventory_source,
+    order_source,
+)
 from streams.core.sequencer import Item, Sequencer, position
 
 __all__ = [
@@ -34,22 +37,7 @@ __all__ = [
     "order_source",
 ]
 
-SKU = "sku"
-FACTS = "facts"
 _MICROS = struct.Struct(">q")
-
-
-def order_source(partition: int) -> str:
-    return f"o{partition}"
-
-
-def inventory_source(partition: int) -> str:
-    return f"i{partition}"
-
-
-def group_of(item: Item) -> str:
-    """SKU inputs wait for inventory too; carrier and merchant inputs only for orders."""
-    return SKU if isinstance(item, InventoryUpdated | Demand | SkuComplaint) else FACTS
 
 
 class Table(Protocol):
@@ -65,46 +53,41 @@ Entry = tuple[bytes | None, Item]
 
 
 class PartitionInbox:
-    """The waiting items, checks and source watermarks of one aggregate partition."""
+    """The waiting items, checks and source watermarks of one aggregate partition, with the
+    table that keeps them."""
 
     def __init__(self, partition: int, partitions: int) -> None:
         self._prefix = f"{partition}/"
-        orders = {order_source(p) for p in range(partitions)}
-        inventory = {inventory_source(p) for p in range(partitions)}
-        self._required = {SKU: orders | inventory, FACTS: orders}
-        self.sequencers: dict[str, Sequencer[Entry]] = {SKU: Sequencer(), FACTS: Sequencer()}
-        self.watermarks: dict[str, datetime] = {}
+        self.waiting: AggregateInbox[Entry] = AggregateInbox(partitions)
 
-    def add(self, item: Item, envelope: bytes, table: Table | None) -> str:
-        """Queue an item (kept in ``table`` when given); the group it went to."""
-        where = position(item)
-        key = None
-        if table is not None:
-            digest = hashlib.blake2b(envelope, digest_size=8).hexdigest()
-            at, rank, tiebreak = where
-            key = f"{self._prefix}i/{wire.to_micros(at):020d}/{rank}/{tiebreak}/{digest}".encode()
-            table[key] = envelope
-        group = group_of(item)
-        self.sequencers[group].add(where, (key, item))
-        return group
+    @property
+    def sequencers(self) -> dict[str, Sequencer[Entry]]:
+        return self.waiting.sequencers
 
-    def observe(self, source: str, watermark: datetime, table: Table | None) -> bool:
-        """A source's announced watermark; True when it moved forward."""
-        known = self.watermarks.get(source)
-        if known is not None and watermark <= known:
-            return False
-        self.watermarks[source] = watermark
-        if table is not None:
-            table[f"{self._prefix}w/{source}".encode()] = _MICROS.pack(wire.to_micros(watermark))
-        return True
+    @property
+    def watermarks(self) -> dict[str, datetime]:
+        return self.waiting.watermarks
 
     def boundary(self, group: str) -> datetime | None:
         """The smallest watermark of the group's sources; None until every one has spoken."""
-        watermarks = self.watermarks
-        required = self._required[group]
-        if not required <= watermarks.keys():
-            return None
-        return min(watermarks[source] for source in required)
+        return self.waiting.boundary(group)
+
+    def add(self, item: Item, envelope: bytes, table: Table | None) -> str:
+        """Queue an item (kept in ``table`` when given); the group it went to."""
+        key = None
+        if table is not None:
+            digest = hashlib.blake2b(envelope, digest_size=8).hexdigest()
+            at, rank, tiebreak = position(item)
+            key = f"{self._prefix}i/{wire.to_micros(at):020d}/{rank}/{tiebreak}/{digest}".encode()
+            table[key] = envelope
+        return self.waiting.add(item, (key, item))
+
+    def observe(self, source: str, watermark: datetime, table: Table | None) -> bool:
+        """A source's announced watermark (kept in ``table`` when given); True when it moved."""
+        moved = self.waiting.observe(source, watermark)
+        if moved and table is not None:
+            table[f"{self._prefix}w/{source}".encode()] = _MICROS.pack(wire.to_micros(watermark))
+        return moved
 
     def restore(self, table: Table, keys: Iterable[bytes]) -> None:
         """Reload waiting items and watermarks from the table (after a rebalance or restart)."""

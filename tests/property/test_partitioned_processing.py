@@ -27,10 +27,11 @@ from streams.core.carrier import CarrierState
 from streams.core.clock import PartitionClock
 from streams.core.events import InventoryUpdated, OrderEvent, decode_event
 from streams.core.facts import Fact
+from streams.core.inbox import AggregateInbox, inventory_source, order_source
 from streams.core.merchant import MerchantState
 from streams.core.outputs import DeadlineBreached, RecommendationIssued, Rejection
 from streams.core.partition import OrderPartition
-from streams.core.sequencer import Item, Sequencer, closing, position
+from streams.core.sequencer import Item, closing
 from streams.core.sku import SkuState
 from streams.core.timeutil import EPOCH
 from streams.policies import load_policy
@@ -94,15 +95,14 @@ class PartitionedCore:
         self.orders: DictStore[order.OrderState] = DictStore()
         self.partitions = {p: OrderPartition(POLICY, self.orders) for p in range(PARTITIONS)}
         self.clocks = {p: PartitionClock() for p in range(PARTITIONS)}
-        self.watermarks: dict[str, datetime] = {}
-        self.inputs: Sequencer[Item] = Sequencer()
+        self.inbox: AggregateInbox[Item] = AggregateInbox(PARTITIONS)
         self.stores = Stores()
         self.decided: dict[str, str] = {}
 
     def read(self, partition: int, topic: str, event: OrderEvent | InventoryUpdated) -> None:
         if isinstance(event, InventoryUpdated):
             self._queue([event])
-            self._announce(f"i{partition}", event.occurred_at - POLICY.allowed_lateness)
+            self._announce(inventory_source(partition), event.occurred_at - POLICY.allowed_lateness)
             return
         clock = self.clocks[partition]  # it follows the slowest of the three topics
         clock.observe(topic, event.occurred_at, POLICY.allowed_lateness, ORDER_TOPICS)
@@ -110,14 +110,14 @@ class PartitionedCore:
         self._fire(partition, now)
         self._settle(self.partitions[partition].apply(event, now))
         if now > EPOCH:
-            self._announce(f"o{partition}", now)
+            self._announce(order_source(partition), now)
 
     def advance_clock(self, until: datetime) -> None:
         for partition in range(PARTITIONS):
             self._fire(partition, until)
         for partition in range(PARTITIONS):
-            self._announce(f"o{partition}", closing(until))
-            self._announce(f"i{partition}", closing(until))
+            self._announce(order_source(partition), closing(until))
+            self._announce(inventory_source(partition), closing(until))
 
     def _fire(self, partition: int, now: datetime) -> None:
         for step in self.partitions[partition].fire(now):
@@ -130,16 +130,20 @@ class PartitionedCore:
 
     def _queue(self, items: list[Fact] | list[InventoryUpdated]) -> None:
         for item in items:
-            self.inputs.add(position(item), item)
+            self.inbox.add(item, item)
 
     def _announce(self, source: str, watermark: datetime) -> None:
-        self.watermarks[source] = max(self.watermarks.get(source, EPOCH), watermark)
-        if len(self.watermarks) < 2 * PARTITIONS:
+        """As an aggregate partition hears a watermark: release what each group's sources
+        have all passed (the SKU group waits for inventory too)."""
+        if not self.inbox.observe(source, watermark):
             return
-        boundary = min(self.watermarks.values())
-        for _, outputs in release(self.inputs, boundary, self.stores, POLICY, lambda item: item):
-            for output in outputs:
-                _keep(self.decided, output)
+        for group, inputs in self.inbox.sequencers.items():
+            boundary = self.inbox.boundary(group)
+            if boundary is None:
+                continue
+            for _, outputs in release(inputs, boundary, self.stores, POLICY, lambda item: item):
+                for output in outputs:
+                    _keep(self.decided, output)
 
 
 def _queues() -> dict[tuple[int, str], list[OrderEvent | InventoryUpdated]]:

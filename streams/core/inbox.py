@@ -1,0 +1,71 @@
+"""An aggregate partition's inbox: inputs wait until every source that sends them has passed.
+
+Every partition of the order topics and of ``inventory`` is a *source* of aggregate inputs and
+announces its clock (a watermark: it will send nothing earlier). An aggregate partition applies
+its waiting inputs, in :mod:`event-time order <streams.core.sequencer>`, up to the smallest
+watermark of the sources they depend on: SKU inputs on every order and inventory partition,
+carrier and merchant inputs on every order partition. Pure: where the inputs and watermarks are
+kept between runs is the driver's (the worker's inbox table, :mod:`streams.inbox`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Generic, TypeVar
+
+from streams.core.events import InventoryUpdated
+from streams.core.facts import Demand, SkuComplaint
+from streams.core.sequencer import Item, Sequencer, position
+
+__all__ = ["FACTS", "SKU", "AggregateInbox", "group_of", "inventory_source", "order_source"]
+
+SKU = "sku"
+FACTS = "facts"
+
+P = TypeVar("P")
+
+
+def order_source(partition: int) -> str:
+    return f"o{partition}"
+
+
+def inventory_source(partition: int) -> str:
+    return f"i{partition}"
+
+
+def group_of(item: Item) -> str:
+    """SKU inputs wait for inventory too; carrier and merchant inputs only for orders."""
+    return SKU if isinstance(item, InventoryUpdated | Demand | SkuComplaint) else FACTS
+
+
+class AggregateInbox(Generic[P]):
+    """Waiting inputs (as payloads ``P``) by group, and the sources' watermarks."""
+
+    def __init__(self, partitions: int) -> None:
+        orders = {order_source(p) for p in range(partitions)}
+        inventory = {inventory_source(p) for p in range(partitions)}
+        self._required = {SKU: orders | inventory, FACTS: orders}
+        self.sequencers: dict[str, Sequencer[P]] = {SKU: Sequencer(), FACTS: Sequencer()}
+        self.watermarks: dict[str, datetime] = {}
+
+    def add(self, item: Item, payload: P) -> str:
+        """Queue an input in its place; the group it went to."""
+        group = group_of(item)
+        self.sequencers[group].add(position(item), payload)
+        return group
+
+    def observe(self, source: str, watermark: datetime) -> bool:
+        """A source's announced watermark; True when it moved forward."""
+        known = self.watermarks.get(source)
+        if known is not None and watermark <= known:
+            return False
+        self.watermarks[source] = watermark
+        return True
+
+    def boundary(self, group: str) -> datetime | None:
+        """The smallest watermark of the group's sources; None until every one has spoken."""
+        watermarks = self.watermarks
+        required = self._required[group]
+        if not required <= watermarks.keys():
+            return None
+        return min(watermarks[source] for source in required)
