@@ -19,15 +19,16 @@ says) from its own copy of the four input topics, under its own group / app id:
 - ``orderwatch worker`` (event-time clock), a process of its own.
 
 The three processes are timed the same way: from the moment their ``/ready`` answers 200 until
-their own count of handled input messages, read from their ``/metrics`` every 0.05 s, reaches
+their own count of handled input messages, read from their ``/metrics`` every 0.1 s, reaches
 N (the worker's: ``orderwatch_events_consumed_total`` + ``orderwatch_events_rejected_total``,
 counted as a message's handling starts; the bare agents': messages whose output was handed to
 the producer). The bare agents' outputs are then checked: N messages on their output topic.
 
-``ORDERWATCH_BENCH_PROFILE=DIR`` (the benchmark's knob, never the worker's): the worker is
-sampled by ``py-spy record --pid`` from ready until it has handled N messages, its collapsed
-stacks written to ``DIR/worker.pyspy.txt`` (summarise with ``python -m bench.profile_summary``);
-such a run's numbers are the profiled worker's, not comparable to the others.
+``ORDERWATCH_BENCH_PROFILE=DIR`` (the benchmark's knob, never the worker's): the worker and the
+bare agents are sampled by ``py-spy record --pid`` (100 Hz, non-blocking) from ready until they
+have handled N messages, their collapsed stacks written to ``DIR/worker.pyspy.txt`` and
+``DIR/bare-MODE.pyspy.txt`` (summarise with ``python -m bench.profile_summary``); such a run's
+numbers are of profiled processes, not to be compared with unprofiled runs.
 
 Results go to ``bench/results/worker_throughput.md``.
 """
@@ -69,8 +70,9 @@ from streams.core.events import decode_event  # noqa: E402
 from streams.simulator import generate_events  # noqa: E402
 
 INPUTS = ("orders", "inventory", "tracking", "complaints")
-#: Seconds between two readings of a process's count of handled messages.
-POLL = 0.05
+#: Seconds between two readings of a process's count of handled messages (one ``/metrics``
+#: request each: the worker's exposition costs it about 2 ms of CPU).
+POLL = 0.1
 TIMEOUT = 900.0
 
 
@@ -159,6 +161,18 @@ class _Profiler:
         _, err = self.process.communicate(timeout=60)
         if not self.out.exists():
             raise SystemExit(f"py-spy wrote no profile: {err.decode(errors='replace')}")
+
+
+def _worker_count(worker: WorkerRun) -> float:
+    """Input messages the worker consumed or rejected, from one read of its ``/metrics``."""
+    _, body = worker.get("/metrics")
+    total = 0.0
+    for line in body.decode().splitlines():
+        if line.startswith(
+            ("orderwatch_events_consumed_total{", "orderwatch_events_rejected_total{")
+        ):
+            total += float(line.rpartition(" ")[2])
+    return total
 
 
 def _worker_run(worker: WorkerRun, expected: int, profile: Path | None) -> float:
@@ -267,10 +281,18 @@ async def _output_count(bootstrap: str, topic: str) -> int:
         await consumer.stop()
 
 
-def _bare_run(bare: BareRun, expected: int) -> float:
+def _bare_run(bare: BareRun, expected: int, profile: Path | None) -> float:
     try:
         bare.start()
-        seconds = _until_counted(bare.processed, expected, f"the bare agent ({bare.mode})")
+        profiler = None
+        if profile is not None:
+            assert bare.process is not None
+            profiler = _Profiler(bare.process.pid, profile / f"bare-{bare.mode}.pyspy.txt")
+        try:
+            seconds = _until_counted(bare.processed, expected, f"the bare agent ({bare.mode})")
+        finally:
+            if profiler is not None:
+                profiler.stop()
         deadline = time.monotonic() + 30
         while (out := asyncio.run(_output_count(bare.bootstrap, bare.prefix + "bare-out"))) < (
             expected
@@ -330,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
             for mode in ("per-message", "batched"):
                 bare = BareRun(bootstrap, work, mode)
                 _feed(bootstrap, bare.prefix, args.partitions, lines, "bare-out")
-                seconds[mode] = _bare_run(bare, n)
+                seconds[mode] = _bare_run(bare, n, profile)
             worker = WorkerRun(bootstrap, work, partitions=args.partitions)
             _feed(bootstrap, worker.prefix, args.partitions, lines)
             seconds["worker"] = _worker_run(worker, n, profile)
@@ -344,8 +366,7 @@ def main(argv: list[str] | None = None) -> int:
         "raw": "raw aiokafka consume → `decode_event` → produce",
         "per-message": "bare Faust agent: `json.loads` and send, per message",
         "batched": "the same agent over `take_events(1000, within=0.1)` with `send_soon`",
-        "worker": "`orderwatch worker` (event time)"
-        + (" under py-spy" if profile is not None else ""),
+        "worker": "`orderwatch worker` (event time)",
     }
     rows = [
         f"| {labels[name]} | {seconds[name]:.2f} | {rate[name]:,.0f} | {rate[name] / base:.3f} |"
@@ -354,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
     report = "\n".join(
         [
             f"## {datetime.now(UTC):%Y-%m-%d %H:%M} UTC: {n:,} events, {kind}, "
-            f"{args.partitions} partitions",
+            f"{args.partitions} partitions" + (", profiled (py-spy)" if profile else ""),
             "",
             f"- command: `python -m bench.worker_throughput {shlex.join(argv or sys.argv[1:])}`"
             + (f" with `ORDERWATCH_BENCH_PROFILE={profile}`" if profile is not None else ""),
