@@ -82,6 +82,18 @@ def stack_group(frames: list[str]) -> str:
     return next((group for group in reversed(groups) if group is not None), FAUST)
 
 
+def _library_file(frames: list[str]) -> str:
+    """The Faust/mode/aiokafka file nearest the leaf (a Faust sensor anywhere: the sensors)."""
+    if any("faust/sensors/" in _file(frame) for frame in frames):
+        return "faust/sensors/ (the Monitor)"
+    for frame in reversed(frames):
+        path = _file(frame).split(":")[0]
+        # mode/worker.py only runs the loop: below it is the loop's own scheduling and select.
+        if path.startswith(("faust/", "mode/", "aiokafka/")) and path != "mode/worker.py":
+            return path
+    return "the asyncio event loop itself (scheduling, callbacks, select)"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("profile", type=Path)
@@ -93,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     groups: Counter[str] = Counter()
     leaves: Counter[str] = Counter()
     ours: Counter[str] = Counter()
+    internals: Counter[str] = Counter()
     total = 0
     for line in args.profile.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
@@ -101,7 +114,10 @@ def main(argv: list[str] | None = None) -> int:
         n = int(count)
         frames = stack.split(";")
         total += n
-        groups[stack_group(frames)] += n
+        group = stack_group(frames)
+        groups[group] += n
+        if group == FAUST:
+            internals[_library_file(frames)] += n
         leaves[frames[-1]] += n
         for frame in set(frames):
             if _file(frame).startswith("streams/"):
@@ -123,6 +139,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\ntop {args.top} leaf frames (self time):\n")
     for frame, n in leaves.most_common(args.top):
         print(f"- {n / total:5.1%} `{frame}`")
+    print(f"\n{FAUST} by the library file nearest the leaf:\n")
+    for path, n in internals.most_common(args.top):
+        print(f"- {n / total:5.1%} `{path}`")
     print(f"\ntop {args.top} of our functions (inclusive):\n")
     for frame, n in ours.most_common(args.top):
         print(f"- {n / total:5.1%} `{frame}`")
