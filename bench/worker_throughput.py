@@ -1,26 +1,56 @@
-"""Worker throughput against a raw aiokafka consume→decode→produce loop on the same broker.
+"""Worker throughput against a raw aiokafka loop and a bare Faust agent on the same broker.
 
 Run from the repository root::
 
     python -m bench.worker_throughput [--events N] [--broker HOST:PORT] [--partitions P]
 
-Both sides read the same pre-produced stream (``streams.simulator``, keyed as the contract
-says) from their own copy of the input topics. The baseline is the simplest useful loop: an
-aiokafka consumer group reads the four input topics, validates each value with the contract
-models (``decode_event``) and produces one message per input. The worker is ``orderwatch
-worker`` (event-time clock) as a separate process; it is timed from ready until its metrics
-count every input message. Results go to ``bench/results/worker_throughput.md``.
+Every line reads the same pre-produced stream (``streams.simulator``, keyed as the contract
+says) from its own copy of the four input topics, under its own group / app id:
+
+- raw aiokafka: the simplest useful loop, in this process: an aiokafka consumer group reads the
+  four input topics, validates each value with the contract models (``decode_event``) and
+  produces one message per input; timed from its first fetched batch until it handled the last
+  message (then its producer is flushed, inside the time);
+- bare Faust agent, per message: ``bench.bare_agent`` (a minimal ``faust.App``, raw
+  serializers, one agent over the four topics that ``json.loads`` each value and ``await
+  topic.send(...)`` one message per input), a process of its own;
+- bare Faust agent, batched: the same over ``stream.take_events(1000, within=0.1)`` with
+  ``topic.send_soon(...)``;
+- ``orderwatch worker`` (event-time clock), a process of its own.
+
+The three processes are timed the same way: from the moment their ``/ready`` answers 200 until
+their own count of handled input messages, read from their ``/metrics`` every 0.1 s, reaches
+N (the worker's: ``orderwatch_events_consumed_total`` + ``orderwatch_events_rejected_total``,
+counted as a message's handling starts; the bare agents': messages whose output was handed to
+the producer). The bare agents' outputs are then checked: N messages on their output topic.
+
+``ORDERWATCH_BENCH_PROFILE=DIR`` (the benchmark's knob, never the worker's): the worker and the
+bare agents are sampled by ``py-spy record --pid`` (100 Hz, non-blocking) from ready until they
+have handled N messages, their collapsed stacks written to ``DIR/worker.pyspy.txt`` and
+``DIR/bare-MODE.pyspy.txt`` (summarise with ``python -m bench.profile_summary``); such a run's
+numbers are of profiled processes, not to be compared with unprofiled runs.
+
+Results go to ``bench/results/worker_throughput.md``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import platform
 import shlex
+import signal
+import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
+from importlib import metadata
 from itertools import islice
 from pathlib import Path
 
@@ -29,13 +59,17 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # type: ignore[import-u
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests" / "integration"))
 
-from worker_harness import WorkerRun, produce_lines  # noqa: E402
+from worker_harness import WorkerRun, free_port, produce_lines  # noqa: E402
 
 from streams.brokers import EmbeddedBroker, create_topics  # noqa: E402
 from streams.core.events import decode_event  # noqa: E402
 from streams.simulator import generate_events  # noqa: E402
 
 INPUTS = ("orders", "inventory", "tracking", "complaints")
+#: Seconds between two readings of a process's count of handled messages (one ``/metrics``
+#: request each: the worker's exposition costs it about 2 ms of CPU).
+POLL = 0.1
+TIMEOUT = 900.0
 
 
 def _lines(events: int) -> list[bytes]:
@@ -81,21 +115,212 @@ async def _raw_loop(bootstrap: str, prefix: str, expected: int) -> float:
         await consumer.stop()
 
 
-def _worker_run(worker: WorkerRun, expected: int) -> float:
+def _until_counted(count: Callable[[], float], expected: int, what: str) -> float:
+    """Seconds from now until ``count()`` reaches ``expected`` (read every :data:`POLL` s)."""
+    started = time.perf_counter()
+    while True:
+        done = count()
+        if done >= expected:
+            return time.perf_counter() - started
+        if time.perf_counter() - started > TIMEOUT:
+            raise SystemExit(f"{what} handled {done} of {expected} in {TIMEOUT:g} s")
+        time.sleep(POLL)
+
+
+class _Profiler:
+    """``py-spy record --pid`` of a process, stopped (SIGINT: it writes its file) on demand."""
+
+    def __init__(self, pid: int, out: Path) -> None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        self.out = out
+        self.process = subprocess.Popen(
+            [
+                str(Path(sys.executable).with_name("py-spy")),
+                "record",
+                "--pid",
+                str(pid),
+                "--format",
+                "raw",
+                "--rate",
+                "100",
+                "--nonblocking",
+                "-o",
+                str(out),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        time.sleep(1.0)  # py-spy attaches
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGINT)
+        _, err = self.process.communicate(timeout=60)
+        if not self.out.exists():
+            raise SystemExit(f"py-spy wrote no profile: {err.decode(errors='replace')}")
+
+
+def _worker_count(worker: WorkerRun) -> float:
+    """Input messages the worker consumed or rejected, from one read of its ``/metrics``."""
+    _, body = worker.get("/metrics")
+    total = 0.0
+    for line in body.decode().splitlines():
+        if line.startswith(
+            ("orderwatch_events_consumed_total{", "orderwatch_events_rejected_total{")
+        ):
+            total += float(line.rpartition(" ")[2])
+    return total
+
+
+def _worker_run(worker: WorkerRun, expected: int, profile: Path | None) -> float:
     try:
         worker.start()
-        started = time.perf_counter()
-        while True:
-            done = worker.metric("orderwatch_events_consumed_total") + worker.metric(
-                "orderwatch_events_rejected_total"
+        profiler = None
+        if profile is not None:
+            assert worker.process is not None
+            profiler = _Profiler(worker.process.pid, profile / "worker.pyspy.txt")
+        try:
+            return _until_counted(
+                lambda: (
+                    worker.metric("orderwatch_events_consumed_total")
+                    + worker.metric("orderwatch_events_rejected_total")
+                ),
+                expected,
+                "the worker",
             )
-            if done >= expected:
-                return time.perf_counter() - started
-            if time.perf_counter() - started > 900:
-                raise SystemExit(f"the worker consumed {done} of {expected} in 900 s")
-            time.sleep(0.1)
+        finally:
+            if profiler is not None:
+                profiler.stop()
     finally:
         worker.stop()
+
+
+class BareRun:
+    """``python -m bench.bare_agent`` as a process, with its own app id and topic prefix."""
+
+    def __init__(self, bootstrap: str, workdir: Path, mode: str) -> None:
+        self.bootstrap, self.workdir, self.mode = bootstrap, workdir, mode
+        self.prefix = f"b{uuid.uuid4().hex[:10]}-"
+        self.web_port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log = workdir / f"bare-{self.web_port}.log"
+
+    def start(self, timeout: float = 90.0) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ORDERWATCH_")}
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "bench.bare_agent",
+                    "--broker",
+                    self.bootstrap,
+                    "--prefix",
+                    self.prefix,
+                    "--web-port",
+                    str(self.web_port),
+                    "--mode",
+                    self.mode,
+                    "--datadir",
+                    str(self.workdir / f"bare-data-{self.web_port}"),
+                ],
+                cwd=REPO,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise SystemExit(f"bare agent exited:\n{self.log.read_text()[-4000:]}")
+            try:
+                if self._get("/ready")[0] == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise SystemExit(f"bare agent not ready in {timeout:g} s:\n{self.log.read_text()[-4000:]}")
+
+    def _get(self, path: str) -> tuple[int, bytes]:
+        url = f"http://127.0.0.1:{self.web_port}{path}"
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read()
+
+    def processed(self) -> float:
+        _, body = self._get("/metrics")
+        return float(body.split()[-1])
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+
+async def _count_outputs(bootstrap: str, topic: str, expected: int, timeout: float) -> int:
+    """Messages read from ``topic``'s start until ``expected`` or ``timeout`` s (read, not the
+    end offsets: the embedded broker's reported ends can be short)."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    try:
+        count = 0
+        deadline = time.monotonic() + timeout
+        while count < expected and time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=500)
+            count += sum(len(records) for records in batch.values())
+        return count
+    finally:
+        await consumer.stop()
+
+
+def _bare_run(bare: BareRun, expected: int, profile: Path | None) -> float:
+    try:
+        bare.start()
+        profiler = None
+        if profile is not None:
+            assert bare.process is not None
+            profiler = _Profiler(bare.process.pid, profile / f"bare-{bare.mode}.pyspy.txt")
+        try:
+            seconds = _until_counted(bare.processed, expected, f"the bare agent ({bare.mode})")
+        finally:
+            if profiler is not None:
+                profiler.stop()
+        out = asyncio.run(_count_outputs(bare.bootstrap, bare.prefix + "bare-out", expected, 60))
+        if out < expected:
+            raise SystemExit(f"the bare agent ({bare.mode}) produced {out} of {expected}")
+        return seconds
+    finally:
+        bare.stop()
+
+
+def _machine() -> str:
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (
+        f"{os.cpu_count()} × {cpu}, CPython {platform.python_version()}, "
+        f"faust-streaming {metadata.version('faust-streaming')}, "
+        f"aiokafka {metadata.version('aiokafka')}"
+    )
+
+
+def _feed(bootstrap: str, prefix: str, partitions: int, lines: list[bytes], *extra: str) -> None:
+    topics = {prefix + t: partitions for t in (*INPUTS, *extra)}
+    asyncio.run(create_topics(bootstrap, topics))
+    asyncio.run(produce_lines(bootstrap, prefix, lines))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -107,40 +332,54 @@ def main(argv: list[str] | None = None) -> int:
         "--out", type=Path, default=REPO / "bench" / "results" / "worker_throughput.md"
     )
     args = parser.parse_args(argv)
+    profile_dir = os.environ.get("ORDERWATCH_BENCH_PROFILE")
+    profile = Path(profile_dir) if profile_dir else None
     embedded = None if args.broker else EmbeddedBroker().start()
     bootstrap = args.broker or embedded.bootstrap  # type: ignore[union-attr]
     lines = _lines(args.events)
+    n = len(lines)
+    seconds: dict[str, float] = {}
     try:
         with tempfile.TemporaryDirectory() as workdir:
-            raw = WorkerRun(bootstrap, Path(workdir), partitions=args.partitions)
-            topics = {raw.prefix + t: args.partitions for t in (*INPUTS, "out")}
-            asyncio.run(create_topics(bootstrap, topics))
-            asyncio.run(produce_lines(bootstrap, raw.prefix, lines))
-            raw_seconds = asyncio.run(_raw_loop(bootstrap, raw.prefix, len(lines)))
-            worker = WorkerRun(bootstrap, Path(workdir), partitions=args.partitions)
-            asyncio.run(
-                create_topics(bootstrap, {worker.prefix + t: args.partitions for t in INPUTS})
-            )
-            asyncio.run(produce_lines(bootstrap, worker.prefix, lines))
-            worker_seconds = _worker_run(worker, len(lines))
+            work = Path(workdir)
+            raw = WorkerRun(bootstrap, work, partitions=args.partitions)
+            _feed(bootstrap, raw.prefix, args.partitions, lines, "out")
+            seconds["raw"] = asyncio.run(_raw_loop(bootstrap, raw.prefix, n))
+            for mode in ("per-message", "batched"):
+                bare = BareRun(bootstrap, work, mode)
+                _feed(bootstrap, bare.prefix, args.partitions, lines, "bare-out")
+                seconds[mode] = _bare_run(bare, n, profile)
+            worker = WorkerRun(bootstrap, work, partitions=args.partitions)
+            _feed(bootstrap, worker.prefix, args.partitions, lines)
+            seconds["worker"] = _worker_run(worker, n, profile)
     finally:
         if embedded is not None:
             embedded.stop()
-    raw_rate, worker_rate = len(lines) / raw_seconds, len(lines) / worker_seconds
+    rate = {name: n / s for name, s in seconds.items()}
+    base = rate["per-message"]
     kind = "embedded Tansu" if embedded else f"broker {args.broker}"
+    labels = {
+        "raw": "raw aiokafka consume → `decode_event` → produce",
+        "per-message": "bare Faust agent: `json.loads` and send, per message",
+        "batched": "the same agent over `take_events(1000, within=0.1)` with `send_soon`",
+        "worker": "`orderwatch worker` (event time)",
+    }
+    rows = [
+        f"| {labels[name]} | {seconds[name]:.2f} | {rate[name]:,.0f} | {rate[name] / base:.3f} |"
+        for name in ("raw", "per-message", "batched", "worker")
+    ]
     report = "\n".join(
         [
-            f"## {datetime.now(UTC):%Y-%m-%d %H:%M} UTC: {len(lines):,} events, {kind}, "
-            f"{args.partitions} partitions",
+            f"## {datetime.now(UTC):%Y-%m-%d %H:%M} UTC: {n:,} events, {kind}, "
+            f"{args.partitions} partitions" + (", profiled (py-spy)" if profile else ""),
             "",
-            f"- command: `python -m bench.worker_throughput {shlex.join(argv or sys.argv[1:])}`",
+            f"- command: `python -m bench.worker_throughput {shlex.join(argv or sys.argv[1:])}`"
+            + (f" with `ORDERWATCH_BENCH_PROFILE={profile}`" if profile is not None else ""),
+            f"- machine: {_machine()}",
             "",
-            "| loop | seconds | events/s |",
-            "|---|---:|---:|",
-            f"| raw aiokafka consume → decode → produce | {raw_seconds:.2f} | {raw_rate:,.0f} |",
-            f"| `orderwatch worker` (event time) | {worker_seconds:.2f} | {worker_rate:,.0f} |",
-            "",
-            f"- worker / raw: {worker_rate / raw_rate:.3f}",
+            "| loop | seconds | events/s | / bare per message |",
+            "|---|---:|---:|---:|",
+            *rows,
             "",
         ]
     )
