@@ -45,8 +45,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -59,7 +57,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # type: ignore[import-u
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests" / "integration"))
 
-from worker_harness import WorkerRun, free_port, produce_lines  # noqa: E402
+from worker_harness import WorkerRun, free_port, http_get, produce_lines, stop_process  # noqa: E402
 
 from streams.brokers import EmbeddedBroker, create_topics  # noqa: E402
 from streams.core.events import decode_event  # noqa: E402
@@ -241,26 +239,14 @@ class BareRun:
         raise SystemExit(f"bare agent not ready in {timeout:g} s:\n{self.log.read_text()[-4000:]}")
 
     def _get(self, path: str) -> tuple[int, bytes]:
-        url = f"http://127.0.0.1:{self.web_port}{path}"
-        try:
-            with urllib.request.urlopen(url, timeout=5) as response:
-                return response.status, response.read()
-        except urllib.error.HTTPError as error:
-            return error.code, error.read()
+        return http_get(self.web_port, path)
 
     def processed(self) -> float:
         _, body = self._get("/metrics")
         return float(body.split()[-1])
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
+        stop_process(self.process)
 
 
 async def _count_outputs(bootstrap: str, topic: str, expected: int, timeout: float) -> int:

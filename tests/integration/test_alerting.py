@@ -34,7 +34,7 @@ from deploy_files import (
     dashboard_queries,
     load_yaml,
 )
-from worker_harness import WorkerRun, free_port, produce_lines, run
+from worker_harness import WorkerRun, free_port, produce_lines, run, stop_process
 
 pytestmark = pytest.mark.broker
 
@@ -94,13 +94,7 @@ class Server:
         return self.log.read_text(errors="replace")[-4000:]
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        stop_process(self.process)
 
 
 @dataclass

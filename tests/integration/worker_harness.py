@@ -270,12 +270,7 @@ class WorkerRun:
         return path.read_text(errors="replace") if path.exists() else ""
 
     def get(self, path: str) -> tuple[int, bytes]:
-        url = f"http://127.0.0.1:{self.web_port}{path}"
-        try:
-            with urllib.request.urlopen(url, timeout=5) as response:
-                return response.status, response.read()
-        except urllib.error.HTTPError as error:
-            return error.code, error.read()
+        return http_get(self.web_port, path)
 
     def wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -303,17 +298,7 @@ class WorkerRun:
                 self._log = None
 
     def _stop(self, *, kill: bool) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        if kill:
-            self.process.kill()
-        else:
-            self.process.terminate()
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
+        stop_process(self.process, kill=kill)
 
     def metric(self, name: str, **labels: str) -> float:
         """The sum of the samples of ``name`` matching ``labels`` in /metrics."""
@@ -334,6 +319,31 @@ class WorkerRun:
             check=True,
             capture_output=True,
         )
+
+
+def http_get(port: int, path: str) -> tuple[int, bytes]:
+    """Status and body of ``GET http://127.0.0.1:PORT/PATH`` (an error status is an answer)."""
+    url = f"http://127.0.0.1:{port}{path}"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def stop_process(process: subprocess.Popen[bytes] | None, *, kill: bool = False) -> None:
+    """SIGTERM (or SIGKILL) a child process still running; SIGKILL it after 30 s."""
+    if process is None or process.poll() is not None:
+        return
+    if kill:
+        process.kill()
+    else:
+        process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
 
 
 def kcat_path() -> str:
