@@ -1,10 +1,11 @@
-"""The in-memory engine: every processor of the core in one process, on one event-time clock.
+"""The in-memory engine: replay's driver of the partition processor, on one event-time clock.
 
-This is how ``orderwatch replay`` (and the tests) run the core: orders, SKUs, carriers and
-merchants in dictionaries, deadlines in a heap ordered by due time, aggregate inputs in a
-:class:`~streams.core.sequencer.Sequencer`. It reads no clock and does no I/O: time moves only
-through :meth:`Engine.process` (event time: the largest ``occurred_at`` seen minus the allowed
-lateness) and :meth:`Engine.advance_to`.
+This is how ``orderwatch replay`` (and the tests) run the core: one
+:class:`~streams.core.processor.PartitionProcessor` that owns every order, SKU, carrier and
+merchant (dictionaries), with one clock for the whole stream (:class:`EventTime` with
+``shared``) and itself as the aggregate partition for every fact (``loopback``). It reads no
+clock and does no I/O: time moves only through :meth:`Engine.process` (event time: the largest
+``occurred_at`` seen minus the allowed lateness) and :meth:`Engine.advance_to`.
 
 Aggregates decide a moment once the clock has passed it (strictly: an event at the clock's own
 time may still come), and :meth:`Engine.advance_to` closes its moment too, as the worker's
@@ -13,21 +14,31 @@ time may still come), and :meth:`Engine.advance_to` closes its moment too, as th
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 from streams.core import carrier, merchant, order, sku
-from streams.core.aggregates import DictStore, release
+from streams.core.aggregates import DictStore
 from streams.core.events import InventoryUpdated, OrderEvent
-from streams.core.outputs import DeadlineBreached, RecommendationIssued
-from streams.core.partition import OrderPartition
+from streams.core.facts import Fact
+from streams.core.inbox import AggregateInbox
 from streams.core.policy import Policy
-from streams.core.sequencer import Item, Sequencer, closing, position
-from streams.core.timeutil import EPOCH
+from streams.core.processor import (
+    Actions,
+    ClockRead,
+    OrderRead,
+    Output,
+    PartitionProcessor,
+    StockRead,
+)
+from streams.core.sequencer import Item
+from streams.core.timekeeping import EventTime
 
 __all__ = ["Engine", "EngineStats", "Output"]
 
-Output = DeadlineBreached | RecommendationIssued
+#: The one input topic replay's clock follows.
+STREAM = "stream"
 
 
 @dataclass(slots=True)
@@ -38,80 +49,75 @@ class EngineStats:
     duplicates: int = 0
 
 
+class _Nowhere:
+    """Replay keeps nothing between runs: waiting inputs and watermarks live in memory."""
+
+    def keep(self, item: Item, ref: int) -> None:
+        return None
+
+    def keep_watermark(self, source: str, watermark: datetime) -> None:
+        return None
+
+
 class Engine:
     """Runs the pure core over a stream of valid events, in event time."""
 
-    def __init__(self, policy: Policy) -> None:
+    def __init__(self, policy: Policy, *, relay: Callable[[Fact], Fact] | None = None) -> None:
         self.policy = policy
         self.orders: DictStore[order.OrderState] = DictStore()
-        self._orders = OrderPartition(policy, self.orders)
         self.skus: DictStore[sku.SkuState] = DictStore()
         self.carriers: DictStore[carrier.CarrierState] = DictStore()
         self.merchants: DictStore[merchant.MerchantState] = DictStore()
         self.stats = EngineStats()
-        self._max_seen: datetime | None = None
-        self._clock: datetime | None = None
-        self._aggregate_inputs: Sequencer[Item] = Sequencer()
+        self._time = EventTime(policy.allowed_lateness, (STREAM,), shared=True, screen=False)
+        self._processor: PartitionProcessor[int, None] = PartitionProcessor(
+            0,
+            policy,
+            orders=self.orders,
+            aggregates=self,
+            time=self._time,
+            inbox=AggregateInbox.single_clock(),
+            keeper=_Nowhere(),
+            route=_everything_here,
+            loopback=True,
+            relay=relay,
+        )
 
     @property
     def clock(self) -> datetime:
         """The event-time clock; the Unix epoch before any event was seen."""
-        return self._clock or EPOCH
+        return self._time.orders.value
 
     @property
     def max_seen(self) -> datetime | None:
         """The largest ``occurred_at`` seen so far."""
-        return self._max_seen
+        seen = self._time.orders.seen
+        return seen[STREAM] if seen else None
 
     def process(self, event: OrderEvent | InventoryUpdated) -> list[Output]:
-        """Move the clock to the event (firing what became due), then apply it."""
+        """Move the clock to the event (firing what became due), then apply it (any valid
+        event: replay refuses one too far ahead before it gets here)."""
+        read: StockRead[int] | OrderRead[int] = (
+            StockRead(0, event)
+            if isinstance(event, InventoryUpdated)
+            else OrderRead(0, STREAM, event)
+        )
+        actions = self._processor.handle((read,))
         self.stats.events += 1
-        outputs: list[Output] = []
-        occurred_at = event.occurred_at
-        if self._max_seen is None or occurred_at > self._max_seen:
-            self._max_seen = occurred_at
-            self._advance(occurred_at - self.policy.allowed_lateness, outputs)
-        if isinstance(event, InventoryUpdated):
-            self._queue(event)
-        else:
-            step = self._orders.apply(event, self.clock)
-            if step.duplicate:
-                self.stats.duplicates += 1
-            self._settle(step, outputs)
-        self._release(self.clock, outputs)
-        return outputs
+        self.stats.duplicates += len(actions.duplicates)
+        return _outputs(actions)
 
     def advance_to(self, moment: datetime) -> list[Output]:
         """Move the clock forward to ``moment`` (never back) and fire what is due by then."""
-        outputs: list[Output] = []
-        self._advance(moment, outputs)
-        self._release(closing(max(moment, self.clock)), outputs)
-        return outputs
-
-    # -- internals ------------------------------------------------------------------------
-
-    def _advance(self, moment: datetime, outputs: list[Output]) -> None:
-        if self._clock is not None and moment <= self._clock:
-            return
-        self._clock = moment
-        for step in self._orders.fire(moment):
-            self._settle(step, outputs)
-
-    def _settle(self, step: order.Step, outputs: list[Output]) -> None:
-        """Collect a kept order step's outputs and queue its facts for the aggregates."""
-        outputs.extend(step.outputs)
-        for fact in step.facts:
-            self._queue(fact)
-
-    def _queue(self, item: Item) -> None:
-        """Hand a stock level or an order's fact to the aggregates, in event-time order."""
-        self._aggregate_inputs.add(position(item), item)
-
-    def _release(self, boundary: datetime, outputs: list[Output]) -> None:
-        """Apply, in event-time order, the aggregate inputs and checks before ``boundary``."""
-        for _, produced in release(self._aggregate_inputs, boundary, self, self.policy, _item):
-            outputs.extend(produced)
+        return _outputs(self._processor.handle((ClockRead(0, moment),)))
 
 
-def _item(item: Item) -> Item:
-    return item
+def _everything_here(key: str) -> int:
+    return 0
+
+
+def _outputs(actions: Actions[int, None]) -> list[Output]:
+    """The outputs; a failure is the core's defect, raised as replay always raised it."""
+    if actions.failed:
+        raise actions.failed[0][1]
+    return actions.outputs

@@ -24,7 +24,7 @@ from streams.core.facts import Demand, Fact, OrderHealth, Shipment, SkuComplaint
 from streams.core.merchant import MerchantState
 from streams.core.order import Complaint, OrderState, Placement, Tracking
 from streams.core.outputs import Rejection
-from streams.core.sequencer import Item
+from streams.core.policy import Policy
 from streams.core.serialization import serialize
 from streams.core.sku import SkuState
 from streams.core.window import Crossing, RollingSet
@@ -50,22 +50,19 @@ class RecordingEngine(Engine):
     """An engine that keeps every internal fact it routes."""
 
     def __init__(self) -> None:
-        super().__init__(POLICY)
+        super().__init__(POLICY, relay=self._record)
         self.facts: list[Fact] = []
 
-    def _queue(self, item: Item) -> None:
-        if not isinstance(item, InventoryUpdated):
-            self.facts.append(item)
-        super()._queue(item)
+    def _record(self, fact: Fact) -> Fact:
+        self.facts.append(fact)
+        return fact
 
 
 class KafkaLikeEngine(Engine):
     """An engine whose internal facts travel as bytes, as through the repartition topics."""
 
-    def _queue(self, item: Item) -> None:
-        if not isinstance(item, InventoryUpdated):
-            item = codec.decode_fact(codec.encode_fact(item))
-        super()._queue(item)
+    def __init__(self, policy: Policy) -> None:
+        super().__init__(policy, relay=lambda fact: codec.decode_fact(codec.encode_fact(fact)))
 
 
 def _round_trip_every_state(engine: Engine) -> None:

@@ -1,0 +1,387 @@
+"""One partition's whole logic: a batch of inputs in, what to do out.
+
+A :class:`PartitionProcessor` owns partition ``p`` of every topic: its orders (their states in
+the driver's store, their next deadlines in a :class:`~streams.core.deadlines.DeadlineIndex`,
+through :class:`~streams.core.partition.OrderPartition`), its clocks (a
+:mod:`~streams.core.timekeeping` timekeeper: event time or the wall clock, injected) and the
+aggregate inputs waiting for the watermarks of the sources they depend on
+(:class:`~streams.core.inbox.AggregateInbox`, released by :func:`~streams.core.aggregates.release`).
+
+It is synchronous and pure: :meth:`PartitionProcessor.handle` takes a batch of decoded reads
+and returns :class:`Actions`, which the driver carries out (replay: writes the outputs; the
+worker: produces outputs, facts, forwards and dead letters, writes its tables, announces the
+watermarks, then acknowledges the batch). States are written through the stores the driver
+gives (dictionaries, or changelogged tables written once per batch); waiting aggregate inputs
+and watermarks through an :class:`InboxKeeper`.
+
+The reads (``R`` is the driver's handle on where a read came from: a Kafka message, a line):
+
+- :class:`OrderRead`: an order event read on one of the order topics;
+- :class:`StockRead`: a stock level read on the inventory topic (``local``: on its key's
+  partition, so this partition's aggregate inbox takes it);
+- :class:`AggregateRead`: a fact or a forwarded stock level for this aggregate partition;
+- :class:`WatermarkRead`: a source announced its clock;
+- :class:`ClockRead`: ``advance-clock``, or an input found idle;
+- :class:`Unreadable`: a message that did not decode (it becomes a dead letter in order).
+
+A read whose handling raises is reported in :attr:`Actions.failed` and the batch goes on: the
+error policy (log, dead letter, metric) is the driver's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Generic, NamedTuple, Protocol, TypeVar
+
+from streams.core import order
+from streams.core.aggregates import AggregateStores, release
+from streams.core.clock import from_the_future
+from streams.core.events import InventoryUpdated, OrderEvent
+from streams.core.facts import Fact, sku_subject
+from streams.core.inbox import AggregateInbox, inventory_source, order_source
+from streams.core.outputs import DeadlineBreached, DeadlineName, RecommendationIssued, Rejection
+from streams.core.partition import OrderPartition, OrderStates
+from streams.core.policy import Policy
+from streams.core.sequencer import Item, closing
+from streams.core.timekeeping import Timekeeper
+from streams.core.timeutil import EPOCH
+
+__all__ = [
+    "Actions",
+    "AggregateRead",
+    "ClockRead",
+    "InboxKeeper",
+    "OrderRead",
+    "Output",
+    "PartitionProcessor",
+    "Read",
+    "StockRead",
+    "Unreadable",
+    "WatermarkRead",
+]
+
+R = TypeVar("R")
+P = TypeVar("P")
+R_in = TypeVar("R_in", contravariant=True)
+P_out = TypeVar("P_out", covariant=True)
+Output = DeadlineBreached | RecommendationIssued
+
+
+class OrderRead(NamedTuple, Generic[R]):
+    ref: R
+    topic: str
+    event: OrderEvent
+
+
+class StockRead(NamedTuple, Generic[R]):
+    ref: R
+    event: InventoryUpdated
+    #: Read on the inventory topic (False: it came on an order topic, and is only routed).
+    on_inventory: bool = True
+
+
+class AggregateRead(NamedTuple, Generic[R]):
+    ref: R
+    item: Item
+
+
+class WatermarkRead(NamedTuple, Generic[R]):
+    ref: R
+    source: str
+    watermark: datetime
+
+
+class ClockRead(NamedTuple, Generic[R]):
+    """``advance-clock`` to ``moment`` (``idle_topic`` None), or ``idle_topic`` had nothing
+    unread while the leading input was at ``moment`` plus the idle slack."""
+
+    ref: R
+    moment: datetime
+    idle_topic: str | None = None
+
+
+class Unreadable(NamedTuple, Generic[R]):
+    ref: R
+    rejection: Rejection
+
+
+Read = (
+    OrderRead[R] | StockRead[R] | AggregateRead[R] | WatermarkRead[R] | ClockRead[R] | Unreadable[R]
+)
+
+
+class InboxKeeper(Protocol[R_in, P_out]):
+    """Where a processor's waiting aggregate inputs and watermarks are kept between runs."""
+
+    def keep(self, item: Item, ref: R_in) -> P_out:
+        """Keep an input that now waits (read as ``ref``); the handle it is released with."""
+        ...
+
+    def keep_watermark(self, source: str, watermark: datetime) -> None: ...
+
+
+@dataclass(slots=True)
+class Actions(Generic[R, P]):
+    """What the driver does after a batch (each list in the order it arose)."""
+
+    #: Breaches and recommendations to publish.
+    outputs: list[Output] = field(default_factory=list)
+    #: Facts for the aggregate partitions (keyed by their subject).
+    facts: list[Fact] = field(default_factory=list)
+    #: Order events read on a partition that is not their key's: send each to its own.
+    forward: list[tuple[R, OrderEvent]] = field(default_factory=list)
+    #: Stock levels for another aggregate partition.
+    forward_stock: list[tuple[R, InventoryUpdated]] = field(default_factory=list)
+    #: Reads refused, with why (dead letters).
+    rejected: list[tuple[R, Rejection]] = field(default_factory=list)
+    #: Reads whose handling raised.
+    failed: list[tuple[R, Exception]] = field(default_factory=list)
+    #: Waiting inputs applied, by the read whose handling applied them.
+    applied: list[tuple[R, P]] = field(default_factory=list)
+    #: Watermarks to announce to every aggregate partition (event time), by source.
+    announce: dict[str, datetime] = field(default_factory=dict)
+    #: Topics of repeated order events (one entry each).
+    duplicates: list[str] = field(default_factory=list)
+    #: Deadlines an event arrived too late to meet (one entry each).
+    late: list[DeadlineName] = field(default_factory=list)
+    #: Clock reads ignored (a wall-clock processor has no clock to move).
+    ignored_clock: int = 0
+
+
+class PartitionProcessor(Generic[R, P]):
+    """Partition ``partition``'s orders, clocks and aggregate inbox (see the module doc).
+
+    ``route`` gives the partition of an order id or aggregate subject. With ``loopback`` the
+    processor is its own aggregate partition for every fact and stock level (replay: one
+    partition, nothing goes through Kafka), each fact passed through ``relay`` on its way (a
+    test's stand-in for the bytes a worker's facts become); the worker sends facts to their
+    partitions.
+    """
+
+    def __init__(
+        self,
+        partition: int,
+        policy: Policy,
+        *,
+        orders: OrderStates,
+        aggregates: AggregateStores,
+        time: Timekeeper,
+        inbox: AggregateInbox[tuple[P | None, Item]],
+        keeper: InboxKeeper[R, P],
+        route: Callable[[str], int],
+        loopback: bool = False,
+        relay: Callable[[Fact], Fact] | None = None,
+    ) -> None:
+        self.partition = partition
+        self.policy = policy
+        self.orders = OrderPartition(policy, orders)
+        self.aggregates = aggregates
+        self.time = time
+        self.inbox = inbox
+        self.keeper = keeper
+        self.route = route
+        self.loopback = loopback
+        self._relay = relay or _as_is
+        self._sources = (order_source(partition), inventory_source(partition))
+        self._announced: dict[str, datetime] = {}
+        self._handlers: dict[type, Callable[[Actions[R, P], R, Any, datetime | None], None]] = {
+            OrderRead: self._order,
+            StockRead: self._stock,
+            AggregateRead: self._aggregate,
+            WatermarkRead: self._watermark,
+            ClockRead: self._clock,
+            Unreadable: self._unreadable,
+        }
+
+    # -- driving ---------------------------------------------------------------------------
+
+    def handle(self, batch: Iterable[Read[R]], now: datetime | None = None) -> Actions[R, P]:
+        """Handle reads in order (``now``: the driver's time, for a wall-clock timekeeper)."""
+        actions: Actions[R, P] = Actions()
+        self._observe_time(now)
+        handlers = self._handlers
+        for read in batch:
+            try:
+                handlers[type(read)](actions, read.ref, read, now)
+            except Exception as error:  # the driver's error policy decides what follows
+                actions.failed.append((read.ref, error))
+        return actions
+
+    def tick(self, now: datetime) -> Actions[R, P]:
+        """The wall clock moved to ``now``: fire what is due, release what it passed."""
+        actions: Actions[R, P] = Actions()
+        self._observe_time(now)
+        self._fire(actions, now)
+        self._release(actions, None)
+        return actions
+
+    # -- restoring (after a restart or a rebalance) ------------------------------------------
+
+    def restore_orders(self, order_ids: Iterable[str]) -> None:
+        self.orders.restore(order_ids)
+
+    def restore_waiting(self, item: Item, handle: P) -> None:
+        self.inbox.add(item, (handle, item))
+
+    def restore_watermark(self, source: str, watermark: datetime) -> None:
+        self.inbox.observe(source, watermark)
+
+    def schedule_check(self, kind: str, subject: str, at: datetime | None) -> None:
+        self.inbox.sequencers[self.inbox.check_group].schedule(kind, subject, at)
+
+    def catch_up(self, now: datetime | None = None) -> Actions[R, P]:
+        """Fire what the restored clock has already reached (an ``advance-clock`` handled
+        before the partition moved here is not lost)."""
+        actions: Actions[R, P] = Actions()
+        self._fire(actions, self.time.orders_clock(now))
+        return actions
+
+    @property
+    def waiting(self) -> int:
+        """Aggregate inputs waiting for a watermark."""
+        return sum(len(s) for s in self.inbox.sequencers.values())
+
+    def oldest_waiting(self) -> datetime | None:
+        return min(
+            (at for s in self.inbox.sequencers.values() if (at := s.oldest()) is not None),
+            default=None,
+        )
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def _order(self, actions: Actions[R, P], ref: R, read: Any, now: datetime | None) -> None:
+        _, topic, event = read
+        if self.route(event.order_id) != self.partition:
+            actions.forward.append((ref, event))
+            return
+        latest = self.time.latest_order(now)
+        if rejection := from_the_future(event.occurred_at, latest, self.policy):
+            actions.rejected.append((ref, rejection))
+            return
+        clock = self.time.order_time(topic, event.occurred_at, now)
+        self._fire(actions, clock)
+        step = self.orders.apply(event, clock)
+        if step.duplicate:
+            actions.duplicates.append(topic)
+        else:
+            actions.late.extend(step.late)
+            self._settle(actions, step)
+        self._after(actions, ref)
+
+    def _stock(self, actions: Actions[R, P], ref: R, read: Any, now: datetime | None) -> None:
+        _, event, on_inventory = read
+        if not on_inventory:  # inventory on an order topic: routed to its aggregate as is
+            actions.forward_stock.append((ref, event))
+            return
+        latest = self.time.latest_stock(now)
+        if rejection := from_the_future(event.occurred_at, latest, self.policy):
+            actions.rejected.append((ref, rejection))
+            return
+        self.time.note_stock(event.occurred_at)
+        if self.loopback:  # one clock: a stock level moves the orders clock too
+            self._fire(actions, self.time.orders_clock(now))
+        if self.loopback or self.route(sku_subject(event.merchant_id, event.sku)) == self.partition:
+            self._wait(event, ref)
+        else:
+            actions.forward_stock.append((ref, event))
+        self._after(actions, ref)
+
+    def _aggregate(self, actions: Actions[R, P], ref: R, read: Any, now: datetime | None) -> None:
+        self._wait(read[1], ref)
+        self._release(actions, ref)
+
+    def _watermark(self, actions: Actions[R, P], ref: R, read: Any, now: datetime | None) -> None:
+        _, source, watermark = read
+        if self.inbox.observe(source, watermark):
+            self.keeper.keep_watermark(source, watermark)
+            self._release(actions, ref)
+
+    def _clock(self, actions: Actions[R, P], ref: R, read: Any, now: datetime | None) -> None:
+        _, moment, idle_topic = read
+        time = self.time
+        if idle_topic is None:
+            if not time.advance(moment):
+                actions.ignored_clock += 1
+                return
+            self._fire(actions, time.orders_clock(now))
+            # The moment itself is closed too, for this partition's order and stock sources.
+            marks = time.marks()
+            if marks is not None:
+                self._announce(actions, closing(marks[0]), closing(marks[1]))
+            self._release(actions, ref)
+        elif time.lift(idle_topic, moment):
+            self._fire(actions, time.orders_clock(now))
+            self._after(actions, ref)
+        elif time.marks() is None:
+            actions.ignored_clock += 1
+
+    def _unreadable(self, actions: Actions[R, P], ref: R, read: Any, now: datetime | None) -> None:
+        actions.rejected.append((ref, read[1]))
+
+    # -- steps -----------------------------------------------------------------------------
+
+    def _fire(self, actions: Actions[R, P], now: datetime) -> None:
+        for step in self.orders.fire(now):
+            self._settle(actions, step)
+
+    def _settle(self, actions: Actions[R, P], step: order.Step) -> None:
+        actions.outputs.extend(step.outputs)
+        if not step.facts:
+            return
+        if self.loopback:
+            relay = self._relay
+            for fact in step.facts:
+                self._wait(relay(fact), None)
+        else:
+            actions.facts.extend(step.facts)
+
+    def _after(self, actions: Actions[R, P], ref: R) -> None:
+        """An order or stock read was handled: announce the clocks (the facts it sent are
+        ahead of the announcement), and release what that lets through."""
+        marks = self.time.marks()
+        if marks is not None:
+            self._announce(actions, *marks)
+        if self.loopback:
+            self._release(actions, ref)
+
+    def _announce(self, actions: Actions[R, P], orders: datetime, stock: datetime) -> None:
+        for source, mark in zip(self._sources, (orders, stock), strict=True):
+            if mark > EPOCH and mark > self._announced.get(source, EPOCH):
+                self._announced[source] = mark
+                actions.announce[source] = mark
+                if self.loopback:
+                    self.inbox.observe(source, mark)
+
+    def _wait(self, item: Item, ref: R | None) -> None:
+        handle = self.keeper.keep(item, ref) if ref is not None else None
+        self.inbox.add(item, (handle, item))
+
+    def _observe_time(self, now: datetime | None) -> None:
+        """On the wall clock the time is every source's watermark."""
+        watermark = self.time.watermark(now)
+        if watermark is not None:
+            for source in self.inbox.sources:
+                self.inbox.observe(source, watermark)
+
+    def _release(self, actions: Actions[R, P], ref: R | None) -> None:
+        """Apply, in event-time order, every waiting input and check its group's watermark
+        has passed."""
+        inbox = self.inbox
+        for group, inputs in inbox.sequencers.items():
+            boundary = inbox.boundary(group)
+            if boundary is None:
+                continue
+            for payload, outputs in release(inputs, boundary, self.aggregates, self.policy, _item):
+                if payload is not None and payload[0] is not None and ref is not None:
+                    actions.applied.append((ref, payload[0]))
+                actions.outputs.extend(outputs)
+
+
+def _as_is(fact: Fact) -> Fact:
+    return fact
+
+
+def _item(payload: tuple[object, Item]) -> Item:
+    return payload[1]
