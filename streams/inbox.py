@@ -1,8 +1,10 @@
-"""A worker's aggregate inputs, per partition, kept in its changelogged inbox table.
+"""A worker's aggregate inputs, kept in its changelogged inbox table between runs.
 
-What waits for which watermark is the core's :class:`~streams.core.inbox.AggregateInbox`; the
-worker keeps its waiting items and the sources' watermarks in a changelogged table too, so
-neither is lost when the worker stops or the partition moves.
+What waits for which watermark is the core's (:class:`~streams.core.inbox.AggregateInbox`, in
+the :class:`~streams.core.processor.PartitionProcessor`); :class:`TableInbox` is the processor's
+:class:`~streams.core.processor.InboxKeeper` in the worker: it writes each input that starts to
+wait, and each watermark that moves, to the inbox table, so neither is lost when the worker
+stops or the partition moves, and reads them back (:meth:`TableInbox.restore`).
 """
 
 from __future__ import annotations
@@ -11,31 +13,14 @@ import hashlib
 import struct
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Protocol
+from typing import Any, NamedTuple, Protocol
 
 from streams import wire
 from streams.core import codec
 from streams.core.events import InventoryUpdated, decode_event
-from streams.core.inbox import (
-    FACTS,
-    SKU,
-    AggregateInbox,
-    group_of,
-    inventory_source,
-    order_source,
-)
-from streams.core.sequencer import Item, Sequencer, position
+from streams.core.sequencer import Item, position
 
-__all__ = [
-    "FACTS",
-    "SKU",
-    "AppliedInputs",
-    "PartitionInbox",
-    "decode_item",
-    "group_of",
-    "inventory_source",
-    "order_source",
-]
+__all__ = ["AppliedInputs", "Ref", "TableInbox", "decode_item"]
 
 _MICROS = struct.Struct(">q")
 
@@ -48,62 +33,57 @@ class Table(Protocol):
     def __setitem__(self, key: bytes, value: bytes, /) -> None: ...
 
 
-Entry = tuple[bytes | None, Item]
-"""A waiting item and its key in the table (None: not kept, in wall-clock mode)."""
+class Ref(NamedTuple):
+    """Where a read came from: its Kafka message, and the envelope of an aggregate input
+    (one of a batch's, or None: the message's own value is the input)."""
+
+    message: Any
+    envelope: bytes | None = None
 
 
-class PartitionInbox:
-    """The waiting items, checks and source watermarks of one aggregate partition, with the
-    table that keeps them."""
+class TableInbox:
+    """One aggregate partition's waiting inputs and watermarks, in the inbox table (keys start
+    with the partition: ``<p>/i/...`` for inputs, ``<p>/w/<source>`` for watermarks)."""
 
-    def __init__(self, partition: int, partitions: int) -> None:
+    def __init__(self, partition: int, table: Table) -> None:
         self._prefix = f"{partition}/"
-        self.waiting: AggregateInbox[Entry] = AggregateInbox(partitions)
+        self._table = table
 
-    @property
-    def sequencers(self) -> dict[str, Sequencer[Entry]]:
-        return self.waiting.sequencers
+    def keep(self, item: Item, ref: Ref) -> bytes:
+        """Write an input that starts to wait; its key, released with it."""
+        envelope = ref.envelope
+        if envelope is None:  # a stock level read on the inventory topic
+            assert isinstance(item, InventoryUpdated)
+            envelope = wire.pack(wire.INVENTORY, item.occurred_at, ref.message.value or b"")
+        digest = hashlib.blake2b(envelope, digest_size=8).hexdigest()
+        at, rank, tiebreak = position(item)
+        key = f"{self._prefix}i/{wire.to_micros(at):020d}/{rank}/{tiebreak}/{digest}".encode()
+        self._table[key] = envelope
+        return key
 
-    @property
-    def watermarks(self) -> dict[str, datetime]:
-        return self.waiting.watermarks
+    def keep_watermark(self, source: str, watermark: datetime) -> None:
+        self._table[f"{self._prefix}w/{source}".encode()] = _MICROS.pack(wire.to_micros(watermark))
 
-    def boundary(self, group: str) -> datetime | None:
-        """The smallest watermark of the group's sources; None until every one has spoken."""
-        return self.waiting.boundary(group)
-
-    def add(self, item: Item, envelope: bytes, table: Table | None) -> str:
-        """Queue an item (kept in ``table`` when given); the group it went to."""
-        key = None
-        if table is not None:
-            digest = hashlib.blake2b(envelope, digest_size=8).hexdigest()
-            at, rank, tiebreak = position(item)
-            key = f"{self._prefix}i/{wire.to_micros(at):020d}/{rank}/{tiebreak}/{digest}".encode()
-            table[key] = envelope
-        return self.waiting.add(item, (key, item))
-
-    def observe(self, source: str, watermark: datetime, table: Table | None) -> bool:
-        """A source's announced watermark (kept in ``table`` when given); True when it moved."""
-        moved = self.waiting.observe(source, watermark)
-        if moved and table is not None:
-            table[f"{self._prefix}w/{source}".encode()] = _MICROS.pack(wire.to_micros(watermark))
-        return moved
-
-    def restore(self, table: Table, keys: Iterable[bytes]) -> None:
-        """Reload waiting items and watermarks from the table (after a rebalance or restart)."""
+    def restore(
+        self, keys: Iterable[bytes]
+    ) -> tuple[list[tuple[bytes, Item]], dict[str, datetime]]:
+        """What the table keeps for this partition: its waiting inputs (with their keys) and
+        its sources' watermarks."""
+        table, prefix = self._table, self._prefix
+        waiting: list[tuple[bytes, Item]] = []
+        watermarks: dict[str, datetime] = {}
         for key in keys:
             text = key.decode("utf-8")
-            if not text.startswith(self._prefix):
+            if not text.startswith(prefix):
                 continue
             value = table.get(key)
             if value is None:
                 continue
-            if text.startswith("w/", len(self._prefix)):
-                source = text[len(self._prefix) + 2 :]
-                self.watermarks[source] = wire.from_micros(_MICROS.unpack(value)[0])
+            if text.startswith("w/", len(prefix)):
+                watermarks[text[len(prefix) + 2 :]] = wire.from_micros(_MICROS.unpack(value)[0])
             else:
-                item = decode_item(value)
-                self.sequencers[group_of(item)].add(position(item), (key, item))
+                waiting.append((key, decode_item(value)))
+        return waiting, watermarks
 
 
 def decode_item(envelope: bytes) -> Item:

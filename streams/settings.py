@@ -186,6 +186,17 @@ class Settings(BaseSettings):
         default=0.5, description="Seconds between deadline checks in wall-clock mode."
     )
     processing_guarantee: Literal["at_least_once", "exactly_once"] = "at_least_once"
+    batch_size: Annotated[int, Field(ge=1, le=100_000)] = Field(
+        default=1000, description="Most messages an agent takes in one batch."
+    )
+    batch_wait: Annotated[float, Field(gt=0, le=10)] = Field(
+        default=0.05,
+        description="Seconds an agent waits for a batch to fill before it handles what it has.",
+    )
+    producer_linger: Annotated[float, Field(ge=0, le=1)] = Field(
+        default=0.005,
+        description="Seconds the producer waits to fill a request with more messages.",
+    )
     session_timeout: Annotated[float, Field(gt=0)] = 6.0
     heartbeat_interval: Annotated[float, Field(gt=0)] = 1.0
     log_level: LogLevel = Field(

@@ -15,7 +15,7 @@ for its delivery. Faust still owns the tables' recovery from their changelogs.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, Generic, TypeVar
 
 __all__ = ["DurableTable", "StateStore"]
@@ -23,17 +23,23 @@ __all__ = ["DurableTable", "StateStore"]
 S = TypeVar("S")
 
 
+Send = Callable[[str, bytes, bytes | None, int], Awaitable[None]]
+"""Hands one record (topic, key, value, partition) to the producer."""
+
+
 class DurableTable:
     """Raw ``bytes → bytes`` access to a Faust table whose changelog writes are awaited.
 
-    ``partition_of`` names the changelog partition of a key: the partition that processes it.
+    ``partition_of`` names the changelog partition of a key: the partition that processes it;
+    ``send`` hands a changelog record to the producer.
     """
 
-    def __init__(self, table: Any, partition_of: Callable[[bytes], int]) -> None:
+    def __init__(self, table: Any, partition_of: Callable[[bytes], int], send: Send) -> None:
         self.table = table
         self._data = table.data  # the local store, written without Faust's changelog buffer
-        self._changelog = table.changelog_topic
+        self._changelog = table.changelog_topic.get_topic_name()
         self._partition_of = partition_of
+        self._send = send
         self._pending: dict[bytes, bytes | None] = {}
 
     def get(self, key: bytes, default: bytes | None = None) -> bytes | None:
@@ -63,9 +69,9 @@ class DurableTable:
     async def flush(self) -> None:
         """Hand every pending changelog record to the producer (one per key, the latest)."""
         pending, self._pending = self._pending, {}
-        send = self._changelog.send
+        send, topic, partition_of = self._send, self._changelog, self._partition_of
         for key, value in pending.items():
-            await send(key=key, value=value, partition=self._partition_of(key))
+            await send(topic, key, value, partition_of(key))
 
 
 class StateStore(Generic[S]):
@@ -109,6 +115,11 @@ class StateStore(Generic[S]):
         """Drop every cached state and unwritten change (partitions moved, or a failure)."""
         self._cache.clear()
         self._dirty.clear()
+
+    def forget_clean(self) -> None:
+        """Drop the cached states that have no unwritten change (read again when needed)."""
+        dirty = self._dirty
+        self._cache = {key: state for key, state in self._cache.items() if key in dirty}
 
     def keys(self) -> list[str]:
         return [key.decode("utf-8") for key in self.table.keys()]  # noqa: SIM118

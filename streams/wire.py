@@ -15,12 +15,15 @@ from streams.core.timeutil import EPOCH
 
 __all__ = [
     "ADVANCE",
+    "BATCH",
     "FACT",
     "IDLE",
     "INVENTORY",
     "WATERMARK",
     "from_micros",
     "pack",
+    "pack_batch",
+    "split_batch",
     "to_micros",
     "unpack",
 ]
@@ -30,7 +33,10 @@ INVENTORY: Final = b"I"
 ADVANCE: Final = b"A"
 WATERMARK: Final = b"W"
 IDLE: Final = b"D"
+#: Several envelopes for one aggregate partition, sent as one message (a batch's facts).
+BATCH: Final = b"B"
 _HEADER: Final = struct.Struct(">cq")
+_LENGTH: Final = struct.Struct(">I")
 
 
 def to_micros(moment: datetime) -> int:
@@ -54,6 +60,31 @@ def unpack(data: bytes) -> tuple[bytes, datetime, bytes]:
     if len(data) < _HEADER.size:
         raise ValueError("not an orderwatch envelope: too short")
     kind, micros = _HEADER.unpack_from(data)
-    if kind not in (FACT, INVENTORY, ADVANCE, WATERMARK, IDLE):
+    if kind not in (FACT, INVENTORY, ADVANCE, WATERMARK, IDLE, BATCH):
         raise ValueError(f"not an orderwatch envelope: kind {kind!r}")
     return kind, from_micros(micros), data[_HEADER.size :]
+
+
+def pack_batch(clock: datetime, envelopes: list[bytes]) -> bytes:
+    """One envelope carrying ``envelopes`` (each length-prefixed), at the sender's clock."""
+    parts = [_HEADER.pack(BATCH, to_micros(clock))]
+    for envelope in envelopes:
+        parts.append(_LENGTH.pack(len(envelope)))
+        parts.append(envelope)
+    return b"".join(parts)
+
+
+def split_batch(payload: bytes) -> list[bytes]:
+    """The envelopes of a :data:`BATCH` envelope's payload; ValueError if it is cut short."""
+    envelopes = []
+    at, end = 0, len(payload)
+    while at < end:
+        if at + _LENGTH.size > end:
+            raise ValueError("not an orderwatch batch: a length is cut short")
+        (size,) = _LENGTH.unpack_from(payload, at)
+        at += _LENGTH.size
+        if at + size > end:
+            raise ValueError("not an orderwatch batch: an envelope is cut short")
+        envelopes.append(payload[at : at + size])
+        at += size
+    return envelopes

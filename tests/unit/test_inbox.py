@@ -3,78 +3,68 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 from streams import wire
 from streams.core import codec
 from streams.core.facts import OrderHealth, SkuComplaint
-from streams.inbox import (
-    FACTS,
-    SKU,
-    AppliedInputs,
-    PartitionInbox,
-    inventory_source,
-    order_source,
-)
+from streams.core.inbox import FACTS, SKU, AggregateInbox, inventory_source, order_source
+from streams.inbox import AppliedInputs, Ref, TableInbox
 
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 PARTITIONS = 2
 
 
-def health(at: datetime) -> tuple[OrderHealth, bytes]:
+def health(at: datetime) -> tuple[OrderHealth, Ref]:
     fact = OrderHealth("m1", "o1", "m1", at, T0)
-    return fact, wire.pack(wire.FACT, at, codec.encode_fact(fact))
+    return fact, Ref(SimpleNamespace(value=None), wire.pack(wire.FACT, at, codec.encode_fact(fact)))
 
 
 def test_nothing_is_released_until_every_source_has_announced() -> None:
-    inbox = PartitionInbox(0, PARTITIONS)
-    inbox.observe(order_source(0), T0, None)
+    inbox: AggregateInbox[object] = AggregateInbox(PARTITIONS)
+    inbox.observe(order_source(0), T0)
     assert inbox.boundary(FACTS) is None
-    inbox.observe(order_source(1), T0 + timedelta(hours=1), None)
+    inbox.observe(order_source(1), T0 + timedelta(hours=1))
     assert inbox.boundary(FACTS) == T0  # the slowest source
     assert inbox.boundary(SKU) is None  # SKUs also wait for every inventory partition
-    inbox.observe(inventory_source(0), T0, None)
-    inbox.observe(inventory_source(1), T0, None)
+    inbox.observe(inventory_source(0), T0)
+    inbox.observe(inventory_source(1), T0)
     assert inbox.boundary(SKU) == T0
+    inbox.observe(order_source(0), T0 + timedelta(hours=2))
+    assert inbox.boundary(FACTS) == T0 + timedelta(hours=1)  # moved with its slowest source
 
 
 def test_a_watermark_never_goes_back() -> None:
-    inbox = PartitionInbox(1, PARTITIONS)
-    assert inbox.observe(order_source(0), T0, None)
-    assert not inbox.observe(order_source(0), T0 - timedelta(seconds=1), None)
+    inbox: AggregateInbox[object] = AggregateInbox(PARTITIONS)
+    assert inbox.observe(order_source(0), T0)
+    assert not inbox.observe(order_source(0), T0 - timedelta(seconds=1))
     assert inbox.watermarks[order_source(0)] == T0
 
 
 def test_items_and_watermarks_survive_through_the_table() -> None:
     table: dict[bytes, bytes] = {}
-    inbox = PartitionInbox(1, PARTITIONS)
-    fact, envelope = health(T0)
+    keeper = TableInbox(1, table)
+    fact, ref = health(T0)
     complaint = SkuComplaint("m1/S1", "o1", "c1", "m1", "S1", "damaged", T0)
-    assert inbox.add(fact, envelope, table) == FACTS
-    sku_envelope = wire.pack(wire.FACT, T0, codec.encode_fact(complaint))
-    assert inbox.add(complaint, sku_envelope, table) == SKU
-    inbox.observe(order_source(0), T0, table)
+    complaint_ref = Ref(None, wire.pack(wire.FACT, T0, codec.encode_fact(complaint)))
+    key = keeper.keep(fact, ref)
+    keeper.keep(complaint, complaint_ref)
+    keeper.keep_watermark(order_source(0), T0)
     assert all(key.startswith(b"1/") for key in table)
 
-    restored = PartitionInbox(1, PARTITIONS)
-    restored.restore(table, list(table))
-    assert restored.watermarks == inbox.watermarks
-    released = restored.sequencers[FACTS].pop(T0 + timedelta(seconds=1))
-    assert isinstance(released, tuple)
-    at, (key, item) = released
-    assert (at, item) == (T0, fact)
-    assert key in table  # so the worker can delete it once applied
-    other_partition = PartitionInbox(0, PARTITIONS)
-    other_partition.restore(table, list(table))
-    assert len(other_partition.sequencers[FACTS]) == 0
-    assert other_partition.watermarks == {}
+    waiting, watermarks = TableInbox(1, table).restore(list(table))
+    assert watermarks == {order_source(0): T0}
+    assert sorted(item.order_id for _, item in waiting) == ["o1", "o1"]
+    assert (key, fact) in waiting  # so the worker can delete it once applied
+    assert {type(item) for _, item in waiting} == {OrderHealth, SkuComplaint}
+    assert TableInbox(0, table).restore(list(table)) == ([], {})
 
 
 def test_the_same_item_twice_is_kept_once_in_the_table() -> None:
     table: dict[bytes, bytes] = {}
-    inbox = PartitionInbox(0, PARTITIONS)
-    fact, envelope = health(T0)
-    inbox.add(fact, envelope, table)
-    inbox.add(fact, envelope, table)
+    keeper = TableInbox(0, table)
+    fact, ref = health(T0)
+    assert keeper.keep(fact, ref) == keeper.keep(fact, ref)
     assert len(table) == 1
 
 

@@ -1,7 +1,8 @@
 """Both drivers write outputs through the one serializer of streams.core.serialization."""
 
-from streams import replay, worker
+from streams import replay
 from streams.core import serialization
+from streams.worker import publish as worker
 
 
 def test_replay_and_the_worker_use_the_same_serializer():

@@ -9,12 +9,17 @@ from streams.tables import DurableTable, StateStore
 
 
 class _Changelog:
-    """Stands in for the Faust changelog topic: records what was sent, awaited, in order."""
+    """Stands in for the Faust changelog topic and the producer: records what was sent,
+    awaited, in order."""
 
     def __init__(self) -> None:
         self.sent: list[tuple[bytes, bytes | None, int]] = []
 
-    async def send(self, *, key: bytes, value: bytes | None, partition: int) -> None:
+    def get_topic_name(self) -> str:
+        return "orders-changelog"
+
+    async def send(self, topic: str, key: bytes, value: bytes | None, partition: int) -> None:
+        assert topic == "orders-changelog"
         await asyncio.sleep(0)
         self.sent.append((key, value, partition))
 
@@ -27,7 +32,8 @@ class _FaustTable:
 
 def _durable() -> tuple[DurableTable, _FaustTable]:
     faust_table = _FaustTable()
-    return DurableTable(faust_table, lambda key: len(key) % 4), faust_table
+    changelog = faust_table.changelog_topic
+    return DurableTable(faust_table, lambda key: len(key) % 4, changelog.send), faust_table
 
 
 def test_writes_are_local_at_once_and_sent_only_when_flushed() -> None:

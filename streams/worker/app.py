@@ -1,0 +1,504 @@
+"""The Faust worker: the core's partition processors driven on Kafka, state in changelogged
+tables.
+
+How an event travels (this package, then ``core/processor.py`` for a partition's logic):
+
+1. The order agent reads raw bytes from ``orders``, ``tracking`` and ``complaints``
+   (co-partitioned on ``order_id``) and the internal clock topic in batches
+   (:mod:`streams.worker.agents`); each message becomes a read for its partition's
+   :class:`~streams.core.processor.PartitionProcessor`. What cannot be used goes to
+   ``dead-letter`` and the partition keeps flowing.
+2. An event whose ``order_id`` belongs to another partition (mis-keyed, unkeyed) is forwarded
+   to the internal ``order-events`` topic keyed by ``order_id``, so every order is processed on
+   its key's partition and its table entry lives there.
+3. The processor decides; outputs are produced to the output topics, a batch's facts to the
+   ``aggregate-inputs`` topic, one message per aggregate partition
+   (:mod:`streams.worker.publish`), whose agent (also reading ``inventory``) keeps SKUs,
+   carriers and merchants in their own tables.
+4. Deadlines: each processor keeps an index of its orders by next due time (rebuilt from the
+   table when partitions are assigned, :mod:`streams.worker.partitions`). On the wall clock a
+   timer fires what is due; in event time the partition's clock follows its events (and
+   ``advance-clock`` messages).
+5. Aggregates (event time): every order and inventory partition announces its clock to every
+   aggregate partition; inputs wait in the ``inbox`` table (:mod:`streams.inbox`) until the
+   slowest announced clock has passed them, then go in event-time order, as in replay.
+
+This module wires it: the Faust app, topics, tables, agents, timers, rebalance callbacks and
+web views. The inbox table is written only while handling a message of its own partition (its
+changelog partition is that message's); the others are created with ``use_partitioner=True``:
+their changelog partition is the key's partition, which is where every key is processed, so
+the timers may write them too.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+import faust
+from aiokafka.partitioner import murmur2  # type: ignore[import-untyped]
+
+from streams import __version__
+from streams.connection import faust_options
+from streams.consumer import ResumingTransport
+from streams.core import codec
+from streams.core.policy import Policy
+from streams.core.timeutil import EPOCH
+from streams.failures import is_infrastructure, stop_worker
+from streams.headers import cloudevents_source
+from streams.metrics import Metrics
+from streams.outage import OutageLog
+from streams.policies import load_policy
+from streams.settings import Settings
+from streams.tables import DurableTable, StateStore
+from streams.topics import changelog_topic
+from streams.web import OrderwatchWeb
+from streams.worker.agents import Loops
+from streams.worker.partitions import Partitions, pack_clock, unpack_clock
+from streams.worker.publish import Publisher
+from streams.worker.watch import STALL_CHECK_SECONDS, ConsumerWatch
+
+__all__ = ["OrderwatchWorker", "Stores", "describe_startup", "partition_for", "run"]
+
+log = logging.getLogger("orderwatch.worker")
+
+#: Seconds between two readings of the input partitions' log ends for the consumer lag.
+LAG_CHECK_SECONDS = 5.0
+#: How often (seconds) the event-time worker looks for inputs with nothing unread.
+IDLE_CHECK_SECONDS = 1.0
+_YEAR_SECONDS = 365 * 24 * 3600.0
+
+
+def partition_for(key: str, partitions: int) -> int:
+    """The partition Kafka's default partitioner (murmur2) gives ``key``."""
+    return partition_for_bytes(key.encode("utf-8"), partitions)
+
+
+def partition_for_bytes(key: bytes, partitions: int) -> int:
+    return (murmur2(key) & 0x7FFFFFFF) % partitions  # type: ignore[no-any-return]
+
+
+class Stores:
+    """The worker's tables, as the core's stores (orders, SKUs, carriers, merchants), plus the
+    partitions' clocks and the aggregate inbox."""
+
+    def __init__(self, table: Callable[..., DurableTable]) -> None:
+        self.orders = StateStore(table("orders"), codec.encode_order, codec.decode_order)
+        # Written at most once a tick (and at advance-clock): a clock restored a little behind
+        # only re-fires nothing (what fired is in the orders' state) and announces less.
+        self.clocks = StateStore(table("clocks"), pack_clock, unpack_clock)
+        self.skus = StateStore(table("skus"), codec.encode_sku, codec.decode_sku)
+        self.carriers = StateStore(table("carriers"), codec.encode_carrier, codec.decode_carrier)
+        self.merchants = StateStore(
+            table("merchants"), codec.encode_merchant, codec.decode_merchant
+        )
+        # Written only while handling a message of the partition it belongs to (keys say which).
+        self.inbox_table = table("inbox", by_key=False)
+
+    def all(self) -> tuple[StateStore[Any], ...]:
+        return (self.orders, self.clocks, self.skus, self.carriers, self.merchants)
+
+    def forget(self) -> None:
+        """Partitions moved: another worker may have changed any key meanwhile."""
+        for store in self.all():
+            store.forget()
+
+
+class OrderwatchWorker:
+    """Builds the Faust app (topics, tables, agents, timers, web views) from :class:`Settings`."""
+
+    def __init__(self, settings: Settings, *, policy: Policy | None = None) -> None:
+        self.settings = settings
+        self.policy = policy or load_policy(settings.policy)
+        self.metrics = Metrics()
+        self.metrics.set_build_info(self.policy.ref)
+        self.event_time = settings.clock == "event"
+        self.partitions = settings.partitions
+        self._ready = False
+        self.outage = OutageLog()
+        self.app = self._make_app()
+        self._declare()
+        for role in ("orders", "tracking", "complaints", "inventory"):
+            self.metrics.declare_topic(settings.topic(role))
+        self.metrics.track_clock(self.clock_seconds)
+        self.metrics.track_ready(self.is_ready)
+
+    # -- wiring ---------------------------------------------------------------------------
+
+    def _make_app(self) -> faust.App:
+        s = self.settings
+        app = faust.App(
+            s.app_id,
+            broker=s.broker_urls(),
+            store=s.store,
+            datadir=str(s.data_dir),
+            topic_partitions=s.partitions,
+            topic_replication_factor=s.replication_factor,
+            web_host=s.web_host,
+            web_bind=s.web_host,
+            web_port=s.web_port,
+            web_enabled=True,
+            processing_guarantee=s.processing_guarantee,
+            broker_session_timeout=s.session_timeout,
+            broker_heartbeat_interval=s.heartbeat_interval,
+            # A batch's messages go out in a few requests rather than one request each.
+            producer_linger=s.producer_linger,
+            producer_max_batch_size=1 << 20,
+            key_serializer="raw",
+            value_serializer="raw",
+            autodiscover=False,
+            topic_disable_leader=True,
+            consumer_auto_offset_reset="earliest",
+            # Faust's own stall check also watches the tables' changelog partitions, which only
+            # recovery reads, and logs an error for each every few seconds after 5 minutes; the
+            # worker watches the partitions it reads itself (streams.worker.watch).
+            stream_processing_timeout=_YEAR_SECONDS,
+            # Faust lets un-prefixed variables (BROKER_URL, WEB_PORT, ...) override what it is
+            # given; an empty environment keeps ORDERWATCH_ settings the only source.
+            env={},
+            # The security protocol, SASL login and TLS context of every client Faust makes.
+            **faust_options(s),
+        )
+        # Faust's consumer, but one that also resumes never-committed partitions at their start.
+        app.transport = ResumingTransport(app.conf.broker_consumer, app)
+        # Faust's web server without Faust's own views.
+        app.web = OrderwatchWeb(app)
+        return app
+
+    def _topic(self, name: str, *, internal: bool = False) -> faust.TopicT:
+        return self.app.topic(
+            name,
+            partitions=self.partitions,
+            replicas=self.settings.replication_factor,
+            key_serializer="raw",
+            value_serializer="raw",
+            internal=internal,
+        )
+
+    def _table(self, name: str, *, by_key: bool = True) -> DurableTable:
+        # Keys and values are raw bytes: a key's changelog partition is then murmur2 of the same
+        # bytes as the input topic's key, i.e. the partition that processes it.
+        changelog = self.app.topic(
+            changelog_topic(self.settings, name),
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=self.partitions,
+            replicas=self.settings.replication_factor,
+            # Faust's default changelog is written with acks=0 and also deletes by age: state
+            # must be acknowledged, and kept (compacted) for as long as its key lives.
+            acks=True,
+            compacting=True,
+            deleting=False,
+            internal=True,
+            maxsize=131_072,
+            allow_empty=True,
+        )
+        table = self.app.Table(
+            name,
+            partitions=self.partitions,
+            key_type=bytes,  # Faust derives the changelog's "raw" serializers from these types
+            value_type=bytes,
+            use_partitioner=by_key,
+            changelog_topic=changelog,
+        )
+        send = self._send_record
+        if by_key:
+            partitions = self.partitions
+            return DurableTable(table, lambda key: partition_for_bytes(key, partitions), send)
+        # Inbox keys start with their partition: "<partition>/...".
+        return DurableTable(table, lambda key: int(key.split(b"/", 1)[0]), send)
+
+    async def _send_record(
+        self, topic: str, key: bytes, value: bytes | None, partition: int
+    ) -> None:
+        """A changelog record, through the publisher's producer."""
+        await self.publisher.send(topic, key, value, partition)
+
+    def _declare(self) -> None:
+        s = self.settings
+        self.inputs = {
+            role: self._topic(s.topic(role)) for role in ("orders", "tracking", "complaints")
+        }
+        self.inventory = self._topic(s.topic("inventory"))
+        self.order_events = self._topic(s.internal_topic("order-events"), internal=True)
+        self.clock_topic = self._topic(s.internal_topic("clock"), internal=True)
+        self.aggregate_inputs = self._topic(s.internal_topic("aggregate-inputs"), internal=True)
+        outputs = {role: self._topic(s.topic(role)) for role in ("breaches", "recommendations")}
+        outputs["dead-letter"] = self._topic(s.topic("dead_letter"))
+        topics = {
+            name: topic.get_topic_name()
+            for name, topic in {
+                **outputs,
+                "inventory": self.inventory,
+                "order-events": self.order_events,
+                "clock": self.clock_topic,
+                "aggregate-inputs": self.aggregate_inputs,
+            }.items()
+        }
+        self.topic_names = topics
+        input_names = frozenset(t.get_topic_name() for t in self.inputs.values())
+
+        def route(key: str) -> int:
+            return partition_for(key, self.partitions)
+
+        self.publisher = Publisher(
+            self.app.maybe_start_producer,
+            topics,
+            partition_of=route,
+            metrics=self.metrics,
+            source=cloudevents_source(s.app_id),
+        )
+        self.stores = Stores(self._table)
+        self.processors = Partitions(
+            self.policy,
+            partitions=self.partitions,
+            event_time=self.event_time,
+            inputs=input_names,
+            route=route,
+            stores=self.stores,
+        )
+        # Topics this worker writes in transactions (exactly_once) have commit markers between
+        # offsets: their jumps are normal, so only the topics producers write are guarded then.
+        inputs = [*self.inputs.values(), self.inventory]
+        internal = [self.order_events, self.clock_topic, self.aggregate_inputs]
+        guarded = inputs if s.processing_guarantee == "exactly_once" else [*inputs, *internal]
+        self.watch = ConsumerWatch(
+            self.app,
+            s,
+            self.metrics,
+            self.outage,
+            guarded={topic.get_topic_name() for topic in guarded},
+            inputs=input_names,
+            forwarded=topics["order-events"],
+            inventory=topics["inventory"],
+            lateness=self.policy.allowed_lateness,
+            ready=lambda: self._ready,
+        )
+        self.loops = Loops(
+            partitions=self.processors,
+            publisher=self.publisher,
+            watch=self.watch,
+            stores=self.stores,
+            metrics=self.metrics,
+            topics=topics,
+            batch_size=s.batch_size,
+            batch_seconds=s.batch_wait,
+        )
+        self._register()
+
+    def _register(self) -> None:
+        """The agents, timers, rebalance callbacks and web views."""
+        s, app, loops = self.settings, self.app, self.loops
+        order_channel = app.topic(
+            *(
+                t.get_topic_name()
+                for t in (*self.inputs.values(), self.order_events, self.clock_topic)
+            ),
+            key_serializer="raw",
+            value_serializer="raw",
+        )
+        app.agent(order_channel, name="orderwatch.orders")(loops.order_agent)
+        aggregate_channel = app.topic(
+            self.inventory.get_topic_name(),
+            self.aggregate_inputs.get_topic_name(),
+            key_serializer="raw",
+            value_serializer="raw",
+        )
+        app.agent(aggregate_channel, name="orderwatch.aggregates")(loops.aggregate_agent)
+        if self.event_time:
+            app.timer(s.tick_interval, name="orderwatch.watermarks")(
+                _stopping_on_kafka_failure(loops.announce, "the watermark timer")
+            )
+            app.timer(IDLE_CHECK_SECONDS, name="orderwatch.idle-inputs")(
+                _stopping_on_kafka_failure(self._check_idle, "the idle-input timer")
+            )
+        else:
+            app.timer(s.tick_interval, name="orderwatch.deadlines")(
+                _stopping_on_kafka_failure(self._tick, "the deadline timer")
+            )
+        app.timer(1.0, name="orderwatch.outage")(self._check_outage)
+        app.timer(STALL_CHECK_SECONDS, name="orderwatch.progress")(self.watch.check_progress)
+        app.timer(LAG_CHECK_SECONDS, name="orderwatch.consumer-lag")(self.watch.observe_lag)
+        app.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]
+        self._follow_commits()
+        app.on_rebalance_complete.connect(self._on_rebalance_complete)  # type: ignore[arg-type]
+        app.on_before_shutdown.connect(self._on_shutdown)  # type: ignore[arg-type]
+        self.stores.orders.table.table.on_recover(self._on_orders_recovered)
+        app.page("/health")(self._health_view)  # type: ignore[arg-type]
+        app.page("/ready")(self._ready_view)  # type: ignore[arg-type]
+        app.page("/metrics")(self._metrics_view)  # type: ignore[arg-type]
+
+    def _follow_commits(self) -> None:
+        """Tell the loops' :class:`~streams.inbox.AppliedInputs` which offsets Faust has
+        committed."""
+        tables = self.app.tables
+        commit = tables.on_commit
+
+        def on_commit(offsets: Any) -> None:
+            commit(offsets)
+            for tp, offset in offsets.items():
+                self.loops.applied.committed(tp.topic, tp.partition, offset)
+
+        tables.on_commit = on_commit  # type: ignore[method-assign]
+
+    # -- web ------------------------------------------------------------------------------
+
+    # Faust stores these bound methods as the views' GET handlers: they receive the request only.
+
+    async def _health_view(self, request: Any) -> Any:
+        """The process is up."""
+        return self.app.web.json({"status": "ok", "version": __version__})
+
+    def is_ready(self) -> bool:
+        """Partitions are assigned, the tables recovered, and Kafka is reachable."""
+        return bool(
+            self._ready
+            and not self.app.rebalancing
+            and not self.app.in_recovery
+            and not self.outage.active
+        )
+
+    def clock_seconds(self) -> float:
+        """The processor's clock for the metrics: the time (wall clock), or the earliest clock
+        of the owned partitions whose clock has started (event time; NaN while none has)."""
+        if not self.event_time:
+            return time.time()
+        started = [c.value for c in self.processors.clocks().values() if c.value > EPOCH]
+        return min(started).timestamp() if started else math.nan
+
+    async def _ready_view(self, request: Any) -> Any:
+        ready = self.is_ready()
+        return self.app.web.json({"ready": ready}, status=200 if ready else 503)
+
+    async def _metrics_view(self, request: Any) -> Any:
+        """Prometheus exposition of this worker's own registry."""
+        # aiohttp refuses a charset inside content_type, so the full type goes in the header.
+        return self.app.web.bytes(
+            self.metrics.exposition(), headers={"Content-Type": self.metrics.content_type}
+        )
+
+    # -- timers ---------------------------------------------------------------------------
+
+    async def _check_outage(self) -> None:
+        self.outage.check()
+
+    async def _tick(self) -> None:
+        """Wall-clock mode: fire what is due, and the aggregates' time-driven checks."""
+        if not self._ready or self.app.rebalancing:
+            return
+        await self.loops.tick()
+        self.metrics.set_open_orders(self.processors.open_orders())
+
+    async def _check_idle(self) -> None:
+        clock_topic = self.topic_names["clock"]
+
+        async def send(partition: int, value: bytes) -> None:
+            await self.publisher.send(clock_topic, None, value, partition)
+
+        await self.watch.check_idle(self.processors.clocks(), send)
+
+    # -- partitions -----------------------------------------------------------------------
+
+    def _owned(self) -> set[int]:
+        topic = self.inputs["orders"].get_topic_name()
+        return {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == topic}
+
+    async def _on_assigned(self, sender: Any, assigned: Iterable[Any], **_: Any) -> None:
+        self._ready = False
+        # What the last batch changed is written before the caches go (its inputs already
+        # left the inbox table).
+        await self.loops.flush_states()
+        self.stores.forget()
+        self.processors.processors = {}
+        self.watch.assigned()
+        self.loops.applied.clear()
+
+    async def _on_rebalance_complete(self, sender: Any, **_: Any) -> None:
+        await self._rebuild(fire=False)
+        await self.watch.resume()
+
+    async def _on_orders_recovered(self) -> None:
+        # Tables may finish recovering from their changelogs after the rebalance completed:
+        # rebuild again, now with every recovered order, and only now fire what is due.
+        await self._rebuild(fire=True)
+
+    async def _rebuild(self, *, fire: bool) -> None:
+        """Rebuild the processors of the partitions this worker now owns.
+
+        With ``fire`` (tables recovered), whatever the restored event-time clocks have already
+        reached fires at once: an ``advance-clock`` handled before a partition moved here is
+        not lost.
+        """
+        owned = self._owned()
+        self.processors.rebuild(owned)
+        if fire and self.event_time:
+            await self.loops.catch_up()
+        await self.loops.flush_states()
+        open_orders = self.processors.open_orders()
+        self.metrics.set_assigned_partitions(len(owned))
+        self.metrics.set_open_orders(open_orders)
+        self._ready = True
+        # Logged once per rebalance: when the tables have recovered.
+        log.log(
+            logging.INFO if fire else logging.DEBUG,
+            "ready: %d partitions, %d open orders",
+            len(owned),
+            open_orders,
+        )
+
+    async def _on_shutdown(self, sender: Any, **_: Any) -> None:
+        log.info("stopping")
+        await self.watch.close()
+
+
+def _stopping_on_kafka_failure(
+    timer: Callable[[], Awaitable[None]], what: str
+) -> Callable[[], Awaitable[None]]:
+    """A timer body under the error policy: Kafka failing stops the worker (its other errors
+    are Faust's to log)."""
+
+    async def run() -> None:
+        try:
+            await timer()
+        except Exception as error:
+            if is_infrastructure(error):
+                stop_worker(error, what)
+            raise
+
+    return run
+
+
+def describe_startup(worker: OrderwatchWorker) -> str:
+    """What the worker logs when it starts: the settings that matter and the policy."""
+    s = worker.settings
+    security: str = s.security_protocol
+    if s.security_protocol in ("SASL_PLAINTEXT", "SASL_SSL"):
+        security += f" ({s.sasl_mechanism} as {s.sasl_username})"
+    return (
+        f"orderwatch {__version__}: app {s.app_id}, broker {s.broker} {security}, "
+        f"{s.partitions} partitions, "
+        f"{s.clock}-clock, policy {worker.policy.ref.name} {worker.policy.ref.version}, "
+        f"web http://{s.web_host}:{s.web_port}/"
+    )
+
+
+def run(worker: OrderwatchWorker) -> None:
+    """Run the Faust worker until it is stopped (logging is :func:`streams.logs`'s, set up
+    before: Faust leaves it alone)."""
+    from faust.worker import Worker
+
+    class _Worker(Worker):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            # Faust's terminal spinner animates on every log record; a service needs none.
+            self.spinner = None
+
+    level = worker.settings.log_level.upper()
+    _Worker(
+        worker.app, loglevel=level, quiet=True, override_logging=False
+    ).execute_from_commandline()

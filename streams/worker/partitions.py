@@ -1,0 +1,166 @@
+"""The worker's partitions: one core processor each, built from the tables when assigned.
+
+Each partition this worker owns has a :class:`~streams.core.processor.PartitionProcessor` over
+the worker's stores: its orders in the orders table, its aggregates in theirs, its waiting
+aggregate inputs in the inbox table (:class:`~streams.inbox.TableInbox`), its clocks (event
+time) in the clocks table. :meth:`Partitions.rebuild` makes them again after every assignment,
+from what the tables hold; the deadline index and the pending checks are derived, not stored.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Any, TypeVar
+
+from streams import wire
+from streams.core import carrier, merchant
+from streams.core.aggregates import CARRIER, MERCHANT
+from streams.core.clock import PartitionClock
+from streams.core.inbox import AggregateInbox
+from streams.core.policy import Policy
+from streams.core.processor import PartitionProcessor
+from streams.core.timekeeping import EventTime, Timekeeper, WallTime
+from streams.inbox import Ref, TableInbox
+from streams.tables import StateStore
+
+__all__ = ["Partitions", "Processor", "clock_key", "pack_clock", "unpack_clock"]
+
+S = TypeVar("S")
+Processor = PartitionProcessor[Ref, bytes]
+
+
+def clock_key(kind: str, partition: int, partitions: int, route: Callable[[str], int]) -> str:
+    """A clocks-table key the default partitioner sends to ``partition``."""
+    for attempt in range(100_000):
+        key = f"{kind}{partition}-{attempt}"
+        if route(key) == partition:
+            return key
+    raise RuntimeError(f"no key found for partition {partition}")  # pragma: no cover
+
+
+class Partitions:
+    """The processors of the partitions this worker owns, by partition."""
+
+    def __init__(
+        self,
+        policy: Policy,
+        *,
+        partitions: int,
+        event_time: bool,
+        inputs: Iterable[str],
+        route: Callable[[str], int],
+        stores: Any,
+    ) -> None:
+        self.policy = policy
+        self.count = partitions
+        self.event_time = event_time
+        self.inputs = frozenset(inputs)
+        self.route = route
+        self.stores = stores
+        self.processors: dict[int, Processor] = {}
+        self._orders_clock_keys = [
+            clock_key("clock-", p, partitions, route) for p in range(partitions)
+        ]
+        self._stock_clock_keys = [
+            clock_key("inventory-clock-", p, partitions, route) for p in range(partitions)
+        ]
+
+    def __iter__(self) -> Any:
+        return iter(list(self.processors.items()))
+
+    def get(self, partition: int) -> Processor:
+        """The partition's processor (a fresh one if it was not assigned yet)."""
+        processor = self.processors.get(partition)
+        if processor is None:
+            processor = self.processors[partition] = self._make(partition, None, None)
+        return processor
+
+    def open_orders(self) -> int:
+        """Orders with a deadline ahead, on the partitions this worker owns."""
+        return sum(len(p.orders) for p in self.processors.values())
+
+    def clocks(self) -> dict[int, PartitionClock]:
+        """Each owned partition's orders clock (event time; empty on the wall clock)."""
+        return {
+            partition: processor.time.orders
+            for partition, processor in self.processors.items()
+            if isinstance(processor.time, EventTime)
+        }
+
+    def keep_clocks(self, partition: int, processor: Processor) -> None:
+        """Write the partition's clocks to their table when they moved."""
+        time = processor.time
+        if isinstance(time, EventTime) and time.moved:
+            clocks = self.stores.clocks
+            clocks.put(self._orders_clock_keys[partition], time.orders)
+            clocks.put(self._stock_clock_keys[partition], time.stock)
+            time.settled()
+
+    def rebuild(self, owned: set[int]) -> None:
+        """Processors for the ``owned`` partitions, from what the tables hold."""
+        stores = self.stores
+        self.processors = {}
+        for partition in owned:
+            orders = stores.clocks.get(self._orders_clock_keys[partition])
+            stock = stores.clocks.get(self._stock_clock_keys[partition])
+            self.processors[partition] = self._make(partition, orders, stock)
+        route = self.route
+        by_partition: dict[int, list[str]] = {}
+        for key in stores.orders.keys():  # noqa: SIM118 - a method of StateStore, not a dict
+            by_partition.setdefault(route(key), []).append(key)
+        inbox_keys = list(stores.inbox_table.keys())
+        for partition, processor in self.processors.items():
+            processor.restore_orders(by_partition.get(partition, ()))
+            keeper = processor.keeper
+            assert isinstance(keeper, TableInbox)
+            waiting, watermarks = keeper.restore(inbox_keys)
+            for key, item in waiting:
+                processor.restore_waiting(item, key)
+            for source, watermark in watermarks.items():
+                processor.restore_watermark(source, watermark)
+        self._schedule_checks(CARRIER, stores.carriers, carrier.next_check)
+        self._schedule_checks(MERCHANT, stores.merchants, merchant.next_check)
+
+    def _make(
+        self, partition: int, orders: PartitionClock | None, stock: PartitionClock | None
+    ) -> Processor:
+        time: Timekeeper = (
+            EventTime(self.policy.allowed_lateness, self.inputs, orders=orders, stock=stock)
+            if self.event_time
+            else WallTime()
+        )
+        return PartitionProcessor(
+            partition,
+            self.policy,
+            orders=self.stores.orders,
+            aggregates=self.stores,
+            time=time,
+            inbox=AggregateInbox(self.count),
+            keeper=TableInbox(partition, self.stores.inbox_table),
+            route=self.route,
+        )
+
+    def _schedule_checks(
+        self, kind: str, store: StateStore[S], next_check: Callable[[S, Policy], datetime | None]
+    ) -> None:
+        for key in store.keys():  # noqa: SIM118 - a method of StateStore, not a dict
+            processor = self.processors.get(self.route(key))
+            state = store.get(key) if processor is not None else None
+            if processor is not None and state is not None:
+                processor.schedule_check(kind, key, next_check(state, self.policy))
+
+
+def pack_clock(clock: PartitionClock) -> bytes:
+    """A clock as the clocks table keeps it (its value and each input's latest event)."""
+    return json.dumps(
+        {"value": wire.to_micros(clock.value)}
+        | {"seen": {topic: wire.to_micros(at) for topic, at in clock.seen.items()}}
+    ).encode()
+
+
+def unpack_clock(data: bytes) -> PartitionClock:
+    stored = json.loads(data)
+    seen = {topic: wire.from_micros(at) for topic, at in stored["seen"].items()}
+    return PartitionClock(wire.from_micros(stored["value"]), seen)
