@@ -138,8 +138,8 @@ class Actions(Generic[R, P]):
     rejected: list[tuple[R, Rejection]] = field(default_factory=list)
     #: Reads whose handling raised.
     failed: list[tuple[R, Exception]] = field(default_factory=list)
-    #: Waiting inputs applied, by the read whose handling applied them.
-    applied: list[tuple[R, P]] = field(default_factory=list)
+    #: Waiting inputs applied, by the read whose handling applied them (None: a tick).
+    applied: list[tuple[R | None, P]] = field(default_factory=list)
     #: Watermarks to announce to every aggregate partition (event time), by source.
     announce: dict[str, datetime] = field(default_factory=dict)
     #: Topics of repeated order events (one entry each).
@@ -374,7 +374,7 @@ class PartitionProcessor(Generic[R, P]):
             if boundary is None:
                 continue
             for payload, outputs in release(inputs, boundary, self.aggregates, self.policy, _item):
-                if payload is not None and payload[0] is not None and ref is not None:
+                if payload is not None and payload[0] is not None:
                     actions.applied.append((ref, payload[0]))
                 actions.outputs.extend(outputs)
 

@@ -229,3 +229,14 @@ def test_facts_arrive_as_aggregate_reads_and_wait_in_their_group() -> None:
     actions = here.handle([AggregateRead(5, fact) for fact in facts])
     assert actions.outputs == []
     assert here.waiting == len(facts)
+
+
+def test_on_the_wall_clock_an_input_ahead_of_the_time_waits_for_a_tick_that_reports_it() -> None:
+    here = processor(0, WallTime())
+    level = stock(_sku_on(0), T0 + timedelta(hours=1))
+    waiting = here.handle([StockRead(3, level)], now=T0)
+    assert waiting.applied == []
+    assert here.waiting == 1
+    released = here.tick(T0 + timedelta(hours=2))
+    assert released.applied == [(None, 3)]  # the driver drops it from its table itself
+    assert here.waiting == 0
