@@ -5,12 +5,13 @@
 Each sample goes to one group. A stack of aiokafka's producer sender task (the produce requests
 of every send, all topics) is a group of its own. Else a stack with a frame of table/state
 writes (``streams/tables.py``, the codec, Faust's tables: their changelog sends included), else
-of metrics, else of logging, else of the web server, else of producing (Faust's topic send and
-producer, aiokafka's producer, our serialize and headers) goes to that group wherever the frame
-is; any other stack goes to the group of its frame nearest the leaf: our decode, the core, the
-worker's own code, or Faust/mode/aiokafka. Frames of asyncio, the standard library and other
-libraries (pydantic, json, ...) count for whoever called them. py-spy records busy samples only
-(no ``--idle``), so the shares are of CPU time in the worker's threads.
+of metrics, else of logging, else of the web server, else of producing (the worker's publisher
+``streams/worker/publish.py``, Faust's topic send and producer, aiokafka's producer, our
+serialize and headers) goes to that group wherever the frame is; any other stack goes to the
+group of its frame nearest the leaf: our decode, the core, the worker's own code (the rest of
+``streams/worker/`` and ``streams/``), or Faust/mode/aiokafka. Frames of asyncio, the standard
+library and other libraries (pydantic, json, ...) count for whoever called them. py-spy records
+busy samples only (no ``--idle``), so the shares are of CPU time in the worker's threads.
 """
 
 from __future__ import annotations
@@ -25,8 +26,11 @@ METRICS = "metrics (streams/metrics.py, prometheus_client)"
 DECODE = "our decode (streams/core/events.py, pydantic)"
 CORE = "the core (streams/core/, streams/inbox.py)"
 SENDER = "aiokafka's producer sender task: the produce requests of every send (all topics)"
-PRODUCING = "producing outputs/facts (Faust topic send, aiokafka producer, serialize, headers)"
-GLUE = "worker glue (streams/worker.py itself, offsets guard, clocks)"
+PRODUCING = (
+    "producing outputs/facts (streams/worker/publish.py, Faust producer, aiokafka producer, "
+    "serialize, headers)"
+)
+GLUE = "worker glue (streams/worker/ itself, offsets guard, clocks)"
 FAUST = "Faust/mode/aiokafka internals (consumer, fetcher, stream, acks, commits, event loop)"
 WEB = "web server (aiohttp: /metrics and /ready polls)"
 GROUPS = (FAUST, GLUE, DECODE, CORE, TABLES, PRODUCING, SENDER, METRICS, LOGGING, WEB)
@@ -53,7 +57,7 @@ def frame_group(frame: str) -> str | None:
         return DECODE
     if "streams/core/" in path or "streams/inbox.py" in path or "streams/wire.py" in path:
         return CORE
-    if path.startswith("streams/"):
+    if path.startswith(WORKER_PATHS):
         return GLUE
     if any(part in path for part in ("faust/", "mode/", "aiokafka/")):
         return FAUST
@@ -65,9 +69,13 @@ PRODUCER_PATHS = (
     "faust/channels.py",
     "faust/transport/producer.py",
     "aiokafka/producer/",
-    "streams/replay.py",
+    "streams/worker/publish.py",
+    "streams/core/serialization.py",
     "streams/headers.py",
 )
+#: The worker's own code where no group above claims it: the streams/worker/ package (in
+#: profiles of earlier versions, streams/worker.py) and the rest of the shell.
+WORKER_PATHS = ("streams/worker/", "streams/worker.py", "streams/")
 #: Groups that take a sample wherever their frame is in its stack, in this order.
 ANYWHERE = (TABLES, METRICS, LOGGING, WEB, PRODUCING)
 

@@ -4,10 +4,12 @@
   rejected to the dead-letter topic and the partition flows on.
 - A failure to reach Kafka (send, write state, commit), or a consumer that skipped offsets or
   stalled on a partition (:mod:`streams.offsets`), is not a property of the message: the
-  worker stops at once with a non-zero exit code, without acknowledging it, so that a restart
-  (by its supervisor) reads it again from the last commit. Nothing is dead-lettered for it.
-- Any other exception while deciding is a defect met by this message: the message goes to the
-  dead-letter topic as ``processing_failed`` with the error logged, and the partition flows on.
+  worker stops at once with a non-zero exit code, without acknowledging its batch, so that a
+  restart (by its supervisor) reads it again from the last commit. Nothing is dead-lettered for
+  it.
+- Any other exception while decoding or deciding is a defect met by this message: the message
+  goes to the dead-letter topic as ``processing_failed`` with the error logged, and the rest of
+  its batch and the partition flow on.
 """
 
 from __future__ import annotations

@@ -348,7 +348,8 @@ class Metrics:
                 self._recommendation_series[output.reason, output.severity].inc()
 
     def observe_processing(self, seconds: float) -> None:
-        """Record the time one message took, from receipt to outputs handed to the producer."""
+        """Record the time one message took, from receipt to outputs handed to the producer
+        (the worker gives each message of a batch an equal share of the batch's time)."""
         self._processing.observe(seconds)
 
     def processing_timer(self) -> Timer:

@@ -8,8 +8,8 @@ back with state that lacks input the group will never read again: the loss this 
 to prevent.
 
 :class:`DurableTable` writes the local store itself and collects the changelog records; the
-worker awaits :meth:`DurableTable.flush` before it finishes a message, so every record is in the
-producer before the message is acknowledged, and Faust's pre-commit flush of the producer waits
+worker awaits :meth:`DurableTable.flush` before it takes the next batch, so every record is in
+the producer before the batch is acknowledged, and Faust's pre-commit flush of the producer waits
 for its delivery. Faust still owns the tables' recovery from their changelogs.
 """
 
@@ -80,8 +80,8 @@ class StateStore(Generic[S]):
     States are kept decoded next to the table, so a key's bytes are decoded once per assignment
     rather than on every event; :meth:`forget` empties that cache when partitions move (another
     worker may have changed the keys meanwhile). A state is encoded once per :meth:`flush`,
-    however often it changed since: an aggregate told many things while one message is handled
-    (a watermark releasing a batch) is encoded once, not once per item.
+    however often it changed since: an aggregate told many things while one batch is handled
+    (a watermark releasing many inputs) is encoded once, not once per item.
     """
 
     def __init__(

@@ -2,7 +2,9 @@
 
 Internal topics carry small binary envelopes around the core's codecs: a kind byte and a time
 (microseconds since the epoch: the item's event time, an ``advance-clock`` target, a source's
-watermark, or the floor an idle input is lifted to), then the payload. Only orderwatch reads them.
+watermark, or the floor an idle input is lifted to), then the payload. A batch envelope
+(:data:`BATCH`) carries several of those, each length-prefixed: a batch's facts for one aggregate
+partition, sent as one message. Only orderwatch reads them.
 """
 
 from __future__ import annotations

@@ -2,10 +2,11 @@
 
 An :class:`OrderPartition` owns the index of its orders' next deadlines and decides through
 :mod:`streams.core.order`; the states live where the driver keeps them (a dictionary in replay,
-a changelogged table in the worker), behind :class:`OrderStates`. The driver owns the clock and
-hands it over: the partition reads no time and does no I/O. Each decision comes back as the
-order's :class:`~streams.core.order.Step`, already kept (stored, or dropped once closed) and
-scheduled, for the driver to emit its outputs and facts.
+a changelogged table in the worker), behind :class:`OrderStates`. Its owner, the
+:class:`~streams.core.processor.PartitionProcessor`, keeps the clock and hands it over: the
+partition reads no time and does no I/O. Each decision comes back as the order's
+:class:`~streams.core.order.Step`, already kept (stored, or dropped once closed) and scheduled,
+for the processor to pass on its outputs and facts.
 """
 
 from __future__ import annotations

@@ -245,10 +245,10 @@ class Loops:
     async def announce(self) -> None:
         """Event time: tell every aggregate partition how far each source's clock got.
 
-        Runs on a timer (and at ``advance-clock``), so a busy partition announces a few times a
-        second rather than once per event. Every fact a source sent before is ahead of it on
-        the topic, so the watermark never overtakes an item. The partition clocks are written
-        to their table here too.
+        Runs on a timer (``advance-clock``'s closing watermarks too), so a busy partition
+        announces a few times a second rather than once per event. Every fact a source sent
+        before is ahead of it on the topic, so the watermark never overtakes an item. The
+        partition clocks are written to their table here too.
         """
         await self.stores.clocks.flush()
         pending, self.unannounced = self.unannounced, {}

@@ -19,15 +19,15 @@ How an event travels (this package, then ``core/processor.py`` for a partition's
    table when partitions are assigned, :mod:`streams.worker.partitions`). On the wall clock a
    timer fires what is due; in event time the partition's clock follows its events (and
    ``advance-clock`` messages).
-5. Aggregates (event time): every order and inventory partition announces its clock to every
-   aggregate partition; inputs wait in the ``inbox`` table (:mod:`streams.inbox`) until the
-   slowest announced clock has passed them, then go in event-time order, as in replay.
+5. Aggregates: inputs wait in the ``inbox`` table (:mod:`streams.inbox`) until the sources'
+   watermarks have passed them, then go in event-time order, as in replay. In event time every
+   order and inventory partition announces its clock to every aggregate partition; on the wall
+   clock the time is every watermark.
 
 This module wires it: the Faust app, topics, tables, agents, timers, rebalance callbacks and
-web views. The inbox table is written only while handling a message of its own partition (its
-changelog partition is that message's); the others are created with ``use_partitioner=True``:
-their changelog partition is the key's partition, which is where every key is processed, so
-the timers may write them too.
+web views. The inbox table's keys start with their partition, which is their changelog
+partition; the others are created with ``use_partitioner=True``: their changelog partition is
+the key's partition, which is where every key is processed, so the timers may write them too.
 """
 
 from __future__ import annotations
@@ -87,15 +87,16 @@ class Stores:
 
     def __init__(self, table: Callable[..., DurableTable]) -> None:
         self.orders = StateStore(table("orders"), codec.encode_order, codec.decode_order)
-        # Written at most once a tick (and at advance-clock): a clock restored a little behind
-        # only re-fires nothing (what fired is in the orders' state) and announces less.
+        # Written at most once a tick (the watermark timer) and before a rebalance: a clock
+        # restored a little behind only re-fires nothing (what fired is in the orders' state)
+        # and announces less.
         self.clocks = StateStore(table("clocks"), pack_clock, unpack_clock)
         self.skus = StateStore(table("skus"), codec.encode_sku, codec.decode_sku)
         self.carriers = StateStore(table("carriers"), codec.encode_carrier, codec.decode_carrier)
         self.merchants = StateStore(
             table("merchants"), codec.encode_merchant, codec.decode_merchant
         )
-        # Written only while handling a message of the partition it belongs to (keys say which).
+        # Keys start with the partition they belong to, which is their changelog partition.
         self.inbox_table = table("inbox", by_key=False)
 
     def all(self) -> tuple[StateStore[Any], ...]:
