@@ -191,7 +191,8 @@ class Metrics:
         self._waiting = Gauge(
             "orderwatch_aggregate_inputs_waiting",
             "Stock levels and order facts this worker holds until the watermark of every "
-            "partition that sends them has passed their event time (event-time mode).",
+            "partition that sends them has passed their event time (on the wall clock: until "
+            "the time has).",
             registry=r,
         )
         self._wait = Gauge(
@@ -203,7 +204,8 @@ class Metrics:
         self._wait.set_function(self._aggregate_wait)
         self._processing = Histogram(
             "orderwatch_processing_seconds",
-            "Time per input message, from receipt until its outputs are handed to the producer.",
+            "Time per input message, from receipt until its outputs are handed to the producer "
+            "(each message of a batch counts an equal share of the batch's time).",
             buckets=PROCESSING_BUCKETS,
             registry=r,
         )

@@ -195,7 +195,8 @@ class Settings(BaseSettings):
     )
     producer_linger: Annotated[float, Field(ge=0, le=1)] = Field(
         default=0.005,
-        description="Seconds the producer waits to fill a request with more messages.",
+        description="Seconds the producer waits to fill a request with more messages "
+        "(whole milliseconds: 0, or at least 0.001).",
     )
     session_timeout: Annotated[float, Field(gt=0)] = 6.0
     heartbeat_interval: Annotated[float, Field(gt=0)] = 1.0
@@ -216,6 +217,13 @@ class Settings(BaseSettings):
     def _known_store(cls, value: str) -> str:
         if not value.startswith(("memory://", "rocksdb://")):
             raise ValueError("must be memory:// or rocksdb://")
+        return value
+
+    @field_validator("producer_linger")
+    @classmethod
+    def _whole_milliseconds(cls, value: float) -> float:
+        if value and value < 0.001:
+            raise ValueError("must be 0 or at least 0.001 (the producer counts milliseconds)")
         return value
 
     @field_validator("security_protocol", "sasl_mechanism", mode="before")

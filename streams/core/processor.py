@@ -310,7 +310,8 @@ class PartitionProcessor(Generic[R, P]):
             marks = time.marks()
             if marks is not None:
                 self._announce(actions, closing(marks[0]), closing(marks[1]))
-            self._release(actions, ref)
+            if self.loopback:
+                self._release(actions, ref)
         elif time.lift(idle_topic, moment):
             self._fire(actions, time.orders_clock(now))
             self._after(actions, ref)

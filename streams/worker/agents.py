@@ -58,6 +58,11 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def _advances(read: Read[Ref]) -> bool:
+    """Is this read an ``advance-clock`` message?"""
+    return isinstance(read, ClockRead) and read.idle_topic is None
+
+
 class Loops:
     """The agents' and timers' bodies, over the worker's partitions, stores and producer."""
 
@@ -105,6 +110,9 @@ class Loops:
             by_partition.setdefault(message.partition, []).append(read)
         await self._handle(by_partition, failed, messages)
         await self._settled(self.stores.orders.flush(), messages)
+        if any(_advances(read) for reads in by_partition.values() for read in reads):
+            # A backfill's last step: its closing watermarks go out now, not at the next tick.
+            await self._settled(self.announce(), messages)
         self.metrics.set_open_orders(self.partitions.open_orders())
         self._timed(started, len(messages))
 
@@ -245,7 +253,7 @@ class Loops:
     async def announce(self) -> None:
         """Event time: tell every aggregate partition how far each source's clock got.
 
-        Runs on a timer (``advance-clock``'s closing watermarks too), so a busy partition
+        Runs on a timer (and after a batch with an ``advance-clock``), so a busy partition
         announces a few times a second rather than once per event. Every fact a source sent
         before is ahead of it on the topic, so the watermark never overtakes an item. The
         partition clocks are written to their table here too.

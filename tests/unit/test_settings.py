@@ -45,6 +45,8 @@ def test_fausts_own_unprefixed_variables_do_not_override_ours(
         ("ORDERWATCH_CLOCK", "sideways"),
         ("ORDERWATCH_STORE", "redis://"),
         ("ORDERWATCH_WEB_PORT", "http"),
+        ("ORDERWATCH_BATCH_SIZE", "0"),
+        ("ORDERWATCH_PRODUCER_LINGER", "0.0005"),
     ],
 )
 def test_a_bad_setting_fails_with_one_line_naming_it(
