@@ -127,6 +127,7 @@ class Run:
     matches_replay: bool = False
     restarts: int = 0
     idle_cpu: list[float] = field(default_factory=list)  # per worker, CPU s per s while idle
+    aggregate_inputs: int = 0  # messages on the aggregate-inputs topic: facts and watermarks
     ready_empty: float | None = None  # seconds from launch to /ready, empty tables
     ready_recovered: float | None = None  # the same after the stream
     open_orders: float | None = None  # orderwatch_open_orders of the recovered worker
@@ -224,6 +225,18 @@ def _timed_start(worker: WorkerRun) -> float:
     started = time.perf_counter()
     worker.start(timeout=300)
     return time.perf_counter() - started
+
+
+async def _topic_size(bootstrap: str, topic: str) -> int:
+    """Messages on ``topic``: the sum of its partitions' end offsets."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    await consumer.start()
+    try:
+        await consumer._client.force_metadata_update()
+        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        return sum((await consumer.end_offsets(parts)).values()) if parts else 0
+    finally:
+        await consumer.stop()
 
 
 async def _read_changelog(bootstrap: str, topic: str, table: str) -> Changelog:
@@ -344,6 +357,9 @@ def run_once(
         result.load = (result.load[0], os.getloadavg()[0])
         result.produce_seconds = produced[0] if produced else float("nan")
         result.processed = list(sampler.processed)
+        result.aggregate_inputs = asyncio.run(
+            _topic_size(bootstrap, f"{prefix}{group[0].name}-aggregate-inputs")
+        )
         result.cpu = [end - start for start, end in zip(cpu0, sampler.cpu, strict=True)]
         outputs = _decide(group, lines, expected)
         got = decisions(outputs)
@@ -396,7 +412,8 @@ def run_row(run: Run, base_rate: float) -> str:
     return (
         f"| {run.workers} | {run.index + 1} | {'+'.join(map(str, run.assigned))} | "
         f"{run.seconds:.2f} | {run.rate:,.0f} | {run.rate / base_rate:.2f} | {per_worker} | "
-        f"{run.cpu_ms_per_event:.3f} | {idle} | {run.bench_cpu:.1f} | {broker} | "
+        f"{run.cpu_ms_per_event:.3f} | {idle} | {run.aggregate_inputs:,} | "
+        f"{run.bench_cpu:.1f} | {broker} | "
         f"{100 * run.machine_busy:.0f} % | {run.load[0]:.2f} → {run.load[1]:.2f} | {outputs} | "
         f"{'yes' if run.matches_replay else f'no ({run.decisions} of {run.replay_decisions})'} |"
     )
@@ -473,10 +490,11 @@ def report(runs: list[Run], *, command: str, broker: str, partitions: int) -> st
         "producer (this process's thread) and the broker share the machine with them",
         "",
         "| workers | run | partitions each | seconds | events/s | speedup | per worker: "
-        "events / CPU s | worker CPU ms/event | idle CPU s/s per worker | bench CPU s | "
+        "events / CPU s | worker CPU ms/event | idle CPU s/s per worker | aggregate-inputs "
+        "messages | bench CPU s | "
         "broker CPU s | machine busy | load 1 min | "
         "outputs (breaches / recommendations / dead letters) | decisions = replay's |",
-        "|---:|---:|---|---:|---:|---:|---|---:|---|---:|---:|---:|---|---|---|",
+        "|---:|---:|---|---:|---:|---:|---|---:|---|---:|---:|---:|---:|---|---|---|",
         *(run_row(run, base) for run in runs),
         "",
         "Summary: median (min – max); speedup over the median one-worker rate; CPU ms/event is "
