@@ -19,7 +19,7 @@ of every lifecycle (``orderwatch replay``'s engine, no broker):
 
 What it takes from ``bench.scaling`` (give the numbers measured there): ``--rate``, the events/s
 of one worker; ``--cpu-ms``, a worker's CPU milliseconds per event (what one core allows:
-1000 / cpu-ms events/s); ``--recovery-rate``, changelog records a starting worker restores per
+1000 / cpu-ms events/s); ``--restore-mb-s``, changelog megabytes a starting worker restores per
 second. ``--peak`` is an assumption: the peak-to-average factor to size for.
 
 It prints a markdown entry (inputs, the arithmetic, a table for 10 k, 100 k, 1 M and 10 M orders a
@@ -82,7 +82,7 @@ class Measured:
 
     rate: float  # events/s of one worker, as measured
     cpu_ms: float  # worker CPU ms per event
-    recovery_rate: float  # changelog records restored per second
+    restore_rate: float  # changelog bytes restored per second
     peak: float  # assumption: peak / average events per second
 
     @property
@@ -137,7 +137,7 @@ def size(orders_per_day: int, stream: Stream, measured: Measured) -> Size:
         partitions=partitions_for(max(cores, workers_measured)),
         open_orders=open_orders,
         state_bytes=open_orders * stream.state_bytes,
-        recovery_seconds=open_orders / measured.recovery_rate,
+        recovery_seconds=open_orders * stream.state_bytes / measured.restore_rate,
     )
 
 
@@ -234,7 +234,8 @@ def report(stream: Stream, measured: Measured, command: str) -> str:
             "(the simulator's daily rhythm)",
             f"- measured (bench.scaling): one worker {measured.rate:,.0f} events/s; "
             f"{measured.cpu_ms:.3f} CPU ms per event, so {measured.core_rate:,.0f} events/s "
-            f"per core; restore {measured.recovery_rate:,.0f} changelog records/s",
+            f"per core; a starting worker restores {measured.restore_rate / 1e6:.1f} MB/s of "
+            "changelog",
             f"- **assumed**: peak = {measured.peak:g} × the daily average; partitions = the "
             f"power of two ≥ {PARTITION_HEADROOM} × the workers needed, at least "
             f"{MIN_PARTITIONS}; the orders changelog compacted to one record per open order",
@@ -247,7 +248,7 @@ def report(stream: Stream, measured: Measured, command: str) -> str:
             f"{example.workers_measured} workers); open orders "
             f"{example.orders_per_day:,} × {stream.open_days:.1f} = {example.open_orders:,.0f}; "
             f"× {stream.state_bytes:,.0f} B = {human_bytes(example.state_bytes)}; restored at "
-            f"{measured.recovery_rate:,.0f} records/s: {human_seconds(example.recovery_seconds)}.",
+            f"{measured.restore_rate / 1e6:.1f} MB/s: {human_seconds(example.recovery_seconds)}.",
             "",
             "| orders/day | events/s average | events/s peak | worker cores (CPU/event) | "
             "workers (rate measured) | partitions | open orders | orders state | per partition "
@@ -264,14 +265,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, required=True, help="one worker's events/s")
     parser.add_argument("--cpu-ms", type=float, required=True, help="worker CPU ms per event")
     parser.add_argument(
-        "--recovery-rate", type=float, required=True, help="changelog records restored per s"
+        "--restore-mb-s", type=float, required=True, help="changelog MB a start restores per s"
     )
     parser.add_argument("--peak", type=float, default=3.0, help="assumed peak / average")
     parser.add_argument("--orders", type=int, default=5000)
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "sizing.md")
     args = parser.parse_args(argv)
     stream = measure_stream(args.orders)
-    measured = Measured(args.rate, args.cpu_ms, args.recovery_rate, args.peak)
+    measured = Measured(args.rate, args.cpu_ms, args.restore_mb_s * 1e6, args.peak)
     command = f"python -m bench.sizing {shlex.join(argv if argv is not None else sys.argv[1:])}"
     text = report(stream, measured, command)
     print(text)

@@ -22,7 +22,7 @@ def _stream() -> Stream:
 
 
 def test_one_million_orders_a_day_written_out() -> None:
-    measured = Measured(rate=800.0, cpu_ms=0.5, recovery_rate=10_000.0, peak=3.0)
+    measured = Measured(rate=800.0, cpu_ms=0.5, restore_rate=10_000_000.0, peak=3.0)
     s = size(1_000_000, _stream(), measured)
     assert s.average == pytest.approx(1_000_000 * 6 / 86_400)  # 69.4 events/s
     assert s.peak == pytest.approx(3 * 1_000_000 * 6 / 86_400)  # 208.3
@@ -33,12 +33,12 @@ def test_one_million_orders_a_day_written_out() -> None:
     assert s.open_orders == pytest.approx(1_000_000 * 100)  # (10 + 90) days open
     assert s.state_bytes == pytest.approx(1e11)
     assert s.partition_bytes == pytest.approx(1e11 / 8)
-    assert s.recovery_seconds == pytest.approx(1e8 / 10_000)
-    assert s.partition_recovery_seconds == pytest.approx(1e8 / 10_000 / 8)
+    assert s.recovery_seconds == pytest.approx(1e11 / 1e7)  # 100 GB at 10 MB/s
+    assert s.partition_recovery_seconds == pytest.approx(1e11 / 1e7 / 8)
 
 
 def test_workers_are_rounded_up_and_partitions_leave_headroom() -> None:
-    measured = Measured(rate=100.0, cpu_ms=5.0, recovery_rate=1.0, peak=2.0)
+    measured = Measured(rate=100.0, cpu_ms=5.0, restore_rate=1.0, peak=2.0)
     s = size(10_000_000, _stream(), measured)  # 694.4 average, 1388.9 peak events/s
     assert s.cores == 7  # 1388.9 / 200
     assert s.workers_measured == 14  # 1388.9 / 100
