@@ -31,9 +31,10 @@ worker count W, a run:
 Worker counts take turns run by run (1, 2, 1, 2, ...), so a slow spell of the shared machine
 falls on both. With ``--recovery``, each one-worker run also restarts its worker twice: once
 before the stream (empty tables: the cost of a restart itself) and once after it (tables rebuilt
-from their changelogs); the changelogs are read to count their records, bytes and live keys
-(the ``orders`` table's live keys are the open orders, so its bytes per live key is the state
-per open order).
+from their changelogs), and between the two, after the stream, has a second worker join it
+(timed until the group of two is stable: a rebalance that moves half of the state); the
+changelogs are read to count their records, bytes and live keys (the ``orders`` table's live
+keys are the open orders, so its bytes per live key is the state per open order).
 
 The report (the command, the machine, the broker, a row per run and a summary per worker count)
 is printed and appended to ``bench/results/scaling.md``.
@@ -130,6 +131,7 @@ class Run:
     aggregate_inputs: int = 0  # messages on the aggregate-inputs topic: facts and watermarks
     ready_empty: float | None = None  # seconds from launch to /ready, empty tables
     ready_recovered: float | None = None  # the same after the stream
+    join_stable: float | None = None  # a second worker joining after the stream: to stable
     open_orders: float | None = None  # orderwatch_open_orders of the recovered worker
     changelogs: list[Changelog] = field(default_factory=list)
 
@@ -372,6 +374,18 @@ def run_once(
         }
         result.restarts = sum(w.restarts for w in group)
         if recovery and workers == 1:
+            # A rebalance with state: a second worker joins and takes half of the partitions
+            # (it restores their changelogs; the first revokes them).
+            joiner = WorkerRun(
+                bootstrap, work, partitions=partitions, clock="event", name=group[0].name
+            )
+            group.append(joiner)
+            started = time.perf_counter()
+            joiner.start(timeout=300)
+            _wait_stable(group, partitions, timeout=300)
+            result.join_stable = time.perf_counter() - started
+            joiner.stop()
+            group.pop()
             group[0].stop()
             result.changelogs = [
                 asyncio.run(
@@ -469,10 +483,12 @@ def recovery_rows(runs: list[Run]) -> list[str]:
             continue
         records = sum(log.records for log in run.changelogs)
         size = sum(log.bytes for log in run.changelogs)
+        join = f"{run.join_stable:.1f}" if run.join_stable is not None else "—"
         rows.append(
             f"| {run.index + 1} | {run.ready_empty:.1f} | {run.ready_recovered:.1f} | "
             f"{run.ready_recovered - run.ready_empty:.1f} | {records:,} | {size / 1e6:.2f} | "
-            f"{run.open_orders:,.0f} |"
+            f"{size / 1e6 / (run.ready_recovered - run.ready_empty):.1f} | "
+            f"{run.open_orders:,.0f} | {join} |"
         )
     return rows
 
@@ -510,11 +526,13 @@ def report(runs: list[Run], *, command: str, broker: str, partitions: int) -> st
     if recovery:
         lines += [
             "Restarts of the one-worker runs (launch to `/ready`), before the stream (empty "
-            "tables) and after it (tables rebuilt from their changelogs):",
+            "tables) and after it (tables rebuilt from their changelogs), the restore rate "
+            "(changelog MB / difference), and, after the stream, a second worker joining (launch "
+            "to a stable group of two: the rebalance with state):",
             "",
             "| run | empty s | recovered s | difference s | changelog records | changelog MB "
-            "| open orders |",
-            "|---:|---:|---:|---:|---:|---:|---:|",
+            "| restore MB/s | open orders | join s |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
             *recovery,
             "",
             "| run | changelog | records | bytes | live keys | bytes per live key |",
