@@ -10,8 +10,8 @@ the first N events of the simulator's seed-3 stream (``bench.worker_throughput``
 worker count W, a run:
 
 1. creates the four input topics with P partitions, starts W workers in event time
-   (``ORDERWATCH_CLOCK=event``), each on its own web port and data directory, one after the
-   other, each until its ``/ready`` answers 200;
+   (``ORDERWATCH_CLOCK=event``; ``--clock wall``: on the wall clock), each on its own web port
+   and data directory, one after the other, each until its ``/ready`` answers 200;
 2. waits until the group is stable: every worker ready, the workers'
    ``orderwatch_assigned_partitions`` adding up to P (each above 0 while W ≤ P), three readings
    in a row;
@@ -125,7 +125,7 @@ class Run:
     outputs: dict[str, int] = field(default_factory=dict)  # per output topic
     decisions: int = 0
     replay_decisions: int = 0
-    matches_replay: bool = False
+    matches_replay: bool | None = False  # None: not checked (wall clock)
     restarts: int = 0
     idle_cpu: list[float] = field(default_factory=list)  # per worker, CPU s per s while idle
     aggregate_inputs: int = 0  # messages on the aggregate-inputs topic: facts and watermarks
@@ -307,11 +307,12 @@ def run_once(
     recovery: bool,
     broker_pid: int | None,
     idle: float = 0.0,
+    clock: str = "event",
 ) -> Run:
     result = Run(workers, index, len(lines))
-    group = [WorkerRun(bootstrap, work, partitions=partitions, clock="event")]
+    group = [WorkerRun(bootstrap, work, partitions=partitions, clock=clock)]
     group += [
-        WorkerRun(bootstrap, work, partitions=partitions, clock="event", name=group[0].name)
+        WorkerRun(bootstrap, work, partitions=partitions, clock=clock, name=group[0].name)
         for _ in range(workers - 1)
     ]
     prefix = group[0].prefix
@@ -322,7 +323,7 @@ def run_once(
         if recovery and workers == 1:
             group[0].stop()
             group[0] = WorkerRun(
-                bootstrap, work, partitions=partitions, clock="event", name=group[0].name
+                bootstrap, work, partitions=partitions, clock=clock, name=group[0].name
             )
             result.ready_empty = _timed_start(group[0])
         result.assigned = _wait_stable(group, partitions)
@@ -363,11 +364,17 @@ def run_once(
             _topic_size(bootstrap, f"{prefix}{group[0].name}-aggregate-inputs")
         )
         result.cpu = [end - start for start, end in zip(cpu0, sampler.cpu, strict=True)]
-        outputs = _decide(group, lines, expected)
-        got = decisions(outputs)
-        result.decisions = len(got)
-        result.replay_decisions = len(expected)
-        result.matches_replay = got == expected
+        if clock == "event":
+            outputs = _decide(group, lines, expected)
+            got = decisions(outputs)
+            result.decisions = len(got)
+            result.replay_decisions = len(expected)
+            result.matches_replay = got == expected
+        else:  # deadlines fire against the time: no replay to compare with
+            outputs = asyncio.run(
+                consume_outputs(bootstrap, prefix, until=lambda _: True, timeout=10, settle=3.0)
+            )
+            result.matches_replay = None
         result.outputs = {
             topic: sum(1 for o in outputs if o["_kafka"]["topic"] == prefix + topic)
             for topic in OUTPUT_TOPICS
@@ -377,7 +384,7 @@ def run_once(
             # A rebalance with state: a second worker joins and takes half of the partitions
             # (it restores their changelogs; the first revokes them).
             joiner = WorkerRun(
-                bootstrap, work, partitions=partitions, clock="event", name=group[0].name
+                bootstrap, work, partitions=partitions, clock=clock, name=group[0].name
             )
             group.append(joiner)
             started = time.perf_counter()
@@ -394,7 +401,7 @@ def run_once(
                 for table in TABLES
             ]
             group[0] = WorkerRun(
-                bootstrap, work, partitions=partitions, clock="event", name=group[0].name
+                bootstrap, work, partitions=partitions, clock=clock, name=group[0].name
             )
             result.ready_recovered = _timed_start(group[0])
             result.open_orders = group[0].metric("orderwatch_open_orders")
@@ -429,8 +436,14 @@ def run_row(run: Run, base_rate: float) -> str:
         f"{run.cpu_ms_per_event:.3f} | {idle} | {run.aggregate_inputs:,} | "
         f"{run.bench_cpu:.1f} | {broker} | "
         f"{100 * run.machine_busy:.0f} % | {run.load[0]:.2f} → {run.load[1]:.2f} | {outputs} | "
-        f"{'yes' if run.matches_replay else f'no ({run.decisions} of {run.replay_decisions})'} |"
+        f"{_matches(run)} |"
     )
+
+
+def _matches(run: Run) -> str:
+    if run.matches_replay is None:
+        return "— (wall clock)"
+    return "yes" if run.matches_replay else f"no ({run.decisions} of {run.replay_decisions})"
 
 
 def summary_rows(runs: list[Run]) -> list[str]:
@@ -457,9 +470,15 @@ def summary_rows(runs: list[Run]) -> list[str]:
             f"{_range([r.rate / count for r in mine], ',.0f')} | "
             f"{_range([100 * r.machine_busy for r in mine], '.0f')} | "
             f"{'yes' if same else 'NO'} | "
-            f"{'yes' if all(r.matches_replay for r in mine) else 'NO'} |"
+            f"{_all_match(mine)} |"
         )
     return rows
+
+
+def _all_match(runs: list[Run]) -> str:
+    if any(r.matches_replay is None for r in runs):
+        return "—"
+    return "yes" if all(r.matches_replay for r in runs) else "NO"
 
 
 def state_rows(runs: list[Run]) -> list[str]:
@@ -493,16 +512,19 @@ def recovery_rows(runs: list[Run]) -> list[str]:
     return rows
 
 
-def report(runs: list[Run], *, command: str, broker: str, partitions: int) -> str:
+def report(
+    runs: list[Run], *, command: str, broker: str, partitions: int, clock: str = "event"
+) -> str:
     counts = sorted({run.workers for run in runs})
     base = statistics.median(run.rate for run in runs if run.workers == counts[0])
     lines = [
         f"## {datetime.now(UTC):%Y-%m-%d %H:%M} UTC: {runs[0].events:,} events, "
-        f"workers {', '.join(map(str, counts))}, {partitions} partitions, broker {broker}",
+        f"workers {', '.join(map(str, counts))}, {partitions} partitions, {clock} clock, "
+        f"broker {broker}",
         "",
         f"- command: `{command}`",
         f"- machine: {machine()}",
-        "- every worker in event time (`ORDERWATCH_CLOCK=event`), `memory://` tables; the "
+        f"- every worker with `ORDERWATCH_CLOCK={clock}`, `memory://` tables; the "
         "producer (this process's thread) and the broker share the machine with them",
         "",
         "| workers | run | partitions each | seconds | events/s | speedup | per worker: "
@@ -549,6 +571,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--broker", required=True, help="bootstrap servers of a running broker")
     parser.add_argument("--workers", type=parse_workers, default=[1, 2], help="e.g. 1,2")
     parser.add_argument("--partitions", type=int, default=8, help="default 8, the worker's")
+    parser.add_argument(
+        "--clock",
+        choices=("event", "wall"),
+        default="event",
+        help="the workers' clock; wall: no advance-clock, no comparison with replay",
+    )
     parser.add_argument("--runs", type=int, default=3, help="runs per worker count")
     parser.add_argument("--recovery", action="store_true", help="time restarts (one worker)")
     parser.add_argument("--broker-pid", type=int, help="the broker's pid, to read its CPU")
@@ -574,6 +602,7 @@ def main(argv: list[str] | None = None) -> int:
                 recovery=args.recovery,
                 broker_pid=args.broker_pid,
                 idle=args.idle,
+                clock=args.clock,
             )
             print(
                 f"{workers} worker(s), run {index + 1}: {run.seconds:.2f} s, "
@@ -584,7 +613,9 @@ def main(argv: list[str] | None = None) -> int:
             )
             runs.append(run)
     command = f"python -m bench.scaling {shlex.join(argv if argv is not None else sys.argv[1:])}"
-    text = report(runs, command=command, broker=args.broker, partitions=args.partitions)
+    text = report(
+        runs, command=command, broker=args.broker, partitions=args.partitions, clock=args.clock
+    )
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with args.out.open("a", encoding="utf-8") as out:
