@@ -181,18 +181,32 @@ def _self_cpu() -> float:
 
 
 class _Sampler:
-    """Reads every worker's ``/metrics`` once per call: handled messages and process CPU."""
+    """Reads every worker's ``/metrics`` once per call: handled messages and process CPU.
+
+    A worker that restarts (exit 75 and its supervisor) starts its counters again from 0 and
+    handles again what it had not committed: its readings then add to what it had counted, so
+    the sum still reaches N (counting the repeated messages twice; such a run is flagged).
+    """
 
     def __init__(self, workers: list[WorkerRun]) -> None:
         self.workers = workers
         self.processed = [0.0] * len(workers)
         self.cpu = [0.0] * len(workers)
+        self._raw = [(0.0, 0.0)] * len(workers)  # the last reading of each process
 
     def __call__(self) -> float:
         for i, worker in enumerate(self.workers):
-            body = worker.get("/metrics")[1]
-            self.processed[i] = metric_sum(body, *PROCESSED)
-            self.cpu[i] = metric_sum(body, CPU)
+            try:
+                body = worker.get("/metrics")[1]
+            except OSError:  # restarting: keep what it had counted
+                continue
+            processed, cpu = metric_sum(body, *PROCESSED), metric_sum(body, CPU)
+            last_processed, last_cpu = self._raw[i]
+            if processed < last_processed or cpu < last_cpu:  # a new process
+                last_processed, last_cpu = 0.0, 0.0
+            self.processed[i] += processed - last_processed
+            self.cpu[i] += cpu - last_cpu
+            self._raw[i] = (processed, cpu)
         return sum(self.processed)
 
 
@@ -380,6 +394,13 @@ def run_once(
             for topic in OUTPUT_TOPICS
         }
         result.restarts = sum(w.restarts for w in group)
+        for worker in group:
+            if worker.restarts:  # its counters began again: the run's numbers are suspect
+                print(
+                    f"a worker restarted {worker.restarts} time(s); its log ends:\n"
+                    + worker.log_text()[-3000:],
+                    file=sys.stderr,
+                )
         if recovery and workers == 1:
             # A rebalance with state: a second worker joins and takes half of the partitions
             # (it restores their changelogs; the first revokes them).
@@ -436,7 +457,7 @@ def run_row(run: Run, base_rate: float) -> str:
         f"{run.cpu_ms_per_event:.3f} | {idle} | {run.aggregate_inputs:,} | "
         f"{run.bench_cpu:.1f} | {broker} | "
         f"{100 * run.machine_busy:.0f} % | {run.load[0]:.2f} → {run.load[1]:.2f} | {outputs} | "
-        f"{_matches(run)} |"
+        f"{_matches(run)}{f' ({run.restarts} worker restart(s))' if run.restarts else ''} |"
     )
 
 

@@ -98,3 +98,35 @@ def test_changelog_bytes_per_live_key() -> None:
     log = Changelog("orders", records=10, bytes=5000, live_keys=4, live_bytes=3600)
     assert log.bytes_per_live_key == 900
     assert Changelog("inbox").bytes_per_live_key == 0.0
+
+
+class _FakeWorker:
+    """Answers ``get("/metrics")`` from a list of (handled, cpu) readings; None: refused."""
+
+    def __init__(self, readings: list[tuple[float, float] | None]) -> None:
+        self.readings = readings
+
+    def get(self, path: str) -> tuple[int, bytes]:
+        reading = self.readings.pop(0)
+        if reading is None:
+            raise ConnectionRefusedError
+        handled, cpu = reading
+        body = (
+            f'orderwatch_events_consumed_total{{topic="orders",type="order.placed"}} {handled}\n'
+            f'orderwatch_events_rejected_total{{topic="orders",reason="not_json"}} 0.0\n'
+            f"process_cpu_seconds_total {cpu}\n"
+        )
+        return 200, body.encode()
+
+
+def test_the_sampler_adds_up_across_a_worker_restart() -> None:
+    from bench.scaling import _Sampler
+
+    worker = _FakeWorker([(0, 3.0), (500, 4.0), None, (100, 0.5), (700, 1.5)])
+    sampler = _Sampler([worker])  # type: ignore[list-item]
+    assert sampler() == 0
+    assert sampler() == 500
+    assert sampler() == 500  # refused: restarting
+    assert sampler() == 600  # a new process: counts again from 0
+    assert sampler() == 1200
+    assert sampler.cpu == [pytest.approx(3.0 + 1.0 + 0.5 + 1.0)]
