@@ -70,7 +70,9 @@ POLL = 0.1
 TIMEOUT = 900.0
 
 
-def _lines(events: int) -> list[bytes]:
+def simulated_lines(events: int) -> list[bytes]:
+    """The first ``events`` events of the simulator's seed-3 stream, as compact JSON lines (the
+    stream every line of this benchmark, and ``bench.scaling``, reads)."""
     import json
 
     return [
@@ -113,7 +115,7 @@ async def _raw_loop(bootstrap: str, prefix: str, expected: int) -> float:
         await consumer.stop()
 
 
-def _until_counted(count: Callable[[], float], expected: int, what: str) -> float:
+def until_counted(count: Callable[[], float], expected: int, what: str) -> float:
     """Seconds from now until ``count()`` reaches ``expected`` (read every :data:`POLL` s)."""
     started = time.perf_counter()
     while True:
@@ -157,16 +159,24 @@ class _Profiler:
             raise SystemExit(f"py-spy wrote no profile: {err.decode(errors='replace')}")
 
 
-def _worker_count(worker: WorkerRun) -> float:
-    """Input messages the worker consumed or rejected, from one read of its ``/metrics``."""
-    _, body = worker.get("/metrics")
+#: The worker's counters of input messages whose handling started: valid and rejected ones.
+PROCESSED = ("orderwatch_events_consumed_total", "orderwatch_events_rejected_total")
+
+
+def metric_sum(body: bytes, *names: str) -> float:
+    """The sum of every sample of the metrics ``names`` in a Prometheus exposition."""
     total = 0.0
     for line in body.decode().splitlines():
         if line.startswith(
-            ("orderwatch_events_consumed_total{", "orderwatch_events_rejected_total{")
+            tuple(f"{name}{{" for name in names) + tuple(f"{name} " for name in names)
         ):
             total += float(line.rpartition(" ")[2])
     return total
+
+
+def worker_processed(worker: WorkerRun) -> float:
+    """Input messages the worker consumed or rejected, from one read of its ``/metrics``."""
+    return metric_sum(worker.get("/metrics")[1], *PROCESSED)
 
 
 def _worker_run(worker: WorkerRun, expected: int, profile: Path | None) -> float:
@@ -177,14 +187,7 @@ def _worker_run(worker: WorkerRun, expected: int, profile: Path | None) -> float
             assert worker.process is not None
             profiler = _Profiler(worker.process.pid, profile / "worker.pyspy.txt")
         try:
-            return _until_counted(
-                lambda: (
-                    worker.metric("orderwatch_events_consumed_total")
-                    + worker.metric("orderwatch_events_rejected_total")
-                ),
-                expected,
-                "the worker",
-            )
+            return until_counted(lambda: worker_processed(worker), expected, "the worker")
         finally:
             if profiler is not None:
                 profiler.stop()
@@ -275,7 +278,7 @@ def _bare_run(bare: BareRun, expected: int, profile: Path | None) -> float:
             assert bare.process is not None
             profiler = _Profiler(bare.process.pid, profile / f"bare-{bare.mode}.pyspy.txt")
         try:
-            seconds = _until_counted(bare.processed, expected, f"the bare agent ({bare.mode})")
+            seconds = until_counted(bare.processed, expected, f"the bare agent ({bare.mode})")
         finally:
             if profiler is not None:
                 profiler.stop()
@@ -287,7 +290,7 @@ def _bare_run(bare: BareRun, expected: int, profile: Path | None) -> float:
         bare.stop()
 
 
-def _machine() -> str:
+def machine() -> str:
     cpu = platform.processor() or "unknown CPU"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -322,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
     profile = Path(profile_dir) if profile_dir else None
     embedded = None if args.broker else EmbeddedBroker().start()
     bootstrap = args.broker or embedded.bootstrap  # type: ignore[union-attr]
-    lines = _lines(args.events)
+    lines = simulated_lines(args.events)
     n = len(lines)
     seconds: dict[str, float] = {}
     try:
@@ -361,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
             "",
             f"- command: `python -m bench.worker_throughput {shlex.join(argv or sys.argv[1:])}`"
             + (f" with `ORDERWATCH_BENCH_PROFILE={profile}`" if profile is not None else ""),
-            f"- machine: {_machine()}",
+            f"- machine: {machine()}",
             "",
             "| loop | seconds | events/s | / bare per message |",
             "|---|---:|---:|---:|",
