@@ -41,6 +41,7 @@ from streams.inbox import AppliedInputs, Ref, decode_item
 from streams.metrics import Metrics
 from streams.worker.partitions import Partitions, Processor
 from streams.worker.publish import Publisher, where
+from streams.worker.stores import Stores
 from streams.worker.watch import ConsumerWatch
 
 __all__ = ["WRONG_TOPIC", "Loops"]
@@ -72,7 +73,7 @@ class Loops:
         partitions: Partitions,
         publisher: Publisher,
         watch: ConsumerWatch,
-        stores: Any,
+        stores: Stores,
         metrics: Metrics,
         topics: dict[str, str],
         batch_size: int,

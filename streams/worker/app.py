@@ -44,7 +44,6 @@ from aiokafka.partitioner import murmur2  # type: ignore[import-untyped]
 from streams import __version__
 from streams.connection import faust_options
 from streams.consumer import ResumingTransport
-from streams.core import codec
 from streams.core.policy import Policy
 from streams.core.timeutil import EPOCH
 from streams.failures import is_infrastructure, stop_worker
@@ -53,15 +52,16 @@ from streams.metrics import Metrics
 from streams.outage import OutageLog
 from streams.policies import load_policy
 from streams.settings import Settings
-from streams.tables import DurableTable, StateStore
+from streams.tables import DurableTable
 from streams.topics import changelog_topic
 from streams.web import OrderwatchWeb
 from streams.worker.agents import Loops
-from streams.worker.partitions import Partitions, pack_clock, unpack_clock
+from streams.worker.partitions import Partitions
 from streams.worker.publish import Publisher
+from streams.worker.stores import Stores
 from streams.worker.watch import STALL_CHECK_SECONDS, ConsumerWatch
 
-__all__ = ["OrderwatchWorker", "Stores", "describe_startup", "partition_for", "run"]
+__all__ = ["OrderwatchWorker", "describe_startup", "partition_for", "run"]
 
 log = logging.getLogger("orderwatch.worker")
 
@@ -79,33 +79,6 @@ def partition_for(key: str, partitions: int) -> int:
 
 def partition_for_bytes(key: bytes, partitions: int) -> int:
     return (murmur2(key) & 0x7FFFFFFF) % partitions  # type: ignore[no-any-return]
-
-
-class Stores:
-    """The worker's tables, as the core's stores (orders, SKUs, carriers, merchants), plus the
-    partitions' clocks and the aggregate inbox."""
-
-    def __init__(self, table: Callable[..., DurableTable]) -> None:
-        self.orders = StateStore(table("orders"), codec.encode_order, codec.decode_order)
-        # Written at most once a tick (the watermark timer) and before a rebalance: a clock
-        # restored a little behind only re-fires nothing (what fired is in the orders' state)
-        # and announces less.
-        self.clocks = StateStore(table("clocks"), pack_clock, unpack_clock)
-        self.skus = StateStore(table("skus"), codec.encode_sku, codec.decode_sku)
-        self.carriers = StateStore(table("carriers"), codec.encode_carrier, codec.decode_carrier)
-        self.merchants = StateStore(
-            table("merchants"), codec.encode_merchant, codec.decode_merchant
-        )
-        # Keys start with the partition they belong to, which is their changelog partition.
-        self.inbox_table = table("inbox", by_key=False)
-
-    def all(self) -> tuple[StateStore[Any], ...]:
-        return (self.orders, self.clocks, self.skus, self.carriers, self.merchants)
-
-    def forget(self) -> None:
-        """Partitions moved: another worker may have changed any key meanwhile."""
-        for store in self.all():
-            store.forget()
 
 
 class OrderwatchWorker:

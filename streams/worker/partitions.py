@@ -9,12 +9,10 @@ from what the tables hold; the deadline index and the pending checks are derived
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any, TypeVar
 
-from streams import wire
 from streams.core import carrier, merchant
 from streams.core.aggregates import CARRIER, MERCHANT
 from streams.core.clock import PartitionClock
@@ -24,8 +22,9 @@ from streams.core.processor import PartitionProcessor
 from streams.core.timekeeping import EventTime, Timekeeper, WallTime
 from streams.inbox import Ref, TableInbox
 from streams.tables import StateStore
+from streams.worker.stores import Stores
 
-__all__ = ["Partitions", "Processor", "clock_key", "pack_clock", "unpack_clock"]
+__all__ = ["Partitions", "Processor", "clock_key"]
 
 S = TypeVar("S")
 Processor = PartitionProcessor[Ref, bytes]
@@ -51,7 +50,7 @@ class Partitions:
         event_time: bool,
         inputs: Iterable[str],
         route: Callable[[str], int],
-        stores: Any,
+        stores: Stores,
     ) -> None:
         self.policy = policy
         self.count = partitions
@@ -108,8 +107,8 @@ class Partitions:
             self.processors[partition] = self._make(partition, orders, stock)
         route = self.route
         by_partition: dict[int, list[str]] = {}
-        for key in stores.orders.keys():  # noqa: SIM118 - a method of StateStore, not a dict
-            by_partition.setdefault(route(key), []).append(key)
+        for order_id in stores.orders.keys():  # noqa: SIM118 - a method of StateStore
+            by_partition.setdefault(route(order_id), []).append(order_id)
         inbox_keys = list(stores.inbox_table.keys())
         for partition, processor in self.processors.items():
             processor.restore_orders(by_partition.get(partition, ()))
@@ -150,17 +149,3 @@ class Partitions:
             state = store.get(key) if processor is not None else None
             if processor is not None and state is not None:
                 processor.schedule_check(kind, key, next_check(state, self.policy))
-
-
-def pack_clock(clock: PartitionClock) -> bytes:
-    """A clock as the clocks table keeps it (its value and each input's latest event)."""
-    return json.dumps(
-        {"value": wire.to_micros(clock.value)}
-        | {"seen": {topic: wire.to_micros(at) for topic, at in clock.seen.items()}}
-    ).encode()
-
-
-def unpack_clock(data: bytes) -> PartitionClock:
-    stored = json.loads(data)
-    seen = {topic: wire.from_micros(at) for topic, at in stored["seen"].items()}
-    return PartitionClock(wire.from_micros(stored["value"]), seen)

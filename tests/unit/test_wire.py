@@ -9,8 +9,8 @@ import pytest
 from streams import wire
 from streams.core.clock import PartitionClock
 from streams.worker import partition_for
-from streams.worker.partitions import pack_clock as _pack_clock
-from streams.worker.partitions import unpack_clock as _unpack_clock
+from streams.worker.stores import pack_clock as _pack_clock
+from streams.worker.stores import unpack_clock as _unpack_clock
 
 T0 = datetime(2026, 1, 5, 10, 0, 0, 123456, tzinfo=UTC)
 LATENESS = timedelta(minutes=5)
