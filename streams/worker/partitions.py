@@ -9,9 +9,9 @@ from what the tables hold; the deadline index and the pending checks are derived
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from streams.core import carrier, merchant
 from streams.core.aggregates import CARRIER, MERCHANT
@@ -66,7 +66,9 @@ class Partitions:
             clock_key("inventory-clock-", p, partitions, route) for p in range(partitions)
         ]
 
-    def __iter__(self) -> Any:
+    def __iter__(self) -> Iterator[tuple[int, Processor]]:
+        """(partition, processor) of each owned partition (a copy: a rebalance may replace
+        them while an iteration awaits)."""
         return iter(list(self.processors.items()))
 
     def get(self, partition: int) -> Processor:
