@@ -109,6 +109,8 @@ class Engine:
 
     def _release(self, boundary: datetime, outputs: list[Output]) -> None:
         """Apply, in event-time order, the aggregate inputs and checks before ``boundary``."""
+        if not self._aggregate_inputs.waiting_before(boundary):
+            return  # the common case: nothing is due yet
         for _, produced in release(self._aggregate_inputs, boundary, self, self.policy, _item):
             outputs.extend(produced)
 

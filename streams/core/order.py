@@ -549,11 +549,19 @@ def _tell_carriers(state: OrderState, policy: Policy, at: datetime, facts: list[
     """Pass the order's shipping timeline to every carrier it named (one it left learns so)."""
     if not state.trackings:
         return
-    trackings = tuple(sorted({(t.occurred_at, carrier_key(t.carrier)) for t in state.trackings}))
     problem_at = _problem_at(state, policy)
     names: dict[str, str] = {}
-    for tracking in sorted(state.trackings, key=lambda t: (t.occurred_at, t.event_id)):
-        names[carrier_key(tracking.carrier)] = tracking.carrier.strip()
+    if len(state.trackings) == 1:  # the usual case, without the sorting
+        only = state.trackings[0]
+        key = carrier_key(only.carrier)
+        trackings: tuple[tuple[datetime, str], ...] = ((only.occurred_at, key),)
+        names[key] = only.carrier.strip()
+    else:
+        trackings = tuple(
+            sorted({(t.occurred_at, carrier_key(t.carrier)) for t in state.trackings})
+        )
+        for tracking in sorted(state.trackings, key=lambda t: (t.occurred_at, t.event_id)):
+            names[carrier_key(tracking.carrier)] = tracking.carrier.strip()
     for key, name in sorted(names.items()):
         facts.append(
             Shipment(

@@ -98,6 +98,12 @@ class Sequencer(Generic[T]):
         """Every pending check, by (kind, subject)."""
         return dict(self._check_at)
 
+    def waiting_before(self, boundary: datetime) -> bool:
+        """Whether an item or a check (perhaps superseded) waits before ``boundary``; when not,
+        :meth:`pop` would return None (a query: nothing is changed)."""
+        items, checks = self._items, self._checks
+        return bool((items and items[0][0] < boundary) or (checks and checks[0].at < boundary))
+
     def pop(self, boundary: datetime) -> Check | tuple[datetime, T] | None:
         """The next check or item strictly before ``boundary``, or None."""
         checks = self._checks
