@@ -653,12 +653,12 @@ def apply(state: OrderState | None, event: OrderEvent, now: datetime, policy: Po
         state.last_event_at = event.occurred_at
     outputs: list[DeadlineBreached | RecommendationIssued] = []
     facts: list[Fact] = []
-    if isinstance(event, OrderPlaced):
+    if isinstance(event, CarrierScanned):  # the commonest event first
+        _scanned(state, event, facts)
+    elif isinstance(event, OrderPlaced):
         _placed(state, event, policy, facts)
     elif isinstance(event, TrackingSubmitted):
         _tracked(state, event, policy, facts)
-    elif isinstance(event, CarrierScanned):
-        _scanned(state, event, facts)
     elif isinstance(event, ComplaintFiled):
         _filed(state, event, policy, facts)
     elif isinstance(event, ComplaintResponded):
@@ -670,7 +670,7 @@ def apply(state: OrderState | None, event: OrderEvent, now: datetime, policy: Po
         complaint.outcome = event.outcome
     elif isinstance(event, OrderCancelled | OrderRefunded):
         _closed(state, event, facts)
-    late = _met_late(state, event, policy)
+    late = _met_late(state, event, policy) if state.fired else ()
     if not created and not isinstance(event, _DEADLINE_MAKERS):
         return Step(state, outputs, facts, late=late)
     step = fire_due(state, now, policy)
