@@ -97,6 +97,9 @@ def replay_lines(
         gc.set_threshold(*thresholds)
 
 
+_OPEN_BRACE = ord("{")
+
+
 def _replay(
     lines: Iterable[bytes],
     emit: Callable[[OutputEvent], None],
@@ -115,22 +118,31 @@ def _replay(
             emit(output)
 
     number = 0
+    max_ahead = engine.policy.max_ahead
+    process = engine.process
     for number, raw_line in enumerate(lines, start=1):
         raw = raw_line.rstrip(b"\r\n")
-        if not raw.strip():
+        # A line that opens an object is not blank: only others need the strip.
+        if (not raw or raw[0] != _OPEN_BRACE) and not raw.strip():
             summary.blank += 1
             continue
         decoded = decode_event(raw)
-        rejection = (
-            decoded
-            if isinstance(decoded, Rejection)
-            else from_the_future(decoded.occurred_at, engine.max_seen, engine.policy)
-        )
+        if isinstance(decoded, Rejection):
+            rejection: Rejection | None = decoded
+        else:
+            latest = engine.max_seen
+            # from_the_future decides; most events are not ahead, which this asks first.
+            if latest is None or decoded.occurred_at <= latest + max_ahead:
+                rejection = None
+            else:
+                rejection = from_the_future(decoded.occurred_at, latest, engine.policy)
+            if rejection is None:
+                outputs = process(decoded)
+                if outputs:
+                    emit_all(outputs)
         if rejection is not None:
             summary.rejected += 1
             emit_all([reject_line(raw, rejection, file=source_name, line=number, now=engine.clock)])
-        elif not isinstance(decoded, Rejection):
-            emit_all(engine.process(decoded))
         if progress is not None and not number % 65536:
             summary.lines = number
             summary.seconds = time.perf_counter() - started

@@ -82,10 +82,22 @@ def view_shipment(
     return counts, min(upcoming, default=None)
 
 
-def _view(
-    state: CarrierState, policy: Policy
-) -> partial[tuple[tuple[int, ...] | None, datetime | None]]:
-    return partial(view_shipment, policy.carrier_window, carrier_key(state.carrier))
+_ViewFn = partial[tuple[tuple[int, ...] | None, datetime | None]]
+# The view of each (policy, carrier), built once rather than per call; each entry keeps its
+# policy, so the id it is filed under cannot be reused while it lives.
+_VIEWS: dict[tuple[int, str], tuple[Policy, _ViewFn]] = {}
+
+
+def _view(state: CarrierState, policy: Policy) -> _ViewFn:
+    key = (id(policy), state.carrier)
+    cached = _VIEWS.get(key)
+    if cached is not None and cached[0] is policy:
+        return cached[1]
+    view = partial(view_shipment, policy.carrier_window, carrier_key(state.carrier))
+    if len(_VIEWS) >= 4096:
+        _VIEWS.clear()
+    _VIEWS[key] = (policy, view)
+    return view
 
 
 def apply_shipment(
@@ -112,7 +124,8 @@ def next_check(state: CarrierState, policy: Policy) -> datetime | None:
 
 def tick(state: CarrierState, now: datetime, policy: Policy) -> CarrierStep:
     """Move the clock to ``now`` and check the problem rate."""
-    state.shipments.advance(now, _view(state, policy))
+    if now > state.shipments.now:  # usually the facts of this moment already moved it
+        state.shipments.advance(now, _view(state, policy))
     return CarrierStep(state, _evaluate(state, policy))
 
 

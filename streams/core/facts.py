@@ -138,17 +138,20 @@ def merge_health(known: OrderHealth | None, told: OrderHealth) -> OrderHealth:
     """Everything both timelines say: the earliest time of each thing (order-independent)."""
     if known is None:
         return told
+    # Positional arguments, in field order (subject, order_id, merchant_id, at, placed_at,
+    # tracked_at, scanned_at, refunded_at, merchant_cancelled_at, late_confirmed_at): this
+    # runs for every store-health fact, and keywords cost more.
     return OrderHealth(
-        subject=told.subject,
-        order_id=told.order_id,
-        merchant_id=told.merchant_id,
-        at=max(known.at, told.at),
-        placed_at=min(known.placed_at, told.placed_at),
-        tracked_at=_first(known.tracked_at, told.tracked_at),
-        scanned_at=_first(known.scanned_at, told.scanned_at),
-        refunded_at=_first(known.refunded_at, told.refunded_at),
-        merchant_cancelled_at=_first(known.merchant_cancelled_at, told.merchant_cancelled_at),
-        late_confirmed_at=_first(known.late_confirmed_at, told.late_confirmed_at),
+        told.subject,
+        told.order_id,
+        told.merchant_id,
+        known.at if known.at >= told.at else told.at,
+        known.placed_at if known.placed_at <= told.placed_at else told.placed_at,
+        _first(known.tracked_at, told.tracked_at),
+        _first(known.scanned_at, told.scanned_at),
+        _first(known.refunded_at, told.refunded_at),
+        _first(known.merchant_cancelled_at, told.merchant_cancelled_at),
+        _first(known.late_confirmed_at, told.late_confirmed_at),
     )
 
 

@@ -56,53 +56,71 @@ class MerchantStep(NamedTuple):
     outputs: list[RecommendationIssued]
 
 
-def _at_or_before(moment: datetime | None, now: datetime) -> int:
-    return 1 if moment is not None and moment <= now else 0
-
-
 def view_order(
     window: timedelta, scan: timedelta, order: OrderHealth, now: datetime
 ) -> tuple[tuple[int, ...] | None, datetime | None]:
-    """One order's counts as of ``now`` (None outside the window) and its next change."""
+    """One order's counts as of ``now`` (None outside the window) and its next change: the
+    earliest moment of its timeline strictly between ``now`` and when it leaves the window."""
     placed_at = order.placed_at
     leaves_at = placed_at + window
     if now >= leaves_at:
         return None, None
     if now < placed_at:
         return None, placed_at
+    upcoming = leaves_at
     tracked_at = order.tracked_at
-    check_at = tracked_at + scan if tracked_at is not None else None
+    if tracked_at is not None:
+        check_at = tracked_at + scan
+        if now < tracked_at < upcoming:
+            upcoming = tracked_at
+        if now < check_at < upcoming:
+            upcoming = check_at
+        tracked = 1 if tracked_at <= now else 0
+        scan_checked = 1 if check_at <= now else 0
+        scanned_at = order.scanned_at
+        scan_valid = scan_checked if scanned_at is not None and scanned_at <= check_at else 0
+    else:
+        tracked = scan_checked = scan_valid = 0
+    refunded = 0
+    refunded_at = order.refunded_at
+    if refunded_at is not None:
+        if refunded_at <= now:
+            refunded = 1
+        elif refunded_at < upcoming:
+            upcoming = refunded_at
+    late = 0
+    late_confirmed_at = order.late_confirmed_at
+    if late_confirmed_at is not None:
+        if late_confirmed_at <= now:
+            late = 1
+        elif late_confirmed_at < upcoming:
+            upcoming = late_confirmed_at
+    cancelled = 0
     cancelled_at = order.merchant_cancelled_at
-    scan_checked = _at_or_before(check_at, now)
-    counts = (
-        1,
-        _at_or_before(order.refunded_at, now),
-        _at_or_before(tracked_at, now),
-        _at_or_before(order.late_confirmed_at, now),
-        _at_or_before(cancelled_at, now)
-        if cancelled_at is not None and (tracked_at is None or cancelled_at < tracked_at)
-        else 0,
-        scan_checked,
-        scan_checked
-        if order.scanned_at is not None and check_at is not None and order.scanned_at <= check_at
-        else 0,
-    )
-    upcoming = [
-        moment
-        for moment in (
-            tracked_at,
-            check_at,
-            order.refunded_at,
-            order.late_confirmed_at,
-            cancelled_at,
-        )
-        if moment is not None and now < moment < leaves_at
-    ]
-    return counts, min(upcoming, default=leaves_at)
+    if cancelled_at is not None:
+        if cancelled_at <= now:
+            if tracked_at is None or cancelled_at < tracked_at:
+                cancelled = 1
+        elif cancelled_at < upcoming:
+            upcoming = cancelled_at
+    return (1, refunded, tracked, late, cancelled, scan_checked, scan_valid), upcoming
 
 
-def _view(policy: Policy) -> partial[tuple[tuple[int, ...] | None, datetime | None]]:
-    return partial(view_order, policy.store_window, policy.tracking_scan)
+_ViewFn = partial[tuple[tuple[int, ...] | None, datetime | None]]
+# The view of each policy, built once rather than per call; each entry keeps its policy, so
+# the id it is filed under cannot be reused while it lives.
+_VIEWS: dict[int, tuple[Policy, _ViewFn]] = {}
+
+
+def _view(policy: Policy) -> _ViewFn:
+    cached = _VIEWS.get(id(policy))
+    if cached is not None and cached[0] is policy:
+        return cached[1]
+    view = partial(view_order, policy.store_window, policy.tracking_scan)
+    if len(_VIEWS) >= 16:
+        _VIEWS.clear()
+    _VIEWS[id(policy)] = (policy, view)
+    return view
 
 
 def apply_health(
@@ -129,18 +147,18 @@ def next_check(state: MerchantState, policy: Policy) -> datetime | None:
 
 def tick(state: MerchantState, now: datetime, policy: Policy) -> MerchantStep:
     """Move the clock to ``now`` and check every measure."""
-    state.orders.advance(now, _view(policy))
+    if now > state.orders.now:  # usually the facts of this moment already moved it
+        state.orders.advance(now, _view(policy))
     return MerchantStep(state, _evaluate(state, state.orders.now, policy))
 
 
-def _ratios(totals: list[int]) -> dict[str, tuple[int, int]]:
-    """Each metric as (numerator, denominator)."""
-    return {
-        "refund_rate": (totals[REFUNDED], totals[ORDERS]),
-        "late_confirmed_fulfillment_rate": (totals[LATE_CONFIRMED], totals[TRACKED]),
-        "valid_tracking_rate": (totals[SCAN_VALID], totals[SCAN_CHECKED]),
-        "pre_fulfillment_cancellation_rate": (totals[CANCELLED_BEFORE_TRACKING], totals[ORDERS]),
-    }
+#: Each metric's (numerator, denominator) as indexes into the counts.
+_METRICS: dict[str, tuple[int, int]] = {
+    "refund_rate": (REFUNDED, ORDERS),
+    "late_confirmed_fulfillment_rate": (LATE_CONFIRMED, TRACKED),
+    "valid_tracking_rate": (SCAN_VALID, SCAN_CHECKED),
+    "pre_fulfillment_cancellation_rate": (CANCELLED_BEFORE_TRACKING, ORDERS),
+}
 
 
 def _evaluate(state: MerchantState, now: datetime, policy: Policy) -> list[RecommendationIssued]:
@@ -150,11 +168,11 @@ def _evaluate(state: MerchantState, now: datetime, policy: Policy) -> list[Recom
         return []  # nothing a measure reads has changed since the last check
     state.evaluated = key
     outputs: list[RecommendationIssued] = []
-    ratios = _ratios(totals)
     enough = totals[ORDERS] >= policy.store_min_orders
     crossings = state.crossings
     for check in policy.store_checks:
-        numerator, denominator = ratios[check.metric]
+        top, bottom = _METRICS[check.metric]
+        numerator, denominator = totals[top], totals[bottom]
         over = enough and denominator > 0 and check.breached(numerator, denominator)
         crossing = crossings.get(check.name)
         if crossing is None:

@@ -204,23 +204,16 @@ def _open_deadlines(state: OrderState, policy: Policy) -> tuple[list[_Deadline],
     closed_at = state.closed_at
     found: list[_Deadline] = []
     newly_settled: list[str] = []
-
-    def consider(due: datetime, key: str, met_at: datetime | None) -> None:
-        if key in settled or key in fired:
-            return
-        if (met_at is not None and met_at <= due) or (closed_at is not None and closed_at <= due):
-            newly_settled.append(key)
-        else:
-            found.append((due, key))
-
+    # Each candidate is (due, key, met_at): it is settled once met or closed at or before due.
+    candidates: list[tuple[datetime, str, datetime | None]] = []
     placement = state.placement
     if placement is not None:
         first_tracking = state.first_tracking_at
-        consider(placement.placed_at, DEMAND, first_tracking)
-        consider(placement.warning_at, FULFILLMENT_WARNING, first_tracking)
-        consider(placement.fulfillment_due, FULFILLMENT, first_tracking)
-        consider(placement.confirmed_due, CONFIRMED_FULFILLMENT, state.first_scan_at)
-        consider(placement.delivery_due, DELIVERY, state.delivered_at)
+        candidates.append((placement.placed_at, DEMAND, first_tracking))
+        candidates.append((placement.warning_at, FULFILLMENT_WARNING, first_tracking))
+        candidates.append((placement.fulfillment_due, FULFILLMENT, first_tracking))
+        candidates.append((placement.confirmed_due, CONFIRMED_FULFILLMENT, state.first_scan_at))
+        candidates.append((placement.delivery_due, DELIVERY, state.delivered_at))
     trackings = state.trackings
     for tracking in trackings:
         key = tracking.deadline_key
@@ -235,15 +228,24 @@ def _open_deadlines(state: OrderState, policy: Policy) -> tuple[list[_Deadline],
             ):
                 newly_settled.append(key)  # superseded by a later number before its scan was due
                 continue
-        consider(due, key, state.scans_by_number.get(tracking.number))
+        candidates.append((due, key, state.scans_by_number.get(tracking.number)))
     if state.complaints:
         for complaint in state.complaints.values():
             filed_at = complaint.filed_at
             if filed_at is None:
                 continue
-            consider(filed_at, complaint.advice_key, None)
+            candidates.append((filed_at, complaint.advice_key, None))
             answered = _earliest_of(complaint.responded_at, complaint.resolved_at)
-            consider(filed_at + policy.complaint_response, complaint.deadline_key, answered)
+            candidates.append(
+                (filed_at + policy.complaint_response, complaint.deadline_key, answered)
+            )
+    for due, key, met_at in candidates:
+        if key in settled or key in fired:
+            continue
+        if (met_at is not None and met_at <= due) or (closed_at is not None and closed_at <= due):
+            newly_settled.append(key)
+        else:
+            found.append((due, key))
     return found, newly_settled
 
 
@@ -547,11 +549,19 @@ def _tell_carriers(state: OrderState, policy: Policy, at: datetime, facts: list[
     """Pass the order's shipping timeline to every carrier it named (one it left learns so)."""
     if not state.trackings:
         return
-    trackings = tuple(sorted({(t.occurred_at, carrier_key(t.carrier)) for t in state.trackings}))
     problem_at = _problem_at(state, policy)
     names: dict[str, str] = {}
-    for tracking in sorted(state.trackings, key=lambda t: (t.occurred_at, t.event_id)):
-        names[carrier_key(tracking.carrier)] = tracking.carrier.strip()
+    if len(state.trackings) == 1:  # the usual case, without the sorting
+        only = state.trackings[0]
+        key = carrier_key(only.carrier)
+        trackings: tuple[tuple[datetime, str], ...] = ((only.occurred_at, key),)
+        names[key] = only.carrier.strip()
+    else:
+        trackings = tuple(
+            sorted({(t.occurred_at, carrier_key(t.carrier)) for t in state.trackings})
+        )
+        for tracking in sorted(state.trackings, key=lambda t: (t.occurred_at, t.event_id)):
+            names[carrier_key(tracking.carrier)] = tracking.carrier.strip()
     for key, name in sorted(names.items()):
         facts.append(
             Shipment(
@@ -643,12 +653,12 @@ def apply(state: OrderState | None, event: OrderEvent, now: datetime, policy: Po
         state.last_event_at = event.occurred_at
     outputs: list[DeadlineBreached | RecommendationIssued] = []
     facts: list[Fact] = []
-    if isinstance(event, OrderPlaced):
+    if isinstance(event, CarrierScanned):  # the commonest event first
+        _scanned(state, event, facts)
+    elif isinstance(event, OrderPlaced):
         _placed(state, event, policy, facts)
     elif isinstance(event, TrackingSubmitted):
         _tracked(state, event, policy, facts)
-    elif isinstance(event, CarrierScanned):
-        _scanned(state, event, facts)
     elif isinstance(event, ComplaintFiled):
         _filed(state, event, policy, facts)
     elif isinstance(event, ComplaintResponded):
@@ -660,7 +670,7 @@ def apply(state: OrderState | None, event: OrderEvent, now: datetime, policy: Po
         complaint.outcome = event.outcome
     elif isinstance(event, OrderCancelled | OrderRefunded):
         _closed(state, event, facts)
-    late = _met_late(state, event, policy)
+    late = _met_late(state, event, policy) if state.fired else ()
     if not created and not isinstance(event, _DEADLINE_MAKERS):
         return Step(state, outputs, facts, late=late)
     step = fire_due(state, now, policy)

@@ -372,8 +372,8 @@ class PartitionProcessor(Generic[R, P]):
         inbox = self.inbox
         for group, inputs in inbox.sequencers.items():
             boundary = inbox.boundary(group)
-            if boundary is None:
-                continue
+            if boundary is None or not inputs.waiting_before(boundary):
+                continue  # the common case: nothing is due yet
             for payload, outputs in release(inputs, boundary, self.aggregates, self.policy, _item):
                 if payload is not None and payload[0] is not None:
                     actions.applied.append((ref, payload[0]))

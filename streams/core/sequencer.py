@@ -46,6 +46,11 @@ def position(item: Item) -> tuple[datetime, int, str]:
     At equal times a stock level goes first, then demand that ends, demand that opens, a
     complaint, a shipment, a health timeline; the key orders items of one rank.
     """
+    kind = type(item)  # the commonest kinds first, by their exact class
+    if kind is OrderHealth:
+        return item.at, 5, item.order_id  # type: ignore[union-attr]
+    if kind is Demand:
+        return item.at, 2 if item.open else 1, item.order_id  # type: ignore[union-attr]
     if isinstance(item, InventoryUpdated):
         return item.occurred_at, 0, item.event_id
     if isinstance(item, Demand):
@@ -77,8 +82,8 @@ class Sequencer(Generic[T]):
 
     def add(self, where: tuple[datetime, int, str], payload: T) -> None:
         """Queue one item at its :func:`position`."""
-        self._sequence += 1
-        heapq.heappush(self._items, (*where, self._sequence, payload))
+        self._sequence = sequence = self._sequence + 1
+        heapq.heappush(self._items, (where[0], where[1], where[2], sequence, payload))
 
     def schedule(self, kind: str, subject: str, at: datetime | None) -> None:
         """Set (or clear, with None) the one pending check of an aggregate."""
@@ -93,16 +98,30 @@ class Sequencer(Generic[T]):
         """Every pending check, by (kind, subject)."""
         return dict(self._check_at)
 
+    def waiting_before(self, boundary: datetime) -> bool:
+        """Whether an item or a check (perhaps superseded) waits before ``boundary``; when not,
+        :meth:`pop` would return None (a query: nothing is changed)."""
+        items, checks = self._items, self._checks
+        return bool((items and items[0][0] < boundary) or (checks and checks[0].at < boundary))
+
     def pop(self, boundary: datetime) -> Check | tuple[datetime, T] | None:
         """The next check or item strictly before ``boundary``, or None."""
         checks = self._checks
-        while checks and self._check_at.get((checks[0].kind, checks[0].subject)) != checks[0].at:
-            heapq.heappop(checks)  # superseded
         items = self._items
-        if checks and checks[0].at < boundary and (not items or checks[0].at < items[0][0]):
-            check = heapq.heappop(checks)
-            del self._check_at[(check.kind, check.subject)]
-            return check
+        if checks:
+            check_at = self._check_at
+            check = checks[0]
+            while check_at.get((check[1], check[2])) != check[0]:
+                heapq.heappop(checks)  # superseded
+                if not checks:
+                    break
+                check = checks[0]
+            else:
+                at = check[0]
+                if at < boundary and (not items or at < items[0][0]):
+                    heapq.heappop(checks)
+                    del check_at[(check[1], check[2])]
+                    return check
         if items and items[0][0] < boundary:
             entry = heapq.heappop(items)
             return entry[0], entry[4]

@@ -140,15 +140,18 @@ def _allocate(
         return []
     outputs: list[RecommendationIssued] = []
     needed = 0
+    available = state.available
+    open_orders, at_risk = state.open_orders, state.at_risk
     for _, order_id in state.queue:
-        order = state.open_orders[order_id]
+        order = open_orders[order_id]
         needed += order.quantity
-        if needed <= state.available:
-            state.at_risk.discard(order_id)
+        if needed <= available:
+            if at_risk:
+                at_risk.discard(order_id)
             continue
-        if order_id in state.at_risk:
+        if order_id in at_risk:
             continue
-        state.at_risk.add(order_id)
+        at_risk.add(order_id)
         order.shortages += 1
         outputs.append(
             make_order_recommendation(

@@ -107,10 +107,13 @@ class Timelines(Generic[T]):
             return
         self.now = now
         changes = self.changes
+        if not changes or changes[0][0] > now:
+            return
+        change_at = self.change_at
         while changes and changes[0][0] <= now:
             moment, key = heapq.heappop(changes)
-            if self.change_at.get(key) == moment:
-                del self.change_at[key]
+            if change_at.get(key) == moment:
+                del change_at[key]
                 self._recount(key, view)
 
     def next_change(self) -> datetime | None:
@@ -129,22 +132,28 @@ class Timelines(Generic[T]):
 
     def _recount(self, key: str, view: View[T]) -> None:
         counts, next_change = view(self.entries[key], self.now)
-        totals = self.totals
-        old = self.counted.pop(key, None)
-        if old is not None:
-            for index, value in enumerate(old):
-                totals[index] -= value
+        counted = self.counted
+        old = counted.pop(key, None)
+        if old != counts:
+            totals = self.totals
+            if old is not None:
+                for index, value in enumerate(old):
+                    if value:
+                        totals[index] -= value
+            if counts is not None:
+                for index, value in enumerate(counts):
+                    if value:
+                        totals[index] += value
         if counts is not None:
-            self.counted[key] = counts
-            for index, value in enumerate(counts):
-                totals[index] += value
+            counted[key] = counts
+        change_at = self.change_at
         if next_change is None:
-            self.change_at.pop(key, None)
+            change_at.pop(key, None)
             if counts is None:
                 del self.entries[key]
-        elif self.change_at.get(key) != next_change:
-            self.change_at[key] = next_change
+        elif change_at.get(key) != next_change:
+            change_at[key] = next_change
             heapq.heappush(self.changes, (next_change, key))
         changes = self.changes
-        while changes and self.change_at.get(changes[0][1]) != changes[0][0]:
+        while changes and change_at.get(changes[0][1]) != changes[0][0]:
             heapq.heappop(changes)  # superseded: keep the top current for next_change

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, timedelta
 
 from streams.core.facts import OrderHealth, merge_health
@@ -91,3 +92,36 @@ def test_merged_timelines_are_the_same_in_any_order() -> None:
     other = merge_health(merge_health(refunded, placed), tracked)
     assert one == other
     assert (one.tracked_at, one.refunded_at) == (T0 + SECOND, T0 + 2 * SECOND)
+
+
+def test_waiting_before_says_false_only_when_pop_has_nothing_to_give() -> None:
+    """``waiting_before`` lets the engine skip a release: it may say True for a superseded
+    check (pop then cleans it up and gives None), never False while pop would give something."""
+    rng = random.Random(7)
+    for _ in range(200):
+        sequencer: Sequencer[str] = Sequencer()
+        for step in range(rng.randrange(1, 30)):
+            moment = T0 + rng.randrange(0, 20) * SECOND
+            choice = rng.random()
+            if choice < 0.4:
+                sequencer.add((moment, rng.randrange(6), f"k{step}"), f"item{step}")
+            elif choice < 0.8:
+                sequencer.schedule("merchant", f"m{rng.randrange(3)}", moment)
+            elif choice < 0.9:
+                sequencer.schedule("carrier", f"c{rng.randrange(2)}", None)
+            else:
+                boundary = T0 + rng.randrange(0, 20) * SECOND
+                if not sequencer.waiting_before(boundary):
+                    assert sequencer.pop(boundary) is None
+                drain(sequencer, boundary)
+        boundary = T0 + rng.randrange(0, 22) * SECOND
+        waiting = sequencer.waiting_before(boundary)
+        released = drain(sequencer, boundary)
+        if not waiting:
+            assert released == []
+        assert not sequencer.waiting_before(boundary) or sequencer.pop(boundary) is None
+    empty: Sequencer[str] = Sequencer()
+    assert not empty.waiting_before(T0)
+    empty.add((T0, 0, "a"), "x")
+    assert not empty.waiting_before(T0)  # strict, like pop
+    assert empty.waiting_before(T0 + SECOND)
