@@ -246,7 +246,9 @@ class Loops:
             released += [key for ref, key in actions.applied if ref is None]
             await self._carry_out(partition, processor, actions)
         await self.flush_states()
-        if released:  # written once their aggregates' states went to the producer
+        if released:
+            # Dropped only once Kafka has the states they changed: no commit covers a tick.
+            await self.publisher.delivered()
             for key in released:
                 self.stores.inbox_table.pop(key, None)
             await self.stores.inbox_table.flush()

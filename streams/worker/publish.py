@@ -78,6 +78,13 @@ class Publisher:
         delivery = await producer.send(topic, key, value, partition, None, attributes)
         delivery.add_done_callback(_delivered)
 
+    async def delivered(self) -> None:
+        """Wait until Kafka has acknowledged every message handed over so far."""
+        producer = self._producer
+        if producer is None:
+            producer = self._producer = await self._producer_started()
+        await producer.flush()
+
     async def carry_out(self, actions: Actions[Ref, bytes]) -> None:
         """Send what a batch decided (the state writes are the caller's)."""
         await self.publish(actions.outputs)
