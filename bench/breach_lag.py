@@ -31,6 +31,7 @@ sys.path.insert(0, str(REPO / "tests" / "integration"))
 
 from worker_harness import WorkerRun  # noqa: E402
 
+from bench.record import record  # noqa: E402
 from streams.brokers import EmbeddedBroker  # noqa: E402
 
 
@@ -131,10 +132,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{_percentile(values, 0.99):.3f} | {max(values):.3f} | {statistics.mean(values):.3f} |"
         )
     report = "\n".join(lines) + "\n"
-    print(report)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with args.out.open("a", encoding="utf-8") as out:
-        out.write(report + "\n")
+    record(report, args.out)
     return 0
 
 

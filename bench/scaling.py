@@ -59,6 +59,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition  # type: ignore[import-untyped]
 
+from bench.record import record
 from bench.worker_throughput import (
     INPUTS,
     PROCESSED,
@@ -637,10 +638,7 @@ def main(argv: list[str] | None = None) -> int:
     text = report(
         runs, command=command, broker=args.broker, partitions=args.partitions, clock=args.clock
     )
-    print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with args.out.open("a", encoding="utf-8") as out:
-        out.write(text + "\n")
+    record(text, args.out)
     return 0
 
 

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench.record import record
 from streams.core import codec
 from streams.core.engine import Engine
 from streams.core.events import InventoryUpdated, decode_event
@@ -275,10 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     measured = Measured(args.rate, args.cpu_ms, args.restore_mb_s * 1e6, args.peak)
     command = f"python -m bench.sizing {shlex.join(argv if argv is not None else sys.argv[1:])}"
     text = report(stream, measured, command)
-    print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with args.out.open("a", encoding="utf-8") as out:
-        out.write(text + "\n")
+    record(text, args.out)
     return 0
 
 

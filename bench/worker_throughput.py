@@ -59,6 +59,7 @@ sys.path.insert(0, str(REPO / "tests" / "integration"))
 
 from worker_harness import WorkerRun, free_port, http_get, produce_lines, stop_process  # noqa: E402
 
+from bench.record import record  # noqa: E402
 from streams.brokers import EmbeddedBroker, create_topics  # noqa: E402
 from streams.core.events import decode_event  # noqa: E402
 from streams.simulator import generate_events  # noqa: E402
@@ -372,10 +373,7 @@ def main(argv: list[str] | None = None) -> int:
             "",
         ]
     )
-    print(report)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with args.out.open("a", encoding="utf-8") as out:
-        out.write(report + "\n")
+    record(report, args.out)
     return 0
 
 
