@@ -17,8 +17,9 @@ and watermarks through an :class:`InboxKeeper`.
 The reads (``R`` is the driver's handle on where a read came from: a Kafka message, a line):
 
 - :class:`OrderRead`: an order event read on one of the order topics;
-- :class:`StockRead`: a stock level read on the inventory topic (``local``: on its key's
-  partition, so this partition's aggregate inbox takes it);
+- :class:`StockRead`: a stock level read on this partition's inventory topic (taken here when
+  its key is this partition's, else forwarded), or on an order topic (``on_inventory`` False:
+  only routed to its aggregate partition);
 - :class:`AggregateRead`: a fact or a forwarded stock level for this aggregate partition;
 - :class:`WatermarkRead`: a source announced its clock;
 - :class:`ClockRead`: ``advance-clock``, or an input found idle;
