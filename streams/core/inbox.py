@@ -63,6 +63,7 @@ class AggregateInbox(Generic[P]):
             SKU: frozenset(orders | inventory),
             FACTS: frozenset(orders),
         }
+        self._sources = frozenset(orders | inventory)
         self._group_of = group_of
         #: The group carrier and merchant checks wait in.
         self.check_group = FACTS
@@ -75,6 +76,7 @@ class AggregateInbox(Generic[P]):
         """One sequence of inputs behind one clock: partition 0's orders source."""
         inbox: AggregateInbox[P] = cls(1)
         inbox._required = {ALL: frozenset({order_source(0)})}
+        inbox._sources = inbox._required[ALL]
         inbox._group_of = _all
         inbox.check_group = ALL
         inbox.sequencers = {ALL: Sequencer()}
@@ -83,7 +85,7 @@ class AggregateInbox(Generic[P]):
     @property
     def sources(self) -> frozenset[str]:
         """Every source some group waits for."""
-        return frozenset().union(*self._required.values())
+        return self._sources
 
     def add(self, item: Item, payload: P) -> str:
         """Queue an input in its place; the group it went to."""

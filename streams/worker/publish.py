@@ -72,18 +72,19 @@ class Publisher:
         attributes: Headers | None = None,
     ) -> None:
         """Hand one message to the producer (its delivery is checked when it completes)."""
-        producer = self._producer
-        if producer is None:
-            producer = self._producer = await self._producer_started()
+        producer = self._producer or await self._started()
         delivery = await producer.send(topic, key, value, partition, None, attributes)
         delivery.add_done_callback(_delivered)
 
     async def delivered(self) -> None:
         """Wait until Kafka has acknowledged every message handed over so far."""
-        producer = self._producer
-        if producer is None:
-            producer = self._producer = await self._producer_started()
+        producer = self._producer or await self._started()
         await producer.flush()
+
+    async def _started(self) -> Any:
+        """Faust's producer (its transaction manager with exactly_once), started once."""
+        self._producer = await self._producer_started()
+        return self._producer
 
     async def carry_out(self, actions: Actions[Ref, bytes]) -> None:
         """Send what a batch decided (the state writes are the caller's)."""
