@@ -181,6 +181,22 @@ class Settings(BaseSettings):
             "in event time the producers of different topics run."
         ),
     )
+    arrival_grace: Annotated[float, Field(ge=0, le=600)] = Field(
+        default=5.0,
+        description=(
+            "Wall clock: seconds after an order's event is read during which the order is "
+            "decided in event time (a burst or backlog being written is read first); past "
+            "them, once every input had nothing unread, it follows the wall clock again."
+        ),
+    )
+    quiet_after: Annotated[float, Field(gt=0, le=86_400)] = Field(
+        default=60.0,
+        description=(
+            "Wall clock: seconds a partition must go without reading an event (its inputs "
+            "read to the end) before it tells the aggregates the time itself rather than its "
+            "events' time."
+        ),
+    )
     policy: Path | None = Field(default=None, description="A policy TOML merged over Wish.")
     tick_interval: Annotated[float, Field(gt=0, le=60)] = Field(
         default=0.5, description="Seconds between deadline checks in wall-clock mode."

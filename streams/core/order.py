@@ -634,8 +634,12 @@ def _reviewed_by_sku(policy: Policy, reason: str | None) -> bool:
 _DEADLINE_MAKERS = (OrderPlaced, TrackingSubmitted, ComplaintFiled)
 
 
-def apply(state: OrderState | None, event: OrderEvent, now: datetime, policy: Policy) -> Step:
-    """Fold ``event`` into the order's state, then fire whatever is already due by ``now``.
+def apply(
+    state: OrderState | None, event: OrderEvent, now: datetime, policy: Policy, *, fire: bool = True
+) -> Step:
+    """Fold ``event`` into the order's state, then fire whatever is already due by ``now``
+    (unless not ``fire``: the wall clock fires a freshly read order only once every input was
+    read past the moment it was read, see :class:`~streams.core.partition.OrderPartition`).
 
     The step's ``next_due`` is set when the event may have brought the order's next check
     earlier (a new order, or a new deadline); otherwise it is None and the check already
@@ -673,6 +677,8 @@ def apply(state: OrderState | None, event: OrderEvent, now: datetime, policy: Po
     late = _met_late(state, event, policy) if state.fired else ()
     if not created and not isinstance(event, _DEADLINE_MAKERS):
         return Step(state, outputs, facts, late=late)
+    if not fire:
+        return Step(state, outputs, facts, next_due=next_due(state, policy), late=late)
     step = fire_due(state, now, policy)
     return Step(
         step.state, outputs + step.outputs, facts + step.facts, next_due=step.next_due, late=late

@@ -155,6 +155,13 @@ class RecommendationIssued(_Output):
     severity: Severity
     actions: tuple[Action, ...]
     respond_by: UtcTimestamp | None = None
+    respond_by_passed: bool | None = Field(
+        default=None,
+        description=(
+            "True when the processor's clock was already past respond_by when it issued this "
+            "(the actions are then the policy's for a missed window); absent otherwise."
+        ),
+    )
     evidence: dict[str, Any]
     rule: str
     issued_at: UtcTimestamp

@@ -206,9 +206,11 @@ class RecommendationSpec(_Strict):
     severity: Severity
     actions: tuple[ActionSpec, ...]
     respond_by: RespondBy | None = None
+    #: The actions instead when the clock is already past respond_by at issue (None: the same).
+    when_missed: tuple[ActionSpec, ...] | None = None
     rule: str
 
-    @field_validator("actions", mode="before")
+    @field_validator("actions", "when_missed", mode="before")
     @classmethod
     def _codes_as_specs(cls, value: Any) -> Any:
         if isinstance(value, list | tuple):
@@ -277,6 +279,11 @@ class _PolicyFile(_Strict):
             if spec.rule not in rule_ids:
                 raise ValueError(
                     f"recommendations.{reason}.rule: {spec.rule!r} is not a rule of this policy"
+                )
+            if spec.when_missed is not None and spec.respond_by is None:
+                raise ValueError(
+                    f"recommendations.{reason}.when_missed: {reason} has no respond_by to miss; "
+                    "set respond_by or leave when_missed out"
                 )
             allowed = _RESPOND_BY_ALLOWED.get(reason, _ORDER_DUES)
             if spec.respond_by is not None and spec.respond_by not in allowed:

@@ -222,10 +222,15 @@ class PartitionProcessor(Generic[R, P]):
         self._release(actions, None)
         return actions
 
-    def caught_up(self, topic: str, at: datetime) -> None:
+    def caught_up(self, topic: str, at: datetime, leading: datetime | None = None) -> None:
         """Wall clock: every message of ``topic`` on this partition written before ``at`` has
-        been handled (the next :meth:`tick` may move the clock up to ``at``)."""
-        self.time.caught_up(topic, at)
+        been handled (the next :meth:`tick` may move the clock up to ``at``); ``leading``:
+        what :meth:`leading` said before ``at`` was taken."""
+        self.time.caught_up(topic, at, leading)
+
+    def leading(self) -> datetime | None:
+        """The latest ``occurred_at`` read on this partition's order inputs."""
+        return self.time.leading()
 
     # -- restoring (after a restart or a rebalance) ------------------------------------------
 
@@ -272,7 +277,7 @@ class PartitionProcessor(Generic[R, P]):
             return
         clock = self.time.order_time(topic, event.occurred_at, now)
         self._fire(actions, clock)
-        step = self.orders.apply(event, clock)
+        step = self.orders.apply(event, clock, hold=self.time.hold(now))
         if step.duplicate:
             actions.duplicates.append(topic)
         else:
@@ -334,7 +339,14 @@ class PartitionProcessor(Generic[R, P]):
     # -- steps -----------------------------------------------------------------------------
 
     def _fire(self, actions: Actions[R, P], now: datetime) -> None:
-        for step in self.orders.fire(now):
+        orders = self.orders
+        if orders.held:
+            if (caught_up := self.time.caught_up_since()) is not None:
+                orders.release(caught_up)
+            if orders.held and (held_clock := self.time.held_clock()) is not None:
+                for step in orders.fire_held(held_clock):
+                    self._settle(actions, step)
+        for step in orders.fire(now):
             self._settle(actions, step)
 
     def _settle(self, actions: Actions[R, P], step: order.Step) -> None:

@@ -28,11 +28,14 @@ def _action(code: ActionCode, detail: str) -> Action:
     return Action(code=code, detail=detail)
 
 
-def _actions(policy: Policy, reason: str, conditions: Collection[str]) -> tuple[Action, ...]:
+def _actions(
+    policy: Policy, reason: str, conditions: Collection[str], *, missed: bool = False
+) -> tuple[Action, ...]:
     spec = policy.recommendations[reason]
+    items = spec.when_missed if missed and spec.when_missed is not None else spec.actions
     return tuple(
         _action(item.code, policy.action_details[item.code])
-        for item in spec.actions
+        for item in items
         if item.when is None or item.when in conditions
     )
 
@@ -53,12 +56,15 @@ def make_order_recommendation(
     """An order-scope recommendation, its id from (order, reason, triggering fact).
 
     ``due_times`` holds the order's deadlines by name (``fulfillment_due``, …); the policy says
-    which of them, if any, is the recommendation's ``respond_by``.
+    which of them, if any, is the recommendation's ``respond_by``. Issued with the clock
+    already past it, the recommendation says so (``respond_by_passed``) and carries the
+    policy's actions for a missed window.
     """
     spec = policy.recommendations[reason]
     respond_by = None
     if spec.respond_by is not None and due_times is not None:
         respond_by = due_times.get(spec.respond_by)
+    missed = respond_by is not None and now > respond_by
     rule_id = rule or spec.rule
     return RecommendationIssued.model_construct(
         recommendation_id=order_recommendation_id(order_id, reason, fact_id),
@@ -68,8 +74,9 @@ def make_order_recommendation(
         order_id=order_id,
         reason=reason,
         severity=spec.severity,
-        actions=_actions(policy, reason, conditions),
+        actions=_actions(policy, reason, conditions, missed=missed),
         respond_by=respond_by,
+        respond_by_passed=True if missed else None,
         evidence={**evidence, "rule": policy.rule_evidence(rule_id)},
         rule=rule_id,
         issued_at=now,

@@ -23,7 +23,7 @@ from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from streams.core.clock import PartitionClock
+from streams.core.clock import PartitionClock, partition_clock
 from streams.core.timeutil import EPOCH
 
 __all__ = ["STOCK_TOPIC", "EventTime", "Timekeeper", "WallTime", "capped_clock"]
@@ -74,9 +74,27 @@ class Timekeeper(Protocol):
         (plus the lateness); True when the clock moved."""
         ...
 
-    def caught_up(self, topic: str, at: datetime) -> None:
+    def caught_up(self, topic: str, at: datetime, leading: datetime | None = None) -> None:
         """Wall clock: every message of ``topic`` (:data:`STOCK_TOPIC`: the inventory topic)
-        written before the time ``at`` has been handled."""
+        written before the time ``at`` has been handled; ``leading``: the partition's latest
+        ``occurred_at`` read before ``at`` was taken (:meth:`leading`)."""
+        ...
+
+    def leading(self) -> datetime | None:
+        """The latest ``occurred_at`` read on the partition's order inputs (None: none yet)."""
+        ...
+
+    def hold(self, now: datetime | None) -> datetime | None:
+        """Wall clock: an order read at ``now`` is decided in event time (:meth:`held_clock`)
+        until every input was caught up at or after this time; None: no hold (event time)."""
+        ...
+
+    def caught_up_since(self) -> datetime | None:
+        """Wall clock: every order input had nothing unread at this time (None: not known)."""
+        ...
+
+    def held_clock(self) -> datetime | None:
+        """Wall clock: the clock held orders fire at (None: nothing fires them yet)."""
         ...
 
     @property
@@ -153,8 +171,20 @@ class EventTime:
             return True
         return False
 
-    def caught_up(self, topic: str, at: datetime) -> None:
+    def caught_up(self, topic: str, at: datetime, leading: datetime | None = None) -> None:
         return None  # event time: idle inputs are lifted by their events' time (lift)
+
+    def leading(self) -> datetime | None:
+        return _latest(self.orders)
+
+    def hold(self, now: datetime | None) -> datetime | None:
+        return None
+
+    def caught_up_since(self) -> datetime | None:
+        return None
+
+    def held_clock(self) -> datetime | None:
+        return None
 
     @property
     def moved(self) -> bool:
@@ -172,38 +202,71 @@ class WallTime:
     smallest mark of the inputs (a topic beyond ``inputs`` joins once seen), never past the time
     the driver read, and never back. Which inputs were caught up is learnt again after a
     restart: until then a restored clock stands still.
+
+    An order just read is *held* (:meth:`hold`): a burst of history or a backlog may still be
+    being written behind it, so its deadlines fire in event time (:meth:`held_clock`) until
+    every input had nothing unread ``grace`` after it was read. A burst is then decided as
+    replay decides it, not breached for being read after its deadlines.
     """
 
-    __slots__ = ("_caught", "_caught_stock", "_lateness", "_moved", "inputs", "orders", "stock")
+    __slots__ = (
+        "_caught",
+        "_caught_stock",
+        "_grace",
+        "_idle",
+        "_last_read",
+        "_last_stock",
+        "_lateness",
+        "_moved",
+        "_quiet",
+        "_slack",
+        "inputs",
+        "orders",
+        "stock",
+    )
 
     def __init__(
         self,
         lateness: timedelta,
         inputs: Collection[str],
         *,
+        slack: timedelta = timedelta(days=1),
+        grace: timedelta = timedelta(seconds=5),
+        quiet: timedelta = timedelta(minutes=1),
         orders: PartitionClock | None = None,
         stock: PartitionClock | None = None,
     ) -> None:
         self._lateness = lateness
+        self._slack = slack
+        self._grace = grace
+        self._quiet = quiet
+        #: The time an order event / a stock level was last read (or, before any, first
+        #: found caught up): when the partition went quiet.
+        self._last_read: datetime | None = None
+        self._last_stock: datetime | None = None
         self.inputs = inputs
         self.orders = orders or PartitionClock()
         self.stock = stock or PartitionClock()
         self._caught: dict[str, datetime] = {}
         self._caught_stock: dict[str, datetime] = {}
+        #: Event time's idle floors, for held orders (see :meth:`held_clock`).
+        self._idle: dict[str, datetime] = {}
         self._moved = False
 
     def order_time(self, topic: str, occurred_at: datetime, now: datetime | None) -> datetime:
         seen = self.orders.seen
         if occurred_at > seen.get(topic, EPOCH):
             seen[topic] = occurred_at
-        self._follow(self.orders, self.inputs, self._caught, _given(now))
+        self._last_read = now = _given(now)
+        self._follow(self.orders, self.inputs, self._caught, now)
         return self.orders.value
 
     def note_stock(self, occurred_at: datetime, now: datetime | None) -> None:
         seen = self.stock.seen
         if occurred_at > seen.get(STOCK_TOPIC, EPOCH):
             seen[STOCK_TOPIC] = occurred_at
-        self._follow(self.stock, (STOCK_TOPIC,), self._caught_stock, _given(now))
+        self._last_stock = now = _given(now)
+        self._follow(self.stock, (STOCK_TOPIC,), self._caught_stock, now)
 
     def latest_order(self, now: datetime | None) -> datetime | None:
         return _given(now)
@@ -218,7 +281,24 @@ class WallTime:
         return self.orders.value
 
     def marks(self) -> tuple[datetime, datetime] | None:
-        return self.orders.value, self.stock.value
+        """What the aggregates may count on: no fact or stock level this partition sends
+        later is dated before it. That is its inputs' event time (an input with nothing
+        unread lifted to the idle slack behind the leading one), never past the clock; a
+        burst of history read later is then still ahead of it. Only once the partition has
+        been quiet for ``quiet`` (every input with nothing unread, no event read) does it
+        announce the wall clock itself, so that idle partitions do not hold the aggregates."""
+        orders, stock = self.orders, self.stock
+        if _quiet(self.caught_up_since(), self._last_read, self._quiet):
+            orders_mark = orders.value
+        else:
+            held = partition_clock(orders.seen, self._idle, self.inputs, self._lateness)
+            orders_mark = EPOCH if held is None else min(held, orders.value)
+        if _quiet(self._caught_stock.get(STOCK_TOPIC), self._last_stock, self._quiet):
+            stock_mark = stock.value
+        else:
+            level = stock.seen.get(STOCK_TOPIC)
+            stock_mark = EPOCH if level is None else min(level - self._lateness, stock.value)
+        return orders_mark, stock_mark
 
     def watermark(self, now: datetime | None) -> datetime | None:
         return None
@@ -229,10 +309,47 @@ class WallTime:
     def lift(self, topic: str, floor: datetime) -> bool:
         return False  # idle inputs are known by what was read, not lifted by event time
 
-    def caught_up(self, topic: str, at: datetime) -> None:
+    def caught_up(self, topic: str, at: datetime, leading: datetime | None = None) -> None:
         caught = self._caught_stock if topic == STOCK_TOPIC else self._caught
         if at > caught.get(topic, EPOCH):
             caught[topic] = at
+        if topic == STOCK_TOPIC:
+            if self._last_stock is None:
+                self._last_stock = at
+            return
+        if self._last_read is None:
+            self._last_read = at
+        # Event time's idle lift, for held orders: the leading mark was taken before the end
+        # was read, so whatever this input gets later is at most the slack behind it.
+        if leading is not None:
+            floor = leading - self._slack
+            if floor > self._idle.get(topic, EPOCH):
+                self._idle[topic] = floor
+
+    def leading(self) -> datetime | None:
+        return _latest(self.orders)
+
+    def hold(self, now: datetime | None) -> datetime | None:
+        return _given(now) + self._grace
+
+    def held_clock(self) -> datetime | None:
+        """Event time (an input with nothing unread lifted to the idle slack behind the
+        leading one, as the event-time worker lifts it), never past the wall clock's."""
+        held = partition_clock(self.orders.seen, self._idle, self.inputs, self._lateness)
+        if held is None:
+            return None
+        return min(held, self.orders.value)
+
+    def caught_up_since(self) -> datetime | None:
+        caught = self._caught
+        at: datetime | None = None
+        for topic in {*self.inputs, *self.orders.seen}:
+            mark = caught.get(topic)
+            if mark is None:
+                return None
+            if at is None or mark < at:
+                at = mark
+        return at
 
     def _follow(
         self,
@@ -280,6 +397,11 @@ def capped_clock(
         if mark < clock:
             clock = mark
     return clock
+
+
+def _quiet(caught_up: datetime | None, last_read: datetime | None, quiet: timedelta) -> bool:
+    """Had the inputs nothing unread ``quiet`` after the last read?"""
+    return caught_up is not None and last_read is not None and caught_up >= last_read + quiet
 
 
 def _latest(clock: PartitionClock) -> datetime | None:

@@ -246,10 +246,10 @@ class Loops:
         each partition's clock reached, and the aggregates' checks."""
         now = _utc_now()
         inventory = self.topics["inventory"]
-        for (topic, partition), at in self.watch.frontier.ripe():
+        for (topic, partition), at, leading in self.watch.frontier.ripe():
             processor = self.partitions.processors.get(partition)
             if processor is not None:
-                processor.caught_up(STOCK_TOPIC if topic == inventory else topic, at)
+                processor.caught_up(STOCK_TOPIC if topic == inventory else topic, at, leading)
         released: list[bytes] = []
         for partition, processor in self.partitions:
             actions = processor.tick(now)

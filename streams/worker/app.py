@@ -35,6 +35,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Awaitable, Callable, Iterable
+from datetime import timedelta
 from typing import Any
 
 import faust
@@ -234,6 +235,9 @@ class OrderwatchWorker:
             inputs=input_names,
             route=route,
             stores=self.stores,
+            idle_slack=s.idle_slack,
+            arrival_grace=timedelta(seconds=s.arrival_grace),
+            quiet_after=timedelta(seconds=s.quiet_after),
         )
         # Topics this worker writes in transactions (exactly_once) have commit markers between
         # offsets: their jumps are normal, so only the topics producers write are guarded then.
@@ -364,7 +368,8 @@ class OrderwatchWorker:
         clock reached (and the aggregates' time-driven checks), announce the clocks."""
         if not self._ready or self.app.rebalancing:
             return
-        await self.watch.check_caught_up()
+        leading = {partition: p.leading() for partition, p in self.processors}
+        await self.watch.check_caught_up(leading)
         await self.loops.tick()
         await self.loops.announce()
         self.metrics.set_open_orders(self.processors.open_orders())

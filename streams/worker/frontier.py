@@ -34,7 +34,7 @@ class ReadFrontier:
 
     def __init__(self) -> None:
         self._handled: dict[TopicPartition, int] = {}
-        self._pending: dict[TopicPartition, list[tuple[int, datetime]]] = {}
+        self._pending: dict[TopicPartition, list[tuple[int, datetime, datetime | None]]] = {}
 
     def reset(self) -> None:
         """Partitions moved: what was handled or found says nothing of the new assignment."""
@@ -59,24 +59,32 @@ class ReadFrontier:
             if following > handled.get(key, -1):
                 handled[key] = following
 
-    def found(self, ends: Mapping[Any, int], at: datetime) -> None:
-        """Each partition's log end, read after the time ``at`` was taken."""
+    def found(
+        self,
+        ends: Mapping[Any, int],
+        at: datetime,
+        leading: Mapping[int, datetime | None] | None = None,
+    ) -> None:
+        """Each partition's log end, read after the time ``at`` was taken; ``leading``: each
+        partition's latest ``occurred_at`` read before that (passed on with the time)."""
+        leads = leading or {}
         for tp, end in ends.items():
             key = (tp[0], tp[1])
+            lead = leads.get(key[1])
             pending = self._pending.setdefault(key, [])
             if pending and pending[-1][0] == end:
-                pending[-1] = (end, at)  # nothing written since: caught up as of later
+                pending[-1] = (end, at, lead)  # nothing written since: caught up as of later
             elif len(pending) < MAX_PENDING:
-                pending.append((end, at))
+                pending.append((end, at, lead))
 
-    def ripe(self) -> Iterator[tuple[TopicPartition, datetime]]:
-        """(partition, time) for each partition whose handled offsets reached a log end found:
-        every message written before that time was handled (the latest such time)."""
+    def ripe(self) -> Iterator[tuple[TopicPartition, datetime, datetime | None]]:
+        """(partition, time, leading) for each partition whose handled offsets reached a log
+        end found: every message written before that time was handled (the latest such)."""
         for key, pending in self._pending.items():
             handled = self._handled.get(key)
             if handled is None or not pending or pending[0][0] > handled:
                 continue
-            at = pending[0][1]
+            _, at, lead = pending[0]
             while pending and pending[0][0] <= handled:
-                at = pending.pop(0)[1]
-            yield key, at
+                _, at, lead = pending.pop(0)
+            yield key, at, lead

@@ -10,7 +10,7 @@ from what the tables hold; the deadline index and the pending checks are derived
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TypeVar
 
 from streams.core import carrier, merchant
@@ -51,8 +51,14 @@ class Partitions:
         inputs: Iterable[str],
         route: Callable[[str], int],
         stores: Stores,
+        idle_slack: timedelta = timedelta(days=1),
+        arrival_grace: timedelta = timedelta(seconds=5),
+        quiet_after: timedelta = timedelta(minutes=1),
     ) -> None:
+        self.quiet_after = quiet_after
         self.policy = policy
+        self.idle_slack = idle_slack
+        self.arrival_grace = arrival_grace
         self.count = partitions
         self.event_time = event_time
         self.inputs = frozenset(inputs)
@@ -139,7 +145,15 @@ class Partitions:
         time: Timekeeper = (
             EventTime(lateness, self.inputs, orders=orders, stock=stock)
             if self.event_time
-            else WallTime(lateness, self.inputs, orders=orders, stock=stock)
+            else WallTime(
+                lateness,
+                self.inputs,
+                slack=self.idle_slack,
+                grace=self.arrival_grace,
+                quiet=self.quiet_after,
+                orders=orders,
+                stock=stock,
+            )
         )
         return PartitionProcessor(
             partition,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -242,9 +242,10 @@ class ConsumerWatch:
                 self._lifts_sent[tp] = floor
                 await send(partition, wire.pack(wire.IDLE, floor, tp.topic.encode()))
 
-    async def check_caught_up(self) -> None:
+    async def check_caught_up(self, leading: Mapping[int, datetime | None]) -> None:
         """Wall clock: note each owned input partition's log end, read after taking the time
-        (:mod:`streams.worker.frontier`); the deadline tick applies those the agents reached."""
+        (:mod:`streams.worker.frontier`); the deadline tick applies those the agents reached.
+        ``leading``: each owned partition's latest ``occurred_at``, taken before the time."""
         if self._paused():
             return
         inputs = self.inputs | {self.forwarded, self.inventory}
@@ -254,7 +255,7 @@ class ConsumerWatch:
         at = now_utc()
         ends = await self.log_ends(tps)
         if ends is not None:
-            self.frontier.found(ends, at)
+            self.frontier.found(ends, at, leading)
 
     # -- the offset reader ------------------------------------------------------------------
 

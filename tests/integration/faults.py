@@ -45,11 +45,13 @@ from worker_harness import (
 )
 
 from streams.failures import EXIT_KAFKA_UNAVAILABLE
+from streams.policies import load_policy
 
 REPO = Path(__file__).resolve().parents[2]
 KAFKA_SH = REPO / "scripts" / "kafka.sh"
 # The processor's own clock readings: the only fields allowed to differ from replay.
 CLOCK_FIELDS = ("detected_at", "issued_at", "rejected_at")
+POLICY = load_policy()
 
 
 @dataclass
@@ -139,6 +141,13 @@ def identity(output: dict[str, Any]) -> str:
 
 def content(output: dict[str, Any]) -> str:
     kept = {k: v for k, v in output.items() if k not in CLOCK_FIELDS and not k.startswith("_")}
+    if output["type"] == "recommendation.issued":
+        # What follows from issued_at: whether respond_by had passed, and so the actions of a
+        # reason that has actions for a missed window.
+        kept.pop("respond_by_passed", None)
+        spec = POLICY.recommendations.get(output.get("reason", ""))
+        if spec is not None and spec.when_missed is not None:
+            kept.pop("actions", None)
     if output["type"] == "event.rejected":
         kept = {"raw": kept["raw"], "error": kept["error"]}
     return json.dumps(kept, sort_keys=True)

@@ -54,6 +54,11 @@ def test_the_comparison_counts_lost_extra_different_and_redelivered_outputs() ->
         rejected | {"rejection_id": "j9", "rejected_at": "3"},  # rejected on Kafka: other id
         {"type": "recommendation.issued", "recommendation_id": "r2"},  # extra
     ]
+    warned = {"type": "recommendation.issued", "recommendation_id": "r3"}
+    warned |= {"reason": "FULFILLMENT_AT_RISK", "actions": ["SHIP_NOW"], "respond_by": "z"}
+    replayed.append(warned)
+    # Issued past its respond_by: says so, with the missed window's actions (from issued_at).
+    got.append(warned | {"respond_by_passed": True, "actions": ["CONTACT_CUSTOMER"]})
     result = compare(replayed, got)
     assert result.lost == ["b2"]
     assert result.extra == ["r2"]

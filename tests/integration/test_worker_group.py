@@ -329,7 +329,8 @@ def test_the_worker_refuses_to_start_when_a_topic_breaks_co_partitioning(
 def test_a_wall_clock_worker_issues_sku_and_carrier_reviews_as_events_arrive(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
-    """Wall-clock mode applies aggregate inputs on arrival; the timer takes the carrier check.
+    """Wall-clock mode applies aggregate inputs behind every partition's announced clock: the
+    partitions without events announce the time once quiet (ORDERWATCH_QUIET_AFTER, 5 s here).
 
     Twenty orders of one SKU shipped with one carrier, then three not-as-described complaints
     (a listing review: 3 in 30 days) and one damaged complaint (1 problem in 20 shipments: 5 %,
@@ -337,7 +338,9 @@ def test_a_wall_clock_worker_issues_sku_and_carrier_reviews_as_events_arrive(
     """
     from worker_harness import produce_lines
 
-    worker = WorkerRun(kafka_bootstrap, tmp_path, clock="wall")
+    worker = WorkerRun(
+        kafka_bootstrap, tmp_path, clock="wall", extra_env={"ORDERWATCH_QUIET_AFTER": "5"}
+    )
     start = datetime.now(UTC) - timedelta(hours=2)
     events: list[dict[str, Any]] = []
     for i in range(20):

@@ -80,8 +80,17 @@ def _keep(decided: dict[str, str], output: object) -> None:
     """Record a decision's content under its id (rejections are not compared here)."""
     if key := _id(output):
         assert isinstance(output, DeadlineBreached | RecommendationIssued)
-        # Only the processor's clock readings may differ between drivers.
-        decided[key] = output.model_dump_json(exclude={"detected_at", "issued_at"})
+        # Only the processor's clock readings may differ between drivers, and what follows
+        # from issued_at: whether respond_by had passed, and so the actions of a reason that
+        # has actions for a missed window.
+        clock = {"detected_at", "issued_at", "respond_by_passed"}
+        if isinstance(output, RecommendationIssued) and _missable(output.reason):
+            clock.add("actions")
+        decided[key] = output.model_dump_json(exclude=clock)
+
+
+def _missable(reason: str) -> bool:
+    return POLICY.recommendations[reason].when_missed is not None
 
 
 def _id(output: object) -> str:

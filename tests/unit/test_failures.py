@@ -160,10 +160,10 @@ def test_a_defect_in_the_core_dead_letters_only_its_message(
     monkeypatch.setattr(worker.publisher, "send", send)
     real_apply = order.apply
 
-    def apply(state: Any, event: Any, now: Any, policy: Any) -> Any:
+    def apply(state: Any, event: Any, now: Any, policy: Any, **options: Any) -> Any:
         if event.order_id == "o-bug":
             raise ArithmeticError("a bug")
-        return real_apply(state, event, now, policy)
+        return real_apply(state, event, now, policy, **options)
 
     monkeypatch.setattr(order, "apply", apply)
     good, bad = (_placed(order_id) for order_id in ("o-ok", "o-bug"))

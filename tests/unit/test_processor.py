@@ -186,8 +186,11 @@ def test_a_stock_level_read_on_another_partition_is_forwarded_and_still_moves_it
     assert actions.announce == {inventory_source(0): T0 - POLICY.allowed_lateness}
 
 
+GRACE = timedelta(seconds=5)
+
+
 def wall() -> WallTime:
-    return WallTime(POLICY.allowed_lateness, TOPICS)
+    return WallTime(POLICY.allowed_lateness, TOPICS, grace=GRACE)
 
 
 def tracking(order_id: str, at: datetime) -> OrderEvent:
@@ -247,8 +250,10 @@ def test_on_the_wall_clock_a_backlog_is_read_before_a_deadline_it_meets_fires() 
     )
     assert _deadlines(shipped.outputs) == set()
     assert here.time.orders_clock(now) == placed_at + timedelta(days=1) - POLICY.allowed_lateness
-    here.caught_up("tracking", now)
-    fired = _deadlines(here.tick(now).outputs)
+    settled = now + GRACE
+    for topic in TOPICS:
+        here.caught_up(topic, settled)
+    fired = _deadlines(here.tick(settled).outputs)
     assert "fulfillment" not in fired  # met by the tracking read from the backlog
     assert "confirmed_fulfillment" in fired  # never scanned: a true breach
 
@@ -297,10 +302,10 @@ def test_a_read_that_fails_is_reported_and_the_batch_goes_on(
     good, bad = _orders_on(0, 2)
     real_apply = order.apply
 
-    def apply(state: Any, event: OrderEvent, now: datetime, policy: Any) -> Any:
+    def apply(state: Any, event: OrderEvent, now: datetime, policy: Any, **options: Any) -> Any:
         if event.order_id == bad:
             raise ArithmeticError("a bug")
-        return real_apply(state, event, now, policy)
+        return real_apply(state, event, now, policy, **options)
 
     monkeypatch.setattr(order, "apply", apply)
     reads = [OrderRead(1, "orders", placed(bad, T0)), OrderRead(2, "orders", placed(good, T0))]
@@ -335,3 +340,73 @@ def test_on_the_wall_clock_aggregates_apply_inputs_behind_every_sources_watermar
     released = here.handle(marks, now=T0 + timedelta(hours=3))
     assert [handle for _, handle in released.applied] == [3]
     assert here.waiting == 0
+
+
+def test_on_the_wall_clock_a_burst_of_history_is_decided_as_if_read_on_arrival() -> None:
+    """The clock already stands at the time when ten days of history arrive at once: an order
+    read from it fires nothing until every input was found caught up after it was read, so the
+    tracking written with it meets its deadline; the order without tracking is breached."""
+    here = processor(0, wall())
+    now = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
+    for topic in TOPICS:
+        here.caught_up(topic, now)
+    assert here.tick(now).outputs == []
+    shipped, unshipped = _orders_on(0, 2)
+    placed_at = now - timedelta(days=10)
+    read_at = now + timedelta(seconds=1)
+    burst = [OrderRead(1, "orders", placed(o, placed_at)) for o in (shipped, unshipped)]
+    assert here.handle(burst, now=read_at).outputs == []  # behind the clock, yet held
+    assert here.tick(read_at).outputs == []  # the inputs were caught up only before the read
+    met = tracking(shipped, placed_at + timedelta(days=1))
+    assert here.handle([OrderRead(2, "tracking", met)], now=read_at).outputs == []
+    for topic in TOPICS:  # caught up, but too soon after the read: the burst may go on
+        here.caught_up(topic, read_at + GRACE - timedelta(milliseconds=1))
+    assert here.tick(read_at + GRACE).outputs == []
+    later = read_at + GRACE
+    for topic in TOPICS:
+        here.caught_up(topic, later)
+    fired = [o for o in here.tick(later).outputs if hasattr(o, "deadline")]
+    assert {(o.order_id, o.deadline) for o in fired if o.deadline == "fulfillment"} == {
+        (unshipped, "fulfillment")
+    }
+    assert (shipped, "confirmed_fulfillment") in {(o.order_id, o.deadline) for o in fired}
+    assert len(here.orders) == 2  # counted while held and after
+
+
+def test_in_event_time_an_order_behind_the_clock_fires_at_once() -> None:
+    here = processor(0)
+    order_id, other = _orders_on(0, 2)
+    here.handle([OrderRead(1, topic, placed(other, T0)) for topic in TOPICS])
+    late = here.handle([OrderRead(2, "orders", placed(order_id, T0 - timedelta(days=30)))])
+    assert (order_id, "fulfillment") in {
+        (o.order_id, o.deadline) for o in late.outputs if hasattr(o, "deadline")
+    }
+
+
+def test_on_the_wall_clock_a_held_order_fires_in_event_time_as_its_burst_is_read() -> None:
+    """While a burst is being read an order read from it fires as event time allows: once
+    every input was read past its deadline (an input with nothing unread counting at most the
+    idle slack behind the leading one)."""
+    here = processor(0, wall())
+    now = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
+    for topic in TOPICS:
+        here.caught_up(topic, now)
+    order_id, other = _orders_on(0, 2)
+    placed_at = now - timedelta(days=10)
+    here.handle([OrderRead(1, "orders", placed(order_id, placed_at))], now=now)
+    due = placed_at + timedelta(hours=8) + timedelta(days=5)
+    after = due + timedelta(hours=1)
+    for topic in ("orders", "tracking"):
+        reads = here.handle([OrderRead(2, topic, placed(other, after))], now=now)
+        assert _deadlines(reads.outputs) == set()  # complaints: caught up only before the read
+    # Lifted the idle slack behind the leading mark taken before the time it was caught up.
+    here.caught_up("complaints", now + timedelta(milliseconds=1), here.leading())
+    assert _deadlines(here.tick(now).outputs) == set()  # 1 day behind `after`: not yet
+    later = after + timedelta(days=1)
+    for topic in ("orders", "tracking"):
+        here.handle([OrderRead(3, topic, placed(other, later))], now=now)
+    here.caught_up("complaints", now + timedelta(milliseconds=2), here.leading())
+    fired = here.tick(now).outputs
+    assert (order_id, "fulfillment") in {
+        (o.order_id, o.deadline) for o in fired if hasattr(o, "deadline")
+    }

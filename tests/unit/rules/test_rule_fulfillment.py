@@ -157,3 +157,26 @@ def test_tracking_after_the_warning_but_by_the_due_time_still_meets_fulfillment(
 
     assert len(run.recs("FULFILLMENT_AT_RISK")) == 1
     assert run.breaches("fulfillment") == []
+
+
+def test_a_warning_issued_in_its_window_does_not_say_it_was_missed(ev, run):
+    run.feed(ev.placed("o1", T0))
+    run.advance(WARN)
+
+    [warning] = run.recs("FULFILLMENT_AT_RISK")
+    assert warning.respond_by == DUE
+    assert warning.respond_by_passed is None
+    assert [a.code for a in warning.actions] == ["SHIP_NOW", "SUBMIT_TRACKING"]
+    assert "respond_by_passed" not in warning.model_dump(exclude_none=True)
+
+
+def test_a_warning_issued_after_its_respond_by_says_so_with_the_missed_windows_actions(ev, run):
+    """The clock jumped past the whole window (a stream silent for days): the warning and the
+    breach fire together, and the warning does not pretend there is time left."""
+    run.feed(ev.placed("o1", T0))
+    run.advance(DUE + HOUR)
+
+    [warning] = run.recs("FULFILLMENT_AT_RISK")
+    assert warning.issued_at > warning.respond_by == DUE
+    assert warning.respond_by_passed is True
+    assert [a.code for a in warning.actions] == ["SHIP_NOW", "SUBMIT_TRACKING", "CONTACT_CUSTOMER"]

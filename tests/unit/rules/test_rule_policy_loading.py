@@ -185,3 +185,10 @@ def test_a_missing_file_raises_one_line_naming_it(tmp_path):
 
 def test_a_policy_error_is_a_configuration_error():
     assert issubclass(PolicyError, ConfigurationError)
+
+
+def test_when_missed_needs_a_respond_by_to_miss(tmp_path):
+    mine = tmp_path / "mine.toml"
+    mine.write_text('[recommendations.FULFILLMENT_OVERDUE]\nwhen_missed = ["SHIP_NOW"]\n')
+    with pytest.raises(PolicyError, match=r"FULFILLMENT_OVERDUE\.when_missed: .* no respond_by"):
+        load_policy(mine)
