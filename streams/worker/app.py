@@ -58,6 +58,7 @@ from streams.web import OrderwatchWeb
 from streams.worker.agents import Loops
 from streams.worker.partitions import Partitions
 from streams.worker.publish import Publisher
+from streams.worker.recovery import GuardedRecovery
 from streams.worker.stores import Stores
 from streams.worker.watch import STALL_CHECK_SECONDS, ConsumerWatch
 
@@ -138,6 +139,9 @@ class OrderwatchWorker:
         )
         # Faust's consumer, but one that also resumes never-committed partitions at their start.
         app.transport = ResumingTransport(app.conf.broker_consumer, app)
+        # Faust's recovery, but none of its steps runs for an assignment a rebalance replaced.
+        tables: Any = app.tables
+        tables._recovery = GuardedRecovery(app, tables, beacon=tables.beacon, loop=tables.loop)
         # Faust's web server without Faust's own views.
         app.web = OrderwatchWeb(app)
         return app
