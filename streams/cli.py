@@ -259,6 +259,7 @@ def worker(
     import asyncio
     import logging
 
+    from streams.admission import refuse_unsupported
     from streams.connection import SecretsFilter
     from streams.logs import configure_logging
     from streams.topics import ensure_topics
@@ -277,6 +278,7 @@ def worker(
         **flags,
     )
     try:
+        refuse_unsupported(settings)
         check_bind(settings)
         orderwatch = OrderwatchWorker(settings)
         # aiokafka logs every request at debug, a SASL PLAIN login's with the password in it.

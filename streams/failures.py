@@ -22,8 +22,8 @@ from __future__ import annotations
 import functools
 import logging
 import os
-from collections.abc import Awaitable, Callable
-from typing import NoReturn, ParamSpec, TypeVar
+from collections.abc import Callable, Coroutine
+from typing import Any, NoReturn, ParamSpec, TypeVar
 
 from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
 from faust.exceptions import ProducerSendError
@@ -45,6 +45,7 @@ log = logging.getLogger("orderwatch.worker")
 EXIT_KAFKA_UNAVAILABLE = 75  # EX_TEMPFAIL: try again later
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
+_Async = Callable[_P, Coroutine[Any, Any, _R]]
 _INFRASTRUCTURE = (KafkaError, ProducerSendError, ConnectionError, TimeoutError)
 
 
@@ -78,13 +79,11 @@ def stop_worker(error: BaseException, where: str) -> NoReturn:
     os._exit(EXIT_KAFKA_UNAVAILABLE)
 
 
-def stopping_on_kafka_failure(
-    where: str,
-) -> Callable[[Callable[_P, Awaitable[_R]]], Callable[_P, Awaitable[_R]]]:
+def stopping_on_kafka_failure(where: str) -> Callable[[_Async[_P, _R]], _Async[_P, _R]]:
     """A coroutine function under the error policy: Kafka failing in it stops the worker (its
     other errors propagate to Faust, whose crash :func:`exit_code_of_stop` maps to 75)."""
 
-    def wrap(function: Callable[_P, Awaitable[_R]]) -> Callable[_P, Awaitable[_R]]:
+    def wrap(function: _Async[_P, _R]) -> _Async[_P, _R]:
         @functools.wraps(function)
         async def run(*args: _P.args, **kwargs: _P.kwargs) -> _R:
             try:

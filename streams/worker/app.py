@@ -42,6 +42,7 @@ import faust
 from aiokafka.partitioner import murmur2  # type: ignore[import-untyped]
 
 from streams import __version__
+from streams.admission import fingerprint
 from streams.connection import faust_options
 from streams.consumer import ResumingTransport
 from streams.core.policy import Policy
@@ -56,6 +57,7 @@ from streams.tables import DurableTable
 from streams.topics import changelog_topic
 from streams.web import OrderwatchWeb
 from streams.worker.agents import Loops
+from streams.worker.assignor import AdmittingAssignor
 from streams.worker.partitions import Partitions
 from streams.worker.publish import Publisher
 from streams.worker.recovery import GuardedRecovery
@@ -136,7 +138,13 @@ class OrderwatchWorker:
             env={},
             # The security protocol, SASL login and TLS context of every client Faust makes.
             **faust_options(s),
+            # Faust's assignor, admitting only members that run this clock, policy and
+            # partition count (streams.admission).
+            PartitionAssignor=AdmittingAssignor,
         )
+        assignor: Any = app.assignor
+        assignor.fingerprint = fingerprint(s, self.policy)
+        assignor.group_id = s.app_id
         # Faust's consumer, but one that also resumes never-committed partitions at their start.
         app.transport = ResumingTransport(app.conf.broker_consumer, app)
         # Faust's recovery, but none of its steps runs for an assignment a rebalance replaced.

@@ -280,7 +280,7 @@ def test_another_error_in_a_rebalance_callback_is_left_to_faust(
         (1, ValueError("Offset must be a positive integer"), 75),
         (1, None, 75),
         (71, MemoryError(), 75),  # mode's exit on MemoryError
-        (1, ConfigurationError("ORDERWATCH_X is wrong"), 1),
+        (1, ConfigurationError("ORDERWATCH_BROKER is wrong"), 1),
         (1, IncompatibleSetting("the group runs the event clock"), 2),
     ],
 )
