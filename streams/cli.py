@@ -261,6 +261,7 @@ def worker(
 
     from streams.admission import refuse_unsupported
     from streams.connection import SecretsFilter
+    from streams.failures import EXIT_KAFKA_UNAVAILABLE, is_infrastructure
     from streams.logs import configure_logging
     from streams.topics import ensure_topics
     from streams.web import check_bind
@@ -290,6 +291,13 @@ def worker(
         created = asyncio.run(ensure_topics(settings))
     except ConfigurationError as error:
         raise _refused(error) from None
+    except Exception as error:
+        if not is_infrastructure(error):
+            raise
+        # Kafka failing while the topics are checked: transient, as the worker's own stops.
+        failed = click.ClickException(f"Kafka failed at start: {type(error).__name__}: {error}")
+        failed.exit_code = EXIT_KAFKA_UNAVAILABLE
+        raise failed from None
     # Logged once Kafka answered: a start that fails is one line, the reason.
     log = logging.getLogger("orderwatch.worker")
     log.info("%s", describe_startup(orderwatch))

@@ -72,7 +72,8 @@ def test_a_worker_refuses_to_join_a_group_that_runs_another_clock_or_policy(
         assert "ORDERWATCH_CLOCK" not in line
 
         # The first worker ran on throughout, and a worker that matches joins it.
-        assert first.process is not None and first.process.poll() is None
+        assert first.process is not None
+        assert first.process.poll() is None
         wait_for(lambda: first.get("/ready")[0] == 200, 60, "the first worker to be ready")
         assert first.metric("orderwatch_assigned_partitions") == first.partitions
         matching = WorkerRun(kafka_bootstrap, tmp_path, name=first.name, clock="event")
