@@ -43,6 +43,13 @@ class _TimestampType(click.ParamType):
             )
 
 
+def _refused(error: ConfigurationError) -> click.ClickException:
+    """The one line of a bad setting, with its exit status (1, or 2 for an incompatible one)."""
+    refused = click.ClickException(str(error))
+    refused.exit_code = error.exit_code
+    return refused
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="orderwatch")
 def main() -> None:
@@ -88,7 +95,7 @@ def replay(
     try:
         policy = load_policy(policy_path)
     except ConfigurationError as error:
-        raise click.ClickException(str(error)) from None
+        raise _refused(error) from None
     interactive = sys.stderr.isatty() and not quiet
 
     def progress(summary: ReplaySummary) -> None:
@@ -154,7 +161,7 @@ def _settings(**flags: Any) -> Any:
     try:
         return load_settings(**flags)
     except ConfigurationError as error:
-        raise click.ClickException(str(error)) from None
+        raise _refused(error) from None
 
 
 #: Flags of every command that connects to Kafka (each also an ORDERWATCH_ variable). A command
@@ -252,7 +259,9 @@ def worker(
     import asyncio
     import logging
 
+    from streams.admission import refuse_unsupported
     from streams.connection import SecretsFilter
+    from streams.failures import EXIT_KAFKA_UNAVAILABLE, is_infrastructure
     from streams.logs import configure_logging
     from streams.topics import ensure_topics
     from streams.web import check_bind
@@ -270,6 +279,7 @@ def worker(
         **flags,
     )
     try:
+        refuse_unsupported(settings)
         check_bind(settings)
         orderwatch = OrderwatchWorker(settings)
         # aiokafka logs every request at debug, a SASL PLAIN login's with the password in it.
@@ -280,7 +290,14 @@ def worker(
         )
         created = asyncio.run(ensure_topics(settings))
     except ConfigurationError as error:
-        raise click.ClickException(str(error)) from None
+        raise _refused(error) from None
+    except Exception as error:
+        if not is_infrastructure(error):
+            raise
+        # Kafka failing while the topics are checked: transient, as the worker's own stops.
+        failed = click.ClickException(f"Kafka failed at start: {type(error).__name__}: {error}")
+        failed.exit_code = EXIT_KAFKA_UNAVAILABLE
+        raise failed from None
     # Logged once Kafka answered: a start that fails is one line, the reason.
     log = logging.getLogger("orderwatch.worker")
     log.info("%s", describe_startup(orderwatch))
@@ -302,7 +319,7 @@ def advance_clock(until: datetime, **flags: Any) -> None:
     try:
         sent = asyncio.run(send_advance(settings, until))
     except ConfigurationError as error:
-        raise click.ClickException(str(error)) from None
+        raise _refused(error) from None
     click.echo(f"orderwatch: asked {sent} partitions to advance to {until.isoformat()}", err=True)
 
 
@@ -351,7 +368,7 @@ def send(input_path: str, quiet: bool, **flags: Any) -> None:
             )
         )
     except ConfigurationError as error:
-        raise click.ClickException(str(error)) from None
+        raise _refused(error) from None
     except KafkaError as error:
         raise click.ClickException(f"a send failed: {error}") from None
     finally:

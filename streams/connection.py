@@ -61,7 +61,7 @@ from aiokafka.errors import (  # type: ignore[import-untyped]
 )
 from aiokafka.protocol.metadata import MetadataRequest  # type: ignore[import-untyped]
 
-from streams.errors import ConfigurationError
+from streams.errors import BrokerUnreachable, ConfigurationError
 from streams.settings import Settings
 
 __all__ = [
@@ -296,7 +296,7 @@ async def check_connection(settings: Settings, *, timeout: float = PROBE_TIMEOUT
 
     Returns when one of them accepts; else raises :class:`ConfigurationError` with one line
     naming the setting to fix (the most telling failure: a refused login before a host that
-    does not answer).
+    does not answer), :class:`BrokerUnreachable` (exit 75) if none answered at all.
     """
     options = security_options(settings)
     failures: list[str] = []
@@ -312,7 +312,9 @@ async def check_connection(settings: Settings, *, timeout: float = PROBE_TIMEOUT
             )
         except Exception as error:  # whatever it is, a line naming the setting to look at
             failures.append(describe_failure(settings, f"{host}:{port}", error))
-    raise ConfigurationError((failures or unreachable)[0])
+    if failures:
+        raise ConfigurationError(failures[0])
+    raise BrokerUnreachable(unreachable[0])
 
 
 class _Unreachable(Exception):

@@ -10,28 +10,42 @@
 - Any other exception while decoding or deciding is a defect met by this message: the message
   goes to the dead-letter topic as ``processing_failed`` with the error logged, and the rest of
   its batch and the partition flow on.
+- Outside a message (timers, rebalance callbacks, the rebuild and catch-up after an assignment)
+  Kafka failing stops the worker the same way (:func:`stopping_on_kafka_failure`). Whatever else
+  stops Faust (a crashed service, an exception in recovery) exits 75 as well, with its error
+  logged (:func:`exit_code_of_stop`): a restart is what it needs. Only a bad setting exits
+  otherwise, 1 or 2 (:class:`~streams.errors.ConfigurationError`), and is not restarted.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
-from typing import NoReturn
+from collections.abc import Callable, Coroutine
+from typing import Any, NoReturn, ParamSpec, TypeVar
 
 from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
 from faust.exceptions import ProducerSendError
+
+from streams.errors import ConfigurationError
 
 __all__ = [
     "EXIT_KAFKA_UNAVAILABLE",
     "SkippedOffsets",
     "StalledPartition",
+    "exit_code_of_stop",
     "is_infrastructure",
     "stop_worker",
+    "stopping_on_kafka_failure",
 ]
 
 log = logging.getLogger("orderwatch.worker")
 
 EXIT_KAFKA_UNAVAILABLE = 75  # EX_TEMPFAIL: try again later
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+_Async = Callable[_P, Coroutine[Any, Any, _R]]
 _INFRASTRUCTURE = (KafkaError, ProducerSendError, ConnectionError, TimeoutError)
 
 
@@ -63,3 +77,36 @@ def stop_worker(error: BaseException, where: str) -> NoReturn:
     )
     logging.shutdown()
     os._exit(EXIT_KAFKA_UNAVAILABLE)
+
+
+def stopping_on_kafka_failure(where: str) -> Callable[[_Async[_P, _R]], _Async[_P, _R]]:
+    """A coroutine function under the error policy: Kafka failing in it stops the worker (its
+    other errors propagate to Faust, whose crash :func:`exit_code_of_stop` maps to 75)."""
+
+    def wrap(function: _Async[_P, _R]) -> _Async[_P, _R]:
+        @functools.wraps(function)
+        async def run(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+            try:
+                return await function(*args, **kwargs)
+            except Exception as error:
+                if is_infrastructure(error):
+                    stop_worker(error, where)
+                raise
+
+        return run
+
+    return wrap
+
+
+def exit_code_of_stop(code: object, error: BaseException | None) -> int:
+    """The exit status of a worker that Faust's worker ended with ``code`` after ``error``.
+
+    A clean stop (0) stays 0; a bad setting keeps its status (1 or 2); anything else that
+    stopped the worker (a crashed service, an error in recovery or in a rebalance, an exhausted
+    memory) is transient: 75.
+    """
+    if code in (0, None):
+        return 0
+    if isinstance(error, ConfigurationError):
+        return error.exit_code
+    return EXIT_KAFKA_UNAVAILABLE

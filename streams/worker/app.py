@@ -34,19 +34,20 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from datetime import timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 import faust
 from aiokafka.partitioner import murmur2  # type: ignore[import-untyped]
 
 from streams import __version__
+from streams.admission import fingerprint
 from streams.connection import faust_options
 from streams.consumer import ResumingTransport
 from streams.core.policy import Policy
 from streams.core.timeutil import EPOCH
-from streams.failures import is_infrastructure, stop_worker
+from streams.failures import EXIT_KAFKA_UNAVAILABLE, exit_code_of_stop, stopping_on_kafka_failure
 from streams.headers import cloudevents_source
 from streams.metrics import Metrics
 from streams.outage import OutageLog
@@ -56,8 +57,10 @@ from streams.tables import DurableTable
 from streams.topics import changelog_topic
 from streams.web import OrderwatchWeb
 from streams.worker.agents import Loops
+from streams.worker.assignor import AdmittingAssignor
 from streams.worker.partitions import Partitions
 from streams.worker.publish import Publisher
+from streams.worker.recovery import GuardedRecovery
 from streams.worker.stores import Stores
 from streams.worker.watch import STALL_CHECK_SECONDS, ConsumerWatch
 
@@ -135,9 +138,18 @@ class OrderwatchWorker:
             env={},
             # The security protocol, SASL login and TLS context of every client Faust makes.
             **faust_options(s),
+            # Faust's assignor, admitting only members that run this clock, policy and
+            # partition count (streams.admission).
+            PartitionAssignor=AdmittingAssignor,
         )
+        assignor: Any = app.assignor
+        assignor.fingerprint = fingerprint(s, self.policy)
+        assignor.group_id = s.app_id
         # Faust's consumer, but one that also resumes never-committed partitions at their start.
         app.transport = ResumingTransport(app.conf.broker_consumer, app)
+        # Faust's recovery, but none of its steps runs for an assignment a rebalance replaced.
+        tables: Any = app.tables
+        tables._recovery = GuardedRecovery(app, tables, beacon=tables.beacon, loop=tables.loop)
         # Faust's web server without Faust's own views.
         app.web = OrderwatchWeb(app)
         return app
@@ -289,15 +301,15 @@ class OrderwatchWorker:
         app.agent(aggregate_channel, name="orderwatch.aggregates")(loops.aggregate_agent)
         if self.event_time:
             app.timer(s.tick_interval, name="orderwatch.watermarks")(
-                _stopping_on_kafka_failure(loops.announce, "the watermark timer")
+                stopping_on_kafka_failure("the watermark timer")(loops.announce)
             )
             app.timer(IDLE_CHECK_SECONDS, name="orderwatch.idle-inputs")(
-                _stopping_on_kafka_failure(self._check_idle, "the idle-input timer")
+                stopping_on_kafka_failure("the idle-input timer")(self._check_idle)
             )
         else:
             # One timer, in order: the inputs' ends, the deadlines, the watermarks.
             app.timer(s.tick_interval, name="orderwatch.deadlines")(
-                _stopping_on_kafka_failure(self._tick, "the deadline timer")
+                stopping_on_kafka_failure("the deadline timer")(self._tick)
             )
         app.timer(1.0, name="orderwatch.outage")(self._check_outage)
         app.timer(STALL_CHECK_SECONDS, name="orderwatch.progress")(self.watch.check_progress)
@@ -388,6 +400,7 @@ class OrderwatchWorker:
         topic = self.inputs["orders"].get_topic_name()
         return {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == topic}
 
+    @stopping_on_kafka_failure("the assignment of partitions")
     async def _on_assigned(self, sender: Any, assigned: Iterable[Any], **_: Any) -> None:
         self._ready = False
         # What the last batch changed is written before the caches go (its inputs already
@@ -398,10 +411,12 @@ class OrderwatchWorker:
         self.watch.assigned()
         self.loops.applied.clear()
 
+    @stopping_on_kafka_failure("the rebuild after a rebalance")
     async def _on_rebalance_complete(self, sender: Any, **_: Any) -> None:
         await self._rebuild(fire=False)
         await self.watch.resume()
 
+    @stopping_on_kafka_failure("the rebuild and catch-up after recovery")
     async def _on_orders_recovered(self) -> None:
         # Tables may finish recovering from their changelogs after the rebalance completed:
         # rebuild again, now with every recovered order, and only now fire what is due.
@@ -436,23 +451,6 @@ class OrderwatchWorker:
         await self.watch.close()
 
 
-def _stopping_on_kafka_failure(
-    timer: Callable[[], Awaitable[None]], what: str
-) -> Callable[[], Awaitable[None]]:
-    """A timer body under the error policy: Kafka failing stops the worker (its other errors
-    are Faust's to log)."""
-
-    async def run() -> None:
-        try:
-            await timer()
-        except Exception as error:
-            if is_infrastructure(error):
-                stop_worker(error, what)
-            raise
-
-    return run
-
-
 def describe_startup(worker: OrderwatchWorker) -> str:
     """What the worker logs when it starts: the settings that matter and the policy."""
     s = worker.settings
@@ -477,6 +475,24 @@ def run(worker: OrderwatchWorker) -> None:
             super().__init__(*args, **kwargs)
             # Faust's terminal spinner animates on every log record; a service needs none.
             self.spinner = None
+
+        def execute_from_commandline(self) -> NoReturn:
+            # mode ends the process with exit 1 whatever stopped it: a crashed service (raised
+            # again once the loop closed) or an error while starting. Both are logged by then.
+            try:
+                super().execute_from_commandline()
+            except SystemExit as stop:
+                error = self.crash_reason or stop.__context__
+                code = exit_code_of_stop(stop.code, error)
+                if code == EXIT_KAFKA_UNAVAILABLE:
+                    log.critical(
+                        "stopping: Faust stopped on %s: %s; exit %d, a restart reads on from "
+                        "the last commit",
+                        type(error).__name__,
+                        error,
+                        code,
+                    )
+                raise SystemExit(code) from error
 
     level = worker.settings.log_level.upper()
     _Worker(

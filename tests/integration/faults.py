@@ -389,11 +389,13 @@ class Group:
         raise AssertionError("workers kept stopping themselves while getting ready")
 
     def log_lines(self) -> dict[str, int]:
-        """ERROR lines and tracebacks in every worker's log."""
+        """ERROR lines, tracebacks and Faust's own stops (a crash, which exits 75 like a
+        transient stop and is told apart by its line) in every worker's log."""
         text = "".join(w.log_text() for w in self.all)
         return {
             "error": sum(1 for line in text.splitlines() if "ERROR" in line),
             "traceback": text.count("Traceback (most recent call last)"),
+            "faust stopped": text.count("stopping: Faust stopped on"),
         }
 
 

@@ -31,8 +31,9 @@ def test_kills_a_broker_restart_and_rebalances_lose_invent_and_change_nothing(
     planned = {kind: report.faults[kind] for kind in ("grow", "kill", "broker", "shrink")}
     assert planned == {"grow": 1, "kill": 3, "broker": 1, "shrink": 1}
     # A worker may stop itself (exit 75: it saw Kafka fail or skip offsets) and be restarted;
-    # any other exit is a crash.
+    # any other exit is a crash, and so is a stop of Faust's own (also 75, with its line).
     assert set(report.faults) - set(planned) <= {"stopped 75"}, report.faults
+    assert report.log_lines["faust stopped"] == 0, report.log_lines
     assert report.comparison.expected > 500
     assert report.comparison.clean, "\n".join(
         [report.line(), *report.comparison.examples, *report.comparison.lost[:5]]

@@ -202,25 +202,28 @@ def test_an_event_produced_with_kcat_is_processed_and_kcat_reads_the_advice(
     assert detected >= released + timedelta(hours=120)
 
 
-@pytest.mark.durable_broker("exactly_once needs transactions")
-def test_exactly_once_processing_decides_what_at_least_once_does(
+def test_exactly_once_is_refused_at_start_with_one_line_pointing_to_reliability(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
+    """exactly_once decided what at-least-once does with one worker, but fails at once with two
+    (RELIABILITY.md, exactly_once): the worker refuses it before it joins the group."""
     worker = WorkerRun(
         kafka_bootstrap,
         tmp_path,
         extra_env={"ORDERWATCH_PROCESSING_GUARANTEE": "exactly_once"},
+        supervised=False,
     )
+    worker._launch()
+    assert worker.process is not None
     try:
-        worker.start()
-        lines = example_lines()
-        run(produce_lines(kafka_bootstrap, worker.prefix, lines))
-        outputs = backfill([worker], lines, isolation_level="read_committed")
+        code = worker.process.wait(60)
     finally:
         worker.stop()
-    assert decisions(outputs) == decisions(replayed_outputs())
-    breaches = [o["breach_id"] for o in outputs if o["type"] == "deadline.breached"]
-    assert len(breaches) == len(set(breaches))
+    lines = [line for line in worker.log_text().splitlines() if line.strip()]
+    assert code == 2, lines
+    [line] = lines
+    assert "ORDERWATCH_PROCESSING_GUARANTEE=exactly_once is refused" in line
+    assert "RELIABILITY.md" in line
 
 
 def test_events_sent_unkeyed_or_mis_keyed_reach_their_orders_state(

@@ -20,6 +20,7 @@ from faust.exceptions import ProducerSendError
 from streams import failures
 from streams.core import order
 from streams.core.outputs import Rejection
+from streams.errors import ConfigurationError, IncompatibleSetting
 from streams.settings import load_settings
 from streams.worker import PROCESSING_FAILED, OrderwatchWorker, partition_for
 
@@ -213,3 +214,77 @@ def test_the_offset_reader_is_stopped_at_shutdown(
     asyncio.run(worker.watch.close())  # twice: stopped once
     assert stopped == [True]
     assert worker.watch._reader is None
+
+
+# ---- outside a message: rebalance callbacks, rebuild, catch-up; Faust's own stops ---------------
+
+
+def test_a_kafka_failure_in_the_assignment_callback_stops_the_worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    worker = _worker(tmp_path, monkeypatch, KafkaConnectionError("flush refused"))
+    with pytest.raises(_Exited) as exited:  # writing the last batch's states fails
+        asyncio.run(_flushing_then(worker, worker._on_assigned(None, set())))
+    assert exited.value.code == failures.EXIT_KAFKA_UNAVAILABLE
+
+
+async def _flushing_then(worker: Any, callback: Any) -> None:
+    async def flush() -> None:
+        raise KafkaConnectionError("flush refused")
+
+    worker.loops.flush_states = flush
+    await callback
+
+
+@pytest.mark.parametrize("clock", ["event", "wall"])
+def test_a_kafka_failure_in_the_rebuild_or_catch_up_stops_the_worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clock: str
+) -> None:
+    worker = OrderwatchWorker(load_settings(broker="127.0.0.1:9", data_dir=tmp_path, clock=clock))
+
+    def exit_(code: int) -> None:
+        raise _Exited(code)
+
+    async def fails() -> None:
+        raise ProducerSendError("catch-up's breach not sent")
+
+    monkeypatch.setattr(failures.os, "_exit", exit_)
+    monkeypatch.setattr(worker, "_owned", set)
+    monkeypatch.setattr(worker.loops, "catch_up", fails)  # event time: what restored clocks reached
+    monkeypatch.setattr(worker.loops, "flush_states", fails)
+    for callback in (worker._on_orders_recovered(), worker._on_rebalance_complete(None)):
+        with pytest.raises(_Exited) as exited:
+            asyncio.run(callback)
+        assert exited.value.code == failures.EXIT_KAFKA_UNAVAILABLE
+
+
+def test_another_error_in_a_rebalance_callback_is_left_to_faust(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    worker = _worker(tmp_path, monkeypatch, ArithmeticError("unused"))
+
+    async def flush() -> None:
+        raise ArithmeticError("a bug")
+
+    monkeypatch.setattr(worker.loops, "flush_states", flush)
+    with pytest.raises(ArithmeticError):  # Faust crashes on it: exit_code_of_stop makes it 75
+        asyncio.run(worker._on_assigned(None, set()))
+
+
+@pytest.mark.parametrize(
+    ("code", "error", "expected"),
+    [
+        (0, None, 0),  # stopped by a signal, cleanly
+        (None, None, 0),
+        (1, RuntimeError("a crashed service"), 75),
+        (1, ValueError("Offset must be a positive integer"), 75),
+        (1, None, 75),
+        (71, MemoryError(), 75),  # mode's exit on MemoryError
+        (1, ConfigurationError("ORDERWATCH_BROKER is wrong"), 1),
+        (1, IncompatibleSetting("the group runs the event clock"), 2),
+    ],
+)
+def test_what_stopped_faust_decides_the_exit_status(
+    code: object, error: BaseException | None, expected: int
+) -> None:
+    assert failures.exit_code_of_stop(code, error) == expected

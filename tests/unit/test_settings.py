@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from streams.cli import main
 from streams.errors import ConfigurationError
+from streams.failures import EXIT_KAFKA_UNAVAILABLE
 from streams.settings import load_settings, unknown_variables
 from streams.topics import required_topics
 from streams.worker import OrderwatchWorker
@@ -96,7 +97,8 @@ def test_the_worker_command_names_the_broker_it_cannot_reach(
 ) -> None:
     monkeypatch.setenv("ORDERWATCH_BROKER", "127.0.0.1:1")
     result = CliRunner().invoke(main, ["worker"])
-    assert result.exit_code != 0
+    # Down or not yet up as much as mistyped: transient, retried by the supervisor.
+    assert result.exit_code == EXIT_KAFKA_UNAVAILABLE
     assert "cannot reach the Kafka broker at ORDERWATCH_BROKER='127.0.0.1:1'" in result.output
 
 

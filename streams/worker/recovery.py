@@ -1,0 +1,69 @@
+"""Faust's table recovery, kept from acting on an assignment that a new rebalance replaced.
+
+Faust's recovery loop waits on each step together with the "a rebalance started" signal
+(``Recovery._wait``). Two flaws let a step of a stale recovery run on the new assignment:
+
+- The wait for the active changelogs to be read catches every exception, the "rebalance again"
+  one included, and goes on to the standby partitions.
+- ``_wait`` starts its step even when the signal is already set, and a step that fails at once
+  raises its own error rather than "rebalance again".
+
+Between the two, the standby seek runs with the new assignment's standby partitions, whose
+start offsets were never built (``None``, as the new assignment registered them): aiokafka's
+``seek`` raises ``ValueError('Offset must be a positive integer')``, the recovery service
+crashes and the worker exits. Here, a step is not started once a new rebalance has begun (the
+loop then restarts recovery for the new assignment), and a seek takes an offset that was never
+built as the log's start (reading a changelog from its start is always correct, only slower).
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from faust.tables import recovery as faust_recovery
+from faust.tables.recovery import RebalanceAgain, Recovery
+from faust.types import TP
+
+__all__ = ["GuardedRecovery", "seek_positions"]
+
+log = logging.getLogger("orderwatch.worker")
+
+
+def seek_positions(tps: Iterable[TP], offsets: Mapping[TP, int | None]) -> dict[TP, int]:
+    """Where recovery seeks each changelog partition: the offset it built (Faust's ``-1``, the
+    log's start, becomes 0), or 0 for one it never built (``None``) or a negative offset."""
+    positions = {}
+    for tp in tps:
+        offset = offsets.get(tp)
+        positions[tp] = offset if isinstance(offset, int) and offset >= 0 else 0
+    return positions
+
+
+class GuardedRecovery(Recovery):
+    """Faust's recovery, each step started only while no new rebalance has begun."""
+
+    async def _wait(self, coro: Any, timeout: Any = None) -> None:
+        if self.signal_recovery_start.is_set():
+            if inspect.iscoroutine(coro):
+                coro.close()  # never started: nothing of the replaced assignment runs
+            raise RebalanceAgain()
+        await super()._wait(coro, timeout=timeout)
+
+    async def _seek_offsets(self, consumer: Any, tps: Any, offsets: Any, title: str) -> None:
+        positions = seek_positions(tps, offsets)
+        unbuilt = sorted(str(tp) for tp in tps if not isinstance(offsets.get(tp), int))
+        if unbuilt:
+            log.warning(
+                "recovery: no start offset for %s changelog partitions %s; reading them from "
+                "their start",
+                title,
+                ", ".join(unbuilt),
+            )
+        await consumer.seek_wait(positions)
+
+
+# mode names a service's logger after the module of its class: keep Faust's recovery logger.
+GuardedRecovery.logger = faust_recovery.logger
