@@ -68,6 +68,8 @@ class ConsumerWatch:
         self._ready = ready
         self.offsets: OffsetGuard[TP] = OffsetGuard()
         self.expiry: ExpiredOffsets[TP] = ExpiredOffsets()
+        for topic in self.guarded:
+            metrics.observe_expired(topic, 0)  # at 0 from the start, for increase()
         self._reader: AIOKafkaConsumer | None = None
         self._reader_lock = asyncio.Lock()
         # Idle-input lifts sent to the clock topic, not to be sent again (see check_idle).
