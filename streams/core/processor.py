@@ -211,12 +211,21 @@ class PartitionProcessor(Generic[R, P]):
         return actions
 
     def tick(self, now: datetime) -> Actions[R, P]:
-        """The wall clock moved to ``now``: fire what is due, release what it passed."""
+        """The wall clock moved to ``now``: fire what the partition's clock reached, announce
+        it, release what it passed."""
         actions: Actions[R, P] = Actions()
         self._observe_time(now)
-        self._fire(actions, now)
+        self._fire(actions, self.time.orders_clock(now))
+        marks = self.time.marks()
+        if marks is not None:
+            self._announce(actions, *marks)
         self._release(actions, None)
         return actions
+
+    def caught_up(self, topic: str, at: datetime) -> None:
+        """Wall clock: every message of ``topic`` on this partition written before ``at`` has
+        been handled (the next :meth:`tick` may move the clock up to ``at``)."""
+        self.time.caught_up(topic, at)
 
     # -- restoring (after a restart or a rebalance) ------------------------------------------
 
@@ -280,7 +289,7 @@ class PartitionProcessor(Generic[R, P]):
         if rejection := from_the_future(event.occurred_at, latest, self.policy):
             actions.rejected.append((ref, rejection))
             return
-        self.time.note_stock(event.occurred_at)
+        self.time.note_stock(event.occurred_at, now)
         if self.loopback:  # one clock: a stock level moves the orders clock too
             self._fire(actions, self.time.orders_clock(now))
         if self.loopback or self.route(sku_subject(event.merchant_id, event.sku)) == self.partition:

@@ -7,10 +7,14 @@ asks its timekeeper:
   topics (:class:`~streams.core.clock.PartitionClock`) and a stock clock that follows its
   inventory partition; aggregate partitions learn the sources' clocks from the watermarks they
   announce. Replay has one stream and one clock for everything (``shared``).
-- :class:`WallTime`: the time is what the driver read from the system clock, for orders and
-  aggregates alike; nothing is announced.
+- :class:`WallTime`: event time capped by the wall clock. A partition's clock follows its inputs
+  as in event time, except that an input with nothing unread does not hold it back, and it never
+  runs ahead of the time the driver read. A backlog (a restart, an outage, a burst of history)
+  is therefore read before anything it could meet fires; read live, the clock is the time. The
+  partitions announce their clocks to the aggregates as in event time.
 
-Neither reads a clock itself: the driver passes the time it read (``now``) with each batch.
+Neither reads a clock itself: the driver passes the time it read (``now``) with each batch, and
+(wall clock) tells when an input had nothing unread (:meth:`Timekeeper.caught_up`).
 """
 
 from __future__ import annotations
@@ -20,8 +24,9 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from streams.core.clock import PartitionClock
+from streams.core.timeutil import EPOCH
 
-__all__ = ["STOCK_TOPIC", "EventTime", "Timekeeper", "WallTime"]
+__all__ = ["STOCK_TOPIC", "EventTime", "Timekeeper", "WallTime", "capped_clock"]
 
 #: The name the stock clock knows the inventory topic by.
 STOCK_TOPIC = "inventory"
@@ -34,7 +39,7 @@ class Timekeeper(Protocol):
         """The clock an order event read from ``topic`` is applied at (after noting it)."""
         ...
 
-    def note_stock(self, occurred_at: datetime) -> None:
+    def note_stock(self, occurred_at: datetime, now: datetime | None) -> None:
         """A stock level was read on this partition's inventory topic."""
         ...
 
@@ -67,6 +72,11 @@ class Timekeeper(Protocol):
     def lift(self, topic: str, floor: datetime) -> bool:
         """An input with nothing unread holds the orders clock no further back than ``floor``
         (plus the lateness); True when the clock moved."""
+        ...
+
+    def caught_up(self, topic: str, at: datetime) -> None:
+        """Wall clock: every message of ``topic`` (:data:`STOCK_TOPIC`: the inventory topic)
+        written before the time ``at`` has been handled."""
         ...
 
     @property
@@ -109,7 +119,7 @@ class EventTime:
             self._moved = True
         return self.orders.value
 
-    def note_stock(self, occurred_at: datetime) -> None:
+    def note_stock(self, occurred_at: datetime, now: datetime | None) -> None:
         if self.stock is self.orders:
             self.order_time(next(iter(self.inputs)), occurred_at, None)
         elif self.stock.observe(STOCK_TOPIC, occurred_at, self._lateness, (STOCK_TOPIC,)):
@@ -143,6 +153,9 @@ class EventTime:
             return True
         return False
 
+    def caught_up(self, topic: str, at: datetime) -> None:
+        return None  # event time: idle inputs are lifted by their events' time (lift)
+
     @property
     def moved(self) -> bool:
         return self._moved
@@ -152,15 +165,45 @@ class EventTime:
 
 
 class WallTime:
-    """The wall clock: the time the driver read is every clock and every watermark."""
+    """Event time capped by the wall clock (see the module doc).
 
-    __slots__ = ()
+    Each input's mark is its latest ``occurred_at`` less the allowed lateness, or the time it
+    was last found with nothing unread (:meth:`caught_up`), whichever is later; the clock is the
+    smallest mark of the inputs (a topic beyond ``inputs`` joins once seen), never past the time
+    the driver read, and never back. Which inputs were caught up is learnt again after a
+    restart: until then a restored clock stands still.
+    """
+
+    __slots__ = ("_caught", "_caught_stock", "_lateness", "_moved", "inputs", "orders", "stock")
+
+    def __init__(
+        self,
+        lateness: timedelta,
+        inputs: Collection[str],
+        *,
+        orders: PartitionClock | None = None,
+        stock: PartitionClock | None = None,
+    ) -> None:
+        self._lateness = lateness
+        self.inputs = inputs
+        self.orders = orders or PartitionClock()
+        self.stock = stock or PartitionClock()
+        self._caught: dict[str, datetime] = {}
+        self._caught_stock: dict[str, datetime] = {}
+        self._moved = False
 
     def order_time(self, topic: str, occurred_at: datetime, now: datetime | None) -> datetime:
-        return _given(now)
+        seen = self.orders.seen
+        if occurred_at > seen.get(topic, EPOCH):
+            seen[topic] = occurred_at
+        self._follow(self.orders, self.inputs, self._caught, _given(now))
+        return self.orders.value
 
-    def note_stock(self, occurred_at: datetime) -> None:
-        return None
+    def note_stock(self, occurred_at: datetime, now: datetime | None) -> None:
+        seen = self.stock.seen
+        if occurred_at > seen.get(STOCK_TOPIC, EPOCH):
+            seen[STOCK_TOPIC] = occurred_at
+        self._follow(self.stock, (STOCK_TOPIC,), self._caught_stock, _given(now))
 
     def latest_order(self, now: datetime | None) -> datetime | None:
         return _given(now)
@@ -169,26 +212,74 @@ class WallTime:
         return _given(now)
 
     def orders_clock(self, now: datetime | None) -> datetime:
-        return _given(now)
+        if now is not None:
+            self._follow(self.orders, self.inputs, self._caught, now)
+            self._follow(self.stock, (STOCK_TOPIC,), self._caught_stock, now)
+        return self.orders.value
 
     def marks(self) -> tuple[datetime, datetime] | None:
-        return None
+        return self.orders.value, self.stock.value
 
     def watermark(self, now: datetime | None) -> datetime | None:
-        return _given(now)
+        return None
 
     def advance(self, target: datetime) -> bool:
-        return False
+        return False  # the wall clock moves by itself: an advance would fire early
 
     def lift(self, topic: str, floor: datetime) -> bool:
-        return False
+        return False  # idle inputs are known by what was read, not lifted by event time
+
+    def caught_up(self, topic: str, at: datetime) -> None:
+        caught = self._caught_stock if topic == STOCK_TOPIC else self._caught
+        if at > caught.get(topic, EPOCH):
+            caught[topic] = at
+
+    def _follow(
+        self,
+        clock: PartitionClock,
+        inputs: Collection[str],
+        caught: dict[str, datetime],
+        now: datetime,
+    ) -> None:
+        moved = capped_clock(clock.seen, caught, inputs, self._lateness, now)
+        if moved is not None and moved > clock.value:
+            clock.value = moved
+            self._moved = True
 
     @property
     def moved(self) -> bool:
-        return False
+        return self._moved
 
     def settled(self) -> None:
-        return None
+        self._moved = False
+
+
+def capped_clock(
+    seen: dict[str, datetime],
+    caught: dict[str, datetime],
+    inputs: Collection[str],
+    lateness: timedelta,
+    now: datetime,
+) -> datetime | None:
+    """The wall clock's partition clock: the smallest input mark, capped by ``now``.
+
+    An input's mark is its latest ``occurred_at`` (``seen``) less ``lateness``, or the time it
+    had nothing unread (``caught``), whichever is later. None while one of ``inputs`` (or a
+    topic seen) has neither.
+    """
+    clock = now
+    for topic in {*inputs, *seen}:
+        at = seen.get(topic)
+        mark = caught.get(topic)
+        if at is not None:
+            at -= lateness
+            if mark is None or at > mark:
+                mark = at
+        if mark is None:
+            return None
+        if mark < clock:
+            clock = mark
+    return clock
 
 
 def _latest(clock: PartitionClock) -> datetime | None:

@@ -12,8 +12,9 @@ acknowledges this one: no offset is committed ahead of the state and outputs it 
   and the ``clock`` topic (``advance-clock``, idle inputs).
 - The aggregate agent reads ``inventory`` and ``aggregate-inputs`` (facts, forwarded stock
   levels, watermarks).
-- Timers: on the wall clock a tick fires what is due; in event time the partitions' clocks are
-  announced to every aggregate partition a few times a second.
+- Timers: the partitions' clocks are announced to every aggregate partition a few times a
+  second; on the wall clock a tick first notes which inputs were read to their ends
+  (:mod:`streams.worker.frontier`), then fires what each partition's clock reached.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from streams.core.processor import (
     Unreadable,
     WatermarkRead,
 )
+from streams.core.timekeeping import STOCK_TOPIC
 from streams.failures import stop_worker
 from streams.inbox import AppliedInputs, Ref, decode_item
 from streams.metrics import Metrics
@@ -110,6 +112,7 @@ class Loops:
                 continue
             by_partition.setdefault(message.partition, []).append(read)
         await self._handle(by_partition, failed, messages)
+        self.watch.frontier.handled(messages)
         await self._settled(self.stores.orders.flush(), messages)
         if any(_advances(read) for reads in by_partition.values() for read in reads):
             # A backfill's last step: its closing watermarks go out now, not at the next tick.
@@ -156,6 +159,7 @@ class Loops:
             except Exception as error:  # a defect met by this message (streams.failures)
                 failed.append((message, error))
         await self._handle(by_partition, failed, messages)
+        self.watch.frontier.handled(messages)
         await self._settled(self.flush_aggregates(), messages)
         self._timed(started, len(messages))
 
@@ -238,8 +242,14 @@ class Loops:
     # -- timers and state -------------------------------------------------------------------
 
     async def tick(self) -> None:
-        """Wall clock: fire what is due on every partition, and the aggregates' checks."""
+        """Wall clock: note the inputs the agents have read to the ends found, then fire what
+        each partition's clock reached, and the aggregates' checks."""
         now = _utc_now()
+        inventory = self.topics["inventory"]
+        for (topic, partition), at in self.watch.frontier.ripe():
+            processor = self.partitions.processors.get(partition)
+            if processor is not None:
+                processor.caught_up(STOCK_TOPIC if topic == inventory else topic, at)
         released: list[bytes] = []
         for partition, processor in self.partitions:
             actions = processor.tick(now)

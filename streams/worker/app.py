@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
@@ -293,6 +292,7 @@ class OrderwatchWorker:
                 _stopping_on_kafka_failure(self._check_idle, "the idle-input timer")
             )
         else:
+            # One timer, in order: the inputs' ends, the deadlines, the watermarks.
             app.timer(s.tick_interval, name="orderwatch.deadlines")(
                 _stopping_on_kafka_failure(self._tick, "the deadline timer")
             )
@@ -339,11 +339,9 @@ class OrderwatchWorker:
         )
 
     def clock_seconds(self) -> float:
-        """The processor's clock for the metrics: the time (wall clock), or the earliest clock
-        of the owned partitions whose clock has started (event time; NaN while none has)."""
-        if not self.event_time:
-            return time.time()
-        started = [c.value for c in self.processors.clocks().values() if c.value > EPOCH]
+        """The processor's clock for the metrics: the earliest clock of the owned partitions
+        whose clock has started (NaN while none has)."""
+        started = [at for at in self.processors.order_clocks() if at > EPOCH]
         return min(started).timestamp() if started else math.nan
 
     async def _ready_view(self, request: Any) -> Any:
@@ -363,10 +361,13 @@ class OrderwatchWorker:
         self.outage.check()
 
     async def _tick(self) -> None:
-        """Wall-clock mode: fire what is due, and the aggregates' time-driven checks."""
+        """Wall-clock mode: find which inputs have nothing unread, fire what each partition's
+        clock reached (and the aggregates' time-driven checks), announce the clocks."""
         if not self._ready or self.app.rebalancing:
             return
+        await self.watch.check_caught_up()
         await self.loops.tick()
+        await self.loops.announce()
         self.metrics.set_open_orders(self.processors.open_orders())
 
     async def _check_idle(self) -> None:
@@ -405,13 +406,13 @@ class OrderwatchWorker:
     async def _rebuild(self, *, fire: bool) -> None:
         """Rebuild the processors of the partitions this worker now owns.
 
-        With ``fire`` (tables recovered), whatever the restored event-time clocks have already
-        reached fires at once: an ``advance-clock`` handled before a partition moved here is
+        With ``fire`` (tables recovered), whatever the restored clocks have already reached
+        fires at once: an ``advance-clock`` handled before a partition moved here is
         not lost.
         """
         owned = self._owned()
         self.processors.rebuild(owned)
-        if fire and self.event_time:
+        if fire:
             await self.loops.catch_up()
         await self.loops.flush_states()
         open_orders = self.processors.open_orders()

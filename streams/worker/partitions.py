@@ -90,10 +90,18 @@ class Partitions:
             if isinstance(processor.time, EventTime)
         }
 
+    def order_clocks(self) -> list[datetime]:
+        """Each owned partition's orders clock, on either clock."""
+        return [
+            processor.time.orders.value
+            for processor in self.processors.values()
+            if isinstance(processor.time, EventTime | WallTime)
+        ]
+
     def keep_clocks(self, partition: int, processor: Processor) -> None:
         """Write the partition's clocks to their table when they moved."""
         time = processor.time
-        if isinstance(time, EventTime) and time.moved:
+        if isinstance(time, EventTime | WallTime) and time.moved:
             clocks = self.stores.clocks
             clocks.put(self._orders_clock_keys[partition], time.orders)
             clocks.put(self._stock_clock_keys[partition], time.stock)
@@ -127,10 +135,11 @@ class Partitions:
     def _make(
         self, partition: int, orders: PartitionClock | None, stock: PartitionClock | None
     ) -> Processor:
+        lateness = self.policy.allowed_lateness
         time: Timekeeper = (
-            EventTime(self.policy.allowed_lateness, self.inputs, orders=orders, stock=stock)
+            EventTime(lateness, self.inputs, orders=orders, stock=stock)
             if self.event_time
-            else WallTime()
+            else WallTime(lateness, self.inputs, orders=orders, stock=stock)
         )
         return PartitionProcessor(
             partition,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Collection
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition  # type: ignore[import-untyped]
@@ -29,14 +29,20 @@ from streams.metrics import Metrics
 from streams.offsets import ExpiredOffsets, OffsetGuard
 from streams.outage import OutageLog
 from streams.settings import Settings
+from streams.worker.frontier import ReadFrontier
 from streams.worker.publish import where
 
-__all__ = ["STALL_CHECK_SECONDS", "ConsumerWatch"]
+__all__ = ["STALL_CHECK_SECONDS", "ConsumerWatch", "now_utc"]
 
 log = logging.getLogger("orderwatch.worker")
 
 #: Seconds between two looks for a stalled partition.
 STALL_CHECK_SECONDS = 20.0
+
+
+def now_utc() -> datetime:
+    """The wall clock, as the worker reads it."""
+    return datetime.now(UTC)
 
 
 class ConsumerWatch:
@@ -74,10 +80,14 @@ class ConsumerWatch:
         self._reader_lock = asyncio.Lock()
         # Idle-input lifts sent to the clock topic, not to be sent again (see check_idle).
         self._lifts_sent: dict[TP, datetime] = {}
+        #: Wall clock: the inputs with nothing unread (see check_caught_up).
+        self.frontier = ReadFrontier()
 
     def assigned(self) -> None:
-        """Partitions are moving: lifts sent before say nothing of the new assignment."""
+        """Partitions are moving: lifts sent and ends found before say nothing of the new
+        assignment."""
         self._lifts_sent = {}
+        self.frontier.reset()
 
     # -- every message ----------------------------------------------------------------------
 
@@ -156,6 +166,8 @@ class ConsumerWatch:
             log.warning("cannot read where the assigned partitions resume: %s", error)
             starts, floors = {}, {}
         self.offsets.reset(starts, floors)
+        # Offsets retention deleted count as handled: nothing below the log's start is unread.
+        self.frontier.resume({tp: max(at, floors.get(tp, at)) for tp, at in starts.items()})
 
     async def _resume_offsets(self) -> tuple[dict[Any, int], dict[Any, int]]:
         """Where each guarded partition now assigned resumes (the group's committed offset, or
@@ -264,6 +276,20 @@ class ConsumerWatch:
             for tp in topics:
                 self._lifts_sent[tp] = floor
                 await send(partition, wire.pack(wire.IDLE, floor, tp.topic.encode()))
+
+    async def check_caught_up(self) -> None:
+        """Wall clock: note each owned input partition's log end, read after taking the time
+        (:mod:`streams.worker.frontier`); the deadline tick applies those the agents reached."""
+        if self._paused():
+            return
+        inputs = self.inputs | {self.forwarded, self.inventory}
+        tps = [tp for tp in self.app.consumer.assignment() if tp.topic in inputs]
+        if not tps:
+            return
+        at = now_utc()
+        ends = await self.log_ends(tps)
+        if ends is not None:
+            self.frontier.found(ends, at)
 
     # -- the offset reader ------------------------------------------------------------------
 

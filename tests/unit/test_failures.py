@@ -170,6 +170,26 @@ def test_offsets_retention_deleted_before_they_were_read_are_counted_and_passed(
     )
 
 
+def test_a_partition_whose_unread_input_all_expired_is_caught_up_and_not_stalled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Committed at 7, the log starts and ends at 30: nothing is left to read, so the wall
+    clock's frontier counts it caught up and the progress check sees no stall."""
+    worker = _worker(tmp_path, monkeypatch, ArithmeticError("unused"))
+    tp = ("tracking", 0)
+
+    async def resume_offsets() -> tuple[dict[Any, int], dict[Any, int]]:
+        return {tp: 7}, {tp: 30}
+
+    monkeypatch.setattr(worker.watch, "_resume_offsets", resume_offsets)
+    asyncio.run(worker.watch.resume())
+    at = datetime(2026, 1, 5, tzinfo=UTC)
+    worker.watch.frontier.found({tp: 30}, at)
+    assert list(worker.watch.frontier.ripe()) == [(tp, at)]
+    assert worker.watch.offsets.stalled({tp: 30}) == []
+    assert worker.watch.offsets.stalled({tp: 30}) == []
+
+
 def test_a_skip_over_messages_still_in_the_log_stops_the_worker_even_after_some_expired(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

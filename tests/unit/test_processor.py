@@ -15,6 +15,7 @@ import pytest
 
 from streams.core import order
 from streams.core.aggregates import DictStore
+from streams.core.clock import PartitionClock
 from streams.core.events import InventoryUpdated, OrderEvent, decode_event
 from streams.core.facts import sku_subject
 from streams.core.inbox import AggregateInbox, inventory_source, order_source
@@ -27,7 +28,7 @@ from streams.core.processor import (
     WatermarkRead,
 )
 from streams.core.sequencer import Item
-from streams.core.timekeeping import EventTime, Timekeeper, WallTime
+from streams.core.timekeeping import EventTime, Timekeeper, WallTime, capped_clock
 from streams.policies import load_policy
 from streams.worker import partition_for
 
@@ -185,18 +186,108 @@ def test_a_stock_level_read_on_another_partition_is_forwarded_and_still_moves_it
     assert actions.announce == {inventory_source(0): T0 - POLICY.allowed_lateness}
 
 
-def test_on_the_wall_clock_ticks_fire_and_clock_messages_are_ignored() -> None:
-    here = processor(0, WallTime())
+def wall() -> WallTime:
+    return WallTime(POLICY.allowed_lateness, TOPICS)
+
+
+def tracking(order_id: str, at: datetime) -> OrderEvent:
+    event = decode_event(
+        json.dumps(
+            {
+                "event_id": f"{order_id}-tracking",
+                "type": "tracking.submitted",
+                "occurred_at": at.isoformat(),
+                "merchant_id": "m1",
+                "order_id": order_id,
+                "carrier": "USPS",
+                "tracking_number": "9400100000000000000000",
+            }
+        ).encode()
+    )
+    assert isinstance(event, OrderEvent)
+    return event
+
+
+def _deadlines(outputs: list[Any]) -> set[str]:
+    return {o.deadline for o in outputs if hasattr(o, "deadline")}
+
+
+def test_on_the_wall_clock_ticks_fire_once_every_input_was_read_and_clock_messages_are_ignored():
+    here = processor(0, wall())
     order_id = _order_on(0)
     placed_at = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a Monday
+    later = placed_at + timedelta(days=30)
     actions = here.handle([OrderRead(1, "orders", placed(order_id, placed_at))], now=placed_at)
     assert actions.outputs == []
-    assert actions.announce == {}
-    ignored = here.handle([ClockRead(2, placed_at + timedelta(days=30))], now=placed_at)
+    ignored = here.handle([ClockRead(2, later)], now=placed_at)
     assert ignored.ignored_clock == 1
     assert ignored.outputs == []
-    fired = here.tick(placed_at + timedelta(days=30))
-    assert "fulfillment" in {o.deadline for o in fired.outputs if hasattr(o, "deadline")}
+    # Tracking and complaints were never read nor found caught up: nothing may fire yet.
+    assert here.tick(later).outputs == []
+    for topic in TOPICS:
+        here.caught_up(topic, later)
+    fired = here.tick(later)
+    assert "fulfillment" in _deadlines(fired.outputs)
+    assert fired.announce[order_source(0)] == later
+
+
+def test_on_the_wall_clock_a_backlog_is_read_before_a_deadline_it_meets_fires() -> None:
+    """Tracking submitted in time but read a month late (a restart, an outage): no breach."""
+    here = processor(0, wall())
+    order_id = _order_on(0)
+    placed_at = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    now = placed_at + timedelta(days=30)
+    here.handle([OrderRead(1, "orders", placed(order_id, placed_at))], now=now)
+    here.caught_up("orders", now)
+    here.caught_up("complaints", now)
+    # The tracking topic has a backlog: it holds the clock where its events are.
+    assert _deadlines(here.tick(now).outputs) == set()
+    shipped = here.handle(
+        [OrderRead(2, "tracking", tracking(order_id, placed_at + timedelta(days=1)))], now=now
+    )
+    assert _deadlines(shipped.outputs) == set()
+    assert here.time.orders_clock(now) == placed_at + timedelta(days=1) - POLICY.allowed_lateness
+    here.caught_up("tracking", now)
+    fired = _deadlines(here.tick(now).outputs)
+    assert "fulfillment" not in fired  # met by the tracking read from the backlog
+    assert "confirmed_fulfillment" in fired  # never scanned: a true breach
+
+
+def test_the_wall_clock_never_runs_ahead_of_the_time_nor_back() -> None:
+    here = processor(0, wall())
+    for topic in TOPICS:
+        here.caught_up(topic, T0 + timedelta(hours=1))
+    assert here.time.orders_clock(T0) == T0  # capped by the time read
+    assert here.time.orders_clock(T0 + timedelta(hours=2)) == T0 + timedelta(hours=1)
+    here.handle([OrderRead(1, "orders", placed(_order_on(0), T0 + timedelta(days=2)))], now=T0)
+    assert here.time.orders_clock(T0) == T0 + timedelta(hours=1)  # never back
+
+
+def test_a_restored_wall_clock_stands_until_its_inputs_are_found_caught_up() -> None:
+    restored = PartitionClock(T0, dict.fromkeys(TOPICS, T0))
+    here = processor(0, WallTime(POLICY.allowed_lateness, TOPICS, orders=restored))
+    later = T0 + timedelta(days=3)
+    assert here.time.orders_clock(later) == T0
+    for topic in TOPICS:
+        here.caught_up(topic, later)
+    assert here.time.orders_clock(later) == later
+
+
+def test_capped_clock_takes_the_smallest_mark_and_a_caught_up_input_does_not_hold_it_back() -> None:
+    lateness = timedelta(minutes=5)
+    now = T0 + timedelta(days=1)
+    seen = {"orders": T0, "tracking": T0 + timedelta(hours=2)}
+    assert capped_clock(seen, {}, TOPICS, lateness, now) is None  # complaints: no mark yet
+    caught = {"complaints": T0 + timedelta(hours=1)}
+    assert capped_clock(seen, caught, TOPICS, lateness, now) == T0 - lateness
+    caught["orders"] = now
+    assert capped_clock(seen, caught, TOPICS, lateness, now) == T0 + timedelta(hours=1)
+    caught["complaints"] = now
+    assert capped_clock(seen, caught, TOPICS, lateness, now) == T0 + timedelta(hours=2) - lateness
+    caught["tracking"] = now + timedelta(hours=1)  # a time after now is capped
+    assert capped_clock(seen, caught, TOPICS, lateness, now) == now
+    forwarded = {**seen, "order-events": T0}  # a topic beyond the inputs joins once seen
+    assert capped_clock(forwarded, caught, TOPICS, lateness, now) == T0 - lateness
 
 
 def test_a_read_that_fails_is_reported_and_the_batch_goes_on(
@@ -231,12 +322,16 @@ def test_facts_arrive_as_aggregate_reads_and_wait_in_their_group() -> None:
     assert here.waiting == len(facts)
 
 
-def test_on_the_wall_clock_an_input_ahead_of_the_time_waits_for_a_tick_that_reports_it() -> None:
-    here = processor(0, WallTime())
+def test_on_the_wall_clock_aggregates_apply_inputs_behind_every_sources_watermark() -> None:
+    here = processor(0, wall())
     level = stock(_sku_on(0), T0 + timedelta(hours=1))
-    waiting = here.handle([StockRead(3, level)], now=T0)
+    waiting = here.handle([StockRead(3, level)], now=T0 + timedelta(hours=3))
     assert waiting.applied == []
     assert here.waiting == 1
-    released = here.tick(T0 + timedelta(hours=2))
-    assert released.applied == [(None, 3)]  # the driver drops it from its table itself
+    assert here.tick(T0 + timedelta(hours=3)).applied == []  # no source announced yet
+    sources = [order_source(p) for p in range(PARTITIONS)]
+    sources += [inventory_source(p) for p in range(PARTITIONS)]
+    marks = [WatermarkRead(10 + n, s, T0 + timedelta(hours=2)) for n, s in enumerate(sources)]
+    released = here.handle(marks, now=T0 + timedelta(hours=3))
+    assert [handle for _, handle in released.applied] == [3]
     assert here.waiting == 0

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from streams import wire
+from streams.core.inbox import inventory_source, order_source
 from streams.core.timekeeping import WallTime
 from streams.settings import load_settings
 from streams.worker import OrderwatchWorker, partition_for
@@ -50,19 +51,19 @@ def test_a_wall_clock_worker_ignores_advance_clock_with_a_warning(
     assert "runs on the wall clock" in caplog.text
 
 
-def test_a_tick_drops_the_inputs_it_applied_only_after_kafka_has_their_states(
+def test_on_the_wall_clock_an_aggregate_input_waits_for_every_sources_watermark(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """On the wall clock an input dated ahead waits in the inbox table until a tick applies it;
-    no commit covers a tick, so its key goes only once the aggregate's state is delivered."""
+    """Aggregates follow the partitions' announced clocks on the wall clock too: a tick alone
+    (the time passing) applies nothing that a source whose events are unread could precede."""
     worker = OrderwatchWorker(load_settings(clock="wall"))
-    calls: list[tuple[str, bytes | None]] = []
+    sent: list[tuple[str, bytes | None]] = []
 
     async def send(topic: str, key: bytes | None, value: bytes | None, *_: object) -> None:
-        calls.append((topic, None if value is None else key))
+        sent.append((topic, key))
 
     async def delivered() -> None:
-        calls.append(("delivered", None))
+        return None
 
     monkeypatch.setattr(worker.publisher, "send", send)
     monkeypatch.setattr(worker.publisher, "delivered", delivered)
@@ -71,24 +72,24 @@ def test_a_tick_drops_the_inputs_it_applied_only_after_kafka_has_their_states(
     level = {
         "event_id": "stock-1",
         "type": "inventory.updated",
-        "occurred_at": (now + timedelta(seconds=30)).isoformat(),
+        "occurred_at": (now - timedelta(hours=1)).isoformat(),
         "merchant_id": "m1",
         "sku": sku,
         "available": 3,
     }
-    message = _Message(worker.topic_names["inventory"], 0, 0, json.dumps(level).encode())
-    asyncio.run(worker.loops.aggregate_batch([message]))
-    [waiting] = [key for key in worker.stores.inbox_table.keys() if b"/i/" in key]  # noqa: SIM118
-    assert worker.stores.skus.get(f"m1/{sku}") is None  # not yet: it is dated ahead
-    calls.clear()
-
-    later = now + timedelta(minutes=1)
-    monkeypatch.setattr("streams.worker.agents._utc_now", lambda: later)
+    inventory = worker.topic_names["inventory"]
+    asyncio.run(
+        worker.loops.aggregate_batch([_Message(inventory, 0, 0, json.dumps(level).encode())])
+    )
+    monkeypatch.setattr("streams.worker.agents._utc_now", lambda: now + timedelta(minutes=1))
     asyncio.run(worker.loops.tick())
+    assert worker.stores.skus.get(f"m1/{sku}") is None  # no source has announced its clock
 
+    topic = worker.topic_names["aggregate-inputs"]
+    sources = [f(p) for f in (order_source, inventory_source) for p in range(worker.partitions)]
+    marks = [
+        _Message(topic, 0, n + 1, wire.pack(wire.WATERMARK, now, source.encode()))
+        for n, source in enumerate(sources)
+    ]
+    asyncio.run(worker.loops.aggregate_batch(marks))
     assert worker.stores.skus.get(f"m1/{sku}") is not None
-    skus_changelog = next(topic for topic, key in calls if topic.endswith("skus-changelog"))
-    state_written = calls.index((skus_changelog, f"m1/{sku}".encode()))
-    tombstone = next(i for i, (topic, key) in enumerate(calls) if key is None and "inbox" in topic)
-    assert state_written < calls.index(("delivered", None)) < tombstone
-    assert worker.stores.inbox_table.get(waiting) is None
