@@ -19,6 +19,7 @@ metric                                         type      labels
 ``orderwatch_breaches_total``                  counter   ``deadline``, ``rule``
 ``orderwatch_recommendations_total``           counter   ``reason``, ``severity``
 ``orderwatch_late_events_total``               counter   ``deadline``
+``orderwatch_offsets_expired_total``           counter   ``topic``
 ``orderwatch_open_orders``                     gauge
 ``orderwatch_aggregate_inputs_waiting``        gauge
 ``orderwatch_aggregate_input_wait_seconds``    gauge
@@ -185,6 +186,13 @@ class Metrics:
             ["deadline"],
             registry=r,
         )
+        self._expired = Counter(
+            "orderwatch_offsets_expired",
+            "Messages retention deleted before the group read them (the worker resumed at the "
+            "log's start, past them), by topic.",
+            ["topic"],
+            registry=r,
+        )
         self._open_orders = Gauge(
             "orderwatch_open_orders", "Order states held by this worker.", registry=r
         )
@@ -254,6 +262,7 @@ class Metrics:
         self._rejected_series: dict[tuple[str, str], Counter] = {}
         self._failure_series: dict[str, Counter] = {}
         self._duplicate_series: dict[str, Counter] = {}
+        self._expired_series: dict[str, Counter] = {}
         self._breach_series = {
             (deadline, rule): self._breaches.labels(deadline=deadline, rule=rule)
             for deadline, rules in BREACH_RULES.items()
@@ -282,6 +291,7 @@ class Metrics:
             self._rejected_child(topic, reason)
         self._failure_child(topic)
         self._duplicate_child(topic)
+        self._expired_child(topic)
 
     def set_build_info(self, policy: PolicyRef | None, *, version: str = __version__) -> None:
         """Label ``orderwatch_build_info`` with the version and policy profile (name, version)."""
@@ -329,6 +339,10 @@ class Metrics:
     def observe_duplicate(self, topic: str) -> None:
         """Count one event whose event_id was already seen."""
         self._duplicate_child(topic).inc()
+
+    def observe_expired(self, topic: str, count: int) -> None:
+        """Count ``count`` messages of ``topic`` that retention deleted before they were read."""
+        self._expired_child(topic).inc(count)
 
     def observe_late_event(self, deadline: DeadlineName) -> None:
         """Count an event that met ``deadline`` but arrived after its breach fired."""
@@ -438,4 +452,10 @@ class Metrics:
         child = self._duplicate_series.get(topic)
         if child is None:
             child = self._duplicate_series[topic] = self._duplicates.labels(topic=topic)
+        return child
+
+    def _expired_child(self, topic: str) -> Counter:
+        child = self._expired_series.get(topic)
+        if child is None:
+            child = self._expired_series[topic] = self._expired.labels(topic=topic)
         return child

@@ -22,6 +22,17 @@ as well, so that its restart reads it.
 
 A partition's offsets also jump legitimately at a transaction's commit marker, so a worker
 whose own topics are written in transactions guards only the topics producers write.
+
+They jump too when retention deleted messages before the group read them: the committed offset
+(or the read position of a worker far behind) is below the log's start, the consumer resets to
+the log's start (``auto_offset_reset=earliest``, as Faust's consumer is configured), and the
+offsets in between are gone for good. A restart cannot read them, so stopping would only
+restart forever. The policy (:class:`ExpiredOffsets`): a jump to a message with nothing before
+it left in the log (log start ≥ its offset) is retention's; the worker goes on from there,
+counts the offsets it skipped (``orderwatch_offsets_expired_total``) and logs it once. A jump
+over messages still in the log is Faust's drop, and stops the worker as before. Where a
+partition resumes is never below its log's start (:meth:`OffsetGuard.reset`'s ``floors``), so
+a partition whose unread messages all expired is not a stalled one.
 """
 
 from __future__ import annotations
@@ -29,7 +40,7 @@ from __future__ import annotations
 from collections.abc import Hashable, Mapping
 from typing import Generic, TypeVar
 
-__all__ = ["OffsetGuard"]
+__all__ = ["ExpiredOffsets", "OffsetGuard"]
 
 P = TypeVar("P", bound=Hashable)
 
@@ -39,12 +50,19 @@ class OffsetGuard(Generic[P]):
 
     def __init__(self) -> None:
         self._next: dict[P, int] = {}
+        self._floors: dict[P, int] = {}
         self._looked: dict[P, tuple[int, int]] = {}
         self._admitted: set[P] = set()
 
-    def reset(self, starts: Mapping[P, int]) -> None:
-        """Partitions were (re)assigned; each resumes at ``starts`` (unknown ones unchecked)."""
+    def reset(self, starts: Mapping[P, int], floors: Mapping[P, int] | None = None) -> None:
+        """Partitions were (re)assigned; each resumes at ``starts`` (unknown ones unchecked).
+
+        ``floors`` are the logs' starts: a start below its floor was overtaken by retention,
+        and the partition's position (lag, stalls) counts from the floor; its first message
+        still shows the jump (see :class:`ExpiredOffsets`).
+        """
         self._next = dict(starts)
+        self._floors = dict(floors or {})
         self._looked = {}
         self._admitted = set()
 
@@ -57,8 +75,12 @@ class OffsetGuard(Generic[P]):
         self._next[tp] = offset
 
     def next_offset(self, tp: P) -> int | None:
-        """The offset the agent should see next on ``tp`` (None: not known)."""
-        return self._next.get(tp)
+        """The offset the agent should see next on ``tp`` (None: not known), at least the log's
+        start when the assignment read it."""
+        expected = self._next.get(tp)
+        if expected is None:
+            return None
+        return max(expected, self._floors.get(tp, expected))
 
     def partitions(self) -> list[P]:
         """The partitions whose next offset is known."""
@@ -72,7 +94,9 @@ class OffsetGuard(Generic[P]):
         """Partitions that had unread messages at the last call and none handed over since:
         (partition, next offset, end offset) each. The first call only takes a look."""
         looked = self._looked
-        self._looked = {tp: (self._next[tp], end) for tp, end in ends.items() if tp in self._next}
+        self._looked = {
+            tp: (at, end) for tp, end in ends.items() if (at := self.next_offset(tp)) is not None
+        }
         return [
             (tp, at, end)
             for tp, (at, end) in self._looked.items()
@@ -87,3 +111,25 @@ class OffsetGuard(Generic[P]):
         if expected is not None and offset > expected:
             return expected
         return None
+
+
+class ExpiredOffsets(Generic[P]):
+    """The policy for offsets retention deleted before the group read them.
+
+    Each expired offset is counted once per process, however many times its partition is
+    assigned again before a commit moves past it.
+    """
+
+    def __init__(self) -> None:
+        self._counted_to: dict[P, int] = {}
+
+    def expired(self, tp: P, skipped_from: int, offset: int, log_start: int) -> int | None:
+        """The consumer jumped from ``skipped_from`` to ``offset`` on ``tp``, whose log now
+        starts at ``log_start``. None when messages of the jump are still in the log (not
+        retention's doing); else how many of its offsets were not counted before (0: all
+        were)."""
+        if log_start < offset:
+            return None
+        counted_to = self._counted_to.get(tp, skipped_from)
+        self._counted_to[tp] = max(counted_to, offset)
+        return max(0, offset - max(skipped_from, counted_to))

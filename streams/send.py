@@ -135,6 +135,7 @@ async def send_lines(
         # worker recognises by its event_id.
         acks="all",
         linger_ms=5,
+        compression_type=settings.compression_type(),
     )
     await start_client(producer, settings)
     summary = SendSummary()

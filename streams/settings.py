@@ -39,7 +39,9 @@ __all__ = [
     "SECURITY_PROTOCOLS",
     "TOOL_VARIABLE_PREFIXES",
     "TOPIC_ROLES",
+    "Compression",
     "Settings",
+    "codec_available",
     "load_settings",
     "unknown_variables",
 ]
@@ -60,6 +62,7 @@ TOOL_VARIABLE_PREFIXES: tuple[str, ...] = (
     "ORDERWATCH_CI_",
 )
 
+Compression = Literal["none", "gzip", "snappy", "lz4", "zstd"]
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 SECURITY_PROTOCOLS: tuple[str, ...] = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
@@ -163,6 +166,21 @@ class Settings(BaseSettings):
         default=8, description="Partitions of every topic orderwatch creates (co-partitioned)."
     )
     replication_factor: Annotated[int, Field(ge=1, le=32)] = 1
+    input_retention: Annotated[timedelta, Field(ge=timedelta(minutes=1))] = Field(
+        default=timedelta(days=14),
+        description=(
+            "How long Kafka keeps the messages of the input and internal topics orderwatch "
+            "creates (retention.ms; seconds or ISO 8601, e.g. P14D): the longest a worker may "
+            "be down, or behind, without input expiring unread."
+        ),
+    )
+    output_retention: Annotated[timedelta, Field(ge=timedelta(minutes=1))] = Field(
+        default=timedelta(days=30),
+        description=(
+            "How long Kafka keeps the breaches, recommendations and dead letters of the output "
+            "topics orderwatch creates (retention.ms)."
+        ),
+    )
     store: str = Field(
         default="memory://",
         description="Table store: memory:// (rebuilt from the changelog at start) or rocksdb://.",
@@ -214,6 +232,13 @@ class Settings(BaseSettings):
         description="Seconds the producer waits to fill a request with more messages "
         "(whole milliseconds: 0, or at least 0.001).",
     )
+    producer_compression: Compression = Field(
+        default="none",
+        description=(
+            "Codec of the messages the worker and orderwatch send produce: none, gzip, snappy, "
+            "lz4 or zstd (input in any of these is read whatever this says)."
+        ),
+    )
     session_timeout: Annotated[float, Field(gt=0)] = 6.0
     heartbeat_interval: Annotated[float, Field(gt=0)] = 1.0
     log_level: LogLevel = Field(
@@ -240,6 +265,31 @@ class Settings(BaseSettings):
     def _whole_milliseconds(cls, value: float) -> float:
         if value and value < 0.001:
             raise ValueError("must be 0 or at least 0.001 (the producer counts milliseconds)")
+        return value
+
+    @field_validator("idle_slack", "input_retention", "output_retention", mode="before")
+    @classmethod
+    def _seconds(cls, value: object) -> object:
+        """A duration given as a number of seconds in a string (an environment variable's)."""
+        if isinstance(value, str):
+            try:
+                return timedelta(seconds=float(value))
+            except (ValueError, OverflowError):
+                return value
+        return value
+
+    @field_validator("producer_compression", mode="before")
+    @classmethod
+    def _lower_case(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("producer_compression")
+    @classmethod
+    def _codec_installed(cls, value: Compression) -> Compression:
+        if not codec_available(value):
+            raise ValueError(
+                f"the {value} codec's library is not installed (aiokafka needs cramjam for it)"
+            )
         return value
 
     @field_validator("security_protocol", "sasl_mechanism", mode="before")
@@ -332,6 +382,10 @@ class Settings(BaseSettings):
                 urls.append(part if "://" in part else f"kafka://{part}")
         return urls
 
+    def compression_type(self) -> str | None:
+        """The producers' ``compression_type`` (aiokafka's and Faust's): None for none."""
+        return None if self.producer_compression == "none" else self.producer_compression
+
     def describe(self) -> str:
         """One line per setting, secrets masked (pydantic prints SecretStr as **********)."""
         return "\n".join(f"{name}={value!s}" for name, value in self)
@@ -339,6 +393,20 @@ class Settings(BaseSettings):
 
 def _source(name: str, flags: Iterable[str]) -> str:
     return _flag(name) if name in flags else _variable(name)
+
+
+def codec_available(codec: str) -> bool:
+    """Can aiokafka compress and decompress ``codec`` here (``none`` always)?"""
+    from aiokafka import codec as codecs  # type: ignore[import-untyped]
+
+    checks: dict[str, Callable[[], bool]] = {
+        "gzip": codecs.has_gzip,
+        "snappy": codecs.has_snappy,
+        "lz4": codecs.has_lz4,
+        "zstd": codecs.has_zstd,
+    }
+    check = checks.get(codec)
+    return check is None or bool(check())
 
 
 def _holds_private_key(path: Path) -> bool:
@@ -400,5 +468,7 @@ def _first_problem(error: ValidationError, flags: Iterable[str]) -> str:
     given = first.get("input")
     if isinstance(given, SecretStr) or "password" in name:
         given = "**********"
+    elif isinstance(given, timedelta):  # a duration given in seconds (see Settings._seconds)
+        given = f"{given.total_seconds():g}"
     problem = first["msg"].removeprefix("Value error, ")
     return f"setting {_source(name, flags)}: {problem} (given {given!r})"

@@ -1,32 +1,60 @@
-"""Topic housekeeping at start: create what is missing, refuse broken co-partitioning."""
+"""Topic housekeeping at start: create what is missing (with its retention), refuse broken
+co-partitioning and changelogs that are not compacted.
+
+Every topic orderwatch creates gets an explicit ``cleanup.policy`` and, unless compacted,
+``retention.ms`` (:func:`topic_configs`), so a cluster's defaults never decide how long input
+stays unread or state is kept:
+
+- input topics (``orders``, ``inventory``, ``tracking``, ``complaints``) and the internal ones
+  (forwarded events, clock announcements, aggregate inputs): ``ORDERWATCH_INPUT_RETENTION``
+  (14 days): how long a worker may be down or behind before input expires unread;
+- output topics (``deadline-breaches``, ``dispute-recommendations``, ``dead-letter``):
+  ``ORDERWATCH_OUTPUT_RETENTION`` (30 days);
+- the tables' changelogs: compacted, never deleted by age (state lives as long as its key).
+
+Topics that exist already are left as they are, except that a changelog that is not compacted
+(``cleanup.policy`` other than ``compact``) stops the start: it would drop state by age.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Iterable, Mapping
+from datetime import timedelta
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # type: ignore[import-untyped]
+from aiokafka.admin.config_resource import (  # type: ignore[import-untyped]
+    ConfigResource,
+    ConfigResourceType,
+)
+from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
 
 from streams.brokers import await_topics
 from streams.connection import client_options, start_client
 from streams.errors import ConfigurationError
 from streams.settings import Settings
 
-__all__ = ["TABLES", "changelog_topic", "ensure_topics", "required_topics"]
+__all__ = [
+    "TABLES",
+    "changelog_problem",
+    "changelog_topic",
+    "changelog_topics",
+    "ensure_topics",
+    "required_topics",
+    "topic_configs",
+]
+
+log = logging.getLogger("orderwatch.worker")
 
 #: The worker's tables; Faust names their changelog topics ``{app_id}-{table}-changelog``.
 TABLES = ("orders", "clocks", "skus", "carriers", "merchants", "inbox")
 #: Seconds to wait for the created topics' partitions to have a leader.
 _LEADER_TIMEOUT = 30.0
 _INTERNAL = ("order-events", "clock", "aggregate-inputs")
-_CONTRACT = (
-    "orders",
-    "inventory",
-    "tracking",
-    "complaints",
-    "breaches",
-    "recommendations",
-    "dead_letter",
-)
+_INPUTS = ("orders", "inventory", "tracking", "complaints")
+_OUTPUTS = ("breaches", "recommendations", "dead_letter")
+_CONTRACT = _INPUTS + _OUTPUTS
 
 
 def changelog_topic(settings: Settings, table: str) -> str:
@@ -38,8 +66,78 @@ def required_topics(settings: Settings) -> list[str]:
     """Every topic the worker reads or writes; all must have ``settings.partitions``."""
     names = [settings.topic(role) for role in _CONTRACT]
     names += [settings.internal_topic(name) for name in _INTERNAL]
-    names += [changelog_topic(settings, table) for table in TABLES]
+    names += changelog_topics(settings)
     return names
+
+
+def changelog_topics(settings: Settings) -> list[str]:
+    """The changelog topics of the worker's tables."""
+    return [changelog_topic(settings, table) for table in TABLES]
+
+
+def topic_configs(settings: Settings, name: str) -> dict[str, str]:
+    """The configuration of a topic orderwatch creates (one of :func:`required_topics`)."""
+    if name in changelog_topics(settings):
+        # Table state is kept by key, never expired by age.
+        return {"cleanup.policy": "compact"}
+    outputs = {settings.topic(role) for role in _OUTPUTS}
+    kept = settings.output_retention if name in outputs else settings.input_retention
+    return {"cleanup.policy": "delete", "retention.ms": str(_milliseconds(kept))}
+
+
+def _milliseconds(duration: timedelta) -> int:
+    return duration // timedelta(milliseconds=1)
+
+
+def changelog_problem(name: str, cleanup_policy: str) -> str | None:
+    """Why a table's changelog topic with this ``cleanup.policy`` cannot be used (one line),
+    or None: only ``compact`` keeps every key's latest state for as long as it lives."""
+    policies = {part.strip() for part in cleanup_policy.split(",") if part.strip()}
+    if policies == {"compact"}:
+        return None
+    return (
+        f"changelog topic {name!r} has cleanup.policy={cleanup_policy}: a table's changelog "
+        "must be compacted, or the worker loses state older than the topic's retention; set "
+        f"cleanup.policy=compact on it (kafka-configs.sh --alter --entity-type topics "
+        f"--entity-name {name} --add-config cleanup.policy=compact)"
+    )
+
+
+async def _check_changelogs(admin: AIOKafkaAdminClient, names: Iterable[str]) -> None:
+    """Raise :class:`ConfigurationError` for the first existing changelog topic that is not
+    compacted. A broker that cannot describe topic configurations is logged, not fatal."""
+    names = sorted(names)
+    if not names:
+        return
+    try:
+        responses = await admin.describe_configs(
+            [
+                ConfigResource(ConfigResourceType.TOPIC, name, {"cleanup.policy": None})
+                for name in names
+            ]
+        )
+        policies = _cleanup_policies(responses)
+    except (KafkaError, ValueError, TypeError, IndexError) as error:
+        log.warning("cannot check that the changelog topics are compacted: %r", error)
+        return
+    for name in names:
+        problem = changelog_problem(name, policies.get(name, "compact"))
+        if problem is not None:
+            raise ConfigurationError(problem)
+
+
+def _cleanup_policies(responses: Iterable[object]) -> Mapping[str, str]:
+    """``cleanup.policy`` by topic, from DescribeConfigs responses (every version: each
+    resource is ``(error, message, type, name, entries)``, each entry ``(name, value, ...)``)."""
+    policies: dict[str, str] = {}
+    for response in responses:
+        for error_code, _, _, topic, entries in response.resources:  # type: ignore[attr-defined]
+            if error_code:
+                continue
+            for entry in entries:
+                if entry[0] == "cleanup.policy" and entry[1] is not None:
+                    policies[topic] = entry[1]
+    return policies
 
 
 async def ensure_topics(settings: Settings) -> list[str]:
@@ -69,8 +167,8 @@ async def ensure_topics(settings: Settings) -> list[str]:
                     f"{settings.partitions}: co-partitioned topics must match; set "
                     f"{source}={count} or recreate the topic"
                 )
+        await _check_changelogs(admin, existing.keys() & set(changelog_topics(settings)))
         missing = [name for name in wanted if name not in existing]
-        changelogs = {changelog_topic(settings, table) for table in TABLES}
         if missing:
             await admin.create_topics(
                 [
@@ -78,8 +176,7 @@ async def ensure_topics(settings: Settings) -> list[str]:
                         name=name,
                         num_partitions=settings.partitions,
                         replication_factor=settings.replication_factor,
-                        # Table state is kept by key, never expired by age.
-                        topic_configs={"cleanup.policy": "compact"} if name in changelogs else {},
+                        topic_configs=topic_configs(settings, name),
                     )
                     for name in missing
                 ]

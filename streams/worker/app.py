@@ -124,6 +124,7 @@ class OrderwatchWorker:
             # A batch's messages go out in a few requests rather than one request each.
             producer_linger=s.producer_linger,
             producer_max_batch_size=1 << 20,
+            producer_compression_type=s.compression_type(),
             key_serializer="raw",
             value_serializer="raw",
             autodiscover=False,

@@ -2,7 +2,8 @@
 
 Faust's consumer can skip or stall on a partition around rebalances (see :mod:`streams.offsets`
 and :mod:`streams.consumer`); :class:`ConsumerWatch` checks every message's offset before it is
-handled, looks every few seconds for a partition that stalled, reports the consumer lag, and
+handled (telling Faust's skips from retention's, which it counts and passes), looks every few
+seconds for a partition that stalled, reports the consumer lag, and
 (event time) lifts the clock of a partition whose inputs have nothing unread. It reads the
 group's committed offsets and the logs' ends with a Kafka client of its own.
 """
@@ -25,7 +26,7 @@ from streams.core.clock import PartitionClock, idle_floor, partition_clock
 from streams.core.timeutil import EPOCH
 from streams.failures import SkippedOffsets, StalledPartition, stop_worker
 from streams.metrics import Metrics
-from streams.offsets import OffsetGuard
+from streams.offsets import ExpiredOffsets, OffsetGuard
 from streams.outage import OutageLog
 from streams.settings import Settings
 from streams.worker.frontier import ReadFrontier
@@ -72,6 +73,9 @@ class ConsumerWatch:
         self.lateness = lateness
         self._ready = ready
         self.offsets: OffsetGuard[TP] = OffsetGuard()
+        self.expiry: ExpiredOffsets[TP] = ExpiredOffsets()
+        for topic in self.guarded:
+            metrics.observe_expired(topic, 0)  # at 0 from the start, for increase()
         self._reader: AIOKafkaConsumer | None = None
         self._reader_lock = asyncio.Lock()
         # Idle-input lifts sent to the clock topic, not to be sent again (see check_idle).
@@ -88,8 +92,9 @@ class ConsumerWatch:
     # -- every message ----------------------------------------------------------------------
 
     async def check_order(self, message: Any) -> None:
-        """Stop the worker if the consumer skipped offsets before this message (see
-        :mod:`streams.offsets`); the restart reads them again."""
+        """Stop the worker if the consumer skipped offsets before this message that are still
+        in the log (see :mod:`streams.offsets`); the restart reads them again. Offsets that
+        retention deleted are counted and logged, and the partition flows on."""
         if message.topic not in self.guarded:
             return
         first = not self.offsets.knows(message.tp)
@@ -104,6 +109,8 @@ class ConsumerWatch:
         if first and await self._committed_here(message):
             # The group's commit was not yet visible when the partition was assigned (seen
             # right after a worker restart): nothing was skipped.
+            return
+        if await self._expired(message, skipped_from):
             return
         stop_worker(
             SkippedOffsets(
@@ -122,35 +129,63 @@ class ConsumerWatch:
             return False
         return bool(committed == message.offset)
 
+    async def _expired(self, message: Any, skipped_from: int) -> bool:
+        """Did retention delete the offsets skipped before this message? Counted and logged
+        once (see :class:`~streams.offsets.ExpiredOffsets`)."""
+        part = TopicPartition(message.topic, message.partition)
+        try:
+            reader = await self.reader()
+            log_start = (await reader.beginning_offsets([part]))[part]
+        except KafkaError:
+            return False
+        count = self.expiry.expired(message.tp, skipped_from, message.offset, log_start)
+        if count is None:
+            return False
+        if count:
+            self.metrics.observe_expired(message.topic, count)
+            log.warning(
+                "%s[%d]: retention deleted %d messages (offsets %d to %d) before the group "
+                "read them; resuming at offset %d, the log's start",
+                message.topic,
+                message.partition,
+                count,
+                message.offset - count,
+                message.offset - 1,
+                message.offset,
+            )
+        return True
+
     # -- after a rebalance ------------------------------------------------------------------
 
     async def resume(self) -> None:
         """Expect each guarded partition now assigned to resume where the group committed."""
         try:
-            starts = await self._resume_offsets()
+            starts, floors = await self._resume_offsets()
         except KafkaError as error:
             # Unguarded until the next assignment; the progress check still sees a stall.
             log.warning("cannot read where the assigned partitions resume: %s", error)
-            starts = {}
-        self.offsets.reset(starts)
-        self.frontier.resume(starts)
+            starts, floors = {}, {}
+        self.offsets.reset(starts, floors)
+        # Offsets retention deleted count as handled: nothing below the log's start is unread.
+        self.frontier.resume({tp: max(at, floors.get(tp, at)) for tp, at in starts.items()})
 
-    async def _resume_offsets(self) -> dict[Any, int]:
-        """Where each guarded partition now assigned resumes: the group's committed offset, or
-        the log's start if it is empty. Read with a client of its own (Faust's consumer is
-        mid-rebalance)."""
+    async def _resume_offsets(self) -> tuple[dict[Any, int], dict[Any, int]]:
+        """Where each guarded partition now assigned resumes (the group's committed offset, or
+        the log's start if it never committed), and where its log starts. Read with a client
+        of its own (Faust's consumer is mid-rebalance)."""
         tps = [tp for tp in self.app.consumer.assignment() if tp.topic in self.guarded]
         if not tps:
-            return {}
+            return {}, {}
         reader = await self.reader()
-        starts = {}
+        starts, floors = {}, {}
         parts = [TopicPartition(*tp) for tp in tps]
         beginnings = await reader.beginning_offsets(parts)
         for tp, part in zip(tps, parts, strict=True):
             committed = await reader.committed(part)
             # Never committed: the consumer starts at the log's first message.
             starts[tp] = committed if committed is not None else beginnings[part]
-        return starts
+            floors[tp] = beginnings[part]
+        return starts, floors
 
     # -- timers -----------------------------------------------------------------------------
 

@@ -34,6 +34,7 @@ EXPECTED_ALERTS = {
     "OrderwatchWorkerDown",
     "OrderwatchWorkerNotReady",
     "OrderwatchProcessingFailures",
+    "OrderwatchInputExpired",
     "OrderwatchNoEventsProcessed",
     "OrderwatchConsumerLagGrowing",
     "OrderwatchBreachDetectionLagHigh",

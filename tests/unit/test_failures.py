@@ -81,12 +81,18 @@ def _batch(worker: Any, *messages: _Message) -> None:
     asyncio.run(worker.loops.order_batch(list(messages)))
 
 
-def _committed_at(worker: Any, monkeypatch: pytest.MonkeyPatch, offset: int) -> None:
-    """The group's committed offset, as the worker's offset reader reads it."""
+def _committed_at(
+    worker: Any, monkeypatch: pytest.MonkeyPatch, offset: int, log_start: int = 0
+) -> None:
+    """The group's committed offset and the log's start, as the worker's offset reader reads
+    them."""
 
     class Reader:
         async def committed(self, tp: Any) -> int:
             return offset
+
+        async def beginning_offsets(self, parts: list[Any]) -> dict[Any, int]:
+            return dict.fromkeys(parts, log_start)
 
     async def reader() -> Reader:
         return Reader()
@@ -137,6 +143,65 @@ def test_a_first_message_at_a_commit_seen_late_is_no_skip(
     _committed_at(worker, monkeypatch, 9)
     _batch(worker, _Message("orders", 0, 9))
     assert worker.rejected == [("orders@9", PROCESSING_FAILED)]  # handled, not stopped
+
+
+def test_offsets_retention_deleted_before_they_were_read_are_counted_and_passed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Committed at 7, the log now starts at 9: 7 and 8 are gone for good, no restart can read
+    them, so the message at 9 is handled (here: meets a defect) and the loss counted once."""
+    worker = _worker(tmp_path, monkeypatch, ArithmeticError("unused"))
+    _defect(worker, monkeypatch, ArithmeticError("handled"))
+    worker.watch.offsets.reset({("orders", 0): 7})
+    _committed_at(worker, monkeypatch, 7, log_start=9)
+    _batch(worker, _Message("orders", 0, 9), _Message("orders", 0, 10))
+    assert worker.rejected == [("orders@9", PROCESSING_FAILED), ("orders@10", PROCESSING_FAILED)]
+    expired = worker.metrics.registry.get_sample_value(
+        "orderwatch_offsets_expired_total", {"topic": "orders"}
+    )
+    assert expired == 2
+    # Assigned again before a commit moved past them: not counted twice.
+    worker.watch.offsets.reset({("orders", 0): 7})
+    _batch(worker, _Message("orders", 0, 9))
+    assert (
+        worker.metrics.registry.get_sample_value(
+            "orderwatch_offsets_expired_total", {"topic": "orders"}
+        )
+        == 2
+    )
+
+
+def test_a_partition_whose_unread_input_all_expired_is_caught_up_and_not_stalled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Committed at 7, the log starts and ends at 30: nothing is left to read, so the wall
+    clock's frontier counts it caught up and the progress check sees no stall."""
+    worker = _worker(tmp_path, monkeypatch, ArithmeticError("unused"))
+    tp = ("tracking", 0)
+
+    async def resume_offsets() -> tuple[dict[Any, int], dict[Any, int]]:
+        return {tp: 7}, {tp: 30}
+
+    monkeypatch.setattr(worker.watch, "_resume_offsets", resume_offsets)
+    asyncio.run(worker.watch.resume())
+    at = datetime(2026, 1, 5, tzinfo=UTC)
+    worker.watch.frontier.found({tp: 30}, at)
+    assert list(worker.watch.frontier.ripe()) == [(tp, at)]
+    assert worker.watch.offsets.stalled({tp: 30}) == []
+    assert worker.watch.offsets.stalled({tp: 30}) == []
+
+
+def test_a_skip_over_messages_still_in_the_log_stops_the_worker_even_after_some_expired(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Committed at 7, the log starts at 9, the first message is 12: 9 to 11 can be read."""
+    worker = _worker(tmp_path, monkeypatch, ArithmeticError("not reached"))
+    worker.watch.offsets.reset({("orders", 0): 7})
+    _committed_at(worker, monkeypatch, 7, log_start=9)
+    with pytest.raises(_Exited) as exited:
+        _batch(worker, _Message("orders", 0, 12))
+    assert exited.value.code == failures.EXIT_KAFKA_UNAVAILABLE
+    assert worker.rejected == []
 
 
 def test_a_defect_met_by_one_message_dead_letters_it_and_the_partition_flows_on(

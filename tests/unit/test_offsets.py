@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from streams.offsets import OffsetGuard
+from streams.offsets import ExpiredOffsets, OffsetGuard
 
 TP = ("tracking", 0)
 
@@ -66,3 +66,47 @@ def test_where_the_consumer_sought_to_overrides_the_start_read_at_the_assignment
     guard.expect(TP, 97)  # ...but the consumer sought to it
     assert guard.admit(TP, 97) is None
     assert guard.knows(TP)
+
+
+# -- retention overtook the committed offset ------------------------------------------------------
+
+
+def test_a_start_below_the_logs_start_is_read_from_the_logs_start() -> None:
+    """Retention deleted offsets 670 to 799 before the group read them: the partition's
+    position (lag, stalls) counts from the log's start, its first message still shows the jump."""
+    guard: OffsetGuard = OffsetGuard()
+    guard.reset({TP: 670}, {TP: 800})
+    assert guard.next_offset(TP) == 800
+    assert guard.stalled({TP: 800}) == []
+    assert guard.stalled({TP: 800}) == [], "every unread message expired: nothing to read"
+    assert guard.admit(TP, 800) == 670
+    assert guard.next_offset(TP) == 801
+
+
+def test_a_start_above_the_logs_start_is_kept() -> None:
+    guard: OffsetGuard = OffsetGuard()
+    guard.reset({TP: 670}, {TP: 12})
+    assert guard.next_offset(TP) == 670
+    assert guard.admit(TP, 671) == 670
+
+
+def test_a_jump_to_the_logs_start_is_retentions_and_counted_once() -> None:
+    expiry: ExpiredOffsets = ExpiredOffsets()
+    assert expiry.expired(TP, 670, 800, log_start=800) == 130
+    # Assigned again before a commit moved past them: the same offsets are not counted twice.
+    assert expiry.expired(TP, 670, 800, log_start=800) == 0
+    # Retention moved on while the worker was behind: only the new ones count.
+    assert expiry.expired(TP, 850, 900, log_start=900) == 50
+    assert expiry.expired(("tracking", 1), 0, 5, log_start=5) == 5
+
+
+def test_a_log_that_started_even_later_is_retentions_too() -> None:
+    """The message was read, then deleted too, before the log's start was asked."""
+    assert ExpiredOffsets().expired(TP, 670, 800, log_start=820) == 130
+
+
+def test_a_jump_over_messages_still_in_the_log_is_not_retentions() -> None:
+    """Faust dropped 800 to 806 (still in the log): the worker must stop and read them again."""
+    expiry: ExpiredOffsets = ExpiredOffsets()
+    assert expiry.expired(TP, 670, 807, log_start=800) is None
+    assert expiry.expired(TP, 670, 807, log_start=0) is None
