@@ -186,7 +186,7 @@ def test_a_partition_whose_unread_input_all_expired_is_caught_up_and_not_stalled
     asyncio.run(worker.watch.resume())
     at = datetime(2026, 1, 5, tzinfo=UTC)
     worker.watch.frontier.found({tp: 30}, at)
-    assert list(worker.watch.frontier.ripe()) == [(tp, at)]
+    assert list(worker.watch.frontier.ripe()) == [(tp, at, None)]
     assert worker.watch.offsets.stalled({tp: 30}) == []
     assert worker.watch.offsets.stalled({tp: 30}) == []
 
