@@ -157,7 +157,11 @@ def test_a_defect_in_the_core_dead_letters_only_its_message(
     async def send(topic: str, key: bytes | None, *_: Any) -> None:
         sent.append((topic, key))
 
+    async def delivered() -> None:
+        sent.append(("(delivered)", None))
+
     monkeypatch.setattr(worker.publisher, "send", send)
+    monkeypatch.setattr(worker.publisher, "delivered", delivered)
     real_apply = order.apply
 
     def apply(state: Any, event: Any, now: Any, policy: Any) -> Any:
@@ -177,6 +181,12 @@ def test_a_defect_in_the_core_dead_letters_only_its_message(
     assert worker.rejected == [("orders@1", PROCESSING_FAILED)]
     assert worker.stores.orders.get("o-ok") is not None
     assert worker.stores.orders.get("o-bug") is None
+    # Outputs before state: the dead letter and the facts are acknowledged before the order's
+    # state is sent.
+    topics = [topic for topic, _ in sent]
+    state = topics.index(next(t for t in topics if t.endswith("orders-changelog")))
+    assert "(delivered)" in topics[:state]
+    assert any(t.endswith("aggregate-inputs") for t in topics[: topics.index("(delivered)")])
 
 
 def _placed(order_id: str) -> bytes:
