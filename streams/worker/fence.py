@@ -63,6 +63,7 @@ class Fence:
         self._sequence = 0
         self._renewed_at = -math.inf
         self._renewed_member = ""
+        self._coordinator: Any = None
         self.tracking = False
 
     def assigned(self, generation: int, member: str) -> None:
@@ -90,21 +91,30 @@ class Fence:
             and self._clock() - self._renewed_at < self._session * 0.8
         )
 
+    def removed(self, term: Term) -> bool:
+        """Has the group removed the member of ``term`` (it is another member now, or none)?
+
+        The coordinator forgets its member id as soon as a heartbeat is refused as unknown,
+        before it joins again: a batch must not wait for that join, which waits for the batch.
+        """
+        current = getattr(self._coordinator, "member_id", term[1])
+        renewed = self._renewed_member
+        return current != term[1] or bool(renewed and renewed != term[1])
+
     async def check(self, term: Term) -> None:
         """Return once writes made under ``term`` may be sent; raise :class:`Fenced` if the
         group moved on without this worker."""
-        waited = 0.0
+        started = self._clock()
         while not self.held(term):
-            renewed = self._renewed_member
-            if renewed and renewed != term[1]:
+            if self.removed(term):
                 raise Fenced(
                     f"this batch's partitions were assigned in generation {term[0]}; the worker "
                     "was removed from the group since (stalled past its session timeout)"
                 )
+            waited = self._clock() - started
             if waited >= GIVE_UP_SECONDS:
                 raise Fenced(f"no heartbeat accepted for {waited:.0f} s")
             await asyncio.sleep(0.05)
-            waited += 0.05
 
     def watch(self, coordinator: Any) -> bool:
         """Follow the heartbeats of aiokafka's group ``coordinator`` (once). False if it has
@@ -127,5 +137,6 @@ class Fence:
 
         send_req._orderwatch_fence = True  # type: ignore[attr-defined]
         coordinator._send_req = send_req
+        self._coordinator = coordinator
         self.tracking = True
         return True
