@@ -51,7 +51,7 @@ def test_workers_frozen_past_their_session_timeout_lose_invent_and_change_nothin
     """Two workers; each in turn is stopped (SIGSTOP) longer than the session timeout while
     the stream flows, and resumed with the messages and writes it held. Its partitions moved
     meanwhile; what it sends late must not overwrite the new owner's state."""
-    scenario = Scenario(orders=600, rate=100.0, workers=2, plan=FREEZE_PLAN, freeze_seconds=10.0)
+    scenario = Scenario(orders=1000, rate=120.0, workers=2, plan=FREEZE_PLAN, freeze_seconds=12.0)
     report = run_scenario(kafka_bootstrap, tmp_path, scenario, say=print)
     print(report.line())
     assert report.faults["freeze"] == 3
