@@ -88,10 +88,22 @@ class Stamps:
         self.shadowed.pop(key, None)
         return True
 
-    def wrote(self, key: bytes, stamp: Stamp) -> None:
-        """This worker wrote ``key`` with ``stamp``."""
-        self._newest[key] = stamp
+    def wrote(self, key: bytes, stamp: Stamp, *, deleted: bool = False) -> None:
+        """This worker wrote ``key`` with ``stamp`` (or deleted it).
+
+        A deletion's stamp is not kept: the next restore of a partition this worker keeps
+        reads its tombstones again, stamps included, and one that changes hands is read whole.
+        """
+        if deleted:
+            self._newest.pop(key, None)
+        else:
+            self._newest[key] = stamp
         self.shadowed.pop(key, None)
+
+    def settle(self, live: Iterable[bytes]) -> None:
+        """A restore completed: forget the stamps of deleted keys (only ``live`` ones stay)."""
+        newest = self._newest
+        self._newest = {key: newest[key] for key in live if key in newest}
 
     def forget(self, keys: Iterable[bytes]) -> None:
         for key in keys:
@@ -143,6 +155,12 @@ class StampedTable(faust.Table[bytes, bytes]):
             or admit(event.message.key, stamp_of(event.message.headers), event.message.partition)
         ]
         super().apply_changelog_batch(admitted)
+
+    async def on_recovery_completed(self, active_tps: Any, standby_tps: Any) -> None:
+        local = getattr(self.data, "data", None)
+        if isinstance(local, dict):
+            self.stamps.settle(list(local))
+        await super().on_recovery_completed(active_tps, standby_tps)
 
     async def on_rebalance(
         self, assigned: Any, revoked: Any, newly_assigned: Any, generation_id: int = 0
@@ -226,7 +244,7 @@ class DurableTable:
         headers = [(STAMP_HEADER, pack_stamp(stamp))]
         wrote = self.stamps.wrote
         for key, value in pending.items():
-            wrote(key, stamp)
+            wrote(key, stamp, deleted=value is None)
             await send(topic, key, value, partition_of(key), headers)
 
     async def repair(self, stamp: Stamp, owned: set[int]) -> int:

@@ -15,6 +15,7 @@ from streams.tables import (
     DurableTable,
     Stamp,
     StampedTable,
+    Stamps,
     StateStore,
     newest_by_stamp,
     pack_stamp,
@@ -276,3 +277,15 @@ def test_a_repair_rewrites_the_keys_a_late_record_shadowed(faust_app: object) ->
     assert sorted(changelog.sent) == [(b"0a", b"new-3", 0), (b"0c", None, 0)]
     assert changelog.stamps == [(9, 2), (9, 2)]
     assert not table.stamps.shadowed
+
+
+def test_deletions_stamps_are_kept_only_until_the_restore_completes() -> None:
+    """Deleted keys' stamps do not pile up: the next restore reads the tombstones again."""
+    stamps = Stamps()
+    assert stamps.admit(b"gone", (2, 1), 0)  # a tombstone read in a restore
+    assert stamps.admit(b"live", (2, 2), 0)
+    assert not stamps.admit(b"gone", (1, 9), 0)  # a late stale record, in the same restore
+    stamps.settle([b"live"])
+    assert stamps.known() == [b"live"]
+    stamps.wrote(b"live", (3, 1), deleted=True)
+    assert stamps.known() == []
