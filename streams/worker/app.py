@@ -421,13 +421,19 @@ class OrderwatchWorker:
         self.fence.assigned(self.app.consumer_generation_id, member)
 
     async def _on_rebalance_complete(self, sender: Any, **_: Any) -> None:
-        await self._rebuild(fire=False)
+        try:
+            await self._rebuild(fire=False)
+        except Fenced as error:
+            stop_worker(error, "a rebalance")
         await self.watch.resume()
 
     async def _on_orders_recovered(self) -> None:
         # Tables may finish recovering from their changelogs after the rebalance completed:
         # rebuild again, now with every recovered order, and only now fire what is due.
-        await self._rebuild(fire=True)
+        try:
+            await self._rebuild(fire=True)
+        except Fenced as error:
+            stop_worker(error, "a recovery")
 
     async def _rebuild(self, *, fire: bool) -> None:
         """Rebuild the processors of the partitions this worker now owns.

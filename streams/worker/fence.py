@@ -29,18 +29,15 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from streams.failures import Fenced
 from streams.tables import Stamp
 
-__all__ = ["Fence", "Fenced"]
+__all__ = ["Fence", "Fenced", "Term"]
 
 log = logging.getLogger("orderwatch.worker")
 
 #: How long (seconds) a check waits for the coordinator before it gives up on the batch.
 GIVE_UP_SECONDS = 120.0
-
-
-class Fenced(Exception):
-    """A batch was handled for partitions this worker may no longer own."""
 
 
 Term = tuple[int, str]

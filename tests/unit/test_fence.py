@@ -127,3 +127,10 @@ def test_without_the_coordinator_the_stamps_alone_fence() -> None:
     fence = Fence(6.0)
     assert not fence.watch(object())
     assert fence.held((1, "m"))
+
+
+def test_a_fenced_batch_stops_the_worker_like_a_kafka_failure() -> None:
+    """Timers and rebalance callbacks stop the worker (exit 75) on it, as on Kafka failing."""
+    from streams.failures import is_infrastructure
+
+    assert is_infrastructure(Fenced("removed from the group"))
