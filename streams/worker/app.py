@@ -450,7 +450,7 @@ class OrderwatchWorker:
         if fire:
             repaired = await self.loops.repair(owned)
             if repaired:
-                log.info("rewrote %d state records a stalled worker had overwritten", repaired)
+                log.warning("rewrote %d state records a stalled worker had overwritten", repaired)
         open_orders = self.processors.open_orders()
         self.metrics.set_assigned_partitions(len(owned))
         self.metrics.set_open_orders(open_orders)
