@@ -3,6 +3,7 @@
 Run from the repository root::
 
     python -m bench.worker_throughput [--events N] [--broker HOST:PORT] [--partitions P]
+        [--baseline DIR --baseline-label TEXT] [--rounds R]
 
 Every line reads the same pre-produced stream (``streams.simulator``, keyed as the contract
 says) from its own copy of the four input topics, under its own group / app id:
@@ -16,7 +17,10 @@ says) from its own copy of the four input topics, under its own group / app id:
   topic.send(...)`` one message per input), a process of its own;
 - bare Faust agent, batched: the same over ``stream.take_events(1000, within=0.1)`` with
   ``topic.send_soon(...)``;
-- ``orderwatch worker`` (event-time clock), a process of its own.
+- ``orderwatch worker`` (event-time clock), a process of its own;
+- with ``--baseline DIR``: ``orderwatch worker`` of the source tree ``DIR`` (another commit,
+  run with ``PYTHONPATH=DIR``), in turn with this tree's worker, ``--rounds`` times each, so
+  that two versions are compared in one run on one broker.
 
 The three processes are timed the same way: from the moment their ``/ready`` answers 200 until
 their own count of handled input messages, read from their ``/metrics`` every 0.1 s, reaches
@@ -321,6 +325,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--out", type=Path, default=REPO / "bench" / "results" / "worker_throughput.md"
     )
+    parser.add_argument("--baseline", type=Path, help="a source tree of another commit")
+    parser.add_argument("--baseline-label", default="baseline", help="what --baseline is")
+    parser.add_argument("--rounds", type=int, default=1, help="worker runs per version")
     args = parser.parse_args(argv)
     profile_dir = os.environ.get("ORDERWATCH_BENCH_PROFILE")
     profile = Path(profile_dir) if profile_dir else None
@@ -339,9 +346,15 @@ def main(argv: list[str] | None = None) -> int:
                 bare = BareRun(bootstrap, work, mode)
                 _feed(bootstrap, bare.prefix, args.partitions, lines, "bare-out")
                 seconds[mode] = _bare_run(bare, n, profile)
-            worker = WorkerRun(bootstrap, work, partitions=args.partitions)
-            _feed(bootstrap, worker.prefix, args.partitions, lines)
-            seconds["worker"] = _worker_run(worker, n, profile)
+            versions = [("worker", {})]
+            if args.baseline is not None:
+                versions.append(("baseline", {"PYTHONPATH": str(args.baseline.resolve())}))
+            for round_ in range(args.rounds):
+                for name, env in versions:
+                    worker = WorkerRun(bootstrap, work, partitions=args.partitions, extra_env=env)
+                    _feed(bootstrap, worker.prefix, args.partitions, lines)
+                    key = name if round_ == 0 else f"{name}-{round_ + 1}"
+                    seconds[key] = _worker_run(worker, n, profile)
     finally:
         if embedded is not None:
             embedded.stop()
@@ -353,17 +366,28 @@ def main(argv: list[str] | None = None) -> int:
         "per-message": "bare Faust agent: `json.loads` and send, per message",
         "batched": "the same agent over `take_events(1000, within=0.1)` with `send_soon`",
         "worker": "`orderwatch worker` (event time)",
+        "baseline": f"`orderwatch worker` (event time), {args.baseline_label}",
     }
+    for name in list(seconds):
+        if "-" in name and name.rsplit("-", 1)[0] in labels:
+            stem, round_ = name.rsplit("-", 1)
+            labels[name] = f"{labels[stem]}, round {round_}"
     rows = [
         f"| {labels[name]} | {seconds[name]:.2f} | {rate[name]:,.0f} | {rate[name] / base:.3f} |"
-        for name in ("raw", "per-message", "batched", "worker")
+        for name in seconds
     ]
+    shown = list(argv if argv is not None else sys.argv[1:])
+    if args.baseline is not None:  # the tree's path is this machine's: shown as BASE
+        shown = [
+            "BASE" if arg == str(args.baseline) else arg.replace(str(args.baseline), "BASE")
+            for arg in shown
+        ]
     report = "\n".join(
         [
             f"## {datetime.now(UTC):%Y-%m-%d %H:%M} UTC: {n:,} events, {kind}, "
             f"{args.partitions} partitions" + (", profiled (py-spy)" if profile else ""),
             "",
-            f"- command: `python -m bench.worker_throughput {shlex.join(argv or sys.argv[1:])}`"
+            f"- command: `python -m bench.worker_throughput {shlex.join(shown)}`"
             + (f" with `ORDERWATCH_BENCH_PROFILE={profile}`" if profile is not None else ""),
             f"- machine: {machine()}",
             "",

@@ -2,8 +2,9 @@
 
 - Input that can never be processed (bad bytes, an invalid event) is not a failure: it is
   rejected to the dead-letter topic and the partition flows on.
-- A failure to reach Kafka (send, write state, commit), or a consumer that skipped offsets or
-  stalled on a partition (:mod:`streams.offsets`), is not a property of the message: the
+- A failure to reach Kafka (send, write state, commit), a consumer that skipped offsets or
+  stalled on a partition (:mod:`streams.offsets`), or a worker the group removed while it was
+  stalled (:class:`Fenced`, :mod:`streams.worker.fence`) is not a property of the message: the
   worker stops at once with a non-zero exit code, without acknowledging its batch, so that a
   restart (by its supervisor) reads it again from the last commit. Nothing is dead-lettered for
   it.
@@ -32,6 +33,7 @@ from streams.errors import ConfigurationError
 
 __all__ = [
     "EXIT_KAFKA_UNAVAILABLE",
+    "Fenced",
     "SkippedOffsets",
     "StalledPartition",
     "exit_code_of_stop",
@@ -46,7 +48,14 @@ EXIT_KAFKA_UNAVAILABLE = 75  # EX_TEMPFAIL: try again later
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
 _Async = Callable[_P, Coroutine[Any, Any, _R]]
-_INFRASTRUCTURE = (KafkaError, ProducerSendError, ConnectionError, TimeoutError)
+
+
+class Fenced(Exception):
+    """A batch was handled for partitions this worker may no longer own (it was removed from
+    the group while stalled): nothing more of it may be sent."""
+
+
+_INFRASTRUCTURE = (KafkaError, ProducerSendError, ConnectionError, TimeoutError, Fenced)
 
 
 class SkippedOffsets(Exception):

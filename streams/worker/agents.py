@@ -4,9 +4,15 @@ Each agent takes its stream in batches (``take_events``). A batch's messages are
 skipped offsets (:class:`~streams.worker.watch.ConsumerWatch`), turned into the processor's
 reads, handed to their partition's :class:`~streams.core.processor.PartitionProcessor`, and
 what it decided is carried out: outputs, facts, forwards and dead letters to the producer
-(:class:`~streams.worker.publish.Publisher`), then every state the batch changed written once
-to its table and changelog. Only then does the agent take the next batch, which is when Faust
+(:class:`~streams.worker.publish.Publisher`); once Kafka has acknowledged them, every state the
+batch changed is written once to its table and changelog (outputs before state: a state that
+marks an event as seen never reaches Kafka ahead of what the event produced, whichever broker
+leads which partition). Only then does the agent take the next batch, which is when Faust
 acknowledges this one: no offset is committed ahead of the state and outputs it covers.
+
+Every batch, tick and announcement runs under the assignment (:data:`~streams.worker.fence.Term`)
+current when it began: it is checked (:class:`~streams.worker.fence.Fence`) before anything is
+sent, and its changelog records are stamped with it.
 
 - The order agent reads ``orders``, ``tracking``, ``complaints``, the forwarded ``order-events``
   and the ``clock`` topic (``advance-clock``, idle inputs).
@@ -21,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -41,6 +48,8 @@ from streams.core.timekeeping import STOCK_TOPIC
 from streams.failures import stop_worker
 from streams.inbox import AppliedInputs, Ref, decode_item
 from streams.metrics import Metrics
+from streams.tables import DurableTable, StateStore
+from streams.worker.fence import Fence, Term
 from streams.worker.partitions import Partitions, Processor
 from streams.worker.publish import Publisher, where
 from streams.worker.stores import Stores
@@ -80,6 +89,7 @@ class Loops:
         topics: dict[str, str],
         batch_size: int,
         batch_seconds: float,
+        fence: Fence,
     ) -> None:
         self.partitions = partitions
         self.publisher = publisher
@@ -89,6 +99,7 @@ class Loops:
         self.topics = topics
         self.batch_size = batch_size
         self.batch_seconds = batch_seconds
+        self.fence = fence
         self.applied = AppliedInputs()
         #: Watermarks the partitions reached and the announce timer has not sent yet.
         self.unannounced: dict[str, datetime] = {}
@@ -101,6 +112,7 @@ class Loops:
 
     async def order_batch(self, messages: list[Any]) -> None:
         started = time.perf_counter()
+        term = self.fence.term
         by_partition: dict[int, list[Read[Ref]]] = {}
         failed: list[tuple[Any, Exception]] = []
         for message in messages:
@@ -111,12 +123,12 @@ class Loops:
                 failed.append((message, error))
                 continue
             by_partition.setdefault(message.partition, []).append(read)
-        await self._handle(by_partition, failed, messages)
+        await self._handle(term, by_partition, failed, messages)
         self.watch.frontier.handled(messages)
-        await self._settled(self.stores.orders.flush(), messages)
+        await self._settled(self.write(term, [self.stores.orders]), messages)
         if any(_advances(read) for reads in by_partition.values() for read in reads):
             # A backfill's last step: its closing watermarks go out now, not at the next tick.
-            await self._settled(self.announce(), messages)
+            await self._settled(self.announce(term), messages)
         self.metrics.set_open_orders(self.partitions.open_orders())
         self._timed(started, len(messages))
 
@@ -144,6 +156,7 @@ class Loops:
 
     async def aggregate_batch(self, messages: list[Any]) -> None:
         started = time.perf_counter()
+        term = self.fence.term
         inbox = self.stores.inbox_table
         by_partition: dict[int, list[Read[Ref]]] = {}
         failed: list[tuple[Any, Exception]] = []
@@ -158,9 +171,9 @@ class Loops:
                 by_partition[partition].extend(self._aggregate_reads(message))
             except Exception as error:  # a defect met by this message (streams.failures)
                 failed.append((message, error))
-        await self._handle(by_partition, failed, messages)
+        await self._handle(term, by_partition, failed, messages)
         self.watch.frontier.handled(messages)
-        await self._settled(self.flush_aggregates(), messages)
+        await self._settled(self.flush_aggregates(term), messages)
         self._timed(started, len(messages))
 
     def _aggregate_reads(self, message: Any) -> list[Read[Ref]]:
@@ -188,6 +201,7 @@ class Loops:
 
     async def _handle(
         self,
+        term: Term,
         by_partition: dict[int, list[Read[Ref]]],
         failed: list[tuple[Any, Exception]],
         messages: list[Any],
@@ -197,13 +211,16 @@ class Loops:
         for partition, reads in by_partition.items():
             processor = self.partitions.get(partition)
             actions = processor.handle(reads, now)
-            await self._settled(self._carry_out(partition, processor, actions), messages)
+            await self._settled(self._carry_out(term, partition, processor, actions), messages)
+        if failed:
+            await self._settled(self.fence.check(term), messages)
         for message, error in failed:
             await self._settled(self.publisher.failed(message, error), messages)
 
     async def _carry_out(
-        self, partition: int, processor: Processor, actions: Actions[Ref, bytes]
+        self, term: Term, partition: int, processor: Processor, actions: Actions[Ref, bytes]
     ) -> None:
+        await self.fence.check(term)
         await self.publisher.carry_out(actions)
         if actions.failed:
             # A failed read may have left a cached state half changed: read it again from
@@ -244,6 +261,7 @@ class Loops:
     async def tick(self) -> None:
         """Wall clock: note the inputs the agents have read to the ends found, then fire what
         each partition's clock reached, and the aggregates' checks."""
+        term = self.fence.term
         now = _utc_now()
         inventory = self.topics["inventory"]
         for (topic, partition), at, leading in self.watch.frontier.ripe():
@@ -254,16 +272,16 @@ class Loops:
         for partition, processor in self.partitions:
             actions = processor.tick(now)
             released += [key for ref, key in actions.applied if ref is None]
-            await self._carry_out(partition, processor, actions)
-        await self.flush_states()
+            await self._carry_out(term, partition, processor, actions)
+        await self.flush_states(term)
         if released:
             # Dropped only once Kafka has the states they changed: no commit covers a tick.
             await self.publisher.delivered()
             for key in released:
                 self.stores.inbox_table.pop(key, None)
-            await self.stores.inbox_table.flush()
+            await self.write(term, [self.stores.inbox_table])
 
-    async def announce(self) -> None:
+    async def announce(self, term: Term | None = None) -> None:
         """Event time: tell every aggregate partition how far each source's clock got.
 
         Runs on a timer (and after a batch with an ``advance-clock``), so a busy partition
@@ -271,8 +289,11 @@ class Loops:
         before is ahead of it on the topic, so the watermark never overtakes an item. The
         partition clocks are written to their table here too.
         """
-        await self.stores.clocks.flush()
+        term = self.fence.term if term is None else term
+        await self.write(term, [self.stores.clocks])
         pending, self.unannounced = self.unannounced, {}
+        if pending:
+            await self.fence.check(term)
         topic = self.topics["aggregate-inputs"]
         for source, watermark in pending.items():
             value = wire.pack(wire.WATERMARK, watermark, source.encode())
@@ -281,22 +302,50 @@ class Loops:
 
     async def catch_up(self) -> None:
         """Fire what each restored event-time clock has already reached."""
+        term = self.fence.term
         for partition, processor in self.partitions:
-            await self._carry_out(partition, processor, processor.catch_up())
+            await self._carry_out(term, partition, processor, processor.catch_up())
 
-    async def flush_states(self) -> None:
+    async def write(self, term: Term, stores: Iterable[StateStore[Any] | DurableTable]) -> None:
+        """Outputs before state: once Kafka has acknowledged every output, fact, forward and
+        dead letter handed over so far, send the changed states of ``stores``, stamped with
+        ``term`` (if this worker still holds it)."""
+        stores = [store for store in stores if _dirty(store)]
+        if not stores:
+            return
+        await self.publisher.delivered()
+        await self.fence.check(term)
+        stamp = self.fence.stamp(term)
+        for store in stores:
+            await store.flush(stamp)
+
+    async def flush_states(self, term: Term) -> None:
         """Every state changed and not yet written (outside an agent: timers, rebalances)."""
-        await self.stores.orders.flush()
-        await self.stores.clocks.flush()
-        await self.flush_aggregates()
-
-    async def flush_aggregates(self) -> None:
         stores = self.stores
-        for store in (stores.skus, stores.carriers, stores.merchants):
-            await store.flush()
-        await stores.inbox_table.flush()
+        await self.write(term, [stores.orders, stores.clocks])
+        await self.flush_aggregates(term)
+
+    async def repair(self, owned: set[int]) -> int:
+        """Rewrite the keys of ``owned`` partitions whose last changelog record is older than
+        their newest (:meth:`~streams.tables.DurableTable.repair`); how many."""
+        term = self.fence.term
+        stores = self.stores
+        tables = [store.table for store in stores.all()] + [stores.inbox_table]
+        if not any(table.stamps.shadowed for table in tables):
+            return 0
+        await self.fence.check(term)
+        stamp = self.fence.stamp(term)
+        return sum([await table.repair(stamp, owned) for table in tables])
+
+    async def flush_aggregates(self, term: Term) -> None:
+        stores = self.stores
+        await self.write(term, [stores.skus, stores.carriers, stores.merchants, stores.inbox_table])
         processors = [processor for _, processor in self.partitions]
         self.metrics.set_aggregate_inputs_waiting(
             sum(p.waiting for p in processors),
             min((at for p in processors if (at := p.oldest_waiting()) is not None), default=None),
         )
+
+
+def _dirty(store: StateStore[Any] | DurableTable) -> bool:
+    return store.dirty if isinstance(store, StateStore) else store.pending > 0

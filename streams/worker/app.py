@@ -32,6 +32,7 @@ the key's partition, which is where every key is processed, so the timers may wr
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from collections.abc import Iterable
@@ -47,17 +48,23 @@ from streams.connection import faust_options
 from streams.consumer import ResumingTransport
 from streams.core.policy import Policy
 from streams.core.timeutil import EPOCH
-from streams.failures import EXIT_KAFKA_UNAVAILABLE, exit_code_of_stop, stopping_on_kafka_failure
-from streams.headers import cloudevents_source
+from streams.failures import (
+    EXIT_KAFKA_UNAVAILABLE,
+    exit_code_of_stop,
+    stop_worker,
+    stopping_on_kafka_failure,
+)
+from streams.headers import Headers, cloudevents_source
 from streams.metrics import Metrics
 from streams.outage import OutageLog
 from streams.policies import load_policy
 from streams.settings import Settings
-from streams.tables import DurableTable
+from streams.tables import DurableTable, StampedTable
 from streams.topics import changelog_topic
 from streams.web import OrderwatchWeb
 from streams.worker.agents import Loops
 from streams.worker.assignor import AdmittingAssignor
+from streams.worker.fence import Fence, Fenced
 from streams.worker.partitions import Partitions
 from streams.worker.publish import Publisher
 from streams.worker.recovery import GuardedRecovery
@@ -185,13 +192,17 @@ class OrderwatchWorker:
             maxsize=131_072,
             allow_empty=True,
         )
-        table = self.app.Table(
-            name,
-            partitions=self.partitions,
-            key_type=bytes,  # Faust derives the changelog's "raw" serializers from these types
-            value_type=bytes,
-            use_partitioner=by_key,
-            changelog_topic=changelog,
+        table = self.app.tables.add(
+            StampedTable(
+                self.app,
+                name=name,
+                beacon=self.app.tables.beacon,
+                partitions=self.partitions,
+                key_type=bytes,  # Faust derives the changelog's "raw" serializers from these
+                value_type=bytes,
+                use_partitioner=by_key,
+                changelog_topic=changelog,
+            )
         )
         send = self._send_record
         if by_key:
@@ -201,10 +212,10 @@ class OrderwatchWorker:
         return DurableTable(table, lambda key: int(key.split(b"/", 1)[0]), send)
 
     async def _send_record(
-        self, topic: str, key: bytes, value: bytes | None, partition: int
+        self, topic: str, key: bytes, value: bytes | None, partition: int, headers: Headers
     ) -> None:
         """A changelog record, through the publisher's producer."""
-        await self.publisher.send(topic, key, value, partition)
+        await self.publisher.send(topic, key, value, partition, headers)
 
     def _declare(self) -> None:
         s = self.settings
@@ -269,6 +280,7 @@ class OrderwatchWorker:
             lateness=self.policy.allowed_lateness,
             ready=lambda: self._ready,
         )
+        self.fence = Fence(s.session_timeout)
         self.loops = Loops(
             partitions=self.processors,
             publisher=self.publisher,
@@ -278,6 +290,7 @@ class OrderwatchWorker:
             topics=topics,
             batch_size=s.batch_size,
             batch_seconds=s.batch_wait,
+            fence=self.fence,
         )
         self._register()
 
@@ -405,23 +418,49 @@ class OrderwatchWorker:
     async def _on_assigned(self, sender: Any, assigned: Iterable[Any], **_: Any) -> None:
         self._ready = False
         # What the last batch changed is written before the caches go (its inputs already
-        # left the inbox table).
-        await self.loops.flush_states()
+        # left the inbox table), under the assignment it was made in; a worker that was
+        # removed from the group meanwhile stops instead (streams.worker.fence).
+        try:
+            await self.loops.flush_states(self.fence.term)
+        except Fenced as error:
+            stop_worker(error, "a rebalance")
+        self._follow_assignment()
         self.stores.forget()
         self.processors.processors = {}
         self.watch.assigned()
         self.loops.applied.clear()
 
+    def _follow_assignment(self) -> None:
+        """The fence follows this assignment, and the heartbeats that keep it."""
+        coordinator: Any = None
+        with contextlib.suppress(AttributeError):  # Faust's aiokafka consumer, in its thread
+            consumer: Any = self.app.consumer
+            coordinator = consumer._thread._ensure_consumer()._coordinator
+        if (
+            coordinator is not None
+            and not self.fence.tracking
+            and not self.fence.watch(coordinator)
+        ):
+            log.warning("cannot follow the group's heartbeats: writes are fenced by stamps alone")
+        member = str(getattr(coordinator, "member_id", ""))
+        self.fence.assigned(self.app.consumer_generation_id, member)
+
     @stopping_on_kafka_failure("the rebuild after a rebalance")
     async def _on_rebalance_complete(self, sender: Any, **_: Any) -> None:
-        await self._rebuild(fire=False)
+        try:
+            await self._rebuild(fire=False)
+        except Fenced as error:
+            stop_worker(error, "a rebalance")
         await self.watch.resume()
 
     @stopping_on_kafka_failure("the rebuild and catch-up after recovery")
     async def _on_orders_recovered(self) -> None:
         # Tables may finish recovering from their changelogs after the rebalance completed:
         # rebuild again, now with every recovered order, and only now fire what is due.
-        await self._rebuild(fire=True)
+        try:
+            await self._rebuild(fire=True)
+        except Fenced as error:
+            stop_worker(error, "a recovery")
 
     async def _rebuild(self, *, fire: bool) -> None:
         """Rebuild the processors of the partitions this worker now owns.
@@ -434,7 +473,11 @@ class OrderwatchWorker:
         self.processors.rebuild(owned)
         if fire:
             await self.loops.catch_up()
-        await self.loops.flush_states()
+        await self.loops.flush_states(self.fence.term)
+        if fire:
+            repaired = await self.loops.repair(owned)
+            if repaired:
+                log.warning("rewrote %d state records a stalled worker had overwritten", repaired)
         open_orders = self.processors.open_orders()
         self.metrics.set_assigned_partitions(len(owned))
         self.metrics.set_open_orders(open_orders)

@@ -3,7 +3,9 @@
 A scenario produces a simulated stream at a steady pace to a group of event-time workers and,
 while it flows, applies a plan of faults: ``kill`` (SIGKILL one worker, start a new one in its
 place), ``broker`` (``scripts/kafka.sh restart``: the broker stops and comes back on the same log
-directory), ``grow`` (one more worker joins the group) and ``shrink`` (one leaves, gracefully).
+directory), ``grow`` (one more worker joins the group), ``shrink`` (one leaves, gracefully) and
+``freeze`` (SIGSTOP one worker for ``freeze_seconds``, longer than the session timeout, then
+SIGCONT: the group moves its partitions meanwhile, and it resumes with what it held).
 Once the group has consumed everything it advances the clock, reads every output, and compares
 them with ``orderwatch replay --until`` of the same lines, by id and by content.
 
@@ -20,7 +22,9 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import random
+import signal
 import subprocess
 import sys
 import tempfile
@@ -67,6 +71,7 @@ class Scenario:
     workers: int = 1  # at the start
     partitions: int = 4
     broker_downtime: float = 5.0
+    freeze_seconds: float = 10.0  # the workers' session timeout is 6 s
     guarantee: str = "at_least_once"
     isolation_level: str = "read_uncommitted"
 
@@ -364,6 +369,17 @@ class Group:
         victim.stop(kill=True)
         self.start_one()
 
+    def freeze_one(self, seconds: float) -> None:
+        """SIGSTOP the workers in turn for ``seconds`` while the others run, then SIGCONT."""
+        victim = self.running[self.turn % len(self.running)]
+        self.turn += 1
+        assert victim.process is not None
+        os.kill(victim.process.pid, signal.SIGSTOP)
+        try:
+            time.sleep(seconds)
+        finally:
+            os.kill(victim.process.pid, signal.SIGCONT)
+
     def stop_one(self) -> None:
         self.running.pop().stop()
 
@@ -465,6 +481,8 @@ def apply_fault(fault: str, group: Group, scenario: Scenario) -> None:
         group.start_one()
     elif fault == "shrink":
         group.stop_one()
+    elif fault == "freeze":
+        group.freeze_one(scenario.freeze_seconds)
     else:
         raise ValueError(f"unknown fault {fault!r}")
 

@@ -3,7 +3,8 @@
 The CI-sized variant of the fault suite (``faults.py``; the soak runs from its command line).
 A stream of 1,000 orders is produced at a steady pace while worker processes are killed with
 SIGKILL and restarted, the broker is stopped and started again on the same log directory, and
-the group grows from one worker to two and shrinks back. Redelivered outputs are allowed (at
+the group grows from one worker to two and shrinks back; and, in another run, two workers are
+frozen in turn past their session timeout. Redelivered outputs are allowed (at
 least once); a lost, invented or different one fails the test.
 """
 
@@ -35,6 +36,30 @@ def test_kills_a_broker_restart_and_rebalances_lose_invent_and_change_nothing(
     assert set(report.faults) - set(planned) <= {"stopped 75"}, report.faults
     assert report.log_lines["faust stopped"] == 0, report.log_lines
     assert report.comparison.expected > 500
+    assert report.comparison.clean, "\n".join(
+        [report.line(), *report.comparison.examples, *report.comparison.lost[:5]]
+    )
+
+
+FREEZE_PLAN = ("freeze", "freeze", "freeze")
+
+
+@pytest.mark.broker
+@pytest.mark.faults
+def test_workers_frozen_past_their_session_timeout_lose_invent_and_change_nothing(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """Two workers; each in turn is stopped (SIGSTOP) longer than the session timeout while
+    the stream flows, and resumed with the messages and writes it held. Its partitions moved
+    meanwhile; what it sends late must not overwrite the new owner's state."""
+    scenario = Scenario(orders=1000, rate=120.0, workers=2, plan=FREEZE_PLAN, freeze_seconds=12.0)
+    report = run_scenario(kafka_bootstrap, tmp_path, scenario, say=print)
+    print(report.line())
+    assert report.faults["freeze"] == 3
+    # A resumed worker that finds itself removed from the group stops itself (exit 75) and is
+    # restarted; any other exit is a crash.
+    assert set(report.faults) - {"freeze"} <= {"stopped 75"}, report.faults
+    assert report.comparison.expected > 300
     assert report.comparison.clean, "\n".join(
         [report.line(), *report.comparison.examples, *report.comparison.lost[:5]]
     )

@@ -223,7 +223,11 @@ def test_a_defect_in_the_core_dead_letters_only_its_message(
     async def send(topic: str, key: bytes | None, *_: Any) -> None:
         sent.append((topic, key))
 
+    async def delivered() -> None:
+        sent.append(("(delivered)", None))
+
     monkeypatch.setattr(worker.publisher, "send", send)
+    monkeypatch.setattr(worker.publisher, "delivered", delivered)
     real_apply = order.apply
 
     def apply(state: Any, event: Any, now: Any, policy: Any, **options: Any) -> Any:
@@ -243,6 +247,12 @@ def test_a_defect_in_the_core_dead_letters_only_its_message(
     assert worker.rejected == [("orders@1", PROCESSING_FAILED)]
     assert worker.stores.orders.get("o-ok") is not None
     assert worker.stores.orders.get("o-bug") is None
+    # Outputs before state: the dead letter and the facts are acknowledged before the order's
+    # state is sent.
+    topics = [topic for topic, _ in sent]
+    state = topics.index(next(t for t in topics if t.endswith("orders-changelog")))
+    assert "(delivered)" in topics[:state]
+    assert any(t.endswith("aggregate-inputs") for t in topics[: topics.index("(delivered)")])
 
 
 def _placed(order_id: str) -> bytes:
@@ -294,7 +304,7 @@ def test_a_kafka_failure_in_the_assignment_callback_stops_the_worker(
 
 
 async def _flushing_then(worker: Any, callback: Any) -> None:
-    async def flush() -> None:
+    async def flush(*_: Any) -> None:
         raise KafkaConnectionError("flush refused")
 
     worker.loops.flush_states = flush
@@ -310,7 +320,7 @@ def test_a_kafka_failure_in_the_rebuild_or_catch_up_stops_the_worker(
     def exit_(code: int) -> None:
         raise _Exited(code)
 
-    async def fails() -> None:
+    async def fails(*_: Any) -> None:
         raise ProducerSendError("catch-up's breach not sent")
 
     monkeypatch.setattr(failures.os, "_exit", exit_)
@@ -328,7 +338,7 @@ def test_another_error_in_a_rebalance_callback_is_left_to_faust(
 ) -> None:
     worker = _worker(tmp_path, monkeypatch, ArithmeticError("unused"))
 
-    async def flush() -> None:
+    async def flush(*_: Any) -> None:
         raise ArithmeticError("a bug")
 
     monkeypatch.setattr(worker.loops, "flush_states", flush)
