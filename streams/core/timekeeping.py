@@ -11,7 +11,7 @@ asks its timekeeper:
   as in event time, except that an input with nothing unread does not hold it back, and it never
   runs ahead of the time the driver read. A backlog (a restart, an outage, a burst of history)
   is therefore read before anything it could meet fires; read live, the clock is the time. The
-  partitions announce their clocks to the aggregates as in event time.
+  partitions announce their inputs' event time to the aggregates (the time itself once quiet).
 
 Neither reads a clock itself: the driver passes the time it read (``now``) with each batch, and
 (wall clock) tells when an input had nothing unread (:meth:`Timekeeper.caught_up`).

@@ -282,7 +282,7 @@ class Loops:
             await self.write(term, [self.stores.inbox_table])
 
     async def announce(self, term: Term | None = None) -> None:
-        """Event time: tell every aggregate partition how far each source's clock got.
+        """Tell every aggregate partition how far each source's clock got.
 
         Runs on a timer (and after a batch with an ``advance-clock``), so a busy partition
         announces a few times a second rather than once per event. Every fact a source sent
