@@ -315,7 +315,7 @@ class OrderwatchWorker:
         app.agent(aggregate_channel, name="orderwatch.aggregates")(loops.aggregate_agent)
         if self.event_time:
             app.timer(s.tick_interval, name="orderwatch.watermarks")(
-                stopping_on_kafka_failure("the watermark timer")(loops.announce)
+                stopping_on_kafka_failure("the watermark timer")(self._announce)
             )
             app.timer(IDLE_CHECK_SECONDS, name="orderwatch.idle-inputs")(
                 stopping_on_kafka_failure("the idle-input timer")(self._check_idle)
@@ -399,6 +399,11 @@ class OrderwatchWorker:
         await self.loops.tick()
         await self.loops.announce()
         self.metrics.set_open_orders(self.processors.open_orders())
+
+    async def _announce(self) -> None:
+        """Event time's watermark timer (without arguments: Faust hands a timer that takes one
+        the app)."""
+        await self.loops.announce()
 
     async def _check_idle(self) -> None:
         clock_topic = self.topic_names["clock"]

@@ -7,12 +7,14 @@ intercepted. (That a stopped worker loses nothing is the fault suite's job, on a
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import faust
 import pytest
 from aiokafka.errors import KafkaConnectionError, ProducerFenced
 from faust.exceptions import ProducerSendError
@@ -363,3 +365,28 @@ def test_what_stopped_faust_decides_the_exit_status(
     code: object, error: BaseException | None, expected: int
 ) -> None:
     assert failures.exit_code_of_stop(code, error) == expected
+
+
+@pytest.mark.parametrize("clock", ["event", "wall"])
+def test_no_timer_takes_a_parameter_faust_would_fill_with_the_app(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clock: str
+) -> None:
+    """Faust hands a timer that takes a parameter the app: a timer whose optional parameter
+    means something else (the watermark timer's fence term) would crash every tick."""
+    timers: list[Any] = []
+    real_timer = faust.App.timer
+
+    def timer(app: Any, interval: Any, **options: Any) -> Any:
+        decorate = real_timer(app, interval, **options)
+
+        def record(fun: Any) -> Any:
+            timers.append(fun)
+            return decorate(fun)
+
+        return record
+
+    monkeypatch.setattr(faust.App, "timer", timer)
+    OrderwatchWorker(load_settings(broker="127.0.0.1:9", data_dir=tmp_path, clock=clock))
+    assert len(timers) >= 4
+    takes = [fun for fun in timers if inspect.signature(fun).parameters]
+    assert takes == []
