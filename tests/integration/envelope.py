@@ -320,6 +320,7 @@ def run_wall(
         if kind == "backlog":
             # A week of history already on the topics when the worker starts.
             lines = history(now, orders, scenario.seed, "b", timedelta(minutes=20))
+            create_topics(group)
             asyncio.run(produce_lines(bootstrap, prefix, lines))
             say(f"{len(lines)} lines of history produced; starting the worker")
             group.start_one()
@@ -345,6 +346,20 @@ def run_wall(
         group.stop_all()
     seconds = time.monotonic() - started
     return Report(scenario, comparison, len(lines), faults, seconds, log_lines, replayed)
+
+
+def create_topics(group: Group) -> None:
+    """The group's topics, as ``orderwatch send`` or a worker would create them."""
+    from streams.settings import Settings
+    from streams.topics import ensure_topics
+
+    settings = Settings(
+        broker=group.bootstrap,
+        app_id=group.name,
+        topic_prefix=group.name + "-",
+        partitions=group.scenario.partitions,
+    )
+    asyncio.run(ensure_topics(settings))
 
 
 def restart_while_due(
@@ -388,3 +403,93 @@ def fulfillment_breaches(outputs: Iterable[dict[str, Any]]) -> int:
         for o in outputs
         if o["type"] == "deadline.breached" and o.get("deadline") == "fulfillment"
     )
+
+
+# ---- the soak -----------------------------------------------------------------------------------
+
+COMPRESSION = {"orders": "gzip", "inventory": "snappy", "tracking": "lz4", "complaints": "zstd"}
+
+
+def cluster_home(workdir: Path) -> str:
+    """A ``scripts/kafka.sh`` home for a cluster under ``workdir``, with the jars of the
+    caller's home (or the repository's cache) linked in."""
+    from faults import REPO
+
+    home = workdir / "kafka-cluster"
+    home.mkdir()
+    for cache in (os.environ.get("ORDERWATCH_KAFKA_HOME"), str(REPO / ".ci" / "cache" / "kafka")):
+        if cache and (Path(cache) / "libs").is_dir():
+            (home / "libs").symlink_to((Path(cache) / "libs").resolve())
+            (home / "libs.pom.sha256").write_bytes((Path(cache) / "libs.pom.sha256").read_bytes())
+            break
+    return str(home)
+
+
+def soak_scenarios(
+    orders: int, rate: float, freezes: int
+) -> list[tuple[str, Scenario, Callable[[Scenario], list[bytes] | None]]]:
+    """The soak's scenarios on one broker: (name, scenario, its lines or None for the
+    simulated stream)."""
+
+    def simulated(_: Scenario) -> None:
+        return None
+
+    def moved(scenario: Scenario) -> list[bytes]:
+        return shifted_simulation(scenario, datetime.now(UTC))
+
+    sigstops = ("sigstop",) * freezes
+    return [
+        ("frozen workers, event clock", Scenario(orders=orders, rate=rate, workers=2,
+         plan=sigstops, freeze_seconds=(12.0, 25.0)), simulated),
+        ("frozen workers, wall clock", Scenario(orders=orders, rate=rate, workers=2,
+         plan=sigstops, clock="wall", bad_lines=0, freeze_seconds=(12.0, 25.0)), moved),
+        ("frozen broker", Scenario(orders=orders, rate=rate, workers=2,
+         plan=("broker-sigstop", "kill") * max(1, freezes // 4), freeze_seconds=(10.0, 20.0)),
+         simulated),
+        ("compressed producers", Scenario(orders=orders, rate=rate, workers=2,
+         plan=("kill", "kill", "broker"), compression=COMPRESSION), simulated),
+    ]  # fmt: skip
+
+
+def soak(bootstrap: str, workdir: Path, args: Any, say: Callable[[str], None]) -> list[Report]:
+    """One run of every envelope scenario, at the soak's size; a report each."""
+    reports: list[Report] = []
+    from faults import run_scenario
+
+    for name, scenario, lines in soak_scenarios(args.orders, args.rate, args.freezes):
+        say(f"-- {name}")
+        directory = workdir / name.replace(" ", "-").replace(",", "")
+        directory.mkdir()
+        report = run_scenario(bootstrap, directory, scenario, say=say, lines=lines(scenario))
+        report.name = name
+        reports.append(report)
+    for kind, orders in (("backlog", 400), ("restart", 20), ("burst", 40)):
+        say(f"-- wall clock: {kind}")
+        directory = workdir / f"wall-{kind}"
+        directory.mkdir()
+        report = run_wall(bootstrap, directory, Scenario(clock="wall"), kind, orders=orders,
+                          say=say)  # fmt: skip
+        report.name = f"wall clock: {kind}"
+        reports.append(report)
+    say("-- three-node cluster")
+    home = cluster_home(workdir)
+    cluster = kafka_sh("start", "--nodes", "3", home=home)
+    try:
+        rounds = max(1, args.freezes // 2)
+        scenario = Scenario(
+            orders=args.orders,
+            rate=args.rate,
+            workers=2,
+            plan=("node-kill", "kill", "node-start", "node-sigstop+kill") * rounds,
+            worker_env={"ORDERWATCH_REPLICATION_FACTOR": "3"},
+            kafka_home=home,
+            freeze_seconds=(12.0, 20.0),
+        )
+        directory = workdir / "cluster"
+        directory.mkdir()
+        report = run_scenario(cluster, directory, scenario, say=say)
+        report.name = "three-node cluster"
+        reports.append(report)
+    finally:
+        kafka_sh("stop", home=home)
+    return reports

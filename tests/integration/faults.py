@@ -129,6 +129,7 @@ class Report:
     log_lines: dict[str, int]
     #: Replay's outputs the workers' were compared with.
     replayed: list[dict[str, Any]] | None = None
+    name: str = ""
 
     def line(self) -> str:
         faults = ", ".join(f"{n} {kind}" for kind, n in sorted(self.faults.items())) or "none"
@@ -572,6 +573,16 @@ def main() -> int:
     parser.add_argument("--orders", type=int, default=4000)
     parser.add_argument("--rate", type=float, default=75.0)
     parser.add_argument("--guarantee", default="at_least_once")
+    parser.add_argument(
+        "--envelope",
+        action="store_true",
+        help="also run the envelope's scenarios each run (envelope.py): frozen workers on both "
+        "clocks, a frozen broker, compressed producers, the wall clock's backlog, restart and "
+        "burst, and a three-node cluster",
+    )
+    parser.add_argument(
+        "--freezes", type=int, default=8, help="SIGSTOPs of a worker per envelope scenario"
+    )
     args = parser.parse_args()
     # This process's own Kafka clients retry through the broker restarts: no line per retry.
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
@@ -591,10 +602,26 @@ def main() -> int:
             report = run_scenario(
                 bootstrap, Path(workdir), scenario, say=lambda s: print(f"  {s}", flush=True)
             )
-        print(f"run {run}: {report.line()}; worker log: {report.log_lines}", flush=True)
-        for example in report.comparison.examples:
-            print("  " + example.replace("\n", "\n  "))
-        failed += not report.comparison.clean
+            report.name = "kills, broker restarts, grow and shrink"
+            reports = [report]
+            if args.envelope:
+                from envelope import soak
+
+                directory = Path(workdir) / "envelope"
+                directory.mkdir()
+                reports += soak(
+                    bootstrap, directory, args, say=lambda s: print(f"  {s}", flush=True)
+                )
+        for report in reports:
+            print(f"run {run}, {report.name}: {report.line()}; worker log: {report.log_lines}")
+            for example in report.comparison.examples:
+                print("  " + example.replace("\n", "\n  "))
+            failed += not report.comparison.clean
+        lost, extra, different = (
+            sum(len(getattr(r.comparison, kind)) for r in reports)
+            for kind in ("lost", "extra", "different")
+        )
+        print(f"run {run}: {lost} lost, {extra} extra, {different} different", flush=True)
     return 1 if failed else 0
 
 
