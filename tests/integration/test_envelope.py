@@ -88,10 +88,11 @@ def test_a_frozen_broker_loses_invents_and_changes_nothing(
 
 @pytest.mark.durable_broker("compresses with codecs on Apache Kafka")
 def test_compressed_input_is_read_like_any_other(kafka_bootstrap: str, tmp_path: Path) -> None:
-    """Each input topic produced with another codec: gzip, snappy, lz4, zstd."""
-    scenario = Scenario(orders=600, rate=200.0, plan=("kill",), compression=COMPRESSION)
+    """Each input topic produced with another codec: gzip, snappy, lz4, zstd (no other fault:
+    the soak adds kills and a broker restart)."""
+    scenario = Scenario(orders=600, rate=200.0, plan=(), compression=COMPRESSION)
     report = run_scenario(kafka_bootstrap, tmp_path, scenario, say=print)
-    check(report, {"kill": 1})
+    check(report, {})
     assert report.comparison.expected > 300
 
 
