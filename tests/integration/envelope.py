@@ -81,12 +81,22 @@ def apply_envelope_fault(fault: str, group: Group, scenario: Scenario, nodes: in
             seconds,
             freeze=lambda: kafka_sh("freeze", str(node), home=home),
             thaw=lambda: kafka_sh("thaw", str(node), home=home),
-            meanwhile=group.kill_one,
+            meanwhile=lambda: _sigkill_one(group),
         )
+        # The replacement starts once the node is thawed: waiting for it to get ready would
+        # keep the node frozen for longer than planned.
+        group.start_one()
         group.wait_ready()
     else:
         raise ValueError(f"unknown fault {fault!r}")
     _TURN[fault] += 1
+
+
+def _sigkill_one(group: Group) -> None:
+    """SIGKILL the workers in turn (no replacement yet)."""
+    victim = group.running.pop(group.turn % len(group.running))
+    group.turn += 1
+    victim.stop(kill=True)
 
 
 def _next_node(fault: str, nodes: int) -> int:

@@ -128,7 +128,7 @@ def test_a_cluster_losing_and_freezing_nodes_loses_invents_and_changes_nothing(
     bootstrap, home = cluster
     scenario = Scenario(
         orders=600,
-        rate=120.0,
+        rate=60.0,
         workers=2,
         plan=("node-kill", "kill", "node-start", "node-sigstop+kill"),
         worker_env={"ORDERWATCH_REPLICATION_FACTOR": "3"},
