@@ -8,15 +8,33 @@ with a backlog at start, a restart after deadlines fall due and a burst of histo
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from envelope import LEADERS, fulfillment_breaches, run_wall, shifted_simulation
-from faults import REPO, Report, Scenario, kafka_sh, managed_broker, run_scenario
+from envelope import (
+    LEADERS,
+    fulfillment_breaches,
+    history,
+    run_wall,
+    shifted,
+    shifted_simulation,
+    stable_until,
+)
+from faults import (
+    REPO,
+    Report,
+    Scenario,
+    compare,
+    kafka_sh,
+    managed_broker,
+    replay_outputs,
+    run_scenario,
+)
 
 pytestmark = [pytest.mark.broker, pytest.mark.faults]
 
@@ -183,3 +201,27 @@ def test_a_burst_of_history_while_running_is_decided_as_replay_decides_it(
     check(report, {})
     assert report.replayed is not None
     assert fulfillment_breaches(report.replayed) > 0
+
+
+# ---- the harness itself -------------------------------------------------------------------------
+
+
+def test_the_comparison_frees_respond_by_passed_and_its_actions_only_where_it_appears() -> None:
+    advice = {"type": "recommendation.issued", "recommendation_id": "r1", "actions": ["SHIP"]}
+    late = advice | {"respond_by_passed": True, "actions": ["CONTACT"], "issued_at": "2"}
+    assert compare([advice], [late]).clean
+    assert not compare([advice], [advice | {"actions": ["CONTACT"]}]).clean
+    assert not compare([advice], [late | {"severity": "critical"}]).clean
+
+
+def test_the_wall_clock_data_decides_nothing_near_now_and_both_ways_before() -> None:
+    now = datetime.now(UTC)
+    lines = history(now, 300, 11, "b", timedelta(minutes=20))
+    replayed = stable_until(lines, now - timedelta(minutes=15), now + timedelta(minutes=15))
+    assert fulfillment_breaches(replayed) > 20
+    shipped = {json.loads(line)["order_id"] for line in lines if b"tracking.submitted" in line}
+    breached = {o["order_id"] for o in replayed if o["type"] == "deadline.breached"}
+    assert shipped - breached, "some orders shipped on time"
+    moved = shifted(lines, timedelta(hours=-1))
+    assert moved != lines
+    assert len(replay_outputs(moved, now)) >= len(replayed)
