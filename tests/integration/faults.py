@@ -7,9 +7,13 @@ directory), ``grow`` (one more worker joins the group) and ``shrink`` (one leave
 Once the group has consumed everything it advances the clock, reads every output, and compares
 them with ``orderwatch replay --until`` of the same lines, by id and by content.
 
-The CI-sized variant runs in ``test_faults.py``; the soak runs from the command line::
+Other faults (frozen workers and brokers, a cluster's nodes) and the wall-clock scenarios live
+in ``envelope.py``; a scenario's ``clock``, ``compression`` and ``worker_env`` choose the rest.
 
-    python tests/integration/faults.py --kills 20 --broker-restarts 2 --runs 3
+The CI-sized variants run in ``test_faults.py`` and ``test_envelope.py``; the soak runs from the
+command line (``--envelope``: the envelope's scenarios too, each run)::
+
+    python tests/integration/faults.py --kills 20 --broker-restarts 2 --runs 3 --envelope
 
 against the broker of ``scripts/kafka.sh`` (started if it is not running).
 """
