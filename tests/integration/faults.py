@@ -383,6 +383,7 @@ class Group:
                 assert worker.process is not None
                 code = worker.process.poll()
                 if code != EXIT_KAFKA_UNAVAILABLE:
+                    worker.stop(kill=True)  # not ready in time: no process outlives the run
                     raise
                 worker.stop()
                 self.stopped[f"stopped {code}"] += 1
