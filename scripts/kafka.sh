@@ -22,11 +22,31 @@
 #                             ORDERWATCH_SASL_PASSWORD and ORDERWATCH_SSL_CAFILE, one per line:
 #                             `set -a; eval "$(scripts/kafka.sh env)"; set +a` configures orderwatch.
 #
+#
+# A cluster (`start --nodes N`, N >= 2): N combined broker+controller nodes on 127.0.0.1 with a static
+# KRaft quorum of all N; topics default to replication factor min(N, 3) and min.insync.replicas
+# replication-1 (3 nodes: 3 and 2), the internal topics (offsets, transactions) too.
+#   scripts/kafka.sh start --nodes N   format and start the nodes; the last line of stdout is the
+#                             bootstrap list, 127.0.0.1:P1,127.0.0.1:P2,...
+#   scripts/kafka.sh status   one line per node ("node 2 running 127.0.0.1:P (pid N)", "... frozen ...",
+#                             "node 3 not running"), then "running K/N nodes: LIST"; exit 0 if K > 0
+#   scripts/kafka.sh env      ORDERWATCH_TEST_BROKER=LIST (every node, running or not)
+#   scripts/kafka.sh stop     stop every node (a frozen one is thawed first)
+#   scripts/kafka.sh kill I   SIGKILL node I (1-based); its data stays for start-node
+#   scripts/kafka.sh start-node I      start node I again on its data and ports; waits until it answers
+#   scripts/kafka.sh restart-node I [S]   stop node I (TERM), S seconds later start it again
+# On a single node or a cluster:
+#   scripts/kafka.sh freeze [I]   SIGSTOP the broker (node I of a cluster; default 1): it keeps its
+#                             sockets but answers nothing, like a long GC pause or a stalled VM
+#   scripts/kafka.sh thaw [I]     SIGCONT it
+#
 # Everything lives under ${ORDERWATCH_KAFKA_HOME:-<repo>/.ci/cache/kafka}:
 #   libs/               runtime classpath (mvn dependency:copy-dependencies), re-resolved when the pom changes
 #   libs.pom.sha256     hash of the pom the jars in libs/ came from; maven.log: the last resolve's output
 #   run/                server.properties, kafka.log (broker + format tool output), kafka.pid, address,
-#                       data/ (wiped at every start, kept by restart); secured: tls/ (ca.pem, the CA's
+#                       data/ (wiped at every start, kept by restart); a cluster: nodes (its size) and
+#                       node1/ .. nodeN/, each with its server.properties, data/, kafka.log, kafka.pid
+#                       and address; secured: tls/ (ca.pem, the CA's
 #                       key, the broker's certificate and PKCS12 keystore) and secured.env (what env prints)
 # Knobs (environment): ORDERWATCH_KAFKA_HEAP (default "-Xms256m -Xmx1g"), ORDERWATCH_KAFKA_START_TIMEOUT
 # (seconds, default 90), ORDERWATCH_KAFKA_STOP_TIMEOUT (seconds, default 30), ORDERWATCH_KAFKA_SECURED
@@ -126,6 +146,7 @@ probe_py='
 import os, socket, struct, sys, time
 
 host, port, pid, timeout, log = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
+want = int(sys.argv[6]) if len(sys.argv) > 6 else 1  # live brokers the metadata must list
 CLIENT = b"orderwatch-kafka-sh"
 
 def alive():
@@ -183,7 +204,7 @@ def ready():
             body += struct.pack(">bb", 0, 0)  # no authorized-operations
         r = call(s, 3, v, 2, body)
         _throttle, brokers = struct.unpack_from(">ii", r)
-        return brokers > 0
+        return brokers >= want
 
 deadline = time.monotonic() + timeout
 while time.monotonic() < deadline:
@@ -500,6 +521,7 @@ cmd_stop() {
         return 0
     fi
     say "stopping the broker (pid $pid)"
+    kill -CONT "$pid" 2>/dev/null || true
     kill -TERM "$pid" 2>/dev/null || true
     local waited=0
     while kill -0 "$pid" 2>/dev/null && running_pid >/dev/null; do
@@ -549,14 +571,337 @@ cmd_env() {
     return 1
 }
 
+# ---- a cluster of N nodes ------------------------------------------------------------------------
+nodes_file="$run/nodes"
+
+is_cluster() {
+    [ -f "$nodes_file" ]
+}
+
+node_count() {
+    cat "$nodes_file"
+}
+
+node_dir() {
+    printf '%s/node%s\n' "$run" "$1"
+}
+
+# Prints node $1's pid if it is alive (running or frozen) and is our kafka.Kafka.
+node_pid() {
+    local dir pid
+    dir="$(node_dir "$1")"
+    [ -f "$dir/kafka.pid" ] || return 1
+    pid="$(cat "$dir/kafka.pid" 2>/dev/null)" || return 1
+    [[ "$pid" =~ ^[0-9]+$ ]] || return 1
+    kill -0 "$pid" 2>/dev/null || return 1
+    if [ -r "/proc/$pid/cmdline" ]; then
+        local cmd
+        cmd="$(tr '\0' ' ' <"/proc/$pid/cmdline")"
+        [[ "$cmd" == *kafka.Kafka* && "$cmd" == *"$dir/server.properties"* ]] || return 1
+        [ "$(process_state "$pid")" != "Z" ] || return 1
+    fi
+    printf '%s\n' "$pid"
+}
+
+# The process's state letter: "T" when it is frozen (stopped), "Z" a zombie.
+process_state() {
+    sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1
+}
+
+node_index() {
+    local index="${1:-}" count
+    count="$(node_count)"
+    [[ "$index" =~ ^[0-9]+$ ]] && [ "$index" -ge 1 ] && [ "$index" -le "$count" ] ||
+        die "no node '$index': the cluster has nodes 1 to $count"
+    printf '%s\n' "$index"
+}
+
+cluster_addresses() {
+    local i list=""
+    for i in $(seq "$(node_count)"); do
+        list="$list${list:+,}$(cat "$(node_dir "$i")/address")"
+    done
+    printf '%s\n' "$list"
+}
+
+cmd_start_cluster() {
+    local count=$1 i pid
+    [[ "$count" =~ ^[0-9]+$ ]] && [ "$count" -ge 2 ] && [ "$count" -le 9 ] ||
+        die "--nodes takes 2 to 9 (one node: plain start)"
+    if is_cluster; then
+        for i in $(seq "$(node_count)"); do
+            if node_pid "$i" >/dev/null; then
+                [ "$(node_count)" = "$count" ] ||
+                    die "a cluster of $(node_count) nodes is running: stop it first"
+                say "already running"
+                cluster_addresses
+                return 0
+            fi
+        done
+    elif pid="$(running_pid)"; then
+        die "a single broker is running (pid $pid): stop it first"
+    fi
+    command -v "$java_bin" >/dev/null || die "java not found (Kafka 4 needs Java 17+; set JAVA_HOME)"
+    command -v python3 >/dev/null || die "python3 not found"
+    ensure_libs
+    rm -rf "$run"
+    mkdir -p "$run"
+    printf '%s\n' "$count" >"$nodes_file"
+
+    local ports cluster_id voters="" replication min_isr
+    ports="$(python3 -c '
+import socket, sys
+socks = [socket.socket() for _ in range(2 * int(sys.argv[1]))]
+for s in socks:
+    s.bind(("127.0.0.1", 0))
+print(*(s.getsockname()[1] for s in socks))
+' "$count")"
+    local -a port_list
+    read -r -a port_list <<<"$ports"
+    for i in $(seq "$count"); do
+        voters="$voters${voters:+,}$i@127.0.0.1:${port_list[$((2 * i - 1))]}"
+    done
+    replication=$((count < 3 ? count : 3))
+    min_isr=$((replication - 1))
+    cluster_id="$(python3 -c '
+import base64, uuid
+while True:
+    s = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+    if not s.startswith("-"):
+        print(s)
+        break
+')"
+    local dir broker_port controller_port
+    local -a formats=()
+    say "formatting $count nodes (cluster id $cluster_id, replication $replication, min.insync.replicas $min_isr)"
+    for i in $(seq "$count"); do
+        dir="$(node_dir "$i")"
+        broker_port="${port_list[$((2 * i - 2))]}"
+        controller_port="${port_list[$((2 * i - 1))]}"
+        mkdir -p "$dir/data"
+        printf '127.0.0.1:%s\n' "$broker_port" >"$dir/address"
+        {
+            printf '%s\n' \
+                "# Written by scripts/kafka.sh start --nodes $count: node $i of a KRaft cluster for tests" \
+                "# (combined broker+controller, static quorum). Regenerated at every start." \
+                "process.roles=broker,controller" \
+                "node.id=$i" \
+                "controller.quorum.voters=$voters" \
+                "listeners=PLAINTEXT://127.0.0.1:$broker_port,CONTROLLER://127.0.0.1:$controller_port" \
+                "advertised.listeners=PLAINTEXT://127.0.0.1:$broker_port,CONTROLLER://127.0.0.1:$controller_port" \
+                "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT" \
+                "controller.listener.names=CONTROLLER" \
+                "inter.broker.listener.name=PLAINTEXT"
+            # The single broker's settings, with the cluster's replication in place of 1.
+            common_properties | sed -e "s|^log.dirs=.*|log.dirs=$dir/data|" \
+                -e "s|^\(.*replication.factor\)=1$|\1=$replication|" \
+                -e "s|^\(.*min.isr\)=1$|\1=$min_isr|" \
+                -e "s|^min.insync.replicas=1$|min.insync.replicas=$min_isr|"
+            printf 'default.replication.factor=%s\n' "$replication"
+        } >"$dir/server.properties"
+        "$java_bin" -Xmx256m "-Dlog4j2.configurationFile=$log4j_config" -cp "$libs/*" \
+            kafka.tools.StorageTool format -t "$cluster_id" -c "$dir/server.properties" \
+            </dev/null >>"$dir/kafka.log" 2>&1 &
+        formats+=($!)
+    done
+    for i in $(seq "$count"); do
+        if ! wait "${formats[$((i - 1))]}"; then
+            say "formatting node $i failed; the end of $(node_dir "$i")/kafka.log:"
+            tail -n 40 "$(node_dir "$i")/kafka.log" >&2
+            exit 1
+        fi
+    done
+    for i in $(seq "$count"); do
+        launch_node "$i"
+    done
+    for i in $(seq "$count"); do
+        await_node "$i" "$count" || {
+            cmd_stop_cluster >/dev/null 2>&1 || true
+            exit 1
+        }
+    done
+    say "cluster of $count nodes ready"
+    cluster_addresses
+}
+
+# Starts node $1 on its properties and data (without waiting).
+launch_node() {
+    local dir pid
+    local -a opts
+    dir="$(node_dir "$1")"
+    # A node's heap is smaller than a single broker's: N of them share the machine.
+    mapfile -t opts < <(heap="${ORDERWATCH_KAFKA_HEAP:--Xms128m -Xmx512m}" java_opts)
+    say "starting node $1 on $(cat "$dir/address"), log $dir/kafka.log"
+    nohup "$java_bin" "${opts[@]}" -cp "$libs/*" kafka.Kafka "$dir/server.properties" \
+        </dev/null >>"$dir/kafka.log" 2>&1 &
+    pid=$!
+    printf '%s\n' "$pid" >"$dir/kafka.pid"
+}
+
+# Waits until node $1 answers and its metadata lists $2 live brokers (default 1).
+await_node() {
+    local dir pid port rc=0 started=$SECONDS
+    dir="$(node_dir "$1")"
+    pid="$(cat "$dir/kafka.pid")"
+    port="$(cut -d: -f2 "$dir/address")"
+    python3 -c "$probe_py" 127.0.0.1 "$port" "$pid" "$start_timeout" "$dir/kafka.log" "${2:-1}" || rc=$?
+    if [ "$rc" -ne 0 ]; then
+        say "node $1 did not become ready (probe exit $rc); the end of $dir/kafka.log:"
+        tail -n 40 "$dir/kafka.log" >&2
+        return 1
+    fi
+    say "node $1 ready after $((SECONDS - started)) s (pid $pid)"
+}
+
+cmd_start_node() {
+    local index
+    is_cluster || die "no cluster (start one with scripts/kafka.sh start --nodes N)"
+    index="$(node_index "${1:-}")"
+    if node_pid "$index" >/dev/null; then
+        say "node $index is already running"
+    else
+        launch_node "$index"
+        await_node "$index" || exit 1
+    fi
+    cat "$(node_dir "$index")/address"
+}
+
+cmd_stop_node() {
+    local index=$1 pid waited=0
+    pid="$(node_pid "$index")" || {
+        say "node $index is not running"
+        return 0
+    }
+    say "stopping node $index (pid $pid)"
+    kill -CONT "$pid" 2>/dev/null || true
+    kill -TERM "$pid" 2>/dev/null || true
+    while node_pid "$index" >/dev/null; do
+        if [ "$waited" -ge $((stop_timeout * 4)) ]; then
+            say "node $index still running after ${stop_timeout}s: KILL"
+            kill -KILL "$pid" 2>/dev/null || true
+            sleep 1
+            break
+        fi
+        sleep 0.25
+        waited=$((waited + 1))
+    done
+}
+
+cmd_restart_node() {
+    local index downtime="${2:-0}"
+    is_cluster || die "no cluster (start one with scripts/kafka.sh start --nodes N)"
+    index="$(node_index "${1:-}")"
+    cmd_stop_node "$index"
+    if [ "$downtime" != 0 ]; then
+        say "node $index down for ${downtime} s"
+        sleep "$downtime"
+    fi
+    cmd_start_node "$index"
+}
+
+# SIGKILL the broker, or node $1 of a cluster (its data stays, for start-node).
+cmd_kill() {
+    local index pid i
+    if ! is_cluster; then
+        pid="$(running_pid)" || die "not running"
+        say "SIGKILL the broker (pid $pid)"
+        kill -KILL "$pid"
+        return 0
+    fi
+    index="$(node_index "${1:-}")"
+    pid="$(node_pid "$index")" || die "node $index is not running"
+    say "SIGKILL node $index (pid $pid)"
+    kill -KILL "$pid"
+    for i in $(seq 40); do
+        node_pid "$index" >/dev/null || return 0
+        sleep 0.25
+    done
+}
+
+# SIGSTOP ($1 = STOP) or SIGCONT ($1 = CONT) the broker, or node $2 of a cluster (default 1).
+cmd_signal() {
+    local signal=$1 index pid
+    if is_cluster; then
+        index="$(node_index "${2:-1}")"
+        pid="$(node_pid "$index")" || die "node $index is not running"
+    else
+        [ -z "${2:-}" ] || [ "$2" = 1 ] || die "a single broker has no node '$2'"
+        pid="$(running_pid)" || die "not running"
+        index=1
+    fi
+    kill "-$signal" "$pid"
+    if [ "$signal" = STOP ]; then
+        say "froze node $index (pid $pid)"
+    else
+        say "thawed node $index (pid $pid)"
+    fi
+}
+
+cmd_stop_cluster() {
+    local i pid
+    for i in $(seq "$(node_count)"); do
+        if pid="$(node_pid "$i")"; then
+            kill -CONT "$pid" 2>/dev/null || true
+            kill -TERM "$pid" 2>/dev/null || true
+        fi
+    done
+    for i in $(seq "$(node_count)"); do
+        cmd_stop_node "$i"
+    done
+    rm -f "$nodes_file"
+    say "stopped"
+}
+
+cmd_status_cluster() {
+    local i pid up=0 count state
+    count="$(node_count)"
+    for i in $(seq "$count"); do
+        if pid="$(node_pid "$i")"; then
+            up=$((up + 1))
+            state=running
+            [ "$(process_state "$pid")" != T ] || state=frozen
+            printf 'node %s %s %s (pid %s)\n' "$i" "$state" "$(cat "$(node_dir "$i")/address")" "$pid"
+        else
+            printf 'node %s not running\n' "$i"
+        fi
+    done
+    if [ "$up" -eq 0 ]; then
+        echo "not running"
+        return 1
+    fi
+    printf 'running %s/%s nodes: %s\n' "$up" "$count" "$(cluster_addresses)"
+}
+
 case "${1:-}" in
-start) cmd_start "${2:-}" ;;
-stop) cmd_stop ;;
-restart) cmd_restart "${2:-0}" ;;
-status) cmd_status ;;
-env) cmd_env ;;
+start)
+    if [ "${2:-}" = --nodes ]; then
+        cmd_start_cluster "${3:-}"
+    elif is_cluster; then
+        die "a cluster is running: stop it first (or start --nodes $(node_count))"
+    else
+        cmd_start "${2:-}"
+    fi
+    ;;
+stop) if is_cluster; then cmd_stop_cluster; else cmd_stop; fi ;;
+restart)
+    ! is_cluster || die "restart is for a single broker: restart-node I [S] restarts one node"
+    cmd_restart "${2:-0}"
+    ;;
+status) if is_cluster; then cmd_status_cluster; else cmd_status; fi ;;
+env)
+    if is_cluster; then
+        printf 'ORDERWATCH_TEST_BROKER=%s\n' "$(cluster_addresses)"
+    else
+        cmd_env
+    fi
+    ;;
+kill) cmd_kill "${2:-}" ;;
+start-node) cmd_start_node "${2:-}" ;;
+restart-node) cmd_restart_node "${2:-}" "${3:-0}" ;;
+freeze) cmd_signal STOP "${2:-}" ;;
+thaw) cmd_signal CONT "${2:-}" ;;
 *)
-    echo "usage: $0 start [--secured]|stop|restart [DOWNTIME_SECONDS]|status|env" >&2
+    echo "usage: $0 start [--secured | --nodes N]|stop|restart [DOWNTIME_SECONDS]|status|env|kill [I]|start-node I|restart-node I [S]|freeze [I]|thaw [I]" >&2
     exit 2
     ;;
 esac

@@ -9,9 +9,13 @@ SIGCONT: the group moves its partitions meanwhile, and it resumes with what it h
 Once the group has consumed everything it advances the clock, reads every output, and compares
 them with ``orderwatch replay --until`` of the same lines, by id and by content.
 
-The CI-sized variant runs in ``test_faults.py``; the soak runs from the command line::
+Other faults (frozen workers and brokers, a cluster's nodes) and the wall-clock scenarios live
+in ``envelope.py``; a scenario's ``clock``, ``compression`` and ``worker_env`` choose the rest.
 
-    python tests/integration/faults.py --kills 20 --broker-restarts 2 --runs 3
+The CI-sized variants run in ``test_faults.py`` and ``test_envelope.py``; the soak runs from the
+command line (``--envelope``: the envelope's scenarios too, each run)::
+
+    python tests/integration/faults.py --kills 20 --broker-restarts 2 --runs 3 --envelope
 
 against the broker of ``scripts/kafka.sh`` (started if it is not running).
 """
@@ -49,13 +53,15 @@ from worker_harness import (
 )
 
 from streams.failures import EXIT_KAFKA_UNAVAILABLE
-from streams.policies import load_policy
 
 REPO = Path(__file__).resolve().parents[2]
 KAFKA_SH = REPO / "scripts" / "kafka.sh"
 # The processor's own clock readings: the only fields allowed to differ from replay.
 CLOCK_FIELDS = ("detected_at", "issued_at", "rejected_at")
-POLICY = load_policy()
+#: Says whether a recommendation's ``respond_by`` had passed when it was issued, and what the
+#: seller should do follows from it: both depend on the processor's clock, like ``issued_at``.
+#: Free in the comparison wherever any output carries the flag.
+RESPOND_BY_FIELDS = ("respond_by_passed", "actions")
 
 
 @dataclass
@@ -74,6 +80,14 @@ class Scenario:
     freeze_seconds: float = 10.0  # the workers' session timeout is 6 s
     guarantee: str = "at_least_once"
     isolation_level: str = "read_uncommitted"
+    clock: str = "event"  # ORDERWATCH_CLOCK of the workers
+    worker_env: dict[str, str] = field(default_factory=dict)  # more ORDERWATCH_ settings
+    #: Compression codec per input topic (e.g. {"orders": "gzip"}); uncompressed if absent.
+    compression: dict[str, str] = field(default_factory=dict)
+    #: ``ORDERWATCH_KAFKA_HOME`` of the broker or cluster ``scripts/kafka.sh`` runs (None: the
+    #: caller's environment decides).
+    kafka_home: str | None = None
+    freeze_seconds: tuple[float, float] = (10.0, 20.0)  # a frozen worker or broker, at random
 
     def lines(self) -> list[bytes]:
         from streams.simulator import bad_lines, generate_events
@@ -121,6 +135,9 @@ class Report:
     faults: Counter[str]
     seconds: float
     log_lines: dict[str, int]
+    #: Replay's outputs the workers' were compared with.
+    replayed: list[dict[str, Any]] | None = None
+    name: str = ""
 
     def line(self) -> str:
         faults = ", ".join(f"{n} {kind}" for kind, n in sorted(self.faults.items())) or "none"
@@ -144,15 +161,12 @@ def identity(output: dict[str, Any]) -> str:
     return str(output.get("breach_id") or output.get("recommendation_id"))
 
 
-def content(output: dict[str, Any]) -> str:
-    kept = {k: v for k, v in output.items() if k not in CLOCK_FIELDS and not k.startswith("_")}
-    if output["type"] == "recommendation.issued":
-        # What follows from issued_at: whether respond_by had passed, and so the actions of a
-        # reason that has actions for a missed window.
-        kept.pop("respond_by_passed", None)
-        spec = POLICY.recommendations.get(output.get("reason", ""))
-        if spec is not None and spec.when_missed is not None:
-            kept.pop("actions", None)
+def content(output: dict[str, Any], free: tuple[str, ...] = ()) -> str:
+    kept = {
+        k: v
+        for k, v in output.items()
+        if k not in CLOCK_FIELDS and k not in free and not k.startswith("_")
+    }
     if output["type"] == "event.rejected":
         kept = {"raw": kept["raw"], "error": kept["error"]}
     return json.dumps(kept, sort_keys=True)
@@ -162,15 +176,19 @@ def compare(replayed: Iterable[dict[str, Any]], got: Iterable[dict[str, Any]]) -
     """Lost, extra, different and redelivered outputs of ``got`` against ``replayed``.
 
     A redelivery is the same output again (same id, same rejected offset); it is counted, and
-    its content is compared like the first copy's.
+    its content is compared like the first copy's. Where any output carries
+    ``respond_by_passed``, it and ``actions`` are free too (:data:`RESPOND_BY_FIELDS`).
     """
-    expected = {identity(o): content(o) for o in replayed}
+    replayed, got = list(replayed), list(got)
+    flagged = any("respond_by_passed" in o for o in (*replayed, *got))
+    free = RESPOND_BY_FIELDS if flagged else ()
+    expected = {identity(o): content(o, free) for o in replayed}
     seen: dict[str, set[str]] = {}
     copies: Counter[str] = Counter()
     for output in got:
         key = identity(output)
         copies[str(output.get("rejection_id") or key)] += 1
-        seen.setdefault(key, set()).add(content(output))
+        seen.setdefault(key, set()).add(content(output, free))
     result = Comparison(expected=len(expected))
     result.redelivered = sum(n - 1 for n in copies.values())
     result.lost = sorted(expected.keys() - seen.keys())
@@ -211,19 +229,26 @@ def replay_outputs(lines: list[bytes], until: datetime) -> list[dict[str, Any]]:
 # ---- the broker ---------------------------------------------------------------------------------
 
 
-def kafka_sh(*args: str) -> str:
+def kafka_sh(*args: str, home: str | None = None) -> str:
+    """The last line ``scripts/kafka.sh ARGS`` prints (under ``ORDERWATCH_KAFKA_HOME=home``)."""
+    env = {**os.environ, "ORDERWATCH_KAFKA_HOME": home} if home else None
     done = subprocess.run(
-        ["bash", str(KAFKA_SH), *args], capture_output=True, text=True, check=False, timeout=300
+        ["bash", str(KAFKA_SH), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+        env=env,
     )
     if done.returncode != 0:
         raise RuntimeError(f"scripts/kafka.sh {' '.join(args)} failed:\n{done.stderr[-2000:]}")
     return done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
 
 
-def managed_broker() -> str | None:
+def managed_broker(home: str | None = None) -> str | None:
     """The address of the broker ``scripts/kafka.sh`` runs, or None."""
     try:
-        return kafka_sh("env").removeprefix("ORDERWATCH_TEST_BROKER=")
+        return kafka_sh("env", home=home).removeprefix("ORDERWATCH_TEST_BROKER=")
     except RuntimeError:
         return None
 
@@ -273,9 +298,18 @@ class PacedProducer(threading.Thread):
     Sends survive a broker restart: the client retries for up to five minutes.
     """
 
-    def __init__(self, bootstrap: str, prefix: str, lines: list[bytes], rate: float) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        prefix: str,
+        lines: list[bytes],
+        rate: float,
+        compression: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(daemon=True)
         self.bootstrap, self.prefix, self.lines, self.rate = bootstrap, prefix, lines, rate
+        #: Codec per contract topic; each codec gets its own producer (one codec a producer).
+        self.compression = compression or {}
         self.sent = 0
         self.error: BaseException | None = None
 
@@ -286,27 +320,35 @@ class PacedProducer(threading.Thread):
             self.error = error
 
     async def _produce(self) -> None:
-        producer = AIOKafkaProducer(
-            bootstrap_servers=self.bootstrap,
-            linger_ms=5,
-            acks="all",
-            enable_idempotence=True,
-            request_timeout_ms=300_000,
-            retry_backoff_ms=500,
-        )
-        await producer.start()
+        producers = {
+            codec: AIOKafkaProducer(
+                bootstrap_servers=self.bootstrap,
+                linger_ms=5,
+                acks="all",
+                enable_idempotence=True,
+                request_timeout_ms=300_000,
+                retry_backoff_ms=500,
+                compression_type=codec,
+            )
+            for codec in {None, *self.compression.values()}
+        }
+        for producer in producers.values():
+            await producer.start()
         started = time.monotonic()
         try:
             for index, line in enumerate(self.lines):
                 topic, key = message_of(line)
+                producer = producers[self.compression.get(topic)]
                 await producer.send(self.prefix + topic, line, key=key)
                 self.sent = index + 1
                 ahead = started + self.sent / self.rate - time.monotonic()
                 if ahead > 0:
                     await asyncio.sleep(ahead)
-            await producer.flush()
+            for producer in producers.values():
+                await producer.flush()
         finally:
-            await producer.stop()
+            for producer in producers.values():
+                await producer.stop()
 
 
 # ---- the scenario -------------------------------------------------------------------------------
@@ -332,7 +374,11 @@ class Group:
                 supervised=False,  # the group replaces a worker that stops itself
                 name=self.name,
                 partitions=self.scenario.partitions,
-                extra_env={"ORDERWATCH_PROCESSING_GUARANTEE": self.scenario.guarantee},
+                clock=self.scenario.clock,
+                extra_env={
+                    "ORDERWATCH_PROCESSING_GUARANTEE": self.scenario.guarantee,
+                    **self.scenario.worker_env,
+                },
             )
             self.all.append(worker)
             try:
@@ -341,6 +387,7 @@ class Group:
                 assert worker.process is not None
                 code = worker.process.poll()
                 if code != EXIT_KAFKA_UNAVAILABLE:
+                    worker.stop(kill=True)  # not ready in time: no process outlives the run
                     raise
                 worker.stop()
                 self.stopped[f"stopped {code}"] += 1
@@ -421,17 +468,24 @@ def run_scenario(
     scenario: Scenario,
     *,
     say: Callable[[str], None] = lambda _: None,
+    lines: list[bytes] | None = None,
 ) -> Report:
-    """Produce, apply the plan's faults while producing, finish the backfill, compare."""
+    """Produce, apply the plan's faults while producing, finish the backfill, compare.
+
+    ``lines`` (default: the scenario's simulated stream) on the wall clock must leave the
+    moment the outputs are read clear of decisions (``envelope.stable_until`` checks it).
+    """
     started = time.monotonic()
-    lines = scenario.lines()
+    lines = scenario.lines() if lines is None else lines
     until = last_occurred(lines) + timedelta(days=1)
     group = Group(bootstrap, workdir, scenario)
     faults: Counter[str] = Counter()
     try:
         for _ in range(scenario.workers):
             group.start_one()
-        producer = PacedProducer(bootstrap, group.name + "-", lines, scenario.rate)
+        producer = PacedProducer(
+            bootstrap, group.name + "-", lines, scenario.rate, scenario.compression
+        )
         producer.start()
         steps = len(scenario.plan)
         for number, fault in enumerate(scenario.plan, start=1):
@@ -453,22 +507,30 @@ def run_scenario(
         group.supervise()
         group.wait_ready()
         prefix = group.name + "-"
-        wait_for(
-            lambda: (
-                group.supervise() and asyncio.run(group_lag(bootstrap, group.name, prefix)) == 0
-            ),
-            300,
-            "the group to commit every input",
-        )
-        group.running[0].advance_clock(until.isoformat())
-        _wait_until_quiet(bootstrap, group.name, group)
-        outputs = asyncio.run(read_all_outputs(bootstrap, prefix, scenario.isolation_level))
+        if scenario.clock == "wall":
+            from envelope import read_at_now
+
+            comparison, replayed = read_at_now(group, lines, scenario, margin=timedelta(minutes=5))
+        else:
+            wait_for(
+                lambda: (
+                    group.supervise() and asyncio.run(group_lag(bootstrap, group.name, prefix)) == 0
+                ),
+                300,
+                "the group to commit every input",
+            )
+            group.running[0].advance_clock(until.isoformat())
+            _wait_until_quiet(bootstrap, group.name, group)
+            outputs = asyncio.run(read_all_outputs(bootstrap, prefix, scenario.isolation_level))
+            replayed = replay_outputs(lines, until)
+            comparison = compare(replayed, outputs)
         log_lines = group.log_lines()
         faults.update(group.stopped)
     finally:
         group.stop_all()
-    comparison = compare(replay_outputs(lines, until), outputs)
-    return Report(scenario, comparison, len(lines), faults, time.monotonic() - started, log_lines)
+    return Report(
+        scenario, comparison, len(lines), faults, time.monotonic() - started, log_lines, replayed
+    )
 
 
 def apply_fault(fault: str, group: Group, scenario: Scenario) -> None:
@@ -484,7 +546,11 @@ def apply_fault(fault: str, group: Group, scenario: Scenario) -> None:
     elif fault == "freeze":
         group.freeze_one(scenario.freeze_seconds)
     else:
-        raise ValueError(f"unknown fault {fault!r}")
+        from envelope import ENVELOPE_FAULTS, apply_envelope_fault
+
+        if fault not in ENVELOPE_FAULTS:
+            raise ValueError(f"unknown fault {fault!r}")
+        apply_envelope_fault(fault, group, scenario)
 
 
 def _wait_until_quiet(bootstrap: str, group: str, workers: Group) -> None:
@@ -531,6 +597,16 @@ def main() -> int:
     parser.add_argument("--orders", type=int, default=4000)
     parser.add_argument("--rate", type=float, default=75.0)
     parser.add_argument("--guarantee", default="at_least_once")
+    parser.add_argument(
+        "--envelope",
+        action="store_true",
+        help="also run the envelope's scenarios each run (envelope.py): frozen workers on both "
+        "clocks, a frozen broker, compressed producers, the wall clock's backlog, restart and "
+        "burst, and a three-node cluster",
+    )
+    parser.add_argument(
+        "--freezes", type=int, default=8, help="SIGSTOPs of a worker per envelope scenario"
+    )
     args = parser.parse_args()
     # This process's own Kafka clients retry through the broker restarts: no line per retry.
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
@@ -550,10 +626,26 @@ def main() -> int:
             report = run_scenario(
                 bootstrap, Path(workdir), scenario, say=lambda s: print(f"  {s}", flush=True)
             )
-        print(f"run {run}: {report.line()}; worker log: {report.log_lines}", flush=True)
-        for example in report.comparison.examples:
-            print("  " + example.replace("\n", "\n  "))
-        failed += not report.comparison.clean
+            report.name = "kills, broker restarts, grow and shrink"
+            reports = [report]
+            if args.envelope:
+                from envelope import soak
+
+                directory = Path(workdir) / "envelope"
+                directory.mkdir()
+                reports += soak(
+                    bootstrap, directory, args, say=lambda s: print(f"  {s}", flush=True)
+                )
+        for report in reports:
+            print(f"run {run}, {report.name}: {report.line()}; worker log: {report.log_lines}")
+            for example in report.comparison.examples:
+                print("  " + example.replace("\n", "\n  "))
+            failed += not report.comparison.clean
+        lost, extra, different = (
+            sum(len(getattr(r.comparison, kind)) for r in reports)
+            for kind in ("lost", "extra", "different")
+        )
+        print(f"run {run}: {lost} lost, {extra} extra, {different} different", flush=True)
     return 1 if failed else 0
 
 
