@@ -289,12 +289,12 @@ class WallTime:
         announce the wall clock itself, so that idle partitions do not hold the aggregates."""
         orders, stock = self.orders, self.stock
         if _quiet(self.caught_up_since(), self._last_read, self._quiet):
-            orders_mark = orders.value
+            orders_mark = _on_grid(orders.value)
         else:
             held = partition_clock(orders.seen, self._idle, self.inputs, self._lateness)
             orders_mark = EPOCH if held is None else min(held, orders.value)
         if _quiet(self._caught_stock.get(STOCK_TOPIC), self._last_stock, self._quiet):
-            stock_mark = stock.value
+            stock_mark = _on_grid(stock.value)
         else:
             level = stock.seen.get(STOCK_TOPIC)
             stock_mark = EPOCH if level is None else min(level - self._lateness, stock.value)
@@ -397,6 +397,16 @@ def capped_clock(
         if mark < clock:
             clock = mark
     return clock
+
+
+#: A quiet partition's watermark moves in steps of this many seconds: announced to every
+#: aggregate partition, the time itself would be a message per source per tick.
+QUIET_STEP_SECONDS = 5
+
+
+def _on_grid(at: datetime) -> datetime:
+    """``at`` rounded down to a whole :data:`QUIET_STEP_SECONDS`."""
+    return at - timedelta(seconds=at.second % QUIET_STEP_SECONDS, microseconds=at.microsecond)
 
 
 def _quiet(caught_up: datetime | None, last_read: datetime | None, quiet: timedelta) -> bool:

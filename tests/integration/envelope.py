@@ -23,6 +23,7 @@ import json
 import os
 import random
 import signal
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -44,7 +45,13 @@ from faults import (
 )
 from worker_harness import INPUT_TOPICS, group_lag, produce_lines, wait_for
 
+from streams.settings import Settings
+
+#: The worker's default ORDERWATCH_QUIET_AFTER (seconds), which the wall-clock runs keep.
+QUIET_AFTER: float = Settings.model_fields["quiet_after"].default
+
 #: The faults this module applies (see the module doc).
+
 ENVELOPE_FAULTS = ("sigstop", "broker-sigstop", "node-kill", "node-start", "node-sigstop+kill")
 #: Nodes of a cluster that ``node-kill`` took down and ``node-start`` has not started, per group.
 _DOWN: dict[int, list[int]] = {}
@@ -303,8 +310,14 @@ def read_at_now(
         300,
         "the group to commit every input",
     )
-    _wait_until_quiet(bootstrap, group.name, group)
-    time.sleep(2)  # a few wall-clock ticks past the last input
+    if scenario.clock == "wall":
+        # Past the quiet spell after which partitions tell the aggregates the time rather than
+        # their events' time (their watermarks then flow on as the time passes: the internal
+        # topics are never quiet).
+        time.sleep(QUIET_AFTER + 3)
+    else:
+        _wait_until_quiet(bootstrap, group.name, group)
+        time.sleep(2)
     until = datetime.now(UTC)
     outputs = asyncio.run(read_all_outputs(bootstrap, prefix, scenario.isolation_level))
     replayed = stable_until(lines, until - margin, until + margin)
@@ -347,6 +360,10 @@ def run_wall(
             lines = restart_while_due(group, now, orders, say)
             faults["kill"] += 1
             margin = timedelta(seconds=20)
+        elif kind == "live-freezes":
+            lines = due_while_frozen(group, now, orders, say)
+            faults["sigstop"] += FREEZES
+            margin = timedelta(seconds=10)
         else:
             raise ValueError(f"unknown wall-clock scenario {kind!r}")
         comparison, replayed = read_at_now(group, lines, scenario, margin=margin)
@@ -370,6 +387,61 @@ def create_topics(group: Group) -> None:
         partitions=group.scenario.partitions,
     )
     asyncio.run(ensure_topics(settings))
+
+
+#: Freezes of ``due_while_frozen``, each of 10 to 16 s (the session timeout is 6 s).
+FREEZES = 3
+
+
+def due_while_frozen(
+    group: Group, now: datetime, orders: int, say: Callable[[str], None]
+) -> list[bytes]:
+    """Live, on two workers: orders come due over the next 100 s; tracking for half of them is
+    produced (and dated) 5 to 25 s before each one's deadline, as it happens; meanwhile the
+    workers are frozen in turn, past the session timeout, three times."""
+    bootstrap, prefix = group.bootstrap, group.name + "-"
+    rng = random.Random(orders)
+    book = Orders("f")
+    start = now + timedelta(seconds=20)
+    dues = {order: start + timedelta(seconds=100 * order / orders) for order in range(orders)}
+    lines = [
+        json.dumps(book.placed(order, due - FULFILLMENT), separators=(",", ":")).encode()
+        for order, due in dues.items()
+    ]
+    group.start_one()
+    group.start_one()
+    asyncio.run(produce_lines(bootstrap, prefix, lines))
+    schedule = sorted(
+        (due - timedelta(seconds=rng.uniform(5, 25)), order)
+        for order, due in dues.items()
+        if order % 2 == 0
+    )
+    produced: list[bytes] = []
+
+    def ship() -> None:
+        async def run() -> None:
+            for at, order in schedule:
+                delay = (at - datetime.now(UTC)).total_seconds()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                event = book.tracking(order, datetime.now(UTC))
+                line = json.dumps(event, separators=(",", ":")).encode()
+                await produce_lines(bootstrap, prefix, [line])
+                produced.append(line)
+
+        asyncio.run(run())
+
+    shipper = threading.Thread(target=ship, name="tracking-as-it-happens")
+    shipper.start()
+    say(f"{orders} orders due from {start:%H:%M:%S} over 100 s; freezing the workers in turn")
+    time.sleep(10)
+    for n in range(FREEZES):
+        freeze_worker(group, 10.0 + 3.0 * n)
+        time.sleep(8)
+    shipper.join()
+    wait = (max(dues.values()) - datetime.now(UTC)).total_seconds() + 15
+    time.sleep(max(0.0, wait))
+    return lines + produced
 
 
 def restart_while_due(

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 from envelope import (
+    FREEZES,
     LEADERS,
     fulfillment_breaches,
     history,
     run_wall,
     shifted,
-    shifted_simulation,
     stable_until,
 )
 from faults import (
@@ -79,11 +79,15 @@ def test_frozen_workers_on_the_event_clock_lose_invent_and_change_nothing(
 def test_frozen_workers_on_the_wall_clock_lose_invent_and_change_nothing(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
-    scenario = freezes("wall")
-    lines = shifted_simulation(scenario, datetime.now(UTC))
-    report = run_scenario(kafka_bootstrap, tmp_path, scenario, say=print, lines=lines)
-    check(report, {"sigstop": 3})
-    assert report.comparison.expected > 200
+    """Live: 120 orders come due over 100 s, tracking for half produced as it happens, the two
+    workers frozen in turn past the session timeout three times (a week of history compressed
+    into a minute is no live stream: on the wall clock it is late, see docs/time.md)."""
+    report = run_wall(
+        kafka_bootstrap, tmp_path, Scenario(clock="wall"), "live-freezes", orders=120, say=print
+    )
+    check(report, {"sigstop": FREEZES})
+    assert report.replayed is not None
+    assert fulfillment_breaches(report.replayed) == 60
 
 
 @pytest.mark.durable_broker("SIGSTOPs the broker scripts/kafka.sh runs")

@@ -410,3 +410,16 @@ def test_on_the_wall_clock_a_held_order_fires_in_event_time_as_its_burst_is_read
     assert (order_id, "fulfillment") in {
         (o.order_id, o.deadline) for o in fired if hasattr(o, "deadline")
     }
+
+
+def test_a_quiet_wall_clock_partition_announces_the_time_in_five_second_steps() -> None:
+    here = processor(0, wall())
+    start = datetime(2026, 3, 10, 9, 0, 2, 500_000, tzinfo=UTC)
+    for topic in TOPICS:
+        here.caught_up(topic, start)  # first found caught up: the quiet spell starts
+    quiet = start + timedelta(seconds=61)  # past ORDERWATCH_QUIET_AFTER's 60 s
+    for topic in TOPICS:
+        here.caught_up(topic, quiet)
+    announced = here.tick(quiet).announce[order_source(0)]
+    assert announced == datetime(2026, 3, 10, 9, 1, 0, tzinfo=UTC)
+    assert here.tick(quiet + timedelta(seconds=2)).announce == {}  # the same step
