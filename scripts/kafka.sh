@@ -79,6 +79,19 @@ die() {
     exit 1
 }
 
+# A Kafka Uuid for a new cluster: 16 random bytes, base64url without padding; ids starting with
+# "-" are avoided (kafka.tools.StorageTool random-uuid does the same, at the cost of a JVM start).
+new_cluster_id() {
+    python3 -c '
+import base64, uuid
+while True:
+    s = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+    if not s.startswith("-"):
+        print(s)
+        break
+'
+}
+
 # ---- jars ----------------------------------------------------------------------------------------
 ensure_libs() {
     local want
@@ -342,16 +355,7 @@ for s in socks:
 print(*(s.getsockname()[1] for s in socks))
 ')"
     read -r broker_port controller_port <<<"$ports"
-    # Kafka Uuid: 16 random bytes, base64url without padding; ids starting with "-" are avoided
-    # (kafka.tools.StorageTool random-uuid does the same, at the cost of a JVM start).
-    cluster_id="$(python3 -c '
-import base64, uuid
-while True:
-    s = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
-    if not s.startswith("-"):
-        print(s)
-        break
-')"
+    cluster_id="$(new_cluster_id)"
 
     cat >"$props" <<EOF
 # Written by scripts/kafka.sh: single-node KRaft broker for tests. Regenerated at every start.
@@ -392,14 +396,7 @@ for s in socks:
 print(*(s.getsockname()[1] for s in socks))
 ')"
     read -r broker_port internal_port controller_port <<<"$ports"
-    cluster_id="$(python3 -c '
-import base64, uuid
-while True:
-    s = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
-    if not s.startswith("-"):
-        print(s)
-        break
-')"
+    cluster_id="$(new_cluster_id)"
     storepass="$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
     password="$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
     make_certificates "$storepass"
@@ -663,14 +660,7 @@ print(*(s.getsockname()[1] for s in socks))
     done
     replication=$((count < 3 ? count : 3))
     min_isr=$((replication - 1))
-    cluster_id="$(python3 -c '
-import base64, uuid
-while True:
-    s = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
-    if not s.startswith("-"):
-        print(s)
-        break
-')"
+    cluster_id="$(new_cluster_id)"
     local dir broker_port controller_port
     local -a formats=()
     say "formatting $count nodes (cluster id $cluster_id, replication $replication, min.insync.replicas $min_isr)"

@@ -121,6 +121,27 @@ async def batch_codecs(bootstrap: str, topics: Iterable[str]) -> dict[str, set[s
     return seen
 
 
+def finish_backfill(
+    worker: WorkerRun, bootstrap: str, lines: list[bytes]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Once ``worker`` committed every input, advance its clock to the last event and read its
+    outputs until they hold every decision replay makes; (replay's outputs, the worker's)."""
+    committed_all(worker)
+    until = last_occurred(lines)
+    worker.advance_clock(until.isoformat())
+    expected = replay_outputs(lines, until)
+    outputs = run(
+        consume_outputs(
+            bootstrap,
+            worker.prefix,
+            until=lambda got: decisions(expected) <= decisions(got),
+            timeout=90,
+        )
+    )
+    assert worker.restarts == 0, worker.log_text()[-3000:]
+    return expected, outputs
+
+
 @pytest.fixture(scope="module")
 def compressed(
     kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
@@ -145,19 +166,7 @@ def compressed(
                 mine = [line for line in part if message_of(line)[0] == topic]
                 if mine:
                     kcat_produce(kcat, kafka_bootstrap, worker.prefix + topic, mine, codec)
-        committed_all(worker)
-        until = last_occurred(lines)
-        worker.advance_clock(until.isoformat())
-        expected = replay_outputs(lines, until)
-        outputs = run(
-            consume_outputs(
-                kafka_bootstrap,
-                worker.prefix,
-                until=lambda got: decisions(expected) <= decisions(got),
-                timeout=90,
-            )
-        )
-        assert worker.restarts == 0, worker.log_text()[-3000:]
+        _, outputs = finish_backfill(worker, kafka_bootstrap, lines)
         yield worker, outputs
     finally:
         worker.stop()
@@ -294,20 +303,8 @@ def test_a_worker_whose_offsets_retention_overtook_goes_on_from_the_logs_start(
             run(produce_lines(kafka_bootstrap, worker.prefix, after))
             worker = WorkerRun(kafka_bootstrap, tmp_path, name=worker.name)
             worker.start()
-        committed_all(worker)
         survivors = [*before, *(line for i, line in enumerate(during) if i not in deleted), *after]
-        until = last_occurred(survivors)
-        worker.advance_clock(until.isoformat())
-        expected = replay_outputs(survivors, until)
-        outputs = run(
-            consume_outputs(
-                kafka_bootstrap,
-                worker.prefix,
-                until=lambda got: decisions(expected) <= decisions(got),
-                timeout=90,
-            )
-        )
-        assert worker.restarts == 0, worker.log_text()[-3000:]
+        expected, outputs = finish_backfill(worker, kafka_bootstrap, survivors)
         assert worker.process is not None
         assert worker.process.poll() is None, "the worker stopped"
         expired = worker.metric("orderwatch_offsets_expired_total", topic=tracking)
