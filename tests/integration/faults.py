@@ -332,10 +332,10 @@ class PacedProducer(threading.Thread):
             )
             for codec in {None, *self.compression.values()}
         }
-        for producer in producers.values():
-            await producer.start()
-        started = time.monotonic()
         try:
+            for producer in producers.values():
+                await producer.start()  # a failed start is stopped too: no socket left open
+            started = time.monotonic()
             for index, line in enumerate(self.lines):
                 topic, key = message_of(line)
                 producer = producers[self.compression.get(topic)]

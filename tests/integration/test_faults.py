@@ -46,6 +46,7 @@ FREEZE_PLAN = ("freeze", "freeze", "freeze")
 
 @pytest.mark.broker
 @pytest.mark.faults
+@pytest.mark.durable_broker("the paced producer is idempotent: Tansu has no InitProducerId")
 def test_workers_frozen_past_their_session_timeout_lose_invent_and_change_nothing(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
