@@ -254,19 +254,20 @@ class WallTime:
         self._moved = False
 
     def order_time(self, topic: str, occurred_at: datetime, now: datetime | None) -> datetime:
+        self._last_read = now = _given(now)
         seen = self.orders.seen
         if occurred_at > seen.get(topic, EPOCH):
             seen[topic] = occurred_at
-        self._last_read = now = _given(now)
-        self._follow(self.orders, self.inputs, self._caught, now)
+            # Only a new mark can move the clock between ticks (which follow the time too).
+            self._follow(self.orders, self.inputs, self._caught, now)
         return self.orders.value
 
     def note_stock(self, occurred_at: datetime, now: datetime | None) -> None:
+        self._last_stock = now = _given(now)
         seen = self.stock.seen
         if occurred_at > seen.get(STOCK_TOPIC, EPOCH):
             seen[STOCK_TOPIC] = occurred_at
-        self._last_stock = now = _given(now)
-        self._follow(self.stock, (STOCK_TOPIC,), self._caught_stock, now)
+            self._follow(self.stock, (STOCK_TOPIC,), self._caught_stock, now)
 
     def latest_order(self, now: datetime | None) -> datetime | None:
         return _given(now)
