@@ -77,7 +77,6 @@ class Scenario:
     workers: int = 1  # at the start
     partitions: int = 4
     broker_downtime: float = 5.0
-    freeze_seconds: float = 10.0  # the workers' session timeout is 6 s
     guarantee: str = "at_least_once"
     isolation_level: str = "read_uncommitted"
     clock: str = "event"  # ORDERWATCH_CLOCK of the workers
@@ -596,7 +595,6 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--orders", type=int, default=4000)
     parser.add_argument("--rate", type=float, default=75.0)
-    parser.add_argument("--guarantee", default="at_least_once")
     parser.add_argument(
         "--envelope",
         action="store_true",
@@ -615,10 +613,6 @@ def main() -> int:
         orders=args.orders,
         rate=args.rate,
         plan=soak_plan(args.kills, args.broker_restarts),
-        guarantee=args.guarantee,
-        isolation_level=(
-            "read_committed" if args.guarantee == "exactly_once" else "read_uncommitted"
-        ),
     )
     failed = 0
     for run in range(1, args.runs + 1):
