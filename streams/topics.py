@@ -28,7 +28,14 @@ from aiokafka.admin.config_resource import (  # type: ignore[import-untyped]
     ConfigResource,
     ConfigResourceType,
 )
-from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
+from aiokafka.errors import (  # type: ignore[import-untyped]
+    KafkaError,
+    LeaderNotAvailableError,
+    NodeNotReadyError,
+    NotControllerError,
+    NotLeaderForPartitionError,
+    RequestTimedOutError,
+)
 
 from streams.brokers import await_topics
 from streams.connection import client_options, start_client
@@ -51,6 +58,17 @@ log = logging.getLogger("orderwatch.worker")
 TABLES = ("orders", "clocks", "skus", "carriers", "merchants", "inbox")
 #: Seconds to wait for the created topics' partitions to have a leader.
 _LEADER_TIMEOUT = 30.0
+#: Errors of a cluster that answers but is moving: a node that just died still leads partitions
+#: or the controller, for the seconds until the cluster notices.
+_CLUSTER_MOVING = (
+    NodeNotReadyError,
+    NotControllerError,
+    LeaderNotAvailableError,
+    NotLeaderForPartitionError,
+    RequestTimedOutError,
+)
+_SETTLE_TIMEOUT = 60.0
+_SETTLE_PAUSE = 1.0
 _INTERNAL = ("order-events", "clock", "aggregate-inputs")
 _INPUTS = ("orders", "inventory", "tracking", "complaints")
 _OUTPUTS = ("breaches", "recommendations", "dead_letter")
@@ -140,12 +158,40 @@ def _cleanup_policies(responses: Iterable[object]) -> Mapping[str, str]:
     return policies
 
 
-async def ensure_topics(settings: Settings) -> list[str]:
+async def ensure_topics(settings: Settings, *, settle: float = _SETTLE_TIMEOUT) -> list[str]:
     """Create the missing topics; fail if an existing one has another partition count.
 
     Returns the names it created. Input topics are co-partitioned on ``order_id`` and the
     tables' changelogs follow them, so every topic must have the same number of partitions.
+    A cluster that answers but is moving (a node just died and still leads partitions or the
+    controller) is asked again, every second, for up to ``settle`` seconds.
     """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + settle
+    waited = False
+    while True:
+        try:
+            created = await _ensure_topics(settings)
+        except _CLUSTER_MOVING as error:
+            if loop.time() + _SETTLE_PAUSE > deadline:
+                raise
+            if not waited:
+                log.warning(
+                    "Kafka is moving (%s: %s): asking again every %g s for up to %g s",
+                    type(error).__name__,
+                    error,
+                    _SETTLE_PAUSE,
+                    settle,
+                )
+                waited = True
+            await asyncio.sleep(_SETTLE_PAUSE)
+            continue
+        if waited:
+            log.warning("Kafka settled: topics checked")
+        return created
+
+
+async def _ensure_topics(settings: Settings) -> list[str]:
     admin = AIOKafkaAdminClient(**client_options(settings), client_id=f"{settings.app_id}-admin")
     await start_client(admin, settings)
     try:

@@ -64,6 +64,10 @@ CLOCK_FIELDS = ("detected_at", "issued_at", "rejected_at")
 RESPOND_BY_FIELDS = ("respond_by_passed", "actions")
 
 
+#: How long the harness waits before it starts a worker that stopped itself while starting
+#: again (systemd's unit waits 5 s: ``RestartSec``).
+RESTART_PAUSE = 2.0
+
 @dataclass
 class Scenario:
     """What to produce, how fast, and which faults to apply while it flows."""
@@ -390,6 +394,7 @@ class Group:
                     raise
                 worker.stop()
                 self.stopped[f"stopped {code}"] += 1
+                time.sleep(RESTART_PAUSE)  # as a supervisor waits before it restarts
                 continue
             self.running.append(worker)
             return worker

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
+from aiokafka.errors import (  # type: ignore[import-untyped]
+    LeaderNotAvailableError,
+    NodeNotReadyError,
+)
 
+from streams import topics
 from streams.errors import ConfigurationError
 from streams.settings import load_settings
 from streams.topics import (
@@ -140,3 +148,61 @@ def test_cleanup_policies_are_read_from_describe_configs_answers() -> None:
         )
     ]
     assert _cleanup_policies(answers) == {"a-changelog": "delete", "b-changelog": "compact"}
+
+
+# -- a cluster that is moving at start ---------------------------------------------------------
+
+
+def test_a_moving_cluster_is_asked_again_until_it_settles(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A node that just died still leads partitions for a few seconds: the start waits for the
+    cluster to notice rather than exit at once (measured: a worker started right after a
+    three-node cluster lost its first node exited 75 on NodeNotReadyError)."""
+    answers: list[BaseException | list[str]] = [
+        NodeNotReadyError("node 1"),
+        LeaderNotAvailableError(),
+        ["created"],
+    ]
+
+    async def once(settings: Any) -> list[str]:
+        answer = answers.pop(0)
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+    monkeypatch.setattr(topics, "_ensure_topics", once)
+    monkeypatch.setattr(topics, "_SETTLE_PAUSE", 0.01)
+    settings = load_settings(broker="x:1")
+    caplog.set_level(logging.WARNING, logger="orderwatch.worker")
+    assert asyncio.run(topics.ensure_topics(settings)) == ["created"]
+    assert [r.message.split(":")[0] for r in caplog.records] == [
+        "Kafka is moving (NodeNotReadyError",
+        "Kafka settled",
+    ]
+
+
+def test_a_cluster_that_does_not_settle_or_a_bad_setting_fails_the_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[int] = []
+
+    async def moving(settings: Any) -> list[str]:
+        calls.append(1)
+        raise NodeNotReadyError("node 1")
+
+    monkeypatch.setattr(topics, "_ensure_topics", moving)
+    monkeypatch.setattr(topics, "_SETTLE_PAUSE", 0.01)
+    with pytest.raises(NodeNotReadyError):
+        asyncio.run(topics.ensure_topics(load_settings(broker="x:1"), settle=0.1))
+    assert 3 <= len(calls) <= 11
+
+    async def refused(settings: Any) -> list[str]:
+        calls.append(1)
+        raise ConfigurationError("topic 'x' has 3 partitions")
+
+    calls.clear()
+    monkeypatch.setattr(topics, "_ensure_topics", refused)
+    with pytest.raises(ConfigurationError):
+        asyncio.run(topics.ensure_topics(load_settings(broker="x:1")))
+    assert len(calls) == 1  # a bad setting is not retried
