@@ -68,6 +68,7 @@ RESPOND_BY_FIELDS = ("respond_by_passed", "actions")
 #: again (systemd's unit waits 5 s: ``RestartSec``).
 RESTART_PAUSE = 2.0
 
+
 @dataclass
 class Scenario:
     """What to produce, how fast, and which faults to apply while it flows."""
