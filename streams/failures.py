@@ -29,6 +29,7 @@ from typing import Any, NoReturn, ParamSpec, TypeVar
 from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
 from faust.exceptions import ProducerSendError
 
+from streams.backends import StoreFailure
 from streams.errors import ConfigurationError
 
 __all__ = [
@@ -55,7 +56,14 @@ class Fenced(Exception):
     the group while stalled): nothing more of it may be sent."""
 
 
-_INFRASTRUCTURE = (KafkaError, ProducerSendError, ConnectionError, TimeoutError, Fenced)
+_INFRASTRUCTURE = (
+    KafkaError,
+    ProducerSendError,
+    ConnectionError,
+    TimeoutError,
+    Fenced,
+    StoreFailure,
+)
 
 
 class SkippedOffsets(Exception):
@@ -67,7 +75,8 @@ class StalledPartition(Exception):
 
 
 def is_infrastructure(error: BaseException) -> bool:
-    """Did handling fail because Kafka could not be reached or refused a write?"""
+    """Did handling fail because Kafka could not be reached or refused a write, or the local
+    state store failed (not because of the message)?"""
     return isinstance(error, _INFRASTRUCTURE)
 
 

@@ -7,10 +7,12 @@ written while handling the messages it covers, and a worker killed just after th
 back with state that lacks input the group will never read again: the loss this module exists
 to prevent.
 
-:class:`DurableTable` writes the local store itself and collects the changelog records; the
-worker awaits :meth:`DurableTable.flush` before it takes the next batch, so every record is in
-the producer before the batch is acknowledged, and Faust's pre-commit flush of the producer waits
-for its delivery. Faust still owns the tables' recovery from their changelogs.
+:class:`DurableTable` keeps a batch's writes and, when flushed, writes them to the local store
+(:mod:`streams.backends`) and hands their changelog records to the producer; the worker
+awaits :meth:`DurableTable.flush` before it takes the next batch, so every record is in the
+producer before the batch is acknowledged, and Faust's pre-commit flush of the producer waits
+for its delivery. Faust still drives the tables' recovery from their changelogs;
+:class:`StampedTable` applies what it reads.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Se
 from typing import Any, Generic, TypeVar
 
 import faust
+
+from streams.backends import Backend, backend_of
 
 __all__ = [
     "STAMP_HEADER",
@@ -32,6 +36,9 @@ __all__ = [
     "newest_by_stamp",
     "pack_stamp",
     "stamp_of",
+    "stored",
+    "stored_stamp",
+    "stored_value",
 ]
 
 S = TypeVar("S")
@@ -44,8 +51,9 @@ STAMP_HEADER = "orderwatch-stamp"
 UNSTAMPED: Stamp = (-1, 0)
 _STAMP = struct.Struct(">qq")
 
-Send = Callable[[str, bytes, bytes | None, int, list[tuple[str, bytes]]], Awaitable[None]]
-"""Hands one record (topic, key, value, partition, headers) to the producer."""
+Send = Callable[[str, bytes, bytes | None, int, list[tuple[str, bytes]]], Awaitable[Any]]
+"""Hands one record (topic, key, value, partition, headers) to the producer; returns its
+delivery (a future of its record metadata), or None."""
 
 
 def pack_stamp(stamp: Stamp) -> bytes:
@@ -63,55 +71,70 @@ def stamp_of(headers: Sequence[tuple[str, bytes]] | Mapping[str, bytes] | None) 
 
 
 class Stamps:
-    """The newest stamp known for each key of a table: the restore rule.
+    """The restore rule, and the stamps it needs besides those stored with the values.
 
-    A record is applied only if its stamp is at least the key's newest known one (a deletion
-    is remembered with its stamp too), so a record a fenced writer sent late, whatever its place
-    in the log, cannot replace what a newer owner wrote. Equal stamps (one writer's records, or
-    records from before stamps) keep the log's order.
+    A record is applied only if its stamp is at least its key's newest known one, so a record
+    a fenced writer sent late, whatever its place in the log, cannot replace what a newer owner
+    wrote. Equal stamps (one writer's records, or records from before stamps) keep the log's
+    order. A live key's newest stamp is stored with its value (:func:`stored`); a deleted key's
+    is kept here until the restore that read its tombstone completes.
     """
 
     def __init__(self) -> None:
-        self._newest: dict[bytes, Stamp] = {}
+        #: Stamps of keys a restore read a tombstone of, until the restore completes.
+        self.deleted: dict[bytes, Stamp] = {}
         #: Keys whose last record in the log is older than an earlier one (their newest state
         #: is rewritten on top of it when their partition is next restored by its owner).
         self.shadowed: dict[bytes, int] = {}
 
-    def admit(self, key: bytes, stamp: Stamp, partition: int) -> bool:
-        """Should a record of ``key`` with ``stamp``, read after those already admitted, be
-        applied?"""
-        newest = self._newest.get(key)
+    def admit(
+        self, key: bytes, stamp: Stamp, partition: int, current: Stamp | None, *, deletes: bool
+    ) -> bool:
+        """Should a record of ``key`` with ``stamp`` (a tombstone if ``deletes``), read after
+        those already admitted, be applied over the key's ``current`` stamp (None if it has
+        no value)?"""
+        newest = current if current is not None else self.deleted.get(key)
         if newest is not None and stamp < newest:
             self.shadowed[key] = partition
             return False
-        self._newest[key] = stamp
+        if deletes:
+            self.deleted[key] = stamp
+        else:
+            self.deleted.pop(key, None)
         self.shadowed.pop(key, None)
         return True
 
-    def wrote(self, key: bytes, stamp: Stamp, *, deleted: bool = False) -> None:
-        """This worker wrote ``key`` with ``stamp`` (or deleted it).
+    def wrote(self, key: bytes) -> None:
+        """This worker wrote ``key`` (or deleted it).
 
-        A deletion's stamp is not kept: the next restore of a partition this worker keeps
-        reads its tombstones again, stamps included, and one that changes hands is read whole.
+        A deletion's stamp is not kept: a partition restored again from its changelog's start
+        reads its tombstones again, stamps included.
         """
-        if deleted:
-            self._newest.pop(key, None)
-        else:
-            self._newest[key] = stamp
+        self.deleted.pop(key, None)
         self.shadowed.pop(key, None)
 
-    def settle(self, live: Iterable[bytes]) -> None:
-        """A restore completed: forget the stamps of deleted keys (only ``live`` ones stay)."""
-        newest = self._newest
-        self._newest = {key: newest[key] for key in live if key in newest}
+    def settle(self) -> None:
+        """A restore completed: forget the stamps of deleted keys."""
+        self.deleted.clear()
 
     def forget(self, keys: Iterable[bytes]) -> None:
         for key in keys:
-            self._newest.pop(key, None)
+            self.deleted.pop(key, None)
             self.shadowed.pop(key, None)
 
-    def known(self) -> list[bytes]:
-        return list(self._newest)
+
+def stored(stamp: Stamp, value: bytes) -> bytes:
+    """A value as the local store keeps it: its stamp first."""
+    return _STAMP.pack(*stamp) + value
+
+
+def stored_stamp(raw: bytes) -> Stamp:
+    generation, sequence = _STAMP.unpack_from(raw)
+    return generation, sequence
+
+
+def stored_value(raw: bytes) -> bytes:
+    return raw[_STAMP.size :]
 
 
 def newest_by_stamp(
@@ -119,47 +142,61 @@ def newest_by_stamp(
 ) -> dict[bytes, bytes]:
     """What a restore of ``records`` (in log order; ``None`` deletes) yields under the rule."""
     stamps = Stamps()
-    state: dict[bytes, bytes] = {}
+    state: dict[bytes, tuple[Stamp, bytes]] = {}
     for key, value, stamp in records:
-        if stamps.admit(key, stamp, 0):
+        current = state[key][0] if key in state else None
+        if stamps.admit(key, stamp, 0, current, deletes=value is None):
             if value is None:
                 state.pop(key, None)
             else:
-                state[key] = value
-    return state
+                state[key] = (stamp, value)
+    return {key: value for key, (_, value) in state.items()}
 
 
 class StampedTable(faust.Table[bytes, bytes]):
-    """A Faust table restored by :class:`Stamps`' rule, whose local store keeps only the
-    partitions it has owned without a break.
+    """A Faust table restored by :class:`Stamps`' rule into its :class:`Backend`.
 
-    Faust's memory store keeps what was written locally for a partition after the partition
-    moves to another worker, and a partition that comes back is read from its changelog over
-    that data; here it is dropped whenever the table's active partitions change, before Faust
-    reads the changelog again (from its start: the memory store persists no offset).
+    Its changelog records are applied by the rule, stamps stored with the values, and the
+    offset each partition's store holds persisted (RocksDB keeps it across restarts). A memory
+    store keeps only the partitions it has owned without a break: Faust's would keep what was
+    written locally for a partition after the partition moved to another worker, and read a
+    partition that comes back from its changelog over that data.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.stamps = Stamps()
-        #: The changelog partition of a key (set by :class:`DurableTable`).
+        #: The changelog partition of a key and the local store (set by :class:`DurableTable`).
         self.partition_of: Callable[[bytes], int] | None = None
-        self._owned: set[int] = set()
+        self.backend: Backend | None = None
+        self.owned: set[int] = set()
 
     def apply_changelog_batch(self, batch: Iterable[Any]) -> None:
+        backend = self.backend
+        if backend is None:
+            raise RuntimeError(f"table {self.name} has no DurableTable over it")
         admit = self.stamps.admit
-        admitted = [
-            event
-            for event in batch
-            if event.message.key is None
-            or admit(event.message.key, stamp_of(event.message.headers), event.message.partition)
-        ]
-        super().apply_changelog_batch(admitted)
+        writes: dict[bytes, bytes | None] = {}
+        offsets: dict[int, int] = {}
+        for event in batch:
+            message = event.message
+            partition = message.partition
+            if message.offset > offsets.get(partition, -1):
+                offsets[partition] = message.offset
+            key = message.key
+            if key is None:
+                continue
+            raw = writes[key] if key in writes else backend.get(key)
+            current = None if raw is None else stored_stamp(raw)
+            stamp, value = stamp_of(message.headers), message.value
+            if admit(key, stamp, partition, current, deletes=value is None):
+                writes[key] = None if value is None else stored(stamp, value)
+        backend.write(writes)
+        for partition, offset in offsets.items():
+            backend.persist(partition, offset)
 
     async def on_recovery_completed(self, active_tps: Any, standby_tps: Any) -> None:
-        local = getattr(self.data, "data", None)
-        if isinstance(local, dict):
-            self.stamps.settle(list(local))
+        self.stamps.settle()
         await super().on_recovery_completed(active_tps, standby_tps)
 
     async def on_rebalance(
@@ -168,37 +205,35 @@ class StampedTable(faust.Table[bytes, bytes]):
         await super().on_rebalance(assigned, revoked, newly_assigned, generation_id)
         topic = self.changelog_topic_name
         owned = {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == topic}
-        kept = owned & self._owned
-        self._owned = owned
+        kept = owned & self.owned
+        self.owned = owned
         self.drop_partitions(kept)
 
     def drop_partitions(self, kept: set[int]) -> None:
-        """Drop the local data and stamps of every partition not in ``kept``."""
-        partition_of = self.partition_of
-        store = self.data
-        local = getattr(store, "data", None)  # the memory store's dict (rocksdb persists)
-        if partition_of is None or not isinstance(local, dict):
+        """Drop the local data (if it would not survive a restart anyway) and the stamps of
+        every partition not in ``kept``."""
+        partition_of, backend = self.partition_of, self.backend
+        if partition_of is None or backend is None:
             return
-        gone = [key for key in local if partition_of(key) not in kept]
-        for key in gone:
-            del local[key]
-        key_partition = getattr(store, "_key_partition", None)
-        if isinstance(key_partition, dict):
-            for key in gone:
-                key_partition.pop(key, None)
-        self.stamps.forget(key for key in self.stamps.known() if partition_of(key) not in kept)
+        backend.drop(kept)
+        stamps = self.stamps
+        stamps.forget(
+            key for key in [*stamps.deleted, *stamps.shadowed] if partition_of(key) not in kept
+        )
 
 
 class DurableTable:
     """Raw ``bytes → bytes`` access to a Faust table whose changelog writes are awaited.
 
-    ``partition_of`` names the changelog partition of a key: the partition that processes it;
-    ``send`` hands a changelog record to the producer.
+    Writes are kept pending until :meth:`flush`, which stores them locally, stamped, and hands
+    their changelog records to the producer. ``partition_of`` names the changelog partition of
+    a key: the partition that processes it; ``send`` hands a changelog record to the producer
+    and returns its delivery, whose offset the store then holds.
     """
 
     def __init__(self, table: Any, partition_of: Callable[[bytes], int], send: Send) -> None:
         self.table = table
-        self._data = table.data  # the local store, written without Faust's changelog buffer
+        self.backend = backend_of(table, partition_of)
         self._changelog = table.changelog_topic.get_topic_name()
         self._partition_of = partition_of
         self._send = send
@@ -207,45 +242,67 @@ class DurableTable:
         self.stamps: Stamps = stamps if isinstance(stamps, Stamps) else Stamps()
         if isinstance(table, StampedTable):
             table.partition_of = partition_of
+            table.backend = self.backend
 
     def get(self, key: bytes, default: bytes | None = None) -> bytes | None:
-        value: bytes | None = self._data.get(key)
-        return default if value is None else value
+        pending = self._pending
+        if key in pending:
+            value = pending[key]
+            return default if value is None else value
+        raw = self.backend.get(key)
+        return default if raw is None else stored_value(raw)
 
     def __setitem__(self, key: bytes, value: bytes) -> None:
-        self._data[key] = value
         self._pending[key] = value
 
     def pop(self, key: bytes, default: bytes | None = None) -> bytes | None:
         value = self.get(key)
         if value is None:
             return default
-        del self._data[key]
         self._pending[key] = None
         return value
 
     def keys(self) -> Iterator[bytes]:
-        return iter(list(self._data.keys()))
+        """The keys of the partitions this worker owns (and maybe others: callers route)."""
+        owned: set[int] = getattr(self.table, "owned", set())
+        pending = self._pending
+        keys = [key for key in self.backend.keys(owned) if key not in pending]
+        keys += [key for key, value in pending.items() if value is not None]
+        return iter(keys)
 
     @property
     def pending(self) -> int:
-        """Changelog records written locally and not yet handed to the producer."""
+        """Writes not yet stored and handed to the producer."""
         return len(self._pending)
 
     def discard(self) -> None:
-        """Drop the pending changelog records unsent (their writer was fenced)."""
+        """Drop the pending writes, unstored and unsent (their writer was fenced)."""
         self._pending = {}
 
     async def flush(self, stamp: Stamp) -> None:
-        """Hand every pending changelog record to the producer (one per key, the latest),
-        stamped with ``stamp``."""
+        """Store every pending write (the latest per key) with ``stamp``, and hand its
+        changelog record to the producer."""
         pending, self._pending = self._pending, {}
+        if not pending:
+            return
+        self.backend.write(
+            {key: None if value is None else stored(stamp, value) for key, value in pending.items()}
+        )
         send, topic, partition_of = self._send, self._changelog, self._partition_of
         headers = [(STAMP_HEADER, pack_stamp(stamp))]
-        wrote = self.stamps.wrote
+        wrote, persist = self.stamps.wrote, self._persist
         for key, value in pending.items():
-            wrote(key, stamp, deleted=value is None)
-            await send(topic, key, value, partition_of(key), headers)
+            wrote(key)
+            delivery = await send(topic, key, value, partition_of(key), headers)
+            if delivery is not None:
+                delivery.add_done_callback(persist)
+
+    def _persist(self, delivery: Any) -> None:
+        """A changelog record was acknowledged: the store holds its partition up to it."""
+        if delivery.cancelled() or delivery.exception() is not None:
+            return
+        metadata = delivery.result()
+        self.backend.persist(metadata.partition, metadata.offset)
 
     async def repair(self, stamp: Stamp, owned: set[int]) -> int:
         """Write again, with ``stamp``, the keys of ``owned`` partitions whose last record in
@@ -253,7 +310,7 @@ class DurableTable:
         compaction, which keeps the last record of a key, keeps the newest. Returns how many."""
         shadowed = [k for k, p in list(self.stamps.shadowed.items()) if p in owned]
         for key in shadowed:
-            self._pending[key] = self._data.get(key)
+            self._pending[key] = self.get(key)
         await self.flush(stamp)
         return len(shadowed)
 

@@ -213,9 +213,9 @@ class OrderwatchWorker:
 
     async def _send_record(
         self, topic: str, key: bytes, value: bytes | None, partition: int, headers: Headers
-    ) -> None:
-        """A changelog record, through the publisher's producer."""
-        await self.publisher.send(topic, key, value, partition, headers)
+    ) -> Any:
+        """A changelog record, through the publisher's producer; its delivery."""
+        return await self.publisher.send(topic, key, value, partition, headers)
 
     def _declare(self) -> None:
         s = self.settings

@@ -74,11 +74,12 @@ class Publisher:
         value: bytes | None,
         partition: int | None = None,
         attributes: Headers | None = None,
-    ) -> None:
-        """Hand one message to the producer (its delivery is checked when it completes)."""
+    ) -> Any:
+        """Hand one message to the producer; its delivery (checked when it completes)."""
         producer = self._producer or await self._started()
         delivery = await producer.send(topic, key, value, partition, None, attributes)
         delivery.add_done_callback(self._delivered)
+        return delivery
 
     async def delivered(self) -> None:
         """Wait until Kafka has acknowledged every message handed over so far (a refused one
@@ -106,7 +107,14 @@ class Publisher:
         return self._producer
 
     async def carry_out(self, actions: Actions[Ref, bytes]) -> None:
-        """Send what a batch decided (the state writes are the caller's)."""
+        """Send what a batch decided (the state writes are the caller's).
+
+        A message whose handling met Kafka or the local store failing is not dead-lettered:
+        the worker stops before anything of the batch is sent, and reads it again.
+        """
+        for ref, error in actions.failed:
+            if is_infrastructure(error):
+                stop_worker(error, where(ref.message))
         await self.publish(actions.outputs)
         if actions.facts:
             await self.send_facts(actions.facts)

@@ -20,6 +20,7 @@ from aiokafka.errors import KafkaConnectionError, ProducerFenced
 from faust.exceptions import ProducerSendError
 
 from streams import failures
+from streams.backends import StoreFailure
 from streams.core import order
 from streams.core.outputs import Rejection
 from streams.errors import ConfigurationError, IncompatibleSetting
@@ -100,6 +101,24 @@ def _committed_at(
         return Reader()
 
     monkeypatch.setattr(worker.watch, "reader", reader)
+
+
+def test_a_local_store_failure_stops_the_worker_and_dead_letters_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The disk under the state failing while a message is handled is not the message's fault:
+    the worker stops (exit 75) before anything of the batch is sent, and reads it again."""
+    worker = _worker(tmp_path, monkeypatch, AssertionError("nothing may be sent"))
+
+    def get(key: bytes) -> bytes | None:
+        raise StoreFailure("the local state store failed to read: IO error: No space left")
+
+    monkeypatch.setattr(worker.stores.orders.table.backend, "get", get)
+    partition = partition_for("o-1", worker.partitions)
+    with pytest.raises(_Exited) as exited:
+        _batch(worker, _Message("orders", partition, 7, b"o-1", _placed("o-1")))
+    assert exited.value.code == failures.EXIT_KAFKA_UNAVAILABLE
+    assert worker.rejected == []
 
 
 @pytest.mark.parametrize(

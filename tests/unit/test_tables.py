@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from faust.types import TP
 
+from streams.backends import StoreFailure
 from streams.tables import (
     STAMP_HEADER,
     UNSTAMPED,
@@ -20,6 +25,8 @@ from streams.tables import (
     newest_by_stamp,
     pack_stamp,
     stamp_of,
+    stored_stamp,
+    stored_value,
 )
 
 STAMP = (3, 1)
@@ -50,10 +57,19 @@ class _Changelog:
         self.stamps.append(stamp_of(headers))
 
 
-class _FaustTable:
+class _MemoryStore:
     def __init__(self) -> None:
         self.data: dict[bytes, bytes] = {}
+
+
+class _FaustTable:
+    def __init__(self) -> None:
+        self.data = _MemoryStore()
         self.changelog_topic = _Changelog()
+
+    def local(self) -> dict[bytes, bytes]:
+        """What the local store holds, without the stamps."""
+        return {key: stored_value(raw) for key, raw in self.data.data.items()}
 
 
 def _durable() -> tuple[DurableTable, _FaustTable]:
@@ -62,29 +78,46 @@ def _durable() -> tuple[DurableTable, _FaustTable]:
     return DurableTable(faust_table, lambda key: len(key) % 4, changelog.send), faust_table
 
 
-def test_writes_are_local_at_once_and_sent_only_when_flushed() -> None:
+def test_writes_are_stored_and_sent_only_when_flushed() -> None:
     table, faust_table = _durable()
     table[b"a"] = b"1"
     table[b"a"] = b"2"
     table[b"bb"] = b"3"
-    assert faust_table.data == {b"a": b"2", b"bb": b"3"}
     assert table.get(b"a") == b"2"
+    assert sorted(table.keys()) == [b"a", b"bb"]
+    assert faust_table.local() == {}
     assert faust_table.changelog_topic.sent == []
     assert table.pending == 2
     asyncio.run(table.flush(STAMP))
+    assert faust_table.local() == {b"a": b"2", b"bb": b"3"}
+    assert {stored_stamp(raw) for raw in faust_table.data.data.values()} == {STAMP}
     # One record per key, its latest value, on the key's partition.
     assert sorted(faust_table.changelog_topic.sent) == [(b"a", b"2", 1), (b"bb", b"3", 2)]
     assert table.pending == 0
+    assert table.get(b"a") == b"2"
 
 
 def test_a_pop_sends_a_tombstone_and_a_missing_key_sends_nothing() -> None:
     table, faust_table = _durable()
     table[b"a"] = b"1"
-    assert table.pop(b"a") == b"1"
-    assert table.pop(b"zz", b"default") == b"default"
-    assert b"a" not in faust_table.data
     asyncio.run(table.flush(STAMP))
-    assert faust_table.changelog_topic.sent == [(b"a", None, 1)]
+    assert table.pop(b"a") == b"1"
+    assert table.get(b"a") is None
+    assert list(table.keys()) == []
+    assert table.pop(b"zz", b"default") == b"default"
+    assert faust_table.local() == {b"a": b"1"}  # until the flush
+    asyncio.run(table.flush(STAMP))
+    assert faust_table.local() == {}
+    assert faust_table.changelog_topic.sent == [(b"a", b"1", 1), (b"a", None, 1)]
+
+
+def test_a_fenced_writer_stores_nothing_of_what_it_discards() -> None:
+    table, faust_table = _durable()
+    table[b"a"] = b"1"
+    table.discard()
+    asyncio.run(table.flush(STAMP))
+    assert faust_table.local() == {}
+    assert faust_table.changelog_topic.sent == []
 
 
 def test_a_state_changed_many_times_is_encoded_and_sent_once_per_flush() -> None:
@@ -99,7 +132,7 @@ def test_a_state_changed_many_times_is_encoded_and_sent_once_per_flush() -> None
     for value in range(5):
         store.put("k", value)
     assert store.get("k") == 4
-    assert faust_table.data == {}  # encoded at the flush, not before
+    assert faust_table.local() == {}  # encoded at the flush, not before
     asyncio.run(store.flush(STAMP))
     assert encoded == [4]
     assert faust_table.changelog_topic.sent == [(b"k", b"4", 1)]
@@ -203,6 +236,7 @@ class _Message:
     value: bytes | None
     partition: int
     headers: list[tuple[str, bytes]] = field(default_factory=list)
+    offset: int = 0
 
 
 @dataclass
@@ -218,60 +252,78 @@ class _Event:
         return self.message.value
 
 
-def _event(key: bytes, value: bytes | None, stamp: Stamp, partition: int = 0) -> _Event:
-    return _Event(_Message(key, value, partition, [(STAMP_HEADER, pack_stamp(stamp))]))
+def _event(
+    key: bytes, value: bytes | None, stamp: Stamp, partition: int = 0, offset: int = 0
+) -> _Event:
+    return _Event(_Message(key, value, partition, [(STAMP_HEADER, pack_stamp(stamp))], offset))
 
 
-@pytest.fixture
-def faust_app() -> object:
+def _events(records: list[tuple[bytes, bytes | None, Stamp]]) -> list[_Event]:
+    """Records of partition 0 (their keys prefixed "0"), at consecutive offsets."""
+    return [_event(b"0" + k, v, s, 0, n) for n, (k, v, s) in enumerate(records)]
+
+
+@pytest.fixture(params=["memory", "rocksdb"])
+def store_url(request: pytest.FixtureRequest) -> str:
+    return f"{request.param}://"
+
+
+def _app(url: str, directory: Path) -> Any:
     import faust
 
-    app = faust.App("orderwatch-test-stamped", store="memory://", autodiscover=False)
-    return app
+    return faust.App(
+        "orderwatch-test-stamped", store=url, datadir=str(directory), autodiscover=False
+    )
 
 
-def _stamped(app: object) -> StampedTable:
+def _stamped(app: Any) -> tuple[StampedTable, DurableTable, _Changelog]:
+    """A stamped table over ``app``'s store; keys' partitions are their first digit."""
     table = StampedTable(app, name="orders", key_type=bytes, value_type=bytes, partitions=4)
-    table.partition_of = lambda key: int(key[:1])
-    return table
+    changelog = _Changelog()
+    durable = DurableTable(table, lambda key: int(key[:1]), changelog.send)
+    table.owned = {0, 1, 2, 3}
+    return table, durable, changelog
 
 
-def test_the_faust_table_restores_by_stamp(faust_app: object) -> None:
-    table = _stamped(faust_app)
-    for records in itertools.islice(_interleavings(OLD + LATE, NEW), 0, None, 7):
-        fresh = _stamped(faust_app)
-        fresh.apply_changelog_batch([_event(b"0" + k, v, s) for k, v, s in records])
-        assert dict(fresh.data.data) == {b"0a": b"new-3", b"0b": b"b-old"}
+def _local(durable: DurableTable) -> dict[bytes, bytes | None]:
+    return {key: durable.get(key) for key in durable.keys()}  # noqa: SIM118
+
+
+def test_the_faust_table_restores_by_stamp(store_url: str, tmp_path: Path) -> None:
+    app = _app(store_url, tmp_path)
+    for number, records in enumerate(
+        itertools.islice(_interleavings(OLD + LATE, NEW), 0, None, 37)
+    ):
+        fresh, durable, _ = _stamped(_app(store_url, tmp_path / str(number)))
+        fresh.apply_changelog_batch(_events(records))
+        assert _local(durable) == {b"0a": b"new-3", b"0b": b"b-old"}
     # Records split over several batches, as recovery reads them.
-    events = [_event(b"0" + k, v, s) for k, v, s in OLD + NEW + LATE]
+    table, durable, _ = _stamped(app)
+    events = _events(OLD + NEW + LATE)
     for index in range(0, len(events), 2):
         table.apply_changelog_batch(events[index : index + 2])
-    assert dict(table.data.data) == {b"0a": b"new-3", b"0b": b"b-old"}
+    assert _local(durable) == {b"0a": b"new-3", b"0b": b"b-old"}
     assert set(table.stamps.shadowed) == {b"0a", b"0c"}  # their last record is a stale one
 
 
-def test_a_partition_that_moves_is_dropped_from_the_local_store(faust_app: object) -> None:
-    table = _stamped(faust_app)
-    durable = DurableTable(table, lambda key: int(key[:1]), _Changelog().send)
+def test_a_partition_that_moves_is_dropped_from_a_memory_store(tmp_path: Path) -> None:
+    table, durable, _ = _stamped(_app("memory://", tmp_path))
     durable[b"0-kept"] = b"x"
     durable[b"1-moved"] = b"y"
     asyncio.run(durable.flush((5, 1)))
     table.drop_partitions({0})
-    assert dict(table.data.data) == {b"0-kept": b"x"}
-    # The moved partition's stamps went with it: a record of generation 2 applies again.
+    assert _local(durable) == {b"0-kept": b"x"}
+    # The moved partition is read again from its changelog's start.
     table.apply_changelog_batch([_event(b"1-moved", b"older", (2, 1), 1)])
-    assert dict(table.data.data) == {b"0-kept": b"x", b"1-moved": b"older"}
-    # The kept one's did not: an older record is refused.
+    assert _local(durable) == {b"0-kept": b"x", b"1-moved": b"older"}
+    # The kept one's stamp stayed with its value: an older record is refused.
     table.apply_changelog_batch([_event(b"0-kept", b"older", (2, 1))])
-    assert table.data.data[b"0-kept"] == b"x"
+    assert durable.get(b"0-kept") == b"x"
 
 
-def test_a_repair_rewrites_the_keys_a_late_record_shadowed(faust_app: object) -> None:
-    table = _stamped(faust_app)
-    changelog = _Changelog()
-    durable = DurableTable(table, lambda key: int(key[:1]), changelog.send)
-    events = [_event(b"0" + k, v, s) for k, v, s in OLD + NEW + LATE]
-    table.apply_changelog_batch(events)
+def test_a_repair_rewrites_the_keys_a_late_record_shadowed(store_url: str, tmp_path: Path) -> None:
+    table, durable, changelog = _stamped(_app(store_url, tmp_path))
+    table.apply_changelog_batch(_events(OLD + NEW + LATE))
     assert asyncio.run(durable.repair((9, 1), {1})) == 0  # not an owned partition
     assert asyncio.run(durable.repair((9, 2), {0})) == 2
     assert sorted(changelog.sent) == [(b"0a", b"new-3", 0), (b"0c", None, 0)]
@@ -280,12 +332,85 @@ def test_a_repair_rewrites_the_keys_a_late_record_shadowed(faust_app: object) ->
 
 
 def test_deletions_stamps_are_kept_only_until_the_restore_completes() -> None:
-    """Deleted keys' stamps do not pile up: the next restore reads the tombstones again."""
+    """Deleted keys' stamps do not pile up: a restore from the start reads the tombstones again."""
     stamps = Stamps()
-    assert stamps.admit(b"gone", (2, 1), 0)  # a tombstone read in a restore
-    assert stamps.admit(b"live", (2, 2), 0)
-    assert not stamps.admit(b"gone", (1, 9), 0)  # a late stale record, in the same restore
-    stamps.settle([b"live"])
-    assert stamps.known() == [b"live"]
-    stamps.wrote(b"live", (3, 1), deleted=True)
-    assert stamps.known() == []
+    assert stamps.admit(b"gone", (2, 1), 0, None, deletes=True)  # a tombstone, in a restore
+    assert not stamps.admit(b"gone", (1, 9), 0, None, deletes=False)  # a late stale record
+    assert stamps.admit(b"live", (2, 2), 0, None, deletes=False)
+    assert not stamps.admit(b"live", (2, 1), 0, (2, 2), deletes=False)  # its value's stamp
+    stamps.settle()
+    assert stamps.deleted == {}
+    assert stamps.admit(b"gone", (1, 9), 0, None, deletes=False)
+
+
+# -- RocksDB: written outside any event, kept across restarts --------------------------------
+
+
+def test_rocksdb_is_written_by_key_partition_outside_any_event(tmp_path: Path) -> None:
+    """Faust's RocksDB store asserts a current event on every write: the worker writes after
+    the batch, by the key's own partition."""
+    table, durable, _ = _stamped(_app("rocksdb://", tmp_path))
+    durable[b"0-a"] = b"x"
+    durable[b"3-b"] = b"y"
+    asyncio.run(durable.flush((5, 1)))
+    store: Any = table.data
+    assert stored_value(store._db_for_partition(0)[b"0-a"]) == b"x"
+    assert stored_value(store._db_for_partition(3)[b"3-b"]) == b"y"
+    assert store._db_for_partition(0).get(b"3-b") is None
+    assert sorted(durable.keys()) == [b"0-a", b"3-b"]
+    table.owned = {3}
+    assert list(durable.keys()) == [b"3-b"]
+
+
+def test_rocksdb_keeps_state_stamps_and_offsets_across_a_restart(tmp_path: Path) -> None:
+    """A restart reads only the changelog records written after the offset the disk holds,
+    and a late stale record among them still loses to the newer state on disk."""
+    table, durable, _ = _stamped(_app("rocksdb://", tmp_path))
+    table.apply_changelog_batch(_events(OLD + NEW))
+    assert table.persisted_offset(TP(table.changelog_topic_name, 0)) == len(OLD + NEW) - 1
+    del table, durable
+    gc.collect()  # Faust leaves closing a partition's database to the collector
+
+    table, durable, _ = _stamped(_app("rocksdb://", tmp_path))
+    assert table.persisted_offset(TP(table.changelog_topic_name, 0)) == len(OLD + NEW) - 1
+    assert _local(durable) == {b"0a": b"new-3", b"0b": b"b-old"}
+    table.apply_changelog_batch([_event(b"0a", b"stale", (1, 4), 0, 7)])
+    assert durable.get(b"0a") == b"new-3"
+    assert table.stamps.shadowed == {b"0a": 0}
+
+
+def test_an_acknowledged_changelog_record_moves_the_offset_the_disk_holds(tmp_path: Path) -> None:
+    table, durable, _ = _stamped(_app("rocksdb://", tmp_path))
+    deliveries: list[asyncio.Future[Any]] = []
+
+    async def send(*_: Any) -> asyncio.Future[Any]:
+        delivery: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        deliveries.append(delivery)
+        return delivery
+
+    durable._send = send
+    tp = TP(table.changelog_topic_name, 2)
+
+    async def write() -> None:
+        durable[b"2-a"] = b"x"
+        await durable.flush((5, 1))
+        assert table.persisted_offset(tp) is None  # handed over, not yet acknowledged
+        deliveries[0].set_result(SimpleNamespace(partition=2, offset=41))
+        await asyncio.sleep(0)
+
+    asyncio.run(write())
+    assert table.persisted_offset(tp) == 41
+
+
+def test_a_failing_disk_is_a_store_failure_not_a_bad_message(tmp_path: Path) -> None:
+    table, durable, _ = _stamped(_app("rocksdb://", tmp_path))
+    store: Any = table.data
+    # Where partition 1's database would be created, a file: RocksDB cannot open it.
+    path = store.partition_path(1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"not a database")
+    with pytest.raises(StoreFailure, match="the local state store failed to read"):
+        durable.get(b"1-a")
+    durable[b"1-a"] = b"x"
+    with pytest.raises(StoreFailure, match="failed to write"):
+        asyncio.run(durable.flush((5, 1)))

@@ -1,0 +1,163 @@
+"""Where a table's state lives on this worker: Faust's memory store or its RocksDB store.
+
+Faust's stores are written through the table, with the current event's partition standing for
+the key's (RocksDB asserts that an event is being handled). The worker writes its tables after
+a batch, outside any event, and knows each key's partition (:class:`~streams.tables.DurableTable`),
+so it writes the store's partitions itself, in batches:
+
+- :class:`MemoryBackend`: the memory store's dict. Nothing survives the process: a restart
+  reads the changelogs from their start.
+- :class:`RocksBackend`: one RocksDB database per partition, in ``ORDERWATCH_DATA_DIR``, with
+  the changelog offset it holds (Faust's persisted offset). A restart reads only the
+  changelog records written after that offset.
+
+A failure of the disk under RocksDB (full, read-only, corrupt) raises :class:`StoreFailure`, a
+transient stop of the worker (exit 75), never a reason to dead-letter the message being
+handled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Protocol, TypeVar
+
+from faust.types import TP
+
+__all__ = ["Backend", "MemoryBackend", "RocksBackend", "StoreFailure", "backend_of"]
+
+T = TypeVar("T")
+
+
+class StoreFailure(Exception):
+    """The local store could not be read or written (its disk): a transient stop."""
+
+
+class Backend(Protocol):
+    """A table's local store, by key; values as stored (the caller's layout)."""
+
+    def get(self, key: bytes) -> bytes | None: ...
+
+    def write(self, writes: Mapping[bytes, bytes | None]) -> None:
+        """Apply ``writes`` (None deletes), grouped by partition, each group at once."""
+
+    def keys(self, partitions: set[int]) -> Iterator[bytes]:
+        """The keys this store holds for ``partitions``."""
+
+    def persist(self, partition: int, offset: int) -> None:
+        """The store holds the changelog of ``partition`` up to ``offset``."""
+
+    def drop(self, kept: set[int]) -> list[bytes]:
+        """Forget every partition not in ``kept`` if nothing of it survives the process anyway
+        (a partition that comes back is then read from its changelog's start); the keys
+        dropped."""
+
+
+class MemoryBackend:
+    """The memory store's dict; nothing is persisted."""
+
+    def __init__(self, store: Any, partition_of: Callable[[bytes], int]) -> None:
+        self._data: dict[bytes, bytes] = store.data
+        self._partition_of = partition_of
+
+    def get(self, key: bytes) -> bytes | None:
+        return self._data.get(key)
+
+    def write(self, writes: Mapping[bytes, bytes | None]) -> None:
+        data = self._data
+        for key, value in writes.items():
+            if value is None:
+                data.pop(key, None)
+            else:
+                data[key] = value
+
+    def keys(self, partitions: set[int]) -> Iterator[bytes]:
+        partition_of = self._partition_of
+        return iter([key for key in self._data if partition_of(key) in partitions])
+
+    def persist(self, partition: int, offset: int) -> None:
+        return None
+
+    def drop(self, kept: set[int]) -> list[bytes]:
+        partition_of, data = self._partition_of, self._data
+        gone = [key for key in data if partition_of(key) not in kept]
+        for key in gone:
+            del data[key]
+        return gone
+
+
+class RocksBackend:
+    """Faust's RocksDB store, one database per partition, written a batch at a time."""
+
+    def __init__(self, store: Any, partition_of: Callable[[bytes], int], topic: str) -> None:
+        self._store = store
+        self._partition_of = partition_of
+        self._topic = topic
+        self._offset_key: bytes = store.offset_key
+        import rocksdict
+
+        self._write_batch: Callable[[], Any] = lambda: rocksdict.WriteBatch(raw_mode=True)
+
+    def _db(self, partition: int) -> Any:
+        return self._store._db_for_partition(partition)
+
+    def get(self, key: bytes) -> bytes | None:
+        partition = self._partition_of(key)
+        value: bytes | None = _guarded(lambda: self._db(partition).get(key), "read")
+        return value
+
+    def write(self, writes: Mapping[bytes, bytes | None]) -> None:
+        batches: dict[int, Any] = {}
+        partition_of = self._partition_of
+        for key, value in writes.items():
+            partition = partition_of(key)
+            batch = batches.get(partition)
+            if batch is None:
+                batch = batches[partition] = self._write_batch()
+            if value is None:
+                batch.delete(key)
+            else:
+                batch.put(key, value)
+
+        def apply() -> None:
+            for partition, batch in batches.items():
+                self._db(partition).write(batch)
+
+        _guarded(apply, "write")
+
+    def keys(self, partitions: set[int]) -> Iterator[bytes]:
+        offset_key = self._offset_key
+
+        def read() -> list[bytes]:
+            return [
+                key
+                for partition in sorted(partitions)
+                for key in self._db(partition).keys()  # noqa: SIM118 - a database
+                if key != offset_key
+            ]
+
+        return iter(_guarded(read, "read"))
+
+    def persist(self, partition: int, offset: int) -> None:
+        _guarded(
+            lambda: self._store.set_persisted_offset(TP(self._topic, partition), offset), "write"
+        )
+
+    def drop(self, kept: set[int]) -> list[bytes]:
+        return []  # on disk, with the offset it holds: a partition that comes back reads on
+
+
+def backend_of(table: Any, partition_of: Callable[[bytes], int]) -> Backend:
+    """The backend of a Faust table's store."""
+    store = table.data
+    if hasattr(store, "_db_for_partition"):
+        return RocksBackend(store, partition_of, table.changelog_topic.get_topic_name())
+    return MemoryBackend(store, partition_of)
+
+
+def _guarded(action: Callable[[], T], what: str) -> T:
+    try:
+        return action()
+    except StoreFailure:
+        raise
+    except Exception as error:  # rocksdict raises plain exceptions for I/O and corruption
+        raise StoreFailure(f"the local state store failed to {what}: {error}") from error
