@@ -18,6 +18,8 @@ handled.
 
 from __future__ import annotations
 
+import gc
+import shutil
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Protocol, TypeVar
 
@@ -45,6 +47,9 @@ class Backend(Protocol):
 
     def persist(self, partition: int, offset: int) -> None:
         """The store holds the changelog of ``partition`` up to ``offset``."""
+
+    def discard(self, partition: int) -> None:
+        """Delete everything this store holds of ``partition``, its offset included."""
 
     def drop(self, kept: set[int]) -> list[bytes]:
         """Forget every partition not in ``kept`` if nothing of it survives the process anyway
@@ -76,6 +81,11 @@ class MemoryBackend:
 
     def persist(self, partition: int, offset: int) -> None:
         return None
+
+    def discard(self, partition: int) -> None:
+        partition_of, data = self._partition_of, self._data
+        for key in [key for key in data if partition_of(key) == partition]:
+            del data[key]
 
     def drop(self, kept: set[int]) -> list[bytes]:
         partition_of, data = self._partition_of, self._data
@@ -141,6 +151,17 @@ class RocksBackend:
         _guarded(
             lambda: self._store.set_persisted_offset(TP(self._topic, partition), offset), "write"
         )
+
+    def discard(self, partition: int) -> None:
+        store = self._store
+
+        def delete() -> None:
+            store._dbs.pop(partition, None)
+            store._key_index.clear()
+            gc.collect()  # Faust closes a database by dropping it: its lock goes with it
+            shutil.rmtree(store.partition_path(partition), ignore_errors=True)
+
+        _guarded(delete, "delete a partition")
 
     def drop(self, kept: set[int]) -> list[bytes]:
         return []  # on disk, with the offset it holds: a partition that comes back reads on

@@ -185,7 +185,10 @@ class Settings(BaseSettings):
         default="memory://",
         description="Table store: memory:// (rebuilt from the changelog at start) or rocksdb://.",
     )
-    data_dir: Path = Field(default=Path("orderwatch-data"), description="Faust's data dir.")
+    data_dir: Path = Field(
+        default=Path("orderwatch-data"),
+        description="Local state (rocksdb://), one directory per app id under it.",
+    )
     web_host: str = "127.0.0.1"
     web_port: Annotated[int, Field(ge=1, le=65535)] = 6066
     clock: Literal["wall", "event"] = Field(

@@ -209,6 +209,17 @@ class StampedTable(faust.Table[bytes, bytes]):
         self.owned = owned
         self.drop_partitions(kept)
 
+    def discard_partition(self, partition: int) -> None:
+        """Delete what the local store holds of ``partition`` (it is not this changelog's)."""
+        partition_of, backend = self.partition_of, self.backend
+        if partition_of is None or backend is None:
+            return
+        backend.discard(partition)
+        stamps = self.stamps
+        stamps.forget(
+            key for key in [*stamps.deleted, *stamps.shadowed] if partition_of(key) == partition
+        )
+
     def drop_partitions(self, kept: set[int]) -> None:
         """Drop the local data (if it would not survive a restart anyway) and the stamps of
         every partition not in ``kept``."""

@@ -118,7 +118,8 @@ class OrderwatchWorker:
             s.app_id,
             broker=s.broker_urls(),
             store=s.store,
-            datadir=str(s.data_dir),
+            # One directory per app id: two configurations never share a local table.
+            datadir=str(s.data_dir / s.app_id),
             topic_partitions=s.partitions,
             topic_replication_factor=s.replication_factor,
             web_host=s.web_host,

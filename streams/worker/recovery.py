@@ -14,6 +14,11 @@ start offsets were never built (``None``, as the new assignment registered them)
 crashes and the worker exits. Here, a step is not started once a new rebalance has begun (the
 loop then restarts recovery for the new assignment), and a seek takes an offset that was never
 built as the log's start (reading a changelog from its start is always correct, only slower).
+
+A store that persists (RocksDB) resumes each changelog partition after the offset it holds. An
+offset the changelog does not have (the topics were deleted and created again, or the data
+directory belongs to another cluster) means the local state is not this log's: that partition's
+local store is discarded and read again from the changelog (:func:`stale_partitions`).
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from faust.tables import recovery as faust_recovery
 from faust.tables.recovery import RebalanceAgain, Recovery
 from faust.types import TP
 
-__all__ = ["GuardedRecovery", "seek_positions"]
+__all__ = ["GuardedRecovery", "seek_positions", "stale_partitions"]
 
 log = logging.getLogger("orderwatch.worker")
 
@@ -42,6 +47,19 @@ def seek_positions(tps: Iterable[TP], offsets: Mapping[TP, int | None]) -> dict[
     return positions
 
 
+def stale_partitions(
+    held: Mapping[TP, int], starts: Mapping[TP, int | None], ends: Mapping[TP, int | None]
+) -> list[TP]:
+    """Changelog partitions whose local store holds an offset (``held``: the last record it
+    applied) the log cannot have produced: at or past the log's end, or before its start."""
+    stale = []
+    for tp, offset in held.items():
+        start, end = starts.get(tp), ends.get(tp)
+        if (end is not None and offset >= end) or (start is not None and offset < start - 1):
+            stale.append(tp)
+    return sorted(stale)
+
+
 class GuardedRecovery(Recovery):
     """Faust's recovery, each step started only while no new rebalance has begun."""
 
@@ -51,6 +69,26 @@ class GuardedRecovery(Recovery):
                 coro.close()  # never started: nothing of the replaced assignment runs
             raise RebalanceAgain()
         await super()._wait(coro, timeout=timeout)
+
+    async def _build_offsets(self, consumer: Any, tps: Any, destination: Any, title: str) -> None:
+        held = {tp: destination[tp] for tp in tps if isinstance(destination.get(tp), int)}
+        if held:
+            starts = await consumer.earliest_offsets(*held)
+            ends = await consumer.highwaters(*held)
+            for tp in stale_partitions(held, starts, ends):
+                log.warning(
+                    "recovery: the local state of %s[%d] holds offset %d, which its changelog "
+                    "(offsets %s to %s) never had: discarded, restored from the changelog",
+                    tp.topic,
+                    tp.partition,
+                    held[tp],
+                    starts.get(tp),
+                    ends.get(tp),
+                )
+                table: Any = self.tp_to_table[tp]
+                table.discard_partition(tp.partition)
+                destination[tp] = None
+        await super()._build_offsets(consumer, tps, destination, title)
 
     async def _seek_offsets(self, consumer: Any, tps: Any, offsets: Any, title: str) -> None:
         positions = seek_positions(tps, offsets)

@@ -233,6 +233,10 @@ class WorkerRun:
             ORDERWATCH_WEB_PORT=str(self.web_port),
             ORDERWATCH_DATA_DIR=str(self.workdir / f"data-{self.web_port}"),
         )
+        # The table store every test's workers use (default: the worker's own default).
+        store = os.environ.get("ORDERWATCH_TEST_STORE")
+        if store:
+            env["ORDERWATCH_STORE"] = store
         env.update(self.extra_env)
         return env
 

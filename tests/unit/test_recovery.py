@@ -9,6 +9,8 @@ the standby seek, and aiokafka's ``seek`` refuses ``None``. The seek is aiokafka
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import faust
@@ -18,7 +20,8 @@ from aiokafka.structs import TopicPartition  # type: ignore[import-untyped]
 from faust.tables.recovery import RebalanceAgain, Recovery
 from faust.types import TP
 
-from streams.worker.recovery import GuardedRecovery, seek_positions
+from streams.tables import STAMP_HEADER, DurableTable, StampedTable, pack_stamp
+from streams.worker.recovery import GuardedRecovery, seek_positions, stale_partitions
 
 OLD = TP("app-orders-changelog", 0)
 NEW = TP("app-orders-changelog", 1)
@@ -100,3 +103,68 @@ def test_guarded_recovery_reads_a_partition_with_no_start_offset_from_its_start(
         assert consumer.seeks == [{OLD: 41, NEW: 0}]
 
     asyncio.run(scenario())
+
+
+# -- local state the changelog never had ------------------------------------------------------
+
+
+def test_an_offset_outside_the_changelog_is_stale() -> None:
+    starts = {OLD: 0, NEW: 10}
+    ends = {OLD: 42, NEW: 20}
+    assert stale_partitions({OLD: 41, NEW: 9}, starts, ends) == []  # up to date; at the start
+    assert stale_partitions({OLD: 42}, starts, ends) == [OLD]  # the log never reached it
+    assert stale_partitions({OLD: 500, NEW: 3}, starts, ends) == [OLD, NEW]  # NEW: deleted
+    assert stale_partitions({OLD: 5}, {}, {}) == []  # nothing known: kept
+
+
+class _Offsets:
+    """A consumer's view of the changelog's offsets, as recovery asks for them."""
+
+    def __init__(self, start: int, end: int) -> None:
+        self.start, self.end = start, end
+
+    async def earliest_offsets(self, *tps: TP) -> dict[TP, int]:
+        return dict.fromkeys(tps, self.start)
+
+    async def highwaters(self, *tps: TP) -> dict[TP, int]:
+        return dict.fromkeys(tps, self.end)
+
+
+def test_rocksdb_state_from_another_log_is_discarded_and_restored(tmp_path: Path) -> None:
+    """A data directory kept across a broker whose topics were created again: its offsets are
+    past the new changelog's end, so its partitions are read again from the changelog."""
+    app = faust.App("recovery-test", store="rocksdb://", datadir=str(tmp_path))
+    table = StampedTable(app, name="orders", key_type=bytes, value_type=bytes, partitions=4)
+    changelog = table.changelog_topic_name
+    durable = DurableTable(table, lambda key: int(key[:1]), _unsent)
+    table.apply_changelog_batch(
+        [_record(changelog, b"1-a", b"old state", 40), _record(changelog, b"2-b", b"kept", 3)]
+    )
+    recovery: Any = GuardedRecovery(app, app.tables)
+    stale, fresh = TP(changelog, 1), TP(changelog, 2)
+    for tp in (stale, fresh):
+        recovery.tp_to_table[tp] = table
+    offsets: Any = {stale: 40, fresh: 3}
+
+    asyncio.run(recovery._build_offsets(_Offsets(0, 10), {stale, fresh}, offsets, "active"))
+    assert durable.get(b"1-a") is None
+    assert table.persisted_offset(stale) is None
+    assert offsets[stale] == -1  # read from the log's start
+    assert durable.get(b"2-b") == b"kept"
+    assert offsets[fresh] == 3
+
+
+async def _unsent(*_: Any) -> None:
+    raise AssertionError("nothing is sent")
+
+
+def _record(topic: str, key: bytes, value: bytes, offset: int) -> Any:
+    message = SimpleNamespace(
+        topic=topic,
+        key=key,
+        value=value,
+        partition=int(key[:1]),
+        offset=offset,
+        headers=[(STAMP_HEADER, pack_stamp((1, offset)))],
+    )
+    return SimpleNamespace(message=message)
