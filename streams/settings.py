@@ -182,8 +182,12 @@ class Settings(BaseSettings):
         ),
     )
     store: str = Field(
-        default="memory://",
-        description="Table store: memory:// (rebuilt from the changelog at start) or rocksdb://.",
+        default="rocksdb://",
+        description=(
+            "Table store: rocksdb:// (on disk under the data dir; a restart reads only the "
+            "changelog records written since) or memory:// (read from the changelogs' start "
+            "at every start)."
+        ),
     )
     data_dir: Path = Field(
         default=Path("orderwatch-data"),

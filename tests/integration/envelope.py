@@ -83,27 +83,29 @@ def apply_envelope_fault(fault: str, group: Group, scenario: Scenario, nodes: in
         group.wait_ready()
     elif fault == "node-sigstop+kill":
         node = _next_node(fault, nodes)
+        killed: list[str] = []
         frozen(
             group,
             seconds,
             freeze=lambda: kafka_sh("freeze", str(node), home=home),
             thaw=lambda: kafka_sh("thaw", str(node), home=home),
-            meanwhile=lambda: _sigkill_one(group),
+            meanwhile=lambda: _sigkill_one(group, killed),
         )
         # The replacement starts once the node is thawed: waiting for it to get ready would
         # keep the node frozen for longer than planned.
-        group.start_one()
+        group.start_one(killed[0] if killed else None)
         group.wait_ready()
     else:
         raise ValueError(f"unknown fault {fault!r}")
     _TURN[fault] += 1
 
 
-def _sigkill_one(group: Group) -> None:
-    """SIGKILL the workers in turn (no replacement yet)."""
+def _sigkill_one(group: Group, killed: list[str]) -> None:
+    """SIGKILL the workers in turn (no replacement yet); its data dir goes to ``killed``."""
     victim = group.running.pop(group.turn % len(group.running))
     group.turn += 1
     victim.stop(kill=True)
+    killed.append(victim.env()["ORDERWATCH_DATA_DIR"])
 
 
 def _next_node(fault: str, nodes: int) -> int:
@@ -455,7 +457,7 @@ def restart_while_due(
     wait = (due - datetime.now(UTC)).total_seconds() + 10
     say(f"tracking for {len(more)} produced while it is down; restarting in {wait:.0f} s")
     time.sleep(max(0.0, wait))
-    group.start_one()
+    group.start_one(victim.env()["ORDERWATCH_DATA_DIR"])
     return lines
 
 

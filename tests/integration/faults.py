@@ -369,8 +369,12 @@ class Group:
         self.stopped: Counter[str] = Counter()
         self.turn = 0
 
-    def start_one(self) -> WorkerRun:
-        """Start a worker and wait until it is ready (again, if it stops itself meanwhile)."""
+    def start_one(self, data_dir: str | None = None) -> WorkerRun:
+        """Start a worker and wait until it is ready (again, if it stops itself meanwhile).
+
+        ``data_dir``: the local state of the worker it replaces, as a supervisor restarting a
+        process on the same machine keeps it (rocksdb:// resumes from it).
+        """
         for _ in range(5):
             worker = WorkerRun(
                 self.bootstrap,
@@ -381,6 +385,7 @@ class Group:
                 clock=self.scenario.clock,
                 extra_env={
                     "ORDERWATCH_PROCESSING_GUARANTEE": self.scenario.guarantee,
+                    **({"ORDERWATCH_DATA_DIR": data_dir} if data_dir else {}),
                     **self.scenario.worker_env,
                 },
             )
@@ -395,6 +400,7 @@ class Group:
                     raise
                 worker.stop()
                 self.stopped[f"stopped {code}"] += 1
+                data_dir = worker.env()["ORDERWATCH_DATA_DIR"]
                 time.sleep(RESTART_PAUSE)  # as a supervisor waits before it restarts
                 continue
             self.running.append(worker)
@@ -411,7 +417,7 @@ class Group:
                 self.running.remove(worker)
                 worker.stop()
                 self.stopped[f"stopped {code}"] += 1
-                self.start_one()
+                self.start_one(worker.env()["ORDERWATCH_DATA_DIR"])
         return True
 
     def kill_one(self) -> None:
@@ -419,7 +425,7 @@ class Group:
         victim = self.running.pop(self.turn % len(self.running))
         self.turn += 1
         victim.stop(kill=True)
-        self.start_one()
+        self.start_one(victim.env()["ORDERWATCH_DATA_DIR"])
 
     def freeze_one(self, seconds: float) -> None:
         """SIGSTOP the workers in turn for ``seconds`` while the others run, then SIGCONT."""
@@ -611,7 +617,14 @@ def main() -> int:
     parser.add_argument(
         "--freezes", type=int, default=8, help="SIGSTOPs of a worker per envelope scenario"
     )
+    parser.add_argument(
+        "--store",
+        choices=("rocksdb://", "memory://"),
+        help="the workers' table store (default: the worker's default)",
+    )
     args = parser.parse_args()
+    if args.store:
+        os.environ["ORDERWATCH_TEST_STORE"] = args.store
     # This process's own Kafka clients retry through the broker restarts: no line per retry.
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     bootstrap = managed_broker() or kafka_sh("start")
