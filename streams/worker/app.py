@@ -48,6 +48,7 @@ from streams.connection import faust_options
 from streams.consumer import ResumingTransport
 from streams.core.policy import Policy
 from streams.core.timeutil import EPOCH
+from streams.errors import ConfigurationError
 from streams.failures import (
     EXIT_KAFKA_UNAVAILABLE,
     exit_code_of_stop,
@@ -114,12 +115,19 @@ class OrderwatchWorker:
 
     def _make_app(self) -> faust.App:
         s = self.settings
+        datadir = s.data_dir / s.app_id
+        try:  # Faust creates only the last level
+            datadir.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise ConfigurationError(
+                f"ORDERWATCH_DATA_DIR: cannot create {datadir}: {error.strerror}"
+            ) from None
         app = faust.App(
             s.app_id,
             broker=s.broker_urls(),
             store=s.store,
             # One directory per app id: two configurations never share a local table.
-            datadir=str(s.data_dir / s.app_id),
+            datadir=str(datadir),
             topic_partitions=s.partitions,
             topic_replication_factor=s.replication_factor,
             web_host=s.web_host,

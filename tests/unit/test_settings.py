@@ -227,3 +227,14 @@ def test_the_worker_command_refuses_an_unknown_variable(monkeypatch: pytest.Monk
     assert result.output.strip().splitlines() == [
         "Error: unknown setting ORDERWATCH_BROKERS: did you mean ORDERWATCH_BROKER?"
     ]
+
+
+def test_a_data_dir_that_cannot_be_created_is_a_bad_setting(tmp_path: Path) -> None:
+    (tmp_path / "taken").write_text("a file, not a directory")
+    settings = load_settings(broker="127.0.0.1:9", data_dir=tmp_path / "taken" / "data")
+    with pytest.raises(ConfigurationError, match=r"^ORDERWATCH_DATA_DIR: cannot create .*taken"):
+        OrderwatchWorker(settings)
+    # A missing parent is no problem: the app's own directory is made with its parents.
+    nested = tmp_path / "a" / "b"
+    OrderwatchWorker(load_settings(broker="127.0.0.1:9", data_dir=nested, app_id="x"))
+    assert (nested / "x").is_dir()
