@@ -248,6 +248,14 @@ class Settings(BaseSettings):
     )
     session_timeout: Annotated[float, Field(gt=0)] = 6.0
     heartbeat_interval: Annotated[float, Field(gt=0)] = 1.0
+    standby_replicas: Annotated[int, Field(ge=0)] = Field(
+        default=1,
+        description=(
+            "Workers that keep a copy of each partition's tables besides its owner (Faust's "
+            "table_standby_replicas): with rocksdb://, one that takes over a killed worker's "
+            "partitions already holds them."
+        ),
+    )
     log_level: LogLevel = Field(
         default="info",
         description="orderwatch's log level; the libraries under it log below warning only "

@@ -136,6 +136,7 @@ class OrderwatchWorker:
             web_enabled=True,
             processing_guarantee=s.processing_guarantee,
             broker_session_timeout=s.session_timeout,
+            table_standby_replicas=s.standby_replicas,
             broker_heartbeat_interval=s.heartbeat_interval,
             # A batch's messages go out in a few requests rather than one request each.
             producer_linger=s.producer_linger,
