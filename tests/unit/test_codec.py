@@ -5,7 +5,9 @@ States come from a real run: ``Engine(load_policy())`` over ``examples/orders.js
 
 from __future__ import annotations
 
+import hashlib
 import json
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -18,6 +20,7 @@ import pytest
 
 from streams.core import codec
 from streams.core.carrier import CarrierState, view_shipment
+from streams.core.codec_dictionary import DICTIONARY_1
 from streams.core.engine import Engine, Output
 from streams.core.events import InventoryUpdated, OrderEvent, decode_event
 from streams.core.facts import Demand, Fact, OrderHealth, Shipment, SkuComplaint
@@ -29,6 +32,7 @@ from streams.core.serialization import serialize
 from streams.core.sku import SkuState
 from streams.core.window import Crossing, RollingSet
 from streams.policies import load_policy
+from streams.simulator import generate_events
 
 ORDERS_EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "orders.jsonl"
 POLICY = load_policy()
@@ -373,7 +377,7 @@ def test_handmade_aggregates_round_trip() -> None:
 
 
 def _with(data: bytes, **changes: Any) -> bytes:
-    payload = json.loads(data)
+    payload = json.loads(codec.as_json(data))
     payload.update(changes)
     return json.dumps(payload).encode()
 
@@ -389,7 +393,7 @@ def test_an_unknown_format_version_is_rejected(version: object) -> None:
 
 
 def test_a_payload_without_a_version_is_rejected() -> None:
-    payload = json.loads(codec.encode_sku(SkuState("m1", "S1")))
+    payload = json.loads(codec.as_json(codec.encode_sku(SkuState("m1", "S1"))))
     del payload["v"]
     with pytest.raises(ValueError, match="version None"):
         codec.decode_sku(json.dumps(payload).encode())
@@ -413,9 +417,66 @@ def test_bytes_that_are_no_payload_are_rejected(data: bytes) -> None:
 
 def test_a_malformed_payload_of_the_right_version_is_rejected_as_a_value_error() -> None:
     data = codec.encode_carrier(CarrierState("m1", "m1/ups", "UPS"))
-    payload = json.loads(data)
+    payload = json.loads(codec.as_json(data))
     del payload["shipments"]
     with pytest.raises(ValueError, match="malformed carrier payload"):
         codec.decode_carrier(json.dumps(payload).encode())
     with pytest.raises(ValueError, match="malformed demand fact payload"):
         codec.decode_fact(_with(codec.encode_fact(FACTS[0]), at="yesterday"))
+
+
+# -- states stored deflated with the preset dictionary ----------------------------------------
+
+
+def test_the_preset_dictionary_never_changes() -> None:
+    """Stored states name dictionary 1 by its number: a changed dictionary would make every
+    state stored with it unreadable (add a dictionary 2 instead)."""
+    digest = hashlib.sha256(DICTIONARY_1).hexdigest()
+    assert digest == "604ae4eaac87131e8208239c408a331f3fd4cf08c9260cd81a1cf0e5da028229"
+
+
+def test_a_state_is_stored_deflated_and_a_plain_one_still_reads() -> None:
+    state = OrderState(order_id="o1", merchant_id="m1", last_event_at=T)
+    stored = codec.encode_order(state)
+    assert stored[:1] == b"\x01"
+    plain = codec.as_json(stored)
+    assert plain.startswith(b'{"v":2,"k":"order"')
+    assert len(stored) < len(plain) / 2
+    assert codec.decode_order(stored) == state
+    assert codec.decode_order(plain) == state  # as an earlier release stored it
+    # Facts travel plain: the topics' batches are compressed as a whole.
+    assert codec.encode_fact(FACTS[0]).startswith(b"{")
+
+
+def test_the_simulators_orders_are_stored_in_at_most_400_bytes() -> None:
+    """Every order of a simulated month (seed 11: not the dictionary's), at every stage of its
+    life, key included; deflated they are about a sixth of their JSON."""
+    engine = Engine(load_policy())
+    sizes: list[int] = []
+    plain: list[int] = []
+    for number, raw in enumerate(generate_events(seed=11, orders=300)):
+        engine.process(decode_event(json.dumps(raw).encode()))  # type: ignore[arg-type]
+        if number % 500 == 0:
+            for order_id, state in engine.orders.items():
+                stored = codec.encode_order(state)
+                sizes.append(len(order_id) + len(stored))
+                plain.append(len(order_id) + len(codec.as_json(stored)))
+    assert len(sizes) > 1000
+    assert max(sizes) <= 400, max(sizes)
+    assert sum(sizes) * 4 < sum(plain)
+
+
+@pytest.mark.parametrize(
+    "data", [b"\x01", b"\x01garbage", b"\x01" + zlib.compress(b"{}")], ids=["empty", "bad", "zlib"]
+)
+def test_a_bad_deflated_payload_is_rejected(data: bytes) -> None:
+    with pytest.raises(ValueError, match="not an orderwatch codec payload"):
+        codec.decode_order(data)
+
+
+def test_a_deflated_payload_that_would_inflate_past_64_mib_is_rejected() -> None:
+    packer = zlib.compressobj(9, zlib.DEFLATED, -15, 8, zlib.Z_DEFAULT_STRATEGY, DICTIONARY_1)
+    bomb = b"\x01" + packer.compress(b" " * (65 << 20)) + packer.flush()
+    assert len(bomb) < 1 << 20
+    with pytest.raises(ValueError, match="too large"):
+        codec.decode_order(bomb)
