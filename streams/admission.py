@@ -3,7 +3,9 @@
 Workers of one group (``ORDERWATCH_APP_ID``) split the partitions and hand them to each other,
 state included: they must decide alike. A worker's :class:`Fingerprint` is what its decisions
 depend on beyond the events: the clock, the policy (profile, version and a digest of the
-compiled policy, so that two custom files under one version differ) and the partition count.
+compiled policy, so that two custom files under one version differ), the partition count, and
+the format its states are stored in (:data:`STATE_FORMAT`: a worker must read what another
+wrote).
 It travels in the metadata each member sends when it joins the group; the group's leader
 compares every member's fingerprint with its own when it assigns the partitions
 (:mod:`streams.worker.assignor`), gives a member that differs no partitions and, in their stead,
@@ -13,7 +15,8 @@ itself, so no start-up race lets two different workers in: whichever joins while
 a member is refused. To change one of these settings, stop every worker of the group first.
 
 A member whose metadata carries no fingerprint (an orderwatch from before this check) is
-admitted: an upgrade can roll through the group one worker at a time.
+admitted. A fingerprint without a state format is format 1's (plain JSON states), refused by
+workers that store format 2: an upgrade that changes the state format stops every worker first.
 
 ``exactly_once`` is refused at start: see RELIABILITY.md, "exactly_once".
 """
@@ -33,6 +36,7 @@ from streams.settings import Settings
 
 __all__ = [
     "EXIT_REFUSED",
+    "STATE_FORMAT",
     "Fingerprint",
     "difference",
     "fingerprint",
@@ -44,6 +48,9 @@ log = logging.getLogger("orderwatch.worker")
 
 #: The exit status of a worker that its group refused (as :class:`IncompatibleSetting`).
 EXIT_REFUSED = IncompatibleSetting.exit_code
+#: How this release stores states: 1, plain JSON; 2, deflated with the codec's dictionary 1
+#: (``streams.core.codec``), which format 1 cannot read.
+STATE_FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -54,17 +61,20 @@ class Fingerprint:
     policy: str  # "<profile> <version>"
     policy_digest: str  # of the compiled policy
     partitions: int
+    state_format: int = STATE_FORMAT
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_json(cls, data: object) -> Fingerprint | None:
-        """The fingerprint a member sent, or ``None`` if it sent none (or not one of these)."""
+        """The fingerprint a member sent, or ``None`` if it sent none (or not one of these).
+        One without a state format is from a release that stored format 1."""
         if not isinstance(data, dict):
             return None
         try:
-            return cls(**{f.name: data[f.name] for f in fields(cls)})
+            given = {f.name: data[f.name] for f in fields(cls) if f.name != "state_format"}
+            return cls(**given, state_format=data.get("state_format", 1))
         except (KeyError, TypeError):
             return None
 
@@ -109,6 +119,11 @@ def difference(member: Fingerprint, group: Fingerprint, group_id: str) -> str | 
     if member.partitions != group.partitions:
         differs.append(
             f"ORDERWATCH_PARTITIONS is {member.partitions} here, {group.partitions} in the group"
+        )
+    if member.state_format != group.state_format:
+        differs.append(
+            f"states are stored in format {member.state_format} here, {group.state_format} in "
+            "the group (another orderwatch release)"
         )
     if not differs:
         return None

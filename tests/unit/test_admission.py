@@ -36,6 +36,7 @@ def test_a_worker_that_runs_what_the_group_runs_is_admitted() -> None:
         (Fingerprint("event", "wish 2021.1+1f2e", "d0e", 4), "ORDERWATCH_POLICY gives wish 2021"),
         (Fingerprint("event", "wish 2021.1", "d0e", 4), "(digest d0e) here"),  # same version
         (Fingerprint("event", "wish 2021.1", "abc", 8), "ORDERWATCH_PARTITIONS is 8 here, 4"),
+        (Fingerprint("event", "wish 2021.1", "abc", 4, 1), "stored in format 1 here, 2 in"),
     ],
 )
 def test_each_difference_is_named_in_one_line(member: Fingerprint, named: str) -> None:
@@ -62,6 +63,10 @@ def test_the_fingerprint_is_the_clock_the_policy_and_the_partitions(tmp_path: Pa
     assert Fingerprint.from_json(json.loads(json.dumps(other.as_json()))) == other
     assert Fingerprint.from_json({"clock": "wall"}) is None
     assert Fingerprint.from_json(None) is None
+    # A release that stored plain JSON states sent no state format: it cannot read format 2.
+    older = {k: v for k, v in other.as_json().items() if k != "state_format"}
+    assert Fingerprint.from_json(older) == Fingerprint(**older, state_format=1)
+    assert difference(Fingerprint(**older, state_format=1), other, "g") is not None
 
 
 # ---- the assignor ------------------------------------------------------------------------------
