@@ -170,54 +170,62 @@ def wait_for_orders(workers: list[WorkerRun], orders: int, deadline: float) -> N
 def run(bootstrap: str, store: str, orders: int, partitions: int, failover: bool) -> Result:
     result = Result(store, orders)
     timeout = 120 + orders / 500  # generous: a cold restore of memory:// is slow
+    started: list[WorkerRun] = []
     with tempfile.TemporaryDirectory(prefix="orderwatch-state-") as tmp:
         work = Path(tmp)
         env = {"ORDERWATCH_STORE": store, "ORDERWATCH_PARTITIONS": str(partitions)}
+        name = f"st{os.getpid()}{orders}{store[:1]}"
 
-        def worker(name: str, data: str) -> WorkerRun:
+        def worker(data: str) -> WorkerRun:
             """A worker of the app ``name`` whose local state is ``work/data``."""
             extra = {**env, "ORDERWATCH_DATA_DIR": str(work / data)}
-            return WorkerRun(bootstrap, work, partitions=partitions, name=name, extra_env=extra)
+            run = WorkerRun(bootstrap, work, partitions=partitions, name=name, extra_env=extra)
+            started.append(run)
+            return run
 
-        first = worker(f"st{os.getpid()}{orders}{store[:1]}", "setup")
-        name = first.name
-        first.start(timeout=120)
-        first.stop()
-        settings = load_settings(broker=bootstrap, app_id=name, topic_prefix=first.prefix)
-        topic = changelog_topic(settings, "orders")
-        started = time.perf_counter()
-        states = open_order_states(orders, datetime.now(UTC))
-        records, total, largest = asyncio.run(load(bootstrap, topic, partitions, states))
-        result.load_seconds = time.perf_counter() - started
-        result.bytes_per_order = total / records
-        result.largest_record = largest
+        try:
+            first = worker("setup")
+            first.start(timeout=120)
+            first.stop()
+            settings = load_settings(broker=bootstrap, app_id=name, topic_prefix=first.prefix)
+            topic = changelog_topic(settings, "orders")
+            began = time.perf_counter()
+            states = open_order_states(orders, datetime.now(UTC))
+            records, total, largest = asyncio.run(load(bootstrap, topic, partitions, states))
+            result.load_seconds = time.perf_counter() - began
+            result.bytes_per_order = total / records
+            result.largest_record = largest
 
-        cold = worker(name, "a")
-        result.cold_ready = timed_ready(cold, orders, timeout)
-        result.rss_mb = rss_mb(cold)
-        cold.stop(kill=True)
-        warm = worker(name, "a")
-        result.warm_ready = timed_ready(warm, orders, timeout)
-        if failover:
-            standby = worker(name, "b")
-            standby.start(timeout=timeout)
-            time.sleep(30)  # the group rebalanced; the standby partitions are read meanwhile
-            killed = time.perf_counter()
-            warm.stop(kill=True)
-            deadline = killed + timeout
-            while time.perf_counter() < deadline:
-                if standby.metric("orderwatch_assigned_partitions") == partitions:
-                    standby.wait_ready(timeout)
-                    wait_for_orders([standby], orders, deadline)
-                    break
-                time.sleep(0.1)
-            else:
-                raise SystemExit("the survivor never took every partition")
-            result.failover = time.perf_counter() - killed
-            standby.stop()
-        else:
-            warm.stop()
+            cold = worker("a")
+            result.cold_ready = timed_ready(cold, orders, timeout)
+            result.rss_mb = rss_mb(cold)
+            cold.stop(kill=True)
+            warm = worker("a")
+            result.warm_ready = timed_ready(warm, orders, timeout)
+            if failover:
+                result.failover = time_failover(warm, worker("b"), orders, partitions, timeout)
+        finally:
+            for run in started:
+                run.stop(kill=True)
     return result
+
+
+def time_failover(
+    owner: WorkerRun, standby: WorkerRun, orders: int, partitions: int, timeout: float
+) -> float:
+    """Seconds from ``owner``'s SIGKILL until ``standby`` owns every partition, ready."""
+    standby.start(timeout=timeout)
+    time.sleep(30)  # the group rebalanced; the standby partitions are read meanwhile
+    killed = time.perf_counter()
+    owner.stop(kill=True)
+    deadline = killed + timeout
+    while time.perf_counter() < deadline:
+        if standby.metric("orderwatch_assigned_partitions") == partitions:
+            standby.wait_ready(timeout)
+            wait_for_orders([standby], orders, deadline)
+            return time.perf_counter() - killed
+        time.sleep(0.1)
+    raise SystemExit("the survivor never took every partition")
 
 
 def row(result: Result) -> str:
