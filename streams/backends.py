@@ -43,7 +43,10 @@ class Backend(Protocol):
         """Apply ``writes`` (None deletes), grouped by partition, each group at once."""
 
     def keys(self, partitions: set[int]) -> Iterator[bytes]:
-        """The keys this store holds for ``partitions``."""
+        """The keys this store holds for ``partitions`` (a memory store: all it holds)."""
+
+    def items(self, partitions: set[int]) -> Iterator[tuple[bytes, bytes]]:
+        """The keys and values this store holds for ``partitions`` (as :meth:`keys`)."""
 
     def persist(self, partition: int, offset: int) -> None:
         """The store holds the changelog of ``partition`` up to ``offset``."""
@@ -76,8 +79,10 @@ class MemoryBackend:
                 data[key] = value
 
     def keys(self, partitions: set[int]) -> Iterator[bytes]:
-        partition_of = self._partition_of
-        return iter([key for key in self._data if partition_of(key) in partitions])
+        return iter(list(self._data))  # only partitions owned without a break are kept
+
+    def items(self, partitions: set[int]) -> Iterator[tuple[bytes, bytes]]:
+        return iter(list(self._data.items()))
 
     def persist(self, partition: int, offset: int) -> None:
         return None
@@ -142,6 +147,19 @@ class RocksBackend:
                 key
                 for partition in sorted(partitions)
                 for key in self._db(partition).keys()  # noqa: SIM118 - a database
+                if key != offset_key
+            ]
+
+        return iter(_guarded(read, "read"))
+
+    def items(self, partitions: set[int]) -> Iterator[tuple[bytes, bytes]]:
+        offset_key = self._offset_key
+
+        def read() -> list[tuple[bytes, bytes]]:
+            return [
+                (key, value)
+                for partition in sorted(partitions)
+                for key, value in self._db(partition).items()
                 if key != offset_key
             ]
 

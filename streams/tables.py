@@ -26,6 +26,7 @@ import faust
 from streams.backends import Backend, backend_of
 
 __all__ = [
+    "INDEX_HEADER",
     "STAMP_HEADER",
     "UNSTAMPED",
     "DurableTable",
@@ -33,10 +34,12 @@ __all__ = [
     "StampedTable",
     "Stamps",
     "StateStore",
+    "index_of",
     "newest_by_stamp",
     "pack_stamp",
     "stamp_of",
     "stored",
+    "stored_index",
     "stored_stamp",
     "stored_value",
 ]
@@ -47,6 +50,8 @@ Stamp = tuple[int, int]
 """What orders two writes of one key: (group generation of the writer's assignment, sequence)."""
 
 STAMP_HEADER = "orderwatch-stamp"
+#: The header of a changelog record that carries its value's index (see :func:`stored`).
+INDEX_HEADER = "orderwatch-index"
 #: The stamp of a record written before stamps existed: older than any stamped record.
 UNSTAMPED: Stamp = (-1, 0)
 _STAMP = struct.Struct(">qq")
@@ -58,6 +63,15 @@ delivery (a future of its record metadata), or None."""
 
 def pack_stamp(stamp: Stamp) -> bytes:
     return _STAMP.pack(*stamp)
+
+
+def index_of(headers: Sequence[tuple[str, bytes]] | Mapping[str, bytes] | None) -> bytes:
+    """The index a changelog record's headers carry (empty if none)."""
+    items = headers.items() if isinstance(headers, Mapping) else (headers or ())
+    for name, value in items:
+        if name == INDEX_HEADER and value is not None and len(value) < 256:
+            return bytes(value)
+    return b""
 
 
 def stamp_of(headers: Sequence[tuple[str, bytes]] | Mapping[str, bytes] | None) -> Stamp:
@@ -123,9 +137,10 @@ class Stamps:
             self.shadowed.pop(key, None)
 
 
-def stored(stamp: Stamp, value: bytes) -> bytes:
-    """A value as the local store keeps it: its stamp first."""
-    return _STAMP.pack(*stamp) + value
+def stored(stamp: Stamp, value: bytes, index: bytes = b"") -> bytes:
+    """A value as the local store keeps it: its stamp, its index (a few bytes its writer
+    derived from the value, readable without decoding it; length-prefixed), then the value."""
+    return _STAMP.pack(*stamp) + bytes((len(index),)) + index + value
 
 
 def stored_stamp(raw: bytes) -> Stamp:
@@ -133,8 +148,12 @@ def stored_stamp(raw: bytes) -> Stamp:
     return generation, sequence
 
 
+def stored_index(raw: bytes) -> bytes:
+    return raw[_STAMP.size + 1 : _STAMP.size + 1 + raw[_STAMP.size]]
+
+
 def stored_value(raw: bytes) -> bytes:
-    return raw[_STAMP.size :]
+    return raw[_STAMP.size + 1 + raw[_STAMP.size] :]
 
 
 def newest_by_stamp(
@@ -190,7 +209,9 @@ class StampedTable(faust.Table[bytes, bytes]):
             current = None if raw is None else stored_stamp(raw)
             stamp, value = stamp_of(message.headers), message.value
             if admit(key, stamp, partition, current, deletes=value is None):
-                writes[key] = None if value is None else stored(stamp, value)
+                writes[key] = (
+                    None if value is None else stored(stamp, value, index_of(message.headers))
+                )
         backend.write(writes)
         for partition, offset in offsets.items():
             backend.persist(partition, offset)
@@ -248,7 +269,8 @@ class DurableTable:
         self._changelog = table.changelog_topic.get_topic_name()
         self._partition_of = partition_of
         self._send = send
-        self._pending: dict[bytes, bytes | None] = {}
+        #: Writes not yet stored: (value, index), or None for a deletion.
+        self._pending: dict[bytes, tuple[bytes, bytes] | None] = {}
         stamps = getattr(table, "stamps", None)
         self.stamps: Stamps = stamps if isinstance(stamps, Stamps) else Stamps()
         if isinstance(table, StampedTable):
@@ -258,13 +280,30 @@ class DurableTable:
     def get(self, key: bytes, default: bytes | None = None) -> bytes | None:
         pending = self._pending
         if key in pending:
-            value = pending[key]
-            return default if value is None else value
+            write = pending[key]
+            return default if write is None else write[0]
         raw = self.backend.get(key)
         return default if raw is None else stored_value(raw)
 
     def __setitem__(self, key: bytes, value: bytes) -> None:
-        self._pending[key] = value
+        self._pending[key] = (value, b"")
+
+    def put(self, key: bytes, value: bytes, index: bytes) -> None:
+        """Write ``value`` with its ``index`` (at most 255 bytes: see :func:`stored`)."""
+        if len(index) > 255:
+            raise ValueError(f"an index of {len(index)} bytes: at most 255")
+        self._pending[key] = (value, index)
+
+    def indexed(self) -> list[tuple[bytes, bytes]]:
+        """(key, index) of every key of the partitions this worker owns (and maybe others:
+        callers route), without reading the values."""
+        owned: set[int] = getattr(self.table, "owned", set())
+        pending = self._pending
+        found = [
+            (key, stored_index(raw)) for key, raw in self.backend.items(owned) if key not in pending
+        ]
+        found += [(key, write[1]) for key, write in pending.items() if write is not None]
+        return found
 
     def pop(self, key: bytes, default: bytes | None = None) -> bytes | None:
         value = self.get(key)
@@ -278,7 +317,7 @@ class DurableTable:
         owned: set[int] = getattr(self.table, "owned", set())
         pending = self._pending
         keys = [key for key in self.backend.keys(owned) if key not in pending]
-        keys += [key for key, value in pending.items() if value is not None]
+        keys += [key for key, write in pending.items() if write is not None]
         return iter(keys)
 
     @property
@@ -297,13 +336,21 @@ class DurableTable:
         if not pending:
             return
         self.backend.write(
-            {key: None if value is None else stored(stamp, value) for key, value in pending.items()}
+            {
+                key: None if write is None else stored(stamp, *write)
+                for key, write in pending.items()
+            }
         )
         send, topic, partition_of = self._send, self._changelog, self._partition_of
-        headers = [(STAMP_HEADER, pack_stamp(stamp))]
+        stamped = [(STAMP_HEADER, pack_stamp(stamp))]
         wrote, persist = self.stamps.wrote, self._persist
-        for key, value in pending.items():
+        for key, write in pending.items():
             wrote(key)
+            value, headers = None, stamped
+            if write is not None:
+                value = write[0]
+                if write[1]:
+                    headers = [*stamped, (INDEX_HEADER, write[1])]
             delivery = await send(topic, key, value, partition_of(key), headers)
             if delivery is not None:
                 delivery.add_done_callback(persist)
@@ -321,7 +368,8 @@ class DurableTable:
         compaction, which keeps the last record of a key, keeps the newest. Returns how many."""
         shadowed = [k for k, p in list(self.stamps.shadowed.items()) if p in owned]
         for key in shadowed:
-            self._pending[key] = self.get(key)
+            raw = self.backend.get(key)
+            self._pending[key] = None if raw is None else (stored_value(raw), stored_index(raw))
         await self.flush(stamp)
         return len(shadowed)
 
@@ -337,11 +385,17 @@ class StateStore(Generic[S]):
     """
 
     def __init__(
-        self, table: DurableTable, encode: Callable[[S], bytes], decode: Callable[[bytes], S]
+        self,
+        table: DurableTable,
+        encode: Callable[[S], bytes],
+        decode: Callable[[bytes], S],
+        index: Callable[[S], bytes] | None = None,
     ) -> None:
         self.table = table
         self._encode = encode
         self._decode = decode
+        #: What to store with each state besides it, readable without decoding it.
+        self._index = index
         self._cache: dict[str, S] = {}
         self._dirty: set[str] = set()
 
@@ -376,6 +430,14 @@ class StateStore(Generic[S]):
     def keys(self) -> list[str]:
         return [key.decode("utf-8") for key in self.table.keys()]  # noqa: SIM118
 
+    def indexed(self) -> list[tuple[str, bytes]]:
+        """(key, index) of every state, its unwritten changes included, none decoded."""
+        found = dict(self.table.indexed())
+        if self._index is not None:
+            for key in self._dirty:
+                found[key.encode("utf-8")] = self._index(self._cache[key])
+        return [(key.decode("utf-8"), index) for key, index in found.items()]
+
     @property
     def dirty(self) -> bool:
         return bool(self._dirty) or self.table.pending > 0
@@ -383,6 +445,11 @@ class StateStore(Generic[S]):
     async def flush(self, stamp: Stamp) -> None:
         """Encode the states changed since the last flush and send their changelog records."""
         dirty, self._dirty = self._dirty, set()
+        encode, index, table = self._encode, self._index, self.table
         for key in dirty:
-            self.table[key.encode("utf-8")] = self._encode(self._cache[key])
-        await self.table.flush(stamp)
+            state = self._cache[key]
+            if index is None:
+                table[key.encode("utf-8")] = encode(state)
+            else:
+                table.put(key.encode("utf-8"), encode(state), index(state))
+        await table.flush(stamp)

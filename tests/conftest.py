@@ -80,6 +80,14 @@ def _needs_broker(item: pytest.Item) -> bool:
 # ---- fixtures ------------------------------------------------------------------------------------
 
 
+@pytest.fixture(autouse=True)
+def _local_state_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Workers a test builds keep their local state (rocksdb://, the default) in the test's own
+    directory, never in ``orderwatch-data`` under the working directory, where it would leak
+    from one test, or one run, into the next."""
+    monkeypatch.setenv("ORDERWATCH_DATA_DIR", str(tmp_path / "orderwatch-data"))
+
+
 @pytest.fixture(scope="session")
 def broker_kind() -> BrokerKind:
     """``"apache"`` when ``ORDERWATCH_TEST_BROKER`` names a broker, else ``"tansu"`` (embedded)."""

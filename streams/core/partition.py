@@ -59,6 +59,11 @@ class OrderPartition:
             if state is not None:
                 self.deadlines.schedule(order_id, order.next_due(state, self.policy))
 
+    def restore_due(self, order_id: str, due: datetime) -> None:
+        """Schedule a stored order's next check at ``due``, its :func:`order.next_due` as its
+        writer stored it beside the state (under the same policy): no state is read."""
+        self.deadlines.schedule(order_id, due)
+
     def apply(
         self, event: OrderEvent, now: datetime, *, hold: datetime | None = None
     ) -> order.Step:

@@ -237,6 +237,9 @@ class PartitionProcessor(Generic[R, P]):
     def restore_orders(self, order_ids: Iterable[str]) -> None:
         self.orders.restore(order_ids)
 
+    def restore_due(self, order_id: str, due: datetime) -> None:
+        self.orders.restore_due(order_id, due)
+
     def restore_waiting(self, item: Item, handle: P) -> None:
         self.inbox.add(item, (handle, item))
 

@@ -69,7 +69,7 @@ from streams.worker.fence import Fence, Fenced
 from streams.worker.partitions import Partitions
 from streams.worker.publish import Publisher
 from streams.worker.recovery import GuardedRecovery
-from streams.worker.stores import Stores
+from streams.worker.stores import DueIndex, Stores
 from streams.worker.watch import STALL_CHECK_SECONDS, ConsumerWatch
 
 __all__ = ["OrderwatchWorker", "describe_startup", "partition_for", "run"]
@@ -262,7 +262,8 @@ class OrderwatchWorker:
             metrics=self.metrics,
             source=cloudevents_source(s.app_id),
         )
-        self.stores = Stores(self._table)
+        digest = bytes.fromhex(fingerprint(s, self.policy).policy_digest[:8])
+        self.stores = Stores(self._table, DueIndex(self.policy, digest))
         self.processors = Partitions(
             self.policy,
             partitions=self.partitions,

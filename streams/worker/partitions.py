@@ -122,12 +122,18 @@ class Partitions:
             stock = stores.clocks.get(self._stock_clock_keys[partition])
             self.processors[partition] = self._make(partition, orders, stock)
         route = self.route
-        by_partition: dict[int, list[str]] = {}
-        for order_id in stores.orders.keys():  # noqa: SIM118 - a method of StateStore
-            by_partition.setdefault(route(order_id), []).append(order_id)
+        by_partition: dict[int, list[tuple[str, datetime | None]]] = {}
+        for order_id, due in stores.order_dues():
+            by_partition.setdefault(route(order_id), []).append((order_id, due))
         inbox_keys = list(stores.inbox_table.keys())
         for partition, processor in self.processors.items():
-            processor.restore_orders(by_partition.get(partition, ()))
+            unindexed = []
+            for order_id, due in by_partition.get(partition, ()):
+                if due is None:
+                    unindexed.append(order_id)
+                else:
+                    processor.restore_due(order_id, due)
+            processor.restore_orders(unindexed)
             keeper = processor.keeper
             assert isinstance(keeper, TableInbox)
             waiting, watermarks = keeper.restore(inbox_keys)

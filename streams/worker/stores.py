@@ -8,23 +8,37 @@ inbox is a raw :class:`~streams.tables.DurableTable` (:mod:`streams.inbox` reads
 from __future__ import annotations
 
 import json
+import struct
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from streams import wire
-from streams.core import codec
+from streams.core import codec, order
 from streams.core.clock import PartitionClock
+from streams.core.order import OrderState
+from streams.core.policy import Policy
 from streams.tables import DurableTable, StateStore
 
-__all__ = ["Stores", "pack_clock", "unpack_clock"]
+__all__ = ["DueIndex", "Stores", "pack_clock", "unpack_clock"]
 
 
 class Stores:
     """The worker's tables, as the core's stores (orders, SKUs, carriers, merchants), plus the
-    partitions' clocks and the aggregate inbox."""
+    partitions' clocks and the aggregate inbox.
 
-    def __init__(self, table: Callable[..., DurableTable]) -> None:
-        self.orders = StateStore(table("orders"), codec.encode_order, codec.decode_order)
+    Each order is stored with its next due time (:class:`DueIndex`), so that a rebuild of the
+    deadline index reads those few bytes rather than decode every order.
+    """
+
+    def __init__(self, table: Callable[..., DurableTable], due: DueIndex | None = None) -> None:
+        self.due = due
+        self.orders = StateStore(
+            table("orders"),
+            codec.encode_order,
+            codec.decode_order,
+            None if due is None else due.index,
+        )
         # Written at most once a tick (the watermark timer) and before a rebalance: a clock
         # restored a little behind only re-fires nothing (what fired is in the orders' state)
         # and announces less.
@@ -44,6 +58,37 @@ class Stores:
         """Partitions moved: another worker may have changed any key meanwhile."""
         for store in self.all():
             store.forget()
+
+    def order_dues(self) -> list[tuple[str, datetime | None]]:
+        """Every stored order's next due time as stored with it (None: stored by a writer of
+        another policy or release; its state must be read)."""
+        due = self.due
+        return [
+            (order_id, None if due is None else due.read(index))
+            for order_id, index in self.orders.indexed()
+        ]
+
+
+class DueIndex:
+    """An order's next due time (:func:`streams.core.order.next_due`), stored beside its state:
+    4 bytes of the policy's digest, then the time in microseconds (8 bytes, big-endian). A
+    time stored under another policy is not read: the state is."""
+
+    _FORMAT = struct.Struct(">4sq")
+
+    def __init__(self, policy: Policy, digest: bytes) -> None:
+        self.policy = policy
+        self.digest = digest[:4].ljust(4, b"\0")
+
+    def index(self, state: OrderState) -> bytes:
+        due = order.next_due(state, self.policy)
+        return self._FORMAT.pack(self.digest, wire.to_micros(due))
+
+    def read(self, index: bytes) -> datetime | None:
+        if len(index) != self._FORMAT.size:
+            return None
+        digest, micros = self._FORMAT.unpack(index)
+        return wire.from_micros(micros) if digest == self.digest else None
 
 
 def pack_clock(clock: PartitionClock) -> bytes:

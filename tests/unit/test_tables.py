@@ -22,6 +22,7 @@ from streams.tables import (
     StampedTable,
     Stamps,
     StateStore,
+    index_of,
     newest_by_stamp,
     pack_stamp,
     stamp_of,
@@ -414,3 +415,57 @@ def test_a_failing_disk_is_a_store_failure_not_a_bad_message(tmp_path: Path) -> 
     durable[b"1-a"] = b"x"
     with pytest.raises(StoreFailure, match="failed to write"):
         asyncio.run(durable.flush((5, 1)))
+
+
+# -- an index stored beside each value ---------------------------------------------------------
+
+
+def test_an_index_is_stored_and_sent_beside_its_value_and_restored_with_it(
+    store_url: str, tmp_path: Path
+) -> None:
+    _, durable, changelog = _stamped(_app(store_url, tmp_path))
+    sent_headers: list[list[tuple[str, bytes]]] = []
+
+    async def send(
+        topic: str, key: bytes, value: bytes | None, partition: int, headers: Any
+    ) -> None:
+        sent_headers.append(headers)
+        await changelog.send(topic, key, value, partition, headers)
+
+    durable._send = send
+    durable.put(b"0-a", b"value", b"idx")
+    durable[b"0-b"] = b"plain"
+    assert sorted(durable.indexed()) == [(b"0-a", b"idx"), (b"0-b", b"")]  # pending
+    asyncio.run(durable.flush((5, 1)))
+    assert sorted(durable.indexed()) == [(b"0-a", b"idx"), (b"0-b", b"")]  # stored
+    assert durable.get(b"0-a") == b"value"
+    assert index_of(sent_headers[0]) == b"idx"
+    assert index_of(sent_headers[1]) == b""
+
+    # Another worker restores the records, headers included.
+    other, restored, _ = _stamped(_app(store_url, tmp_path / "other"))
+    records = [
+        _Event(_Message(key, value, 0, headers, offset))
+        for offset, ((key, value, _), headers) in enumerate(
+            zip(changelog.sent, sent_headers, strict=True)
+        )
+    ]
+    other.apply_changelog_batch(records)
+    assert sorted(restored.indexed()) == [(b"0-a", b"idx"), (b"0-b", b"")]
+    assert restored.get(b"0-a") == b"value"
+    with pytest.raises(ValueError, match="at most 255"):
+        durable.put(b"0-c", b"v", b"x" * 256)
+
+
+def test_a_store_rebuilds_its_index_from_the_states_it_has_not_written_yet() -> None:
+    table, _ = _durable()
+    store: StateStore[int] = StateStore(
+        table, lambda state: str(state).encode(), int, lambda state: bytes([state])
+    )
+    store.put("k", 7)
+    assert store.indexed() == [("k", b"\x07")]
+    asyncio.run(store.flush(STAMP))
+    store.put("k", 9)
+    assert store.indexed() == [("k", b"\x09")]
+    asyncio.run(store.flush(STAMP))
+    assert store.indexed() == [("k", b"\x09")]
