@@ -23,8 +23,6 @@ import shutil
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Protocol, TypeVar
 
-from faust.types import TP
-
 __all__ = ["Backend", "MemoryBackend", "RocksBackend", "StoreFailure", "backend_of"]
 
 T = TypeVar("T")
@@ -39,17 +37,20 @@ class Backend(Protocol):
 
     def get(self, key: bytes) -> bytes | None: ...
 
-    def write(self, writes: Mapping[bytes, bytes | None]) -> None:
-        """Apply ``writes`` (None deletes), grouped by partition, each group at once."""
+    def write(
+        self, writes: Mapping[bytes, bytes | None], offsets: Mapping[int, int] | None = None
+    ) -> None:
+        """Apply ``writes`` (None deletes) and, per partition, the changelog offset the store
+        then holds (``offsets``), grouped by partition, each group at once."""
+
+    def held(self, partition: int) -> int | None:
+        """The changelog offset the store holds for ``partition`` (None: none)."""
 
     def keys(self, partitions: set[int]) -> Iterator[bytes]:
         """The keys this store holds for ``partitions`` (a memory store: all it holds)."""
 
     def items(self, partitions: set[int]) -> Iterator[tuple[bytes, bytes]]:
         """The keys and values this store holds for ``partitions`` (as :meth:`keys`)."""
-
-    def persist(self, partition: int, offset: int) -> None:
-        """The store holds the changelog of ``partition`` up to ``offset``."""
 
     def discard(self, partition: int) -> None:
         """Delete everything this store holds of ``partition``, its offset included."""
@@ -66,17 +67,25 @@ class MemoryBackend:
     def __init__(self, store: Any, partition_of: Callable[[bytes], int]) -> None:
         self._data: dict[bytes, bytes] = store.data
         self._partition_of = partition_of
+        self._held: dict[int, int] = {}
 
     def get(self, key: bytes) -> bytes | None:
         return self._data.get(key)
 
-    def write(self, writes: Mapping[bytes, bytes | None]) -> None:
+    def write(
+        self, writes: Mapping[bytes, bytes | None], offsets: Mapping[int, int] | None = None
+    ) -> None:
         data = self._data
         for key, value in writes.items():
             if value is None:
                 data.pop(key, None)
             else:
                 data[key] = value
+        if offsets:
+            self._held.update(offsets)
+
+    def held(self, partition: int) -> int | None:
+        return self._held.get(partition)
 
     def keys(self, partitions: set[int]) -> Iterator[bytes]:
         return iter(list(self._data))  # only partitions owned without a break are kept
@@ -84,30 +93,31 @@ class MemoryBackend:
     def items(self, partitions: set[int]) -> Iterator[tuple[bytes, bytes]]:
         return iter(list(self._data.items()))
 
-    def persist(self, partition: int, offset: int) -> None:
-        return None
-
     def discard(self, partition: int) -> None:
         partition_of, data = self._partition_of, self._data
         for key in [key for key in data if partition_of(key) == partition]:
             del data[key]
+        self._held.pop(partition, None)
 
     def drop(self, kept: set[int]) -> list[bytes]:
         partition_of, data = self._partition_of, self._data
         gone = [key for key in data if partition_of(key) not in kept]
         for key in gone:
             del data[key]
+        for partition in [p for p in self._held if p not in kept]:
+            del self._held[partition]
         return gone
 
 
 class RocksBackend:
     """Faust's RocksDB store, one database per partition, written a batch at a time."""
 
-    def __init__(self, store: Any, partition_of: Callable[[bytes], int], topic: str) -> None:
+    def __init__(self, store: Any, partition_of: Callable[[bytes], int]) -> None:
         self._store = store
         self._partition_of = partition_of
-        self._topic = topic
         self._offset_key: bytes = store.offset_key
+        #: The offset each partition's database holds, as last read or written.
+        self._held: dict[int, int | None] = {}
         import rocksdict
 
         self._write_batch: Callable[[], Any] = lambda: rocksdict.WriteBatch(raw_mode=True)
@@ -120,7 +130,9 @@ class RocksBackend:
         value: bytes | None = _guarded(lambda: self._db(partition).get(key), "read")
         return value
 
-    def write(self, writes: Mapping[bytes, bytes | None]) -> None:
+    def write(
+        self, writes: Mapping[bytes, bytes | None], offsets: Mapping[int, int] | None = None
+    ) -> None:
         batches: dict[int, Any] = {}
         partition_of = self._partition_of
         for key, value in writes.items():
@@ -132,12 +144,27 @@ class RocksBackend:
                 batch.delete(key)
             else:
                 batch.put(key, value)
+        for partition, offset in (offsets or {}).items():
+            batch = batches.get(partition)
+            if batch is None:
+                batch = batches[partition] = self._write_batch()
+            # Faust's own layout of its persisted offset (``set_persisted_offset``), written in
+            # the same batch as the values it covers.
+            batch.put(self._offset_key, str(offset).encode())
 
         def apply() -> None:
             for partition, batch in batches.items():
                 self._db(partition).write(batch)
 
         _guarded(apply, "write")
+        if offsets:
+            self._held.update(offsets)
+
+    def held(self, partition: int) -> int | None:
+        if partition not in self._held:
+            raw = _guarded(lambda: self._db(partition).get(self._offset_key), "read")
+            self._held[partition] = None if raw is None else int(raw)
+        return self._held[partition]
 
     def keys(self, partitions: set[int]) -> Iterator[bytes]:
         offset_key = self._offset_key
@@ -165,13 +192,10 @@ class RocksBackend:
 
         return iter(_guarded(read, "read"))
 
-    def persist(self, partition: int, offset: int) -> None:
-        _guarded(
-            lambda: self._store.set_persisted_offset(TP(self._topic, partition), offset), "write"
-        )
-
     def discard(self, partition: int) -> None:
         store = self._store
+
+        self._held.pop(partition, None)
 
         def delete() -> None:
             store._dbs.pop(partition, None)
@@ -189,7 +213,7 @@ def backend_of(table: Any, partition_of: Callable[[bytes], int]) -> Backend:
     """The backend of a Faust table's store."""
     store = table.data
     if hasattr(store, "_db_for_partition"):
-        return RocksBackend(store, partition_of, table.changelog_topic.get_topic_name())
+        return RocksBackend(store, partition_of)
     return MemoryBackend(store, partition_of)
 
 

@@ -17,13 +17,15 @@ for its delivery. Faust still drives the tables' recovery from their changelogs;
 
 from __future__ import annotations
 
+import asyncio
 import struct
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from functools import partial
 from typing import Any, Generic, TypeVar
 
 import faust
 
-from streams.backends import Backend, backend_of
+from streams.backends import Backend, StoreFailure, backend_of
 
 __all__ = [
     "INDEX_HEADER",
@@ -212,9 +214,7 @@ class StampedTable(faust.Table[bytes, bytes]):
                 writes[key] = (
                     None if value is None else stored(stamp, value, index_of(message.headers))
                 )
-        backend.write(writes)
-        for partition, offset in offsets.items():
-            backend.persist(partition, offset)
+        backend.write(writes, offsets)
 
     async def on_recovery_completed(self, active_tps: Any, standby_tps: Any) -> None:
         self.stamps.settle()
@@ -257,10 +257,20 @@ class StampedTable(faust.Table[bytes, bytes]):
 class DurableTable:
     """Raw ``bytes → bytes`` access to a Faust table whose changelog writes are awaited.
 
-    Writes are kept pending until :meth:`flush`, which stores them locally, stamped, and hands
-    their changelog records to the producer. ``partition_of`` names the changelog partition of
-    a key: the partition that processes it; ``send`` hands a changelog record to the producer
-    and returns its delivery, whose offset the store then holds.
+    Writes are kept pending until :meth:`flush`, which stamps them and hands their changelog
+    records to the producer. A record is stored locally only once the changelog has it (its
+    delivery), so the local store is never ahead of the log: a worker killed in between finds
+    its store behind, and its restart reads those records again, rather than a store holding
+    state the log lacks (which re-handling the batch would then take as already done, and the
+    next owner would never see). Until then the write is *in flight* and reads see it.
+
+    The store holds a partition's offset only while every record up to it is one it read or
+    wrote in turn: a delivery that is not the next offset (a fenced writer's records landed
+    between, or another worker's) leaves the held offset where it was, so a restart reads that
+    stretch of the log again, and the restore rule sorts the writers out.
+
+    ``partition_of`` names the changelog partition of a key: the partition that processes it;
+    ``send`` hands a changelog record to the producer and returns its delivery.
     """
 
     def __init__(self, table: Any, partition_of: Callable[[bytes], int], send: Send) -> None:
@@ -269,20 +279,35 @@ class DurableTable:
         self._changelog = table.changelog_topic.get_topic_name()
         self._partition_of = partition_of
         self._send = send
-        #: Writes not yet stored: (value, index), or None for a deletion.
+        #: Writes not yet flushed: (value, index), or None for a deletion.
         self._pending: dict[bytes, tuple[bytes, bytes] | None] = {}
+        #: Writes flushed and not yet stored: (as stored, or None for a deletion; stamp).
+        self._in_flight: dict[bytes, tuple[bytes | None, Stamp]] = {}
+        #: Delivered records waiting to be stored: (key, as stored, stamp, partition, offset).
+        self._delivered: list[tuple[bytes, bytes | None, Stamp, int, int]] = []
+        self._store_scheduled = False
+        self._failure: BaseException | None = None
         stamps = getattr(table, "stamps", None)
         self.stamps: Stamps = stamps if isinstance(stamps, Stamps) else Stamps()
         if isinstance(table, StampedTable):
             table.partition_of = partition_of
             table.backend = self.backend
 
+    def _raw(self, key: bytes) -> bytes | None:
+        """The key's newest flushed value as stored (stamped), or None: in flight, unless a
+        restore stored a newer one meanwhile."""
+        local = self.backend.get(key)
+        flying = self._in_flight.get(key)
+        if flying is None or (local is not None and stored_stamp(local) > flying[1]):
+            return local
+        return flying[0]
+
     def get(self, key: bytes, default: bytes | None = None) -> bytes | None:
         pending = self._pending
         if key in pending:
             write = pending[key]
             return default if write is None else write[0]
-        raw = self.backend.get(key)
+        raw = self._raw(key)
         return default if raw is None else stored_value(raw)
 
     def __setitem__(self, key: bytes, value: bytes) -> None:
@@ -294,15 +319,22 @@ class DurableTable:
             raise ValueError(f"an index of {len(index)} bytes: at most 255")
         self._pending[key] = (value, index)
 
+    def _unflushed(self) -> dict[bytes, bytes | None]:
+        """What is newer than the local store, as stored: in-flight, then pending writes."""
+        newer = {key: raw for key, (raw, _) in self._in_flight.items()}
+        for key, write in self._pending.items():
+            newer[key] = None if write is None else stored(UNSTAMPED, *write)
+        return newer
+
     def indexed(self) -> list[tuple[bytes, bytes]]:
         """(key, index) of every key of the partitions this worker owns (and maybe others:
         callers route), without reading the values."""
         owned: set[int] = getattr(self.table, "owned", set())
-        pending = self._pending
+        newer = self._unflushed()
         found = [
-            (key, stored_index(raw)) for key, raw in self.backend.items(owned) if key not in pending
+            (key, stored_index(raw)) for key, raw in self.backend.items(owned) if key not in newer
         ]
-        found += [(key, write[1]) for key, write in pending.items() if write is not None]
+        found += [(key, stored_index(raw)) for key, raw in newer.items() if raw is not None]
         return found
 
     def pop(self, key: bytes, default: bytes | None = None) -> bytes | None:
@@ -315,52 +347,94 @@ class DurableTable:
     def keys(self) -> Iterator[bytes]:
         """The keys of the partitions this worker owns (and maybe others: callers route)."""
         owned: set[int] = getattr(self.table, "owned", set())
-        pending = self._pending
-        keys = [key for key in self.backend.keys(owned) if key not in pending]
-        keys += [key for key, write in pending.items() if write is not None]
+        newer = self._unflushed()
+        keys = [key for key in self.backend.keys(owned) if key not in newer]
+        keys += [key for key, raw in newer.items() if raw is not None]
         return iter(keys)
 
     @property
     def pending(self) -> int:
-        """Writes not yet stored and handed to the producer."""
+        """Writes not yet flushed."""
         return len(self._pending)
 
+    @property
+    def in_flight(self) -> int:
+        """Writes flushed and not yet stored locally."""
+        return len(self._in_flight)
+
     def discard(self) -> None:
-        """Drop the pending writes, unstored and unsent (their writer was fenced)."""
+        """Drop the pending writes, unsent (their writer was fenced)."""
         self._pending = {}
 
     async def flush(self, stamp: Stamp) -> None:
-        """Store every pending write (the latest per key) with ``stamp``, and hand its
-        changelog record to the producer."""
+        """Hand every pending write (the latest per key), stamped, to the producer; each is
+        stored locally once delivered."""
+        self.store_delivered()
         pending, self._pending = self._pending, {}
         if not pending:
             return
-        self.backend.write(
-            {
-                key: None if write is None else stored(stamp, *write)
-                for key, write in pending.items()
-            }
-        )
         send, topic, partition_of = self._send, self._changelog, self._partition_of
         stamped = [(STAMP_HEADER, pack_stamp(stamp))]
-        wrote, persist = self.stamps.wrote, self._persist
+        wrote, in_flight = self.stamps.wrote, self._in_flight
         for key, write in pending.items():
             wrote(key)
-            value, headers = None, stamped
+            value, headers, raw = None, stamped, None
             if write is not None:
                 value = write[0]
+                raw = stored(stamp, *write)
                 if write[1]:
                     headers = [*stamped, (INDEX_HEADER, write[1])]
+            in_flight[key] = (raw, stamp)
             delivery = await send(topic, key, value, partition_of(key), headers)
-            if delivery is not None:
-                delivery.add_done_callback(persist)
+            if delivery is None:  # no delivery to wait for (tests): stored below
+                self._delivered.append((key, raw, stamp, partition_of(key), -1))
+            else:
+                delivery.add_done_callback(partial(self._on_delivery, key, raw, stamp))
+        if self._delivered and not self._store_scheduled:
+            self.store_delivered()
 
-    def _persist(self, delivery: Any) -> None:
-        """A changelog record was acknowledged: the store holds its partition up to it."""
+    def _on_delivery(self, key: bytes, raw: bytes | None, stamp: Stamp, delivery: Any) -> None:
+        """A changelog record was acknowledged (or failed: then it is never stored, and the
+        worker stops on the failed send): store it with the next delivered ones."""
         if delivery.cancelled() or delivery.exception() is not None:
             return
         metadata = delivery.result()
-        self.backend.persist(metadata.partition, metadata.offset)
+        self._delivered.append((key, raw, stamp, metadata.partition, metadata.offset))
+        if not self._store_scheduled:
+            self._store_scheduled = True
+            asyncio.get_running_loop().call_soon(self._store_soon)
+
+    def _store_soon(self) -> None:
+        self._store_scheduled = False
+        try:
+            self.store_delivered()
+        except StoreFailure as failure:  # raised to the worker by its next flush
+            self._failure = failure
+
+    def store_delivered(self) -> None:
+        """Store the delivered records (in their order), each only over an older stamp, and
+        the offsets that continue a partition's held one."""
+        if self._failure is not None:
+            failure, self._failure = self._failure, None
+            raise failure
+        delivered, self._delivered = self._delivered, []
+        if not delivered:
+            return
+        backend, in_flight = self.backend, self._in_flight
+        writes: dict[bytes, bytes | None] = {}
+        offsets: dict[int, int] = {}
+        for key, raw, stamp, partition, offset in delivered:
+            current = writes[key] if key in writes else backend.get(key)
+            if current is None or stored_stamp(current) <= stamp:
+                writes[key] = raw
+            flying = in_flight.get(key)
+            if flying is not None and flying[0] is raw:
+                del in_flight[key]
+            if offset >= 0:
+                held = offsets[partition] if partition in offsets else backend.held(partition)
+                if offset == (-1 if held is None else held) + 1:
+                    offsets[partition] = offset
+        backend.write(writes, offsets)
 
     async def repair(self, stamp: Stamp, owned: set[int]) -> int:
         """Write again, with ``stamp``, the keys of ``owned`` partitions whose last record in
@@ -368,7 +442,7 @@ class DurableTable:
         compaction, which keeps the last record of a key, keeps the newest. Returns how many."""
         shadowed = [k for k, p in list(self.stamps.shadowed.items()) if p in owned]
         for key in shadowed:
-            raw = self.backend.get(key)
+            raw = self._raw(key)
             self._pending[key] = None if raw is None else (stored_value(raw), stored_index(raw))
         await self.flush(stamp)
         return len(shadowed)

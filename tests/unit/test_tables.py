@@ -380,8 +380,8 @@ def test_rocksdb_keeps_state_stamps_and_offsets_across_a_restart(tmp_path: Path)
     assert table.stamps.shadowed == {b"0a": 0}
 
 
-def test_an_acknowledged_changelog_record_moves_the_offset_the_disk_holds(tmp_path: Path) -> None:
-    table, durable, _ = _stamped(_app("rocksdb://", tmp_path))
+def _deferred(durable: DurableTable) -> list[asyncio.Future[Any]]:
+    """Make ``durable`` send into futures the test resolves as the broker would."""
     deliveries: list[asyncio.Future[Any]] = []
 
     async def send(*_: Any) -> asyncio.Future[Any]:
@@ -390,17 +390,90 @@ def test_an_acknowledged_changelog_record_moves_the_offset_the_disk_holds(tmp_pa
         return delivery
 
     durable._send = send
+    return deliveries
+
+
+async def _turns(n: int = 3) -> None:
+    for _ in range(n):
+        await asyncio.sleep(0)
+
+
+def test_a_write_is_stored_locally_only_once_the_changelog_has_it(tmp_path: Path) -> None:
+    """Killed between the send and its delivery, a worker finds its store behind the log,
+    never ahead of it; reads see the write meanwhile."""
+    table, durable, _ = _stamped(_app("rocksdb://", tmp_path))
+    deliveries = _deferred(durable)
     tp = TP(table.changelog_topic_name, 2)
 
     async def write() -> None:
         durable[b"2-a"] = b"x"
         await durable.flush((5, 1))
-        assert table.persisted_offset(tp) is None  # handed over, not yet acknowledged
-        deliveries[0].set_result(SimpleNamespace(partition=2, offset=41))
-        await asyncio.sleep(0)
+        await _turns()
+        assert durable.backend.get(b"2-a") is None  # handed over, not yet acknowledged
+        assert durable.get(b"2-a") == b"x"
+        assert durable.in_flight == 1
+        deliveries[0].set_result(SimpleNamespace(partition=2, offset=0))
+        await _turns()
 
     asyncio.run(write())
-    assert table.persisted_offset(tp) == 41
+    assert durable.in_flight == 0
+    assert _local(durable) == {b"2-a": b"x"}
+    assert table.persisted_offset(tp) == 0
+
+
+def test_a_failed_delivery_is_never_stored(tmp_path: Path) -> None:
+    table, durable, _ = _stamped(_app("rocksdb://", tmp_path))
+    deliveries = _deferred(durable)
+
+    async def write() -> None:
+        durable[b"2-a"] = b"x"
+        await durable.flush((5, 1))
+        deliveries[0].set_exception(RuntimeError("broker gone"))
+        await _turns()
+
+    asyncio.run(write())
+    assert durable.backend.get(b"2-a") is None
+    assert table.persisted_offset(TP(table.changelog_topic_name, 2)) is None
+
+
+def test_the_held_offset_moves_only_over_records_read_or_written_in_turn(tmp_path: Path) -> None:
+    """After offset 7, this worker's records at 8 and 9 move it; one at 12 (another writer's
+    landed at 10 and 11) does not, nor any after it: a restart reads from 10 again."""
+    table, durable, _ = _stamped(_app("rocksdb://", tmp_path))
+    table.apply_changelog_batch([_event(b"2-z", b"old", (1, 1), 2, 7)])
+    deliveries = _deferred(durable)
+    tp = TP(table.changelog_topic_name, 2)
+
+    async def write() -> None:
+        for n, offset in enumerate((8, 9, 12, 13)):
+            durable[b"2-a"] = f"v{n}".encode()
+            await durable.flush((5, n))
+            deliveries[n].set_result(SimpleNamespace(partition=2, offset=offset))
+            await _turns()
+            if offset == 9:
+                assert table.persisted_offset(tp) == 9
+
+    asyncio.run(write())
+    assert table.persisted_offset(tp) == 9
+    assert durable.get(b"2-a") == b"v3"  # stored all the same
+
+
+def test_a_late_delivery_does_not_store_over_a_newer_state(tmp_path: Path) -> None:
+    """Its partition restored meanwhile with another owner's newer write, a record of this
+    worker acknowledged late is not stored over it."""
+    table, durable, _ = _stamped(_app("rocksdb://", tmp_path))
+    deliveries = _deferred(durable)
+
+    async def write() -> None:
+        durable[b"2-a"] = b"mine"
+        await durable.flush((5, 1))
+        table.apply_changelog_batch([_event(b"2-a", b"theirs", (6, 1), 2, 3)])
+        assert durable.get(b"2-a") == b"theirs"  # newer than what is still in flight
+        deliveries[0].set_result(SimpleNamespace(partition=2, offset=4))
+        await _turns()
+
+    asyncio.run(write())
+    assert _local(durable) == {b"2-a": b"theirs"}
 
 
 def test_a_failing_disk_is_a_store_failure_not_a_bad_message(tmp_path: Path) -> None:
@@ -413,8 +486,8 @@ def test_a_failing_disk_is_a_store_failure_not_a_bad_message(tmp_path: Path) -> 
     with pytest.raises(StoreFailure, match="the local state store failed to read"):
         durable.get(b"1-a")
     durable[b"1-a"] = b"x"
-    with pytest.raises(StoreFailure, match="failed to write"):
-        asyncio.run(durable.flush((5, 1)))
+    with pytest.raises(StoreFailure, match="the local state store failed"):
+        asyncio.run(durable.flush((5, 1)))  # stored once delivered: at once here
 
 
 # -- an index stored beside each value ---------------------------------------------------------
