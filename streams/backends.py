@@ -21,11 +21,22 @@ from __future__ import annotations
 import gc
 import shutil
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, Protocol, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar
 
-__all__ = ["Backend", "MemoryBackend", "RocksBackend", "StoreFailure", "backend_of"]
+__all__ = ["Backend", "Held", "MemoryBackend", "RocksBackend", "StoreFailure", "backend_of"]
 
 T = TypeVar("T")
+
+#: Where a RocksDB database keeps the :attr:`Held.generation` beside Faust's offset key.
+GENERATION_KEY = b"__orderwatch_generation__"
+
+
+class Held(NamedTuple):
+    """How far a store holds a partition's changelog: the offset of the last record it read
+    or wrote in turn, and the highest writer generation among the records up to it."""
+
+    offset: int
+    generation: int
 
 
 class StoreFailure(Exception):
@@ -38,13 +49,13 @@ class Backend(Protocol):
     def get(self, key: bytes) -> bytes | None: ...
 
     def write(
-        self, writes: Mapping[bytes, bytes | None], offsets: Mapping[int, int] | None = None
+        self, writes: Mapping[bytes, bytes | None], held: Mapping[int, Held] | None = None
     ) -> None:
-        """Apply ``writes`` (None deletes) and, per partition, the changelog offset the store
-        then holds (``offsets``), grouped by partition, each group at once."""
+        """Apply ``writes`` (None deletes) and, per partition, how far the store then holds
+        its changelog (``held``), grouped by partition, each group at once."""
 
-    def held(self, partition: int) -> int | None:
-        """The changelog offset the store holds for ``partition`` (None: none)."""
+    def held(self, partition: int) -> Held | None:
+        """How far the store holds the changelog of ``partition`` (None: not at all)."""
 
     def keys(self, partitions: set[int]) -> Iterator[bytes]:
         """The keys this store holds for ``partitions`` (a memory store: all it holds)."""
@@ -67,13 +78,13 @@ class MemoryBackend:
     def __init__(self, store: Any, partition_of: Callable[[bytes], int]) -> None:
         self._data: dict[bytes, bytes] = store.data
         self._partition_of = partition_of
-        self._held: dict[int, int] = {}
+        self._held: dict[int, Held] = {}
 
     def get(self, key: bytes) -> bytes | None:
         return self._data.get(key)
 
     def write(
-        self, writes: Mapping[bytes, bytes | None], offsets: Mapping[int, int] | None = None
+        self, writes: Mapping[bytes, bytes | None], held: Mapping[int, Held] | None = None
     ) -> None:
         data = self._data
         for key, value in writes.items():
@@ -81,10 +92,10 @@ class MemoryBackend:
                 data.pop(key, None)
             else:
                 data[key] = value
-        if offsets:
-            self._held.update(offsets)
+        if held:
+            self._held.update(held)
 
-    def held(self, partition: int) -> int | None:
+    def held(self, partition: int) -> Held | None:
         return self._held.get(partition)
 
     def keys(self, partitions: set[int]) -> Iterator[bytes]:
@@ -116,8 +127,8 @@ class RocksBackend:
         self._store = store
         self._partition_of = partition_of
         self._offset_key: bytes = store.offset_key
-        #: The offset each partition's database holds, as last read or written.
-        self._held: dict[int, int | None] = {}
+        #: How far each partition's database holds its changelog, as last read or written.
+        self._held: dict[int, Held | None] = {}
         import rocksdict
 
         self._write_batch: Callable[[], Any] = lambda: rocksdict.WriteBatch(raw_mode=True)
@@ -131,7 +142,7 @@ class RocksBackend:
         return value
 
     def write(
-        self, writes: Mapping[bytes, bytes | None], offsets: Mapping[int, int] | None = None
+        self, writes: Mapping[bytes, bytes | None], held: Mapping[int, Held] | None = None
     ) -> None:
         batches: dict[int, Any] = {}
         partition_of = self._partition_of
@@ -144,26 +155,36 @@ class RocksBackend:
                 batch.delete(key)
             else:
                 batch.put(key, value)
-        for partition, offset in (offsets or {}).items():
+        for partition, (offset, generation) in (held or {}).items():
             batch = batches.get(partition)
             if batch is None:
                 batch = batches[partition] = self._write_batch()
             # Faust's own layout of its persisted offset (``set_persisted_offset``), written in
             # the same batch as the values it covers.
             batch.put(self._offset_key, str(offset).encode())
+            batch.put(GENERATION_KEY, str(generation).encode())
 
         def apply() -> None:
             for partition, batch in batches.items():
                 self._db(partition).write(batch)
 
         _guarded(apply, "write")
-        if offsets:
-            self._held.update(offsets)
+        if held:
+            self._held.update(held)
 
-    def held(self, partition: int) -> int | None:
+    def held(self, partition: int) -> Held | None:
         if partition not in self._held:
-            raw = _guarded(lambda: self._db(partition).get(self._offset_key), "read")
-            self._held[partition] = None if raw is None else int(raw)
+
+            def read() -> tuple[bytes | None, bytes | None]:
+                db = self._db(partition)
+                return db.get(self._offset_key), db.get(GENERATION_KEY)
+
+            offset, generation = _guarded(read, "read")
+            self._held[partition] = (
+                None
+                if offset is None
+                else Held(int(offset), -1 if generation is None else int(generation))
+            )
         return self._held[partition]
 
     def keys(self, partitions: set[int]) -> Iterator[bytes]:
@@ -174,7 +195,7 @@ class RocksBackend:
                 key
                 for partition in sorted(partitions)
                 for key in self._db(partition).keys()  # noqa: SIM118 - a database
-                if key != offset_key
+                if key != offset_key and key != GENERATION_KEY
             ]
 
         return iter(_guarded(read, "read"))
@@ -187,7 +208,7 @@ class RocksBackend:
                 (key, value)
                 for partition in sorted(partitions)
                 for key, value in self._db(partition).items()
-                if key != offset_key
+                if key != offset_key and key != GENERATION_KEY
             ]
 
         return iter(_guarded(read, "read"))

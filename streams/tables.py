@@ -25,7 +25,7 @@ from typing import Any, Generic, TypeVar
 
 import faust
 
-from streams.backends import Backend, StoreFailure, backend_of
+from streams.backends import Backend, Held, StoreFailure, backend_of
 
 __all__ = [
     "INDEX_HEADER",
@@ -56,6 +56,8 @@ STAMP_HEADER = "orderwatch-stamp"
 INDEX_HEADER = "orderwatch-index"
 #: The stamp of a record written before stamps existed: older than any stamped record.
 UNSTAMPED: Stamp = (-1, 0)
+#: How far a store holds a changelog it has read nothing of.
+NOT_HELD = Held(-1, -1)
 _STAMP = struct.Struct(">qq")
 
 Send = Callable[[str, bytes, bytes | None, int, list[tuple[str, bytes]]], Awaitable[Any]]
@@ -91,9 +93,12 @@ class Stamps:
 
     A record is applied only if its stamp is at least its key's newest known one, so a record
     a fenced writer sent late, whatever its place in the log, cannot replace what a newer owner
-    wrote. Equal stamps (one writer's records, or records from before stamps) keep the log's
-    order. A live key's newest stamp is stored with its value (:func:`stored`); a deleted key's
-    is kept here until the restore that read its tombstone completes.
+    wrote. (Before that, :meth:`StampedTable.apply_changelog_batch` sets aside every record of
+    a generation older than one already read on its partition: a fenced writer's, landed late,
+    whatever its key, so that neither a key deleted since nor a restore that resumes after the
+    tombstone lets it back.) Equal stamps (one writer's records, or records from before stamps)
+    keep the log's order. A live key's newest stamp is stored with its value (:func:`stored`);
+    a deleted key's is kept here until the restore that read its tombstone completes.
     """
 
     def __init__(self) -> None:
@@ -161,10 +166,15 @@ def stored_value(raw: bytes) -> bytes:
 def newest_by_stamp(
     records: Iterable[tuple[bytes, bytes | None, Stamp]],
 ) -> dict[bytes, bytes]:
-    """What a restore of ``records`` (in log order; ``None`` deletes) yields under the rule."""
+    """What a restore of one partition's ``records`` (in log order; ``None`` deletes) yields
+    under the rule."""
     stamps = Stamps()
     state: dict[bytes, tuple[Stamp, bytes]] = {}
+    generation = NOT_HELD.generation
     for key, value, stamp in records:
+        if stamp[0] < generation:
+            continue
+        generation = stamp[0]
         current = state[key][0] if key in state else None
         if stamps.admit(key, stamp, 0, current, deletes=value is None):
             if value is None:
@@ -198,23 +208,31 @@ class StampedTable(faust.Table[bytes, bytes]):
             raise RuntimeError(f"table {self.name} has no DurableTable over it")
         admit = self.stamps.admit
         writes: dict[bytes, bytes | None] = {}
-        offsets: dict[int, int] = {}
+        held: dict[int, Held] = {}
         for event in batch:
             message = event.message
             partition = message.partition
-            if message.offset > offsets.get(partition, -1):
-                offsets[partition] = message.offset
+            before = held.get(partition) or backend.held(partition) or NOT_HELD
+            stamp = stamp_of(message.headers)
+            held[partition] = Held(
+                max(message.offset, before.offset), max(stamp[0], before.generation)
+            )
             key = message.key
             if key is None:
                 continue
+            if stamp[0] < before.generation:
+                # A writer of an older generation, after a newer one: a fenced worker's record,
+                # landed late. Its batch was never acknowledged, whatever the key.
+                self.stamps.shadowed[key] = partition
+                continue
             raw = writes[key] if key in writes else backend.get(key)
             current = None if raw is None else stored_stamp(raw)
-            stamp, value = stamp_of(message.headers), message.value
+            value = message.value
             if admit(key, stamp, partition, current, deletes=value is None):
                 writes[key] = (
                     None if value is None else stored(stamp, value, index_of(message.headers))
                 )
-        backend.write(writes, offsets)
+        backend.write(writes, held)
 
     async def on_recovery_completed(self, active_tps: Any, standby_tps: Any) -> None:
         self.stamps.settle()
@@ -422,7 +440,7 @@ class DurableTable:
             return
         backend, in_flight = self.backend, self._in_flight
         writes: dict[bytes, bytes | None] = {}
-        offsets: dict[int, int] = {}
+        held: dict[int, Held] = {}
         for key, raw, stamp, partition, offset in delivered:
             current = writes[key] if key in writes else backend.get(key)
             if current is None or stored_stamp(current) <= stamp:
@@ -431,10 +449,10 @@ class DurableTable:
             if flying is not None and flying[0] is raw:
                 del in_flight[key]
             if offset >= 0:
-                held = offsets[partition] if partition in offsets else backend.held(partition)
-                if offset == (-1 if held is None else held) + 1:
-                    offsets[partition] = offset
-        backend.write(writes, offsets)
+                before = held.get(partition) or backend.held(partition) or NOT_HELD
+                if offset == before.offset + 1:
+                    held[partition] = Held(offset, max(stamp[0], before.generation))
+        backend.write(writes, held)
 
     async def repair(self, stamp: Stamp, owned: set[int]) -> int:
         """Write again, with ``stamp``, the keys of ``owned`` partitions whose last record in

@@ -204,13 +204,23 @@ def _interleavings(
     return merged
 
 
+def _expected(records: list[tuple[bytes, bytes | None, Stamp]]) -> dict[bytes, bytes]:
+    """The new owner's state, and "b" if the old owner's write of it landed before the new
+    owner's first record (after it, it is a fenced writer's: its batch was never acknowledged,
+    and the new owner handles that input again)."""
+    first_new = next(n for n, (_, _, stamp) in enumerate(records) if stamp[0] == 2)
+    b_old = next(n for n, (key, _, _) in enumerate(records) if key == b"b")
+    return {b"a": b"new-3", **({b"b": b"b-old"} if b_old < first_new else {})}
+
+
 def test_a_restore_keeps_the_newest_stamp_however_the_records_were_interleaved() -> None:
     """The old owner's records (its late ones included) and the new owner's, merged in every
     order a log can hold them: the restore always yields the new owner's state."""
     orders = _interleavings(OLD + LATE, NEW)
     assert len(orders) > 100
+    assert {len(_expected(records)) for records in orders} == {1, 2}
     for records in orders:
-        assert newest_by_stamp(records) == {b"a": b"new-3", b"b": b"b-old"}, records
+        assert newest_by_stamp(records) == _expected(records), records
 
 
 def test_the_rule_is_not_the_log_position() -> None:
@@ -297,7 +307,7 @@ def test_the_faust_table_restores_by_stamp(store_url: str, tmp_path: Path) -> No
     ):
         fresh, durable, _ = _stamped(_app(store_url, tmp_path / str(number)))
         fresh.apply_changelog_batch(_events(records))
-        assert _local(durable) == {b"0a": b"new-3", b"0b": b"b-old"}
+        assert _local(durable) == {b"0" + k: v for k, v in _expected(records).items()}
     # Records split over several batches, as recovery reads them.
     table, durable, _ = _stamped(app)
     events = _events(OLD + NEW + LATE)
@@ -380,6 +390,24 @@ def test_rocksdb_keeps_state_stamps_and_offsets_across_a_restart(tmp_path: Path)
     assert table.stamps.shadowed == {b"0a": 0}
 
 
+def test_a_restore_resuming_after_a_tombstone_still_refuses_a_fenced_writers_record(
+    tmp_path: Path,
+) -> None:
+    """The new owner deleted "c"; the restart resumes after the tombstone (its stamp is gone
+    with the key), and the old owner's late write of "c" must not bring it back."""
+    table, durable, _ = _stamped(_app("rocksdb://", tmp_path))
+    table.apply_changelog_batch(_events(OLD + NEW))
+    assert b"0c" not in _local(durable)
+    del table, durable
+    gc.collect()
+
+    table, durable, _ = _stamped(_app("rocksdb://", tmp_path))
+    assert durable.backend.held(0) == (len(OLD + NEW) - 1, 2)
+    table.apply_changelog_batch([_event(b"0c", b"c-stale", (1, 5), 0, len(OLD + NEW))])
+    assert _local(durable) == {b"0a": b"new-3", b"0b": b"b-old"}
+    assert table.stamps.shadowed == {b"0c": 0}  # its owner writes its tombstone again
+
+
 def _deferred(durable: DurableTable) -> list[asyncio.Future[Any]]:
     """Make ``durable`` send into futures the test resolves as the broker would."""
     deliveries: list[asyncio.Future[Any]] = []
@@ -455,6 +483,7 @@ def test_the_held_offset_moves_only_over_records_read_or_written_in_turn(tmp_pat
 
     asyncio.run(write())
     assert table.persisted_offset(tp) == 9
+    assert durable.backend.held(2) == (9, 5)  # its generation, besides the offset
     assert durable.get(b"2-a") == b"v3"  # stored all the same
 
 
