@@ -46,14 +46,16 @@ sys.path.insert(0, str(REPO / "tests" / "integration"))
 
 from worker_harness import WorkerRun
 
+from streams.admission import fingerprint
 from streams.core import codec
 from streams.core.engine import Engine
 from streams.core.events import decode_event
 from streams.policies import load_policy
 from streams.settings import load_settings
-from streams.tables import STAMP_HEADER, pack_stamp
+from streams.tables import INDEX_HEADER, STAMP_HEADER, pack_stamp
 from streams.topics import changelog_topic
 from streams.worker import partition_for
+from streams.worker.stores import DueIndex
 
 MERCHANTS = 200
 SKUS = 5_000
@@ -77,10 +79,13 @@ class Result:
     notes: list[str] = field(default_factory=list)
 
 
-def open_order_states(orders: int, now: datetime) -> Iterator[tuple[str, bytes]]:
-    """(order id, encoded state) of ``orders`` open orders, built by the core from their
-    ``order.placed`` events (placed in the last hour, released now)."""
+def open_order_states(orders: int, now: datetime) -> Iterator[tuple[str, bytes, bytes]]:
+    """(order id, encoded state, due index) of ``orders`` open orders, built by the core from
+    their ``order.placed`` events (placed in the last hour, released now); the index is the
+    next due time the worker stores beside each state (:class:`DueIndex`)."""
     policy = load_policy()
+    digest = fingerprint(load_settings(), policy).policy_digest[:8]
+    due = DueIndex(policy, bytes.fromhex(digest))
     engine = Engine(policy)
     for number in range(orders):
         if number and number % ENGINE_ORDERS == 0:
@@ -103,11 +108,11 @@ def open_order_states(orders: int, now: datetime) -> Iterator[tuple[str, bytes]]
         event = decode_event(json.dumps(placed).encode())
         engine.process(event)  # type: ignore[arg-type]
         state = engine.orders.pop(order_id)
-        yield order_id, codec.encode_order(state)
+        yield order_id, codec.encode_order(state), due.index(state)
 
 
 async def load(
-    bootstrap: str, topic: str, partitions: int, states: Iterator[tuple[str, bytes]]
+    bootstrap: str, topic: str, partitions: int, states: Iterator[tuple[str, bytes, bytes]]
 ) -> tuple[int, int, int]:
     """Write ``states`` to the changelog ``topic``; (records, bytes, largest record)."""
     producer = AIOKafkaProducer(
@@ -115,15 +120,15 @@ async def load(
     )
     await producer.start()
     records = total = largest = 0
-    headers = [(STAMP_HEADER, pack_stamp((LOAD_GENERATION, 0)))]
+    stamp = (STAMP_HEADER, pack_stamp((LOAD_GENERATION, 0)))
     try:
         pending = []
-        for order_id, value in states:
+        for order_id, value, index in states:
             key = order_id.encode()
             pending.append(
                 await producer.send(
                     topic, value, key=key, partition=partition_for(order_id, partitions),
-                    headers=headers,
+                    headers=[stamp, (INDEX_HEADER, index)],
                 )
             )  # fmt: skip
             records += 1
