@@ -1,0 +1,287 @@
+"""Timelines counted as of a clock, with a head of bounded size: a ledger of scheduled changes.
+
+:class:`~streams.core.window.Timelines` keeps every timeline of an aggregate in one value, so a
+busy store's value grows with its orders. A :class:`Ledger` keeps only the totals as of its
+clock and a short table of contents in its head; each timeline, and the changes the totals are
+due to undergo, live outside it in a :class:`Pages` store, one key each:
+
+- a timeline, under its own key, until its view forgets it;
+- the scheduled changes, in pages of at most :data:`PAGE_SIZE` moments. Each moment carries the
+  sum of the count changes due then, and the keys whose timelines are forgotten then. Pages
+  split when they fill, so a page's size is bounded whatever the volume, and the head holds one
+  (number, first moment it routes, earliest moment it holds) triple per page.
+
+Learning a timeline computes its schedule from the clock on (every moment its view changes,
+until the view forgets it), and applies to the pages the difference from the schedule it
+replaces; moving the clock applies the due changes of the first pages. The totals are always
+those of every timeline read as of the clock, exactly as :class:`Timelines` counts them, with
+the same :data:`~streams.core.window.View`.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Generic, Protocol, TypeVar
+
+from streams.core.timeutil import EPOCH
+from streams.core.window import View
+
+__all__ = ["PAGE_SIZE", "Change", "DictPages", "Ledger", "Page", "Pages", "Schedule", "schedule"]
+
+T = TypeVar("T")
+
+#: The most moments a page holds; a page that would hold more is split in two.
+PAGE_SIZE = 256
+
+
+@dataclass(slots=True)
+class Change:
+    """What happens at one moment: a change of the totals, and timelines forgotten."""
+
+    delta: list[int]
+    forgets: list[str] = field(default_factory=list)
+
+    def empty(self) -> bool:
+        return not self.forgets and not any(self.delta)
+
+
+Page = dict[datetime, Change]
+"""Scheduled changes by moment (one page of a ledger)."""
+
+
+class Pages(Protocol[T]):
+    """Where a ledger's timelines and pages live, outside its head (one aggregate's keys)."""
+
+    def timeline(self, key: str) -> T | None: ...
+
+    def put_timeline(self, key: str, timeline: T) -> None: ...
+
+    def drop_timeline(self, key: str) -> None: ...
+
+    def page(self, number: int) -> Page | None: ...
+
+    def put_page(self, number: int, page: Page) -> None: ...
+
+    def drop_page(self, number: int) -> None: ...
+
+
+@dataclass(slots=True)
+class Schedule:
+    """One timeline read from a clock on: its counts then (None: not counted), its changes
+    after, and when it is forgotten (None: never, or at once when ``now`` is None too)."""
+
+    counts: tuple[int, ...] | None
+    changes: list[tuple[datetime, tuple[int, ...]]]
+    forget: datetime | None
+    kept: bool
+
+
+def schedule(view: View[T], timeline: T, now: datetime, width: int) -> Schedule:
+    """Read ``timeline`` as of ``now`` and at every later moment its view changes."""
+    zero = (0,) * width
+    counts, upcoming = view(timeline, now)
+    if counts is None and upcoming is None:
+        return Schedule(None, [], None, kept=False)
+    changes: list[tuple[datetime, tuple[int, ...]]] = []
+    before = counts or zero
+    forget: datetime | None = None
+    while upcoming is not None:
+        moment = upcoming
+        later, upcoming = view(timeline, moment)
+        after = later or zero
+        if after != before:
+            changes.append((moment, tuple(a - b for a, b in zip(after, before, strict=True))))
+        if later is None and upcoming is None:
+            forget = moment
+            break
+        before = after
+    return Schedule(counts, changes, forget, kept=True)
+
+
+@dataclass(slots=True)
+class Ledger(Generic[T]):
+    """An aggregate's timelines, summed as of its clock ``now``; see the module docstring.
+
+    ``pages`` lists the head's pages in moment order as ``[number, routes_from, earliest]``:
+    a change at moment m goes to the last page whose ``routes_from`` is at most m (the first
+    page when none is); ``earliest`` is the page's earliest moment.
+    """
+
+    width: int
+    now: datetime = EPOCH
+    totals: list[int] = field(default_factory=list)
+    pages: list[tuple[int, datetime, datetime]] = field(default_factory=list)
+    next_number: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.totals:
+            self.totals = [0] * self.width
+
+    # ---- queries -------------------------------------------------------------------------
+
+    def next_change(self) -> datetime | None:
+        """The next moment a count changes or a timeline is forgotten by time alone."""
+        return self.pages[0][2] if self.pages else None
+
+    # ---- updates -------------------------------------------------------------------------
+
+    def put(self, key: str, timeline: T, view: View[T], store: Pages[T]) -> None:
+        """Learn (or replace) one timeline and count it as of ``now``."""
+        old = store.timeline(key)
+        new = schedule(view, timeline, self.now, self.width)
+        edits: dict[datetime, list[int]] = defaultdict(lambda: [0] * self.width)
+        forgets: dict[datetime, int] = defaultdict(int)
+        totals = self.totals
+        if old is not None:
+            was = schedule(view, old, self.now, self.width)
+            for index, value in enumerate(was.counts or ()):
+                totals[index] -= value
+            for moment, delta in was.changes:
+                edit = edits[moment]
+                for index, value in enumerate(delta):
+                    edit[index] -= value
+            if was.forget is not None:
+                forgets[was.forget] -= 1
+        for index, value in enumerate(new.counts or ()):
+            totals[index] += value
+        for moment, delta in new.changes:
+            edit = edits[moment]
+            for index, value in enumerate(delta):
+                edit[index] += value
+        if new.forget is not None:
+            forgets[new.forget] += 1
+        if new.kept:
+            store.put_timeline(key, timeline)
+        elif old is not None:
+            store.drop_timeline(key)
+        self._edit(key, edits, forgets, store)
+
+    def advance(self, now: datetime, store: Pages[T]) -> None:
+        """Move ``now`` forward (never back), applying the changes due by then."""
+        if now <= self.now:
+            return
+        self.now = now
+        totals = self.totals
+        while self.pages and self.pages[0][2] <= now:
+            number, routes_from, _ = self.pages[0]
+            page = store.page(number) or {}
+            for moment in sorted(page):
+                if moment > now:
+                    break
+                change = page.pop(moment)
+                for index, value in enumerate(change.delta):
+                    totals[index] += value
+                for key in change.forgets:
+                    store.drop_timeline(key)
+            self._store_page(0, number, routes_from, page, store)
+
+    # ---- pages ---------------------------------------------------------------------------
+
+    def _edit(
+        self,
+        key: str,
+        edits: dict[datetime, list[int]],
+        forgets: dict[datetime, int],
+        store: Pages[T],
+    ) -> None:
+        """Apply count edits and forget edits (+1: add ``key``, -1: remove it), page by page."""
+        moments = {m for m, edit in edits.items() if any(edit)}
+        moments.update(m for m, n in forgets.items() if n)
+        by_page: dict[int, list[datetime]] = defaultdict(list)
+        for moment in moments:
+            by_page[self._route(moment)].append(moment)
+        # From the last page back, so that a split (which inserts after its page) leaves the
+        # indexes of the pages still to edit unchanged.
+        for index, routed in sorted(by_page.items(), reverse=True):
+            if index < 0:
+                number, routes_from = self._new_number(), min(routed)
+                self.pages.insert(0, (number, routes_from, routes_from))
+                index, page = 0, {}
+            else:
+                number, routes_from, _ = self.pages[index]
+                page = store.page(number) or {}
+            for moment in routed:
+                change = page.get(moment)
+                if change is None:
+                    change = page[moment] = Change([0] * self.width)
+                edit = edits.get(moment)
+                if edit is not None:
+                    change.delta = [a + b for a, b in zip(change.delta, edit, strict=True)]
+                step = forgets.get(moment, 0)
+                if step > 0:
+                    change.forgets.append(key)
+                elif step < 0 and key in change.forgets:
+                    change.forgets.remove(key)
+                if change.empty():
+                    del page[moment]
+            self._store_page(index, number, routes_from, page, store)
+
+    def _route(self, moment: datetime) -> int:
+        """The index of the page a moment belongs to (-1: there is no page yet)."""
+        if not self.pages:
+            return -1
+        return max(0, bisect_right(self.pages, moment, key=_routes_from) - 1)
+
+    def _store_page(
+        self, index: int, number: int, routes_from: datetime, page: Page, store: Pages[T]
+    ) -> None:
+        """Write one page back (split in pages of at most :data:`PAGE_SIZE` moments when
+        fuller, dropped when empty) and update the head."""
+        if not page:
+            store.drop_page(number)
+            del self.pages[index]
+            return
+        if len(page) <= PAGE_SIZE:
+            store.put_page(number, page)
+            self.pages[index] = (number, routes_from, min(page))
+            return
+        moments = sorted(page)
+        parts = -(-len(moments) // PAGE_SIZE)  # as few as hold them, evenly filled
+        size = -(-len(moments) // parts)
+        for part, start in enumerate(range(0, len(moments), size)):
+            chunk = moments[start : start + size]
+            if part == 0:
+                store.put_page(number, {m: page[m] for m in chunk})
+                self.pages[index] = (number, routes_from, chunk[0])
+            else:
+                upper = self._new_number()
+                store.put_page(upper, {m: page[m] for m in chunk})
+                self.pages.insert(index + part, (upper, chunk[0], chunk[0]))
+
+    def _new_number(self) -> int:
+        number = self.next_number
+        self.next_number += 1
+        return number
+
+
+def _routes_from(entry: tuple[int, datetime, datetime]) -> datetime:
+    return entry[1]
+
+
+class DictPages(Generic[T]):
+    """:class:`Pages` in two dictionaries (replay, tests)."""
+
+    def __init__(self) -> None:
+        self.timelines: dict[str, T] = {}
+        self.pages: dict[int, Page] = {}
+
+    def timeline(self, key: str) -> T | None:
+        return self.timelines.get(key)
+
+    def put_timeline(self, key: str, timeline: T) -> None:
+        self.timelines[key] = timeline
+
+    def drop_timeline(self, key: str) -> None:
+        self.timelines.pop(key, None)
+
+    def page(self, number: int) -> Page | None:
+        return self.pages.get(number)
+
+    def put_page(self, number: int, page: Page) -> None:
+        self.pages[number] = page
+
+    def drop_page(self, number: int) -> None:
+        self.pages.pop(number, None)
