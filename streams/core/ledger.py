@@ -167,7 +167,7 @@ class Ledger(Generic[T]):
         totals = self.totals
         while self.pages and self.pages[0][2] <= now:
             number, routes_from, _ = self.pages[0]
-            page = store.page(number) or {}
+            page = dict(store.page(number) or {})
             for moment in sorted(page):
                 if moment > now:
                     break
@@ -196,28 +196,31 @@ class Ledger(Generic[T]):
         # From the last page back, so that a split (which inserts after its page) leaves the
         # indexes of the pages still to edit unchanged.
         for index, routed in sorted(by_page.items(), reverse=True):
+            old: int | None
             if index < 0:
-                number, routes_from = self._new_number(), min(routed)
-                self.pages.insert(0, (number, routes_from, routes_from))
-                index, page = 0, {}
+                old, routes_from, page = None, min(routed), {}
+                self.pages.insert(0, (-1, routes_from, routes_from))  # placeholder, replaced
+                index = 0
             else:
-                number, routes_from, _ = self.pages[index]
-                page = store.page(number) or {}
+                old, routes_from, _ = self.pages[index]
+                page = dict(store.page(old) or {})
             for moment in routed:
-                change = page.get(moment)
-                if change is None:
-                    change = page[moment] = Change([0] * self.width)
+                change = page.get(moment) or Change([0] * self.width)
+                delta, forgotten = change.delta, change.forgets
                 edit = edits.get(moment)
                 if edit is not None:
-                    change.delta = [a + b for a, b in zip(change.delta, edit, strict=True)]
+                    delta = [a + b for a, b in zip(delta, edit, strict=True)]
                 step = forgets.get(moment, 0)
                 if step > 0:
-                    change.forgets.append(key)
-                elif step < 0 and key in change.forgets:
-                    change.forgets.remove(key)
+                    forgotten = [*forgotten, key]
+                elif step < 0:
+                    forgotten = [k for k in forgotten if k != key]
+                change = Change(delta, forgotten)
                 if change.empty():
-                    del page[moment]
-            self._store_page(index, number, routes_from, page, store)
+                    page.pop(moment, None)
+                else:
+                    page[moment] = change
+            self._store_page(index, old, routes_from, page, store)
 
     def _route(self, moment: datetime) -> int:
         """The index of the page a moment belongs to (-1: there is no page yet)."""
@@ -226,30 +229,29 @@ class Ledger(Generic[T]):
         return max(0, bisect_right(self.pages, moment, key=_routes_from) - 1)
 
     def _store_page(
-        self, index: int, number: int, routes_from: datetime, page: Page, store: Pages[T]
+        self, index: int, old: int | None, routes_from: datetime, page: Page, store: Pages[T]
     ) -> None:
-        """Write one page back (split in pages of at most :data:`PAGE_SIZE` moments when
-        fuller, dropped when empty) and update the head."""
+        """Write page ``index`` anew: under new numbers (a page once written never changes,
+        so a head that was not stored still finds the pages it lists), split in pages of at
+        most :data:`PAGE_SIZE` moments, or none when empty; drop the ``old`` one; update the
+        head."""
+        if old is not None:
+            store.drop_page(old)
         if not page:
-            store.drop_page(number)
             del self.pages[index]
-            return
-        if len(page) <= PAGE_SIZE:
-            store.put_page(number, page)
-            self.pages[index] = (number, routes_from, min(page))
             return
         moments = sorted(page)
         parts = -(-len(moments) // PAGE_SIZE)  # as few as hold them, evenly filled
         size = -(-len(moments) // parts)
         for part, start in enumerate(range(0, len(moments), size)):
             chunk = moments[start : start + size]
+            number = self._new_number()
+            store.put_page(number, {m: page[m] for m in chunk})
+            entry = (number, routes_from if part == 0 else chunk[0], chunk[0])
             if part == 0:
-                store.put_page(number, {m: page[m] for m in chunk})
-                self.pages[index] = (number, routes_from, chunk[0])
+                self.pages[index] = entry
             else:
-                upper = self._new_number()
-                store.put_page(upper, {m: page[m] for m in chunk})
-                self.pages.insert(index + part, (upper, chunk[0], chunk[0]))
+                self.pages.insert(index + part, entry)
 
     def _new_number(self) -> int:
         number = self.next_number

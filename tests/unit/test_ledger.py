@@ -66,6 +66,14 @@ def shipment_facts(draw: st.DrawFn) -> Shipment:
     )
 
 
+class WriteOncePages(DictPages[object]):
+    """Pages that refuse to be overwritten: a head not stored must still find its pages."""
+
+    def put_page(self, number: int, page: ledger.Page) -> None:
+        assert number not in self.pages, f"page {number} written twice"
+        super().put_page(number, page)
+
+
 # Each step: move the clock forward by some hours (0: not at all), then learn a fact.
 def steps(facts: st.SearchStrategy[object]) -> st.SearchStrategy[list[tuple[int, object]]]:
     return st.lists(st.tuples(st.integers(min_value=0, max_value=30), facts), max_size=60)
@@ -79,7 +87,7 @@ def check_same_counts(view, merge, plan, width: int, page_size: int) -> None:  #
     try:
         timelines = Timelines(width)
         paged: Ledger[object] = Ledger(width)
-        store: DictPages[object] = DictPages()
+        store: DictPages[object] = WriteOncePages()
         now = T0 - HOUR
         for hours_later, fact in [*plan, (24 * 12, None)]:
             now += hours_later * HOUR
