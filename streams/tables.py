@@ -320,6 +320,11 @@ class DurableTable:
             return local
         return flying[0]
 
+    def stamp(self, key: bytes) -> Stamp | None:
+        """The stamp of the key's newest flushed value (None: it has none)."""
+        raw = self._raw(key)
+        return None if raw is None else stored_stamp(raw)
+
     def get(self, key: bytes, default: bytes | None = None) -> bytes | None:
         pending = self._pending
         if key in pending:
@@ -508,6 +513,10 @@ class StateStore(Generic[S]):
         self._cache.pop(key, None)
         self._dirty.discard(key)
         self.table.pop(key.encode("utf-8"))
+
+    def is_dirty(self, key: str) -> bool:
+        """Was ``key`` changed since the last :meth:`flush`?"""
+        return key in self._dirty
 
     def forget(self) -> None:
         """Drop every cached state and unwritten change (partitions moved, or a failure)."""

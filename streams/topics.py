@@ -55,7 +55,7 @@ __all__ = [
 log = logging.getLogger("orderwatch.worker")
 
 #: The worker's tables; Faust names their changelog topics ``{app_id}-{table}-changelog``.
-TABLES = ("orders", "clocks", "skus", "carriers", "merchants", "inbox")
+TABLES = ("orders", "clocks", "skus", "carriers", "merchants", "ledgers", "inbox")
 #: Seconds to wait for the created topics' partitions to have a leader.
 _LEADER_TIMEOUT = 30.0
 #: Errors of a cluster that answers but is moving: a node that just died still leads partitions

@@ -8,16 +8,25 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from streams.core import carrier, merchant, sku
 from streams.core.events import InventoryUpdated
 from streams.core.facts import Demand, OrderHealth, Shipment, SkuComplaint, sku_subject
+from streams.core.ledger import DictPages, Pages
 from streams.core.outputs import RecommendationIssued
 from streams.core.policy import Policy
 from streams.core.sequencer import Check, Item, Sequencer
 
-__all__ = ["AggregateStores", "DictStore", "Store", "apply_check", "apply_item", "release"]
+__all__ = [
+    "AggregateStores",
+    "DictLedgers",
+    "DictStore",
+    "Store",
+    "apply_check",
+    "apply_item",
+    "release",
+]
 
 S = TypeVar("S")
 P = TypeVar("P")
@@ -44,8 +53,24 @@ class DictStore(dict[str, S]):
         self.pop(key, None)
 
 
+class DictLedgers:
+    """The carriers' and merchants' :class:`~streams.core.ledger.Pages`, in dictionaries."""
+
+    def __init__(self) -> None:
+        self._pages: dict[tuple[str, str], DictPages[Any]] = {}
+
+    def pages(self, kind: str, subject: str) -> Pages[Any]:
+        pages = self._pages.get((kind, subject))
+        if pages is None:
+            pages = self._pages[kind, subject] = DictPages()
+        return pages
+
+
 class AggregateStores(Protocol):
-    """The three aggregate key spaces."""
+    """The three aggregate key spaces, and the pages of the carriers' and merchants' ledgers."""
+
+    def pages(self, kind: str, subject: str) -> Pages[Any]:
+        """The ledger pages of one carrier (``kind`` "carrier") or merchant ("merchant")."""
 
     @property
     def skus(self) -> Store[sku.SkuState]: ...
@@ -83,11 +108,23 @@ def apply_item(
         return result.outputs, None
     if isinstance(item, Shipment):
         # Carriers and merchants are checked once every input of this moment was applied.
-        step = carrier.apply_shipment(stores.carriers.get(item.subject), item, now, policy)
+        step = carrier.apply_shipment(
+            stores.carriers.get(item.subject),
+            item,
+            now,
+            policy,
+            stores.pages(CARRIER, item.subject),
+        )
         stores.carriers.put(item.subject, step.state)
         return step.outputs, (CARRIER, item.subject, now)
     if isinstance(item, OrderHealth):
-        health = merchant.apply_health(stores.merchants.get(item.subject), item, now, policy)
+        health = merchant.apply_health(
+            stores.merchants.get(item.subject),
+            item,
+            now,
+            policy,
+            stores.pages(MERCHANT, item.subject),
+        )
         stores.merchants.put(item.subject, health.state)
         return health.outputs, (MERCHANT, item.subject, now)
     raise TypeError(f"not an aggregate input: {item!r}")
@@ -100,23 +137,29 @@ def apply_check(
 
     Updates the aggregate's state and puts it back in ``stores``.
     """
+    pages = stores.pages(check.kind, check.subject)
     if check.kind == CARRIER:
-        return _tick(stores.carriers, CARRIER, check, carrier.tick, carrier.next_check, policy)
-    return _tick(stores.merchants, MERCHANT, check, merchant.tick, merchant.next_check, policy)
+        return _tick(
+            stores.carriers, CARRIER, check, carrier.tick, carrier.next_check, policy, pages
+        )
+    return _tick(
+        stores.merchants, MERCHANT, check, merchant.tick, merchant.next_check, policy, pages
+    )
 
 
 def _tick(
     store: Store[S],
     kind: str,
     check: Check,
-    tick: Callable[[S, datetime, Policy], tuple[S, list[RecommendationIssued]]],
+    tick: Callable[[S, datetime, Policy, Any], tuple[S, list[RecommendationIssued]]],
     next_check: Callable[[S, Policy], datetime | None],
     policy: Policy,
+    pages: Pages[Any],
 ) -> tuple[list[RecommendationIssued], Scheduled | None]:
     state = store.get(check.subject)
     if state is None:
         return [], None
-    state, outputs = tick(state, check.at, policy)
+    state, outputs = tick(state, check.at, policy, pages)
     store.put(check.subject, state)
     return outputs, (kind, check.subject, next_check(state, policy))
 

@@ -6,10 +6,13 @@ damaged or not-received complaint, or a delivery breach) at or above ``problem_r
 ``CARRIER_REVIEW``.
 
 Each order is known as a timeline (:class:`~streams.core.facts.Shipment`) and counted as of the
-carrier's clock, which moves with the facts' event times and with :func:`tick`.
+carrier's clock, which moves with the facts' event times and with :func:`tick`. The state is
+the head of a :class:`~streams.core.ledger.Ledger`; the timelines and their scheduled changes
+are in the carrier's :class:`~streams.core.ledger.Pages`.
 
-:func:`apply_shipment` and :func:`tick` update the state they are given in place (a new one
-when given None) and return it in the step; :func:`next_check` only reads it.
+:func:`apply_shipment` and :func:`tick` update the state (and its pages) they are given in
+place (a new state when given None) and return it in the step; :func:`next_check` only reads
+it.
 """
 
 from __future__ import annotations
@@ -21,18 +24,19 @@ from functools import partial
 from typing import NamedTuple
 
 from streams.core.facts import Shipment, carrier_key, merge_shipment
+from streams.core.ledger import Ledger, Pages
 from streams.core.outputs import RecommendationIssued
 from streams.core.policy import Policy
 from streams.core.recommend import make_aggregate_recommendation
-from streams.core.window import Crossing, Timelines
+from streams.core.window import Crossing
 
 __all__ = ["CarrierState", "CarrierStep", "apply_shipment", "next_check", "tick"]
 
 SHIPMENTS, PROBLEMS = 0, 1
 
 
-def _new_shipments() -> Timelines[Shipment]:
-    return Timelines(2)
+def _new_shipments() -> Ledger[Shipment]:
+    return Ledger(2)
 
 
 @dataclass(slots=True)
@@ -42,7 +46,7 @@ class CarrierState:
     merchant_id: str
     subject: str
     carrier: str
-    shipments: Timelines[Shipment] = field(default_factory=_new_shipments)
+    shipments: Ledger[Shipment] = field(default_factory=_new_shipments)
     crossing: Crossing = field(default_factory=Crossing)
 
 
@@ -101,7 +105,11 @@ def _view(state: CarrierState, policy: Policy) -> _ViewFn:
 
 
 def apply_shipment(
-    state: CarrierState | None, fact: Shipment, now: datetime, policy: Policy
+    state: CarrierState | None,
+    fact: Shipment,
+    now: datetime,
+    policy: Policy,
+    pages: Pages[Shipment],
 ) -> CarrierStep:
     """Learn more of one order's shipping and move the clock to ``now``.
 
@@ -111,21 +119,28 @@ def apply_shipment(
         state = CarrierState(
             merchant_id=fact.merchant_id, subject=fact.subject, carrier=fact.carrier
         )
-    shipments, view = state.shipments, _view(state, policy)
-    shipments.advance(now, view)
-    shipments.put(fact.order_id, merge_shipment(shipments.entries.get(fact.order_id), fact), view)
+    shipments = state.shipments
+    if shipments.unspilled:
+        shipments.spill(_view(state, policy), pages)
+    shipments.advance(now, pages)
+    known = pages.timeline(fact.order_id)
+    shipments.put(fact.order_id, merge_shipment(known, fact), _view(state, policy), pages)
     return CarrierStep(state, [])
 
 
 def next_check(state: CarrierState, policy: Policy) -> datetime | None:
     """When time alone changes a count: a shipment leaves the window, a problem comes due."""
+    if state.shipments.unspilled:
+        return state.shipments.now  # stored before ledgers: a check at once spills it
     return state.shipments.next_change()
 
 
-def tick(state: CarrierState, now: datetime, policy: Policy) -> CarrierStep:
+def tick(state: CarrierState, now: datetime, policy: Policy, pages: Pages[Shipment]) -> CarrierStep:
     """Move the clock to ``now`` and check the problem rate."""
+    if state.shipments.unspilled:
+        state.shipments.spill(_view(state, policy), pages)
     if now > state.shipments.now:  # usually the facts of this moment already moved it
-        state.shipments.advance(now, _view(state, policy))
+        state.shipments.advance(now, pages)
     return CarrierStep(state, _evaluate(state, policy))
 
 

@@ -15,8 +15,10 @@ Encoding, fixed for version 2 (version 1 held snapshot facts, before timelines):
 - top-level states and facts, and an order's placement: objects keyed by field name; the
   entries of a state's collections (trackings, complaints, open orders), the timeline facts
   (:class:`Shipment`, :class:`OrderHealth`) and crossings: arrays in field order; a
-  :class:`RollingSet`: ``[entries, sorted keys]``; :class:`Timelines`: each entry with its counts
-  and next change (totals and the heap of changes are rebuilt from them).
+  :class:`RollingSet`: ``[entries, sorted keys]``; a :class:`~streams.core.ledger.Ledger`'s
+  head: its clock, totals and pages (``[number, routes from, earliest]``); its pages, apiece:
+  ``[[micros, delta, forgets], ...]``. A head stored before ledgers (its timelines in the value,
+  ``entries``) decodes as an empty head with those timelines to spill into its pages.
 
 ``Tracking.deadline_key`` and ``Complaint.deadline_key``/``advice_key`` are derived from the
 other fields in ``__post_init__``, so they are not stored: the constructors rebuild them.
@@ -32,7 +34,6 @@ exactly as from the originals. Pure: no I/O, no clock.
 
 from __future__ import annotations
 
-import heapq
 import json
 import zlib
 from collections.abc import Callable
@@ -43,10 +44,11 @@ from typing import Any, Final, TypeVar
 from streams.core.carrier import CarrierState
 from streams.core.codec_dictionary import DICTIONARY_1
 from streams.core.facts import Demand, Fact, OrderHealth, Shipment, SkuComplaint
+from streams.core.ledger import Change, Ledger, Page
 from streams.core.merchant import MerchantState
 from streams.core.order import Complaint, OrderState, Placement, Tracking
 from streams.core.sku import OpenOrder, SkuState
-from streams.core.window import Crossing, RollingSet, Timelines
+from streams.core.window import Crossing, RollingSet
 
 __all__ = [
     "VERSION",
@@ -55,11 +57,13 @@ __all__ = [
     "decode_fact",
     "decode_merchant",
     "decode_order",
+    "decode_page",
     "decode_sku",
     "encode_carrier",
     "encode_fact",
     "encode_merchant",
     "encode_order",
+    "encode_page",
     "encode_sku",
 ]
 
@@ -75,6 +79,7 @@ _ORDER: Final = frozenset({"order"})
 _SKU: Final = frozenset({"sku"})
 _CARRIER: Final = frozenset({"carrier"})
 _MERCHANT: Final = frozenset({"merchant"})
+_PAGE: Final = frozenset({"page"})
 _FACTS: Final = frozenset({"demand", "sku_complaint", "shipment", "order_health"})
 # What a payload of the right version and kind but the wrong shape raises while decoding
 # (ArithmeticError: a bad Decimal string, or a time out of datetime's range).
@@ -326,37 +331,61 @@ def _shipment_in(raw: list[Any]) -> Shipment:
     )
 
 
-def _timelines_out(timelines: Timelines[T], out: Callable[[T], list[Any]]) -> dict[str, Any]:
-    counted, change_at = timelines.counted, timelines.change_at
-    return {
-        "width": timelines.width,
-        "now": _us(timelines.now),
-        "entries": {
-            key: [
-                out(entry),
-                list(counted[key]) if key in counted else None,
-                _opt_us(change_at.get(key)),
-            ]
-            for key, entry in timelines.entries.items()
-        },
+def _ledger_out(ledger: Ledger[T], out: Callable[[T], list[Any]]) -> dict[str, Any]:
+    raw: dict[str, Any] = {
+        "width": ledger.width,
+        "now": _us(ledger.now),
+        "totals": ledger.totals,
+        "pages": [[n, _us(routes), _us(earliest)] for n, routes, earliest in ledger.pages],
+        "next": ledger.next_number,
     }
+    if ledger.unspilled:
+        raw["unspilled"] = {key: out(entry) for key, entry in ledger.unspilled.items()}
+    return raw
 
 
-def _timelines_in(raw: dict[str, Any], read: Callable[[list[Any]], T]) -> Timelines[T]:
-    """Timelines as stored; totals and the heap of changes are rebuilt from the entries."""
-    timelines: Timelines[T] = Timelines(raw["width"], now=_dt(raw["now"]))
-    totals = timelines.totals
-    for key, (entry, counts, change_at) in raw["entries"].items():
-        timelines.entries[key] = read(entry)
-        if counts is not None:
-            timelines.counted[key] = tuple(counts)
-            for index, value in enumerate(counts):
-                totals[index] += value
-        if change_at is not None:
-            timelines.change_at[key] = _dt(change_at)
-    timelines.changes = [(moment, key) for key, moment in timelines.change_at.items()]
-    heapq.heapify(timelines.changes)
-    return timelines
+def _ledger_in(raw: dict[str, Any], read: Callable[[list[Any]], T]) -> Ledger[T]:
+    """A ledger's head as stored; or, from a state stored before ledgers (its timelines in
+    the value: ``entries``), an empty head at its clock with those timelines to spill."""
+    if "entries" in raw:
+        return Ledger(
+            raw["width"],
+            now=_dt(raw["now"]),
+            unspilled={key: read(entry) for key, (entry, _, _) in raw["entries"].items()},
+        )
+    return Ledger(
+        raw["width"],
+        now=_dt(raw["now"]),
+        totals=list(raw["totals"]),
+        pages=[(n, _dt(routes), _dt(earliest)) for n, routes, earliest in raw["pages"]],
+        next_number=raw["next"],
+        unspilled={key: read(entry) for key, entry in raw.get("unspilled", {}).items()},
+    )
+
+
+def encode_page(page: Page) -> bytes:
+    """One page of a ledger's scheduled changes as bytes."""
+    return _dump_state(
+        {
+            "v": VERSION,
+            "k": "page",
+            "changes": [
+                [_us(moment), change.delta, change.forgets] for moment, change in page.items()
+            ],
+        }
+    )
+
+
+def decode_page(data: bytes) -> Page:
+    """The page :func:`encode_page` wrote; ValueError if not one."""
+    raw = _load(data, _PAGE)
+    try:
+        return {
+            _dt(moment): Change(list(delta), list(forgets))
+            for moment, delta, forgets in raw["changes"]
+        }
+    except _BAD_PAYLOAD as error:
+        raise _malformed("page", error) from error
 
 
 def encode_order(state: OrderState) -> bytes:
@@ -496,7 +525,7 @@ def encode_carrier(state: CarrierState) -> bytes:
             "merchant_id": state.merchant_id,
             "subject": state.subject,
             "carrier": state.carrier,
-            "shipments": _timelines_out(state.shipments, _shipment_out),
+            "shipments": _ledger_out(state.shipments, _shipment_out),
             "crossing": [crossing.above, crossing.count],
         }
     )
@@ -511,7 +540,7 @@ def decode_carrier(data: bytes) -> CarrierState:
             merchant_id=raw["merchant_id"],
             subject=raw["subject"],
             carrier=raw["carrier"],
-            shipments=_timelines_in(raw["shipments"], _shipment_in),
+            shipments=_ledger_in(raw["shipments"], _shipment_in),
             crossing=Crossing(above, count),
         )
     except _BAD_PAYLOAD as error:
@@ -528,7 +557,7 @@ def encode_merchant(state: MerchantState) -> bytes:
             "v": VERSION,
             "k": "merchant",
             "merchant_id": state.merchant_id,
-            "orders": _timelines_out(state.orders, _health_out),
+            "orders": _ledger_out(state.orders, _health_out),
             "crossings": _crossings_out(state.crossings),
             "evaluated": list(state.evaluated),
         }
@@ -541,7 +570,7 @@ def decode_merchant(data: bytes) -> MerchantState:
     try:
         return MerchantState(
             merchant_id=raw["merchant_id"],
-            orders=_timelines_in(raw["orders"], _health_in),
+            orders=_ledger_in(raw["orders"], _health_in),
             crossings=_crossings_in(raw["crossings"]),
             evaluated=tuple(raw["evaluated"]),
         )

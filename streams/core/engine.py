@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from streams.core import carrier, merchant, order, sku
-from streams.core.aggregates import DictStore
+from streams.core.aggregates import DictLedgers, DictStore
 from streams.core.events import InventoryUpdated, OrderEvent
 from streams.core.facts import Fact
 from streams.core.inbox import AggregateInbox
@@ -68,6 +68,8 @@ class Engine:
         self.skus: DictStore[sku.SkuState] = DictStore()
         self.carriers: DictStore[carrier.CarrierState] = DictStore()
         self.merchants: DictStore[merchant.MerchantState] = DictStore()
+        self.ledgers = DictLedgers()
+        self.pages = self.ledgers.pages
         self.stats = EngineStats()
         self._time = EventTime(policy.allowed_lateness, (STREAM,), shared=True, screen=False)
         self._processor: PartitionProcessor[int, None] = PartitionProcessor(

@@ -34,7 +34,7 @@ __all__ = ["PAGE_SIZE", "Change", "DictPages", "Ledger", "Page", "Pages", "Sched
 T = TypeVar("T")
 
 #: The most moments a page holds; a page that would hold more is split in two.
-PAGE_SIZE = 256
+PAGE_SIZE = 512
 
 
 @dataclass(slots=True)
@@ -91,6 +91,8 @@ def schedule(view: View[T], timeline: T, now: datetime, width: int) -> Schedule:
     while upcoming is not None:
         moment = upcoming
         later, upcoming = view(timeline, moment)
+        if upcoming is not None and upcoming <= moment:
+            raise ValueError(f"a view's next change must be later than {moment}: {upcoming}")
         after = later or zero
         if after != before:
             changes.append((moment, tuple(a - b for a, b in zip(after, before, strict=True))))
@@ -115,6 +117,9 @@ class Ledger(Generic[T]):
     totals: list[int] = field(default_factory=list)
     pages: list[tuple[int, datetime, datetime]] = field(default_factory=list)
     next_number: int = 0
+    #: Timelines read from a state stored before ledgers (all in one value), not yet moved to
+    #: the pages: :meth:`spill` moves them, counting each as of ``now``.
+    unspilled: dict[str, T] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.totals:
@@ -127,6 +132,12 @@ class Ledger(Generic[T]):
         return self.pages[0][2] if self.pages else None
 
     # ---- updates -------------------------------------------------------------------------
+
+    def spill(self, view: View[T], store: Pages[T]) -> None:
+        """Move the timelines of a state stored before ledgers to the pages."""
+        unspilled, self.unspilled = self.unspilled, {}
+        for key, timeline in unspilled.items():
+            self.put(key, timeline, view, store)
 
     def put(self, key: str, timeline: T, view: View[T], store: Pages[T]) -> None:
         """Learn (or replace) one timeline and count it as of ``now``."""
@@ -167,7 +178,7 @@ class Ledger(Generic[T]):
         totals = self.totals
         while self.pages and self.pages[0][2] <= now:
             number, routes_from, _ = self.pages[0]
-            page = dict(store.page(number) or {})
+            page = store.page(number) or {}
             for moment in sorted(page):
                 if moment > now:
                     break
@@ -203,7 +214,7 @@ class Ledger(Generic[T]):
                 index = 0
             else:
                 old, routes_from, _ = self.pages[index]
-                page = dict(store.page(old) or {})
+                page = store.page(old) or {}  # the store's copy: edited, then written anew
             for moment in routed:
                 change = page.get(moment) or Change([0] * self.width)
                 delta, forgotten = change.delta, change.forgets

@@ -6,11 +6,13 @@ valid tracking rate, pre-fulfillment cancellation rate) is compared with its thr
 crossing issues ``STORE_HEALTH_AT_RISK`` with the measure's severity.
 
 Each order is known as a timeline (:class:`~streams.core.facts.OrderHealth`) and counted as of
-the merchant's clock, which moves with the facts' event times and with :func:`tick`; counts are
-kept incrementally, so a fact costs O(log n) however large the store.
+the merchant's clock, which moves with the facts' event times and with :func:`tick`. The state
+is the head of a :class:`~streams.core.ledger.Ledger`: the counts and a short table of pages;
+the orders' timelines and their scheduled changes are in the merchant's
+:class:`~streams.core.ledger.Pages`, so the state's size does not grow with the store's.
 
-:func:`apply_health` and :func:`tick` update the state they are given in place (a new one when
-given None) and return it in the step; :func:`next_check` only reads it.
+:func:`apply_health` and :func:`tick` update the state (and its pages) they are given in place
+(a new state when given None) and return it in the step; :func:`next_check` only reads it.
 """
 
 from __future__ import annotations
@@ -22,10 +24,11 @@ from functools import partial
 from typing import NamedTuple
 
 from streams.core.facts import OrderHealth, merge_health
+from streams.core.ledger import Ledger, Pages
 from streams.core.outputs import RecommendationIssued
 from streams.core.policy import Policy
 from streams.core.recommend import make_aggregate_recommendation
-from streams.core.window import Crossing, Timelines
+from streams.core.window import Crossing
 
 __all__ = ["MerchantState", "MerchantStep", "apply_health", "next_check", "tick"]
 
@@ -35,8 +38,8 @@ SCAN_CHECKED, SCAN_VALID = 5, 6
 _WIDTH = 7
 
 
-def _new_orders() -> Timelines[OrderHealth]:
-    return Timelines(_WIDTH)
+def _new_orders() -> Ledger[OrderHealth]:
+    return Ledger(_WIDTH)
 
 
 @dataclass(slots=True)
@@ -44,7 +47,7 @@ class MerchantState:
     """The store's orders inside the window, counted as of ``orders.now``, and crossings."""
 
     merchant_id: str
-    orders: Timelines[OrderHealth] = field(default_factory=_new_orders)
+    orders: Ledger[OrderHealth] = field(default_factory=_new_orders)
     crossings: dict[str, Crossing] = field(default_factory=dict)
     evaluated: tuple[int, ...] = ()
 
@@ -124,7 +127,11 @@ def _view(policy: Policy) -> _ViewFn:
 
 
 def apply_health(
-    state: MerchantState | None, fact: OrderHealth, now: datetime, policy: Policy
+    state: MerchantState | None,
+    fact: OrderHealth,
+    now: datetime,
+    policy: Policy,
+    pages: Pages[OrderHealth],
 ) -> MerchantStep:
     """Learn more of one order's timeline and move the clock to ``now``.
 
@@ -133,22 +140,31 @@ def apply_health(
     """
     if state is None:
         state = MerchantState(merchant_id=fact.merchant_id)
-    orders, view = state.orders, _view(policy)
-    orders.advance(now, view)
-    orders.put(fact.order_id, merge_health(orders.entries.get(fact.order_id), fact), view)
+    orders = state.orders
+    if orders.unspilled:
+        orders.spill(_view(policy), pages)
+    orders.advance(now, pages)
+    known = pages.timeline(fact.order_id)
+    orders.put(fact.order_id, merge_health(known, fact), _view(policy), pages)
     return MerchantStep(state, [])
 
 
 def next_check(state: MerchantState, policy: Policy) -> datetime | None:
     """When time alone changes a count: an order leaves the window, or something it had
     already been told of (a refund, a scan deadline, ...) comes due."""
+    if state.orders.unspilled:
+        return state.orders.now  # stored before ledgers: a check at once spills it
     return state.orders.next_change()
 
 
-def tick(state: MerchantState, now: datetime, policy: Policy) -> MerchantStep:
+def tick(
+    state: MerchantState, now: datetime, policy: Policy, pages: Pages[OrderHealth]
+) -> MerchantStep:
     """Move the clock to ``now`` and check every measure."""
+    if state.orders.unspilled:
+        state.orders.spill(_view(policy), pages)
     if now > state.orders.now:  # usually the facts of this moment already moved it
-        state.orders.advance(now, _view(policy))
+        state.orders.advance(now, pages)
     return MerchantStep(state, _evaluate(state, state.orders.now, policy))
 
 

@@ -338,8 +338,16 @@ class Loops:
         return sum([await table.repair(stamp, owned) for table in tables])
 
     async def flush_aggregates(self, term: Term) -> None:
+        """The aggregates' changed states, each step once Kafka has the one before: the SKUs
+        and the ledgers' pages and timelines; then the carriers' and merchants' heads (a head
+        never lands without what it lists: :mod:`streams.worker.ledgers`); then the keys the
+        heads no longer need, and the inbox (an input leaves it once its effect is in)."""
         stores = self.stores
-        await self.write(term, [stores.skus, stores.carriers, stores.merchants, stores.inbox_table])
+        ledgers = stores.ledgers
+        await self.write(term, [stores.skus, *ledgers.stores()])
+        await self.write(term, [stores.carriers, stores.merchants])
+        ledgers.retire()
+        await self.write(term, [*ledgers.stores(), stores.inbox_table])
         processors = [processor for _, processor in self.partitions]
         self.metrics.set_aggregate_inputs_waiting(
             sum(p.waiting for p in processors),

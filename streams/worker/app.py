@@ -263,7 +263,7 @@ class OrderwatchWorker:
             source=cloudevents_source(s.app_id),
         )
         digest = bytes.fromhex(fingerprint(s, self.policy).policy_digest[:8])
-        self.stores = Stores(self._table, DueIndex(self.policy, digest))
+        self.stores = Stores(self._table, DueIndex(self.policy, digest), route=route)
         self.processors = Partitions(
             self.policy,
             partitions=self.partitions,

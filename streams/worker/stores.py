@@ -15,10 +15,13 @@ from typing import Any
 
 from streams import wire
 from streams.core import codec, order
+from streams.core.aggregates import CARRIER, MERCHANT
 from streams.core.clock import PartitionClock
+from streams.core.ledger import Pages
 from streams.core.order import OrderState
 from streams.core.policy import Policy
 from streams.tables import DurableTable, StateStore
+from streams.worker.ledgers import Ledgers
 
 __all__ = ["DueIndex", "Stores", "pack_clock", "unpack_clock"]
 
@@ -31,7 +34,13 @@ class Stores:
     deadline index reads those few bytes rather than decode every order.
     """
 
-    def __init__(self, table: Callable[..., DurableTable], due: DueIndex | None = None) -> None:
+    def __init__(
+        self,
+        table: Callable[..., DurableTable],
+        due: DueIndex | None = None,
+        *,
+        route: Callable[[str], int],
+    ) -> None:
         self.due = due
         self.orders = StateStore(
             table("orders"),
@@ -49,15 +58,32 @@ class Stores:
             table("merchants"), codec.encode_merchant, codec.decode_merchant
         )
         # Keys start with the partition they belong to, which is their changelog partition.
+        self.ledgers = Ledgers(
+            table("ledgers", by_key=False),
+            {CARRIER: self.carriers, MERCHANT: self.merchants},
+            route,
+        )
         self.inbox_table = table("inbox", by_key=False)
 
+    def pages(self, kind: str, subject: str) -> Pages[Any]:
+        """The ledger pages of one carrier or merchant (see :mod:`streams.worker.ledgers`)."""
+        return self.ledgers.of(kind, subject)
+
     def all(self) -> tuple[StateStore[Any], ...]:
-        return (self.orders, self.clocks, self.skus, self.carriers, self.merchants)
+        return (
+            self.orders,
+            self.clocks,
+            self.skus,
+            self.carriers,
+            self.merchants,
+            *self.ledgers.stores(),
+        )
 
     def forget(self) -> None:
         """Partitions moved: another worker may have changed any key meanwhile."""
         for store in self.all():
             store.forget()
+        self.ledgers.forget()
 
     def order_dues(self) -> list[tuple[str, datetime | None]]:
         """Every stored order's next due time as stored with it (None: stored by a writer of

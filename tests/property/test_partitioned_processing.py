@@ -24,7 +24,7 @@ from functools import cache
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.core.aggregates import DictStore
+from streams.core.aggregates import DictLedgers, DictStore
 from streams.core.carrier import CarrierState
 from streams.core.events import InventoryUpdated, OrderEvent, decode_event
 from streams.core.facts import sku_subject
@@ -106,6 +106,7 @@ class Stores:
         self.skus: DictStore[SkuState] = DictStore()
         self.carriers: DictStore[CarrierState] = DictStore()
         self.merchants: DictStore[MerchantState] = DictStore()
+        self.pages = DictLedgers().pages
 
 
 class Keeper:

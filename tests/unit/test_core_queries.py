@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from streams.core import carrier, merchant, order
+from streams.core.aggregates import CARRIER, MERCHANT
 from streams.core.clock import from_the_future, idle_floor, partition_clock
 from streams.core.engine import Engine
 from streams.core.events import decode_event
@@ -130,12 +131,6 @@ def test_next_change_leaves_the_timelines_as_they_were_and_skips_superseded_chan
     assert assert_unchanged(Timelines.next_change, timelines) == T + 2 * HOUR
 
 
-def test_next_check_leaves_a_carrier_with_a_superseded_change_as_it_was():
-    state = carrier.CarrierState("m1", "m1/ups", "UPS", shipments=stale_timelines())  # type: ignore[arg-type]
-
-    assert assert_unchanged(partial(carrier.next_check, policy=POLICY), state) == T + 2 * HOUR
-
-
 def test_next_change_of_a_heap_built_with_a_superseded_top_skips_it_and_changes_nothing():
     timelines: Timelines[str] = Timelines(
         1,
@@ -154,13 +149,17 @@ def test_next_change_with_nothing_to_change_is_none():
 def test_the_views_leave_their_timelines_as_they_were():
     engine = engine_part_way()
     view_shipment = partial(carrier.view_shipment, POLICY.carrier_window)
-    for state in engine.carriers.values():
-        for shipment in state.shipments.entries.values():
+    seen = 0
+    for subject, state in engine.carriers.items():
+        for shipment in engine.pages(CARRIER, subject).timelines.values():  # type: ignore[attr-defined]
             assert_unchanged(partial(view_shipment, state.carrier), shipment, engine.clock)
+            seen += 1
     view_order = partial(merchant.view_order, POLICY.store_window, POLICY.tracking_scan)
-    for merchant_state in engine.merchants.values():
-        for health in merchant_state.orders.entries.values():
+    for subject in engine.merchants:
+        for health in engine.pages(MERCHANT, subject).timelines.values():  # type: ignore[attr-defined]
             assert_unchanged(view_order, health, engine.clock)
+            seen += 1
+    assert seen
 
 
 @pytest.mark.parametrize("rule_id", sorted(POLICY.rules))

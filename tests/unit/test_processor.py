@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from streams.core import order
-from streams.core.aggregates import DictStore
+from streams.core.aggregates import DictLedgers, DictStore
 from streams.core.clock import PartitionClock
 from streams.core.events import InventoryUpdated, OrderEvent, decode_event
 from streams.core.facts import sku_subject
@@ -111,6 +111,7 @@ class Stores:
         self.skus: DictStore[Any] = DictStore()
         self.carriers: DictStore[Any] = DictStore()
         self.merchants: DictStore[Any] = DictStore()
+        self.pages = DictLedgers().pages
 
 
 def processor(partition: int, time: Timekeeper | None = None) -> PartitionProcessor[int, int]:

@@ -39,7 +39,7 @@ def test_input_and_internal_topics_keep_14_days_and_outputs_30_by_default() -> N
         assert configs[name] == {"cleanup.policy": "delete", "retention.ms": str(30 * DAY_MS)}
     for name in changelog_topics(settings):
         assert configs[name] == {"cleanup.policy": "compact"}
-    assert len(changelog_topics(settings)) == 6
+    assert len(changelog_topics(settings)) == 7
     assert all(name in configs for name in changelog_topics(settings))
 
 

@@ -170,6 +170,7 @@ def test_a_fact_sent_before_the_order_changed_carrier_does_not_count_it_again(po
     the change. The carrier must merge it with what it knew, not count the order again."""
     from streams.core import carrier
     from streams.core.facts import Shipment
+    from streams.core.ledger import DictPages
 
     first, second = T0 + HOUR, T0 + 14 * HOUR
     complaint = T0 + 9 * DAY
@@ -192,7 +193,8 @@ def test_a_fact_sent_before_the_order_changed_carrier_does_not_count_it_again(po
         (complaint, shipment(complaint, both[:1], complaint)),  # sent before it knew
     ]
     state = None
+    pages = DictPages()
     for at, fact in steps:
-        state = carrier.apply_shipment(state, fact, at, policy).state
-    state = carrier.tick(state, complaint, policy).state
+        state = carrier.apply_shipment(state, fact, at, policy, pages).state
+    state = carrier.tick(state, complaint, policy, pages).state
     assert state.shipments.totals == [0, 0]  # o1 ships with YunExpress since `second`
