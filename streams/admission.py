@@ -15,8 +15,11 @@ itself, so no start-up race lets two different workers in: whichever joins while
 a member is refused. To change one of these settings, stop every worker of the group first.
 
 A member whose metadata carries no fingerprint (an orderwatch from before this check) is
-admitted. A fingerprint without a state format is format 1's (plain JSON states), refused by
-workers that store format 2: an upgrade that changes the state format stops every worker first.
+admitted. A fingerprint without a state format is format 1's (plain JSON states). Format 2
+deflated the states; format 3 keeps the carriers' and merchants' timelines in ledger pages (a
+format-3 worker reads format-2 state and moves it there, a format-2 worker could not read
+format 3). Members of another format are refused: an upgrade that changes the state format
+stops every worker first.
 
 ``exactly_once`` is refused at start: see RELIABILITY.md, "exactly_once".
 """
@@ -50,7 +53,7 @@ log = logging.getLogger("orderwatch.worker")
 EXIT_REFUSED = IncompatibleSetting.exit_code
 #: How this release stores states: 1, plain JSON; 2, deflated with the codec's dictionary 1
 #: (``streams.core.codec``), which format 1 cannot read.
-STATE_FORMAT = 2
+STATE_FORMAT = 3
 
 
 @dataclass(frozen=True)
