@@ -471,14 +471,20 @@ class DurableTable:
         return len(shadowed)
 
 
+#: The most decoded states a :class:`StateStore` keeps after a flush.
+CACHED_STATES = 20_000
+
+
 class StateStore(Generic[S]):
     """Decoded states of one type over a :class:`DurableTable`, keyed by text.
 
-    States are kept decoded next to the table, so a key's bytes are decoded once per assignment
-    rather than on every event; :meth:`forget` empties that cache when partitions move (another
-    worker may have changed the keys meanwhile). A state is encoded once per :meth:`flush`,
-    however often it changed since: an aggregate told many things while one batch is handled
-    (a watermark releasing many inputs) is encoded once, not once per item.
+    States are kept decoded next to the table, so a busy key's bytes are decoded once rather
+    than on every event; :meth:`forget` empties that cache when partitions move (another worker
+    may have changed the keys meanwhile). It holds at most :data:`CACHED_STATES` states after a
+    flush (then the unchanged ones are dropped, to be read again), so a worker's memory does not
+    grow with every key it ever read. A state is encoded once per :meth:`flush`, however often
+    it changed since: an aggregate told many things while one batch is handled (a watermark
+    releasing many inputs) is encoded once, not once per item.
     """
 
     def __init__(
@@ -554,3 +560,5 @@ class StateStore(Generic[S]):
             else:
                 table.put(key.encode("utf-8"), encode(state), index(state))
         await table.flush(stamp)
+        if len(self._cache) > CACHED_STATES:
+            self.forget_clean()

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from faust.types import TP
 
+from streams import tables
 from streams.backends import StoreFailure
 from streams.tables import (
     STAMP_HEADER,
@@ -158,6 +159,25 @@ def test_a_forgotten_store_reads_the_table_again() -> None:
     store.drop("k")
     assert store.get("k") is None
     assert store.keys() == []
+
+
+def test_a_store_keeps_at_most_so_many_decoded_states(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tables, "CACHED_STATES", 2)
+    table, _ = _durable()
+    decoded: list[bytes] = []
+
+    def decode(raw: bytes) -> Any:
+        decoded.append(raw)
+        return int(raw)
+
+    store: StateStore[int] = StateStore(table, lambda state: str(state).encode(), decode)
+    store.put("a", 1)
+    store.put("b", 2)
+    asyncio.run(store.flush(STAMP))
+    assert (store.get("a"), store.get("b"), decoded) == (1, 2, [])  # within the bound: kept
+    store.put("c", 3)
+    asyncio.run(store.flush(STAMP))
+    assert (store.get("a"), store.get("c"), decoded) == (1, 3, [b"1", b"3"])  # read again
 
 
 def test_every_record_carries_its_stamp() -> None:
