@@ -372,7 +372,7 @@ def test_the_topics_orderwatch_creates_carry_their_retention(
         assert configs[prefix + name]["retention.ms"] == str(3 * DAY_MS)
     for name in ("deadline-breaches", "dispute-recommendations", "dead-letter"):
         assert configs[prefix + name]["retention.ms"] == str(45 * DAY_MS)
-    for table in ("orders", "clocks", "skus", "carriers", "merchants", "inbox"):
+    for table in ("orders", "clocks", "skus", "carriers", "merchants", "ledgers", "inbox"):
         assert configs[f"{prefix}ow-{table}-changelog"]["cleanup.policy"] == "compact"
 
 
