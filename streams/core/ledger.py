@@ -20,7 +20,7 @@ the same :data:`~streams.core.window.View`.
 
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -120,6 +120,9 @@ class Ledger(Generic[T]):
     #: Timelines read from a state stored before ledgers (all in one value), not yet moved to
     #: the pages: :meth:`spill` moves them, counting each as of ``now``.
     unspilled: dict[str, T] = field(default_factory=dict)
+    #: The first page's moments in order, by its number: kept in memory (never stored) so that
+    #: moving the clock does not sort that page again at every moment it passes.
+    _first: tuple[int, list[datetime]] | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if not self.totals:
@@ -143,31 +146,34 @@ class Ledger(Generic[T]):
         """Learn (or replace) one timeline and count it as of ``now``."""
         old = store.timeline(key)
         new = schedule(view, timeline, self.now, self.width)
-        edits: dict[datetime, list[int]] = defaultdict(lambda: [0] * self.width)
-        forgets: dict[datetime, int] = defaultdict(int)
-        totals = self.totals
-        if old is not None:
-            was = schedule(view, old, self.now, self.width)
-            for index, value in enumerate(was.counts or ()):
-                totals[index] -= value
-            for moment, delta in was.changes:
-                edit = edits[moment]
-                for index, value in enumerate(delta):
-                    edit[index] -= value
-            if was.forget is not None:
-                forgets[was.forget] -= 1
-        for index, value in enumerate(new.counts or ()):
-            totals[index] += value
-        for moment, delta in new.changes:
-            edit = edits[moment]
-            for index, value in enumerate(delta):
-                edit[index] += value
-        if new.forget is not None:
-            forgets[new.forget] += 1
+        was = None if old is None else schedule(view, old, self.now, self.width)
         if new.kept:
             store.put_timeline(key, timeline)
         elif old is not None:
             store.drop_timeline(key)
+        if was == new:
+            return  # counted alike, now and later: nothing to edit
+        totals = self.totals
+        edits: dict[datetime, list[int]] = {}
+        forgets: dict[datetime, int] = {}
+        if was is not None:
+            for index, value in enumerate(was.counts or ()):
+                totals[index] -= value
+            for moment, delta in was.changes:
+                edits[moment] = [-value for value in delta]
+            if was.forget is not None:
+                forgets[was.forget] = -1
+        for index, value in enumerate(new.counts or ()):
+            totals[index] += value
+        for moment, delta in new.changes:
+            edit = edits.get(moment)
+            if edit is None:
+                edits[moment] = list(delta)
+            else:
+                for index, value in enumerate(delta):
+                    edit[index] += value
+        if new.forget is not None:
+            forgets[new.forget] = forgets.get(new.forget, 0) + 1
         self._edit(key, edits, forgets, store)
 
     def advance(self, now: datetime, store: Pages[T]) -> None:
@@ -179,15 +185,17 @@ class Ledger(Generic[T]):
         while self.pages and self.pages[0][2] <= now:
             number, routes_from, _ = self.pages[0]
             page = store.page(number) or {}
-            for moment in sorted(page):
-                if moment > now:
-                    break
+            order = self._first_order(number, page)
+            cut = bisect_right(order, now)
+            for moment in order[:cut]:
                 change = page.pop(moment)
                 for index, value in enumerate(change.delta):
                     totals[index] += value
                 for key in change.forgets:
                     store.drop_timeline(key)
-            self._store_page(0, number, routes_from, page, store)
+            rest = order[cut:]
+            self._store_page(0, number, routes_from, page, store, rest[0] if rest else None)
+            self._keep_first(rest)
 
     # ---- pages ---------------------------------------------------------------------------
 
@@ -208,12 +216,13 @@ class Ledger(Generic[T]):
         # indexes of the pages still to edit unchanged.
         for index, routed in sorted(by_page.items(), reverse=True):
             old: int | None
+            earliest: datetime | None
             if index < 0:
-                old, routes_from, page = None, min(routed), {}
+                old, routes_from, page, earliest = None, min(routed), {}, None
                 self.pages.insert(0, (-1, routes_from, routes_from))  # placeholder, replaced
                 index = 0
             else:
-                old, routes_from, _ = self.pages[index]
+                old, routes_from, earliest = self.pages[index]
                 page = store.page(old) or {}  # the store's copy: edited, then written anew
             for moment in routed:
                 change = page.get(moment) or Change([0] * self.width)
@@ -229,9 +238,38 @@ class Ledger(Generic[T]):
                 change = Change(delta, forgotten)
                 if change.empty():
                     page.pop(moment, None)
+                    if moment == earliest:
+                        earliest = None  # to be found again
                 else:
                     page[moment] = change
-            self._store_page(index, old, routes_from, page, store)
+                    if earliest is not None and moment < earliest:
+                        earliest = moment
+            if earliest is None and page:
+                earliest = min(page)
+            first = self._first_order(old, page) if index == 0 and old is not None else None
+            if first is not None:
+                for moment in routed:
+                    at = bisect_left(first, moment)
+                    present = at < len(first) and first[at] == moment
+                    if moment in page and not present:
+                        first.insert(at, moment)
+                    elif present and moment not in page:
+                        del first[at]
+            self._store_page(index, old, routes_from, page, store, earliest)
+            if index == 0:
+                self._keep_first(first)
+
+    def _first_order(self, number: int, page: Page) -> list[datetime]:
+        """The moments of the first page (numbered ``number``), in order."""
+        first = self._first
+        if first is not None and first[0] == number:
+            return first[1]
+        return sorted(page)
+
+    def _keep_first(self, order: list[datetime] | None) -> None:
+        """Remember ``order`` as the first page's moments, if the page was written whole."""
+        whole = order and self.pages and len(order) <= PAGE_SIZE and self.pages[0][2] == order[0]
+        self._first = (self.pages[0][0], order) if whole and order is not None else None
 
     def _route(self, moment: datetime) -> int:
         """The index of the page a moment belongs to (-1: there is no page yet)."""
@@ -240,16 +278,28 @@ class Ledger(Generic[T]):
         return max(0, bisect_right(self.pages, moment, key=_routes_from) - 1)
 
     def _store_page(
-        self, index: int, old: int | None, routes_from: datetime, page: Page, store: Pages[T]
+        self,
+        index: int,
+        old: int | None,
+        routes_from: datetime,
+        page: Page,
+        store: Pages[T],
+        earliest: datetime | None,
     ) -> None:
         """Write page ``index`` anew: under new numbers (a page once written never changes,
         so a head that was not stored still finds the pages it lists), split in pages of at
         most :data:`PAGE_SIZE` moments, or none when empty; drop the ``old`` one; update the
-        head."""
+        head. ``earliest`` is the page's earliest moment (None when it is empty)."""
         if old is not None:
             store.drop_page(old)
         if not page:
             del self.pages[index]
+            return
+        if len(page) <= PAGE_SIZE:
+            number = self._new_number()
+            store.put_page(number, page)
+            assert earliest is not None
+            self.pages[index] = (number, routes_from, earliest)
             return
         moments = sorted(page)
         parts = -(-len(moments) // PAGE_SIZE)  # as few as hold them, evenly filled
