@@ -142,6 +142,8 @@ class Report:
     #: Replay's outputs the workers' were compared with.
     replayed: list[dict[str, Any]] | None = None
     name: str = ""
+    #: The workers' app id (their topics start with it and a dash).
+    app_id: str = ""
 
     def line(self) -> str:
         faults = ", ".join(f"{n} {kind}" for kind, n in sorted(self.faults.items())) or "none"
@@ -540,7 +542,14 @@ def run_scenario(
     finally:
         group.stop_all()
     return Report(
-        scenario, comparison, len(lines), faults, time.monotonic() - started, log_lines, replayed
+        scenario,
+        comparison,
+        len(lines),
+        faults,
+        time.monotonic() - started,
+        log_lines,
+        replayed,
+        app_id=group.name,
     )
 
 
