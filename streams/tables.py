@@ -7,12 +7,12 @@ written while handling the messages it covers, and a worker killed just after th
 back with state that lacks input the group will never read again: the loss this module exists
 to prevent.
 
-:class:`DurableTable` keeps a batch's writes and, when flushed, writes them to the local store
-(:mod:`streams.backends`) and hands their changelog records to the producer; the worker
-awaits :meth:`DurableTable.flush` before it takes the next batch, so every record is in the
-producer before the batch is acknowledged, and Faust's pre-commit flush of the producer waits
-for its delivery. Faust still drives the tables' recovery from their changelogs;
-:class:`StampedTable` applies what it reads.
+:class:`DurableTable` keeps a batch's writes and, when flushed, hands their changelog records
+to the producer, and stores each in the local store (:mod:`streams.backends`) once Kafka has
+it; the worker awaits :meth:`DurableTable.flush` before it takes the next batch, so every
+record is in the producer before the batch is acknowledged, and Faust's pre-commit flush of the
+producer waits for its delivery. Faust still drives the tables' recovery from their
+changelogs; :class:`StampedTable` applies what it reads.
 """
 
 from __future__ import annotations
