@@ -371,8 +371,9 @@ class Group:
         self.stopped: Counter[str] = Counter()
         self.turn = 0
 
-    def start_one(self, data_dir: str | None = None) -> WorkerRun:
-        """Start a worker and wait until it is ready (again, if it stops itself meanwhile).
+    def start_one(self, data_dir: str | None = None, *, wait: bool = True) -> WorkerRun:
+        """Start a worker and wait until it is ready (again, if it stops itself meanwhile);
+        without ``wait``, only launch it, as a supervisor does (:meth:`wait_ready` waits).
 
         ``data_dir``: the local state of the worker it replaces, as a supervisor restarting a
         process on the same machine keeps it (rocksdb:// resumes from it).
@@ -392,6 +393,10 @@ class Group:
                 },
             )
             self.all.append(worker)
+            if not wait:
+                worker.start(timeout=None)
+                self.running.append(worker)
+                return worker
             try:
                 worker.start(timeout=120)
             except AssertionError:
@@ -409,9 +414,11 @@ class Group:
             return worker
         raise AssertionError("a worker stopped itself five times in a row while starting")
 
-    def supervise(self) -> bool:
+    def supervise(self, *, wait: bool = True) -> bool:
         """Start a replacement for every worker that stopped by itself (as a supervisor
-        would); True when none had. Its exit code is counted under ``stopped <code>``."""
+        would). Its exit code is counted under ``stopped <code>``. Returns True, so that it
+        chains into a wait's condition.
+        Without ``wait``, a replacement is only launched (see :meth:`start_one`)."""
         for worker in list(self.running):
             assert worker.process is not None
             code = worker.process.poll()
@@ -419,7 +426,9 @@ class Group:
                 self.running.remove(worker)
                 worker.stop()
                 self.stopped[f"stopped {code}"] += 1
-                self.start_one(worker.env()["ORDERWATCH_DATA_DIR"])
+                if not wait:
+                    time.sleep(RESTART_PAUSE)  # as a supervisor waits before it restarts
+                self.start_one(worker.env()["ORDERWATCH_DATA_DIR"], wait=wait)
         return True
 
     def kill_one(self) -> None:

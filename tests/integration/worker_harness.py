@@ -240,12 +240,14 @@ class WorkerRun:
         env.update(self.extra_env)
         return env
 
-    def start(self, *, timeout: float = 90.0) -> None:
+    def start(self, *, timeout: float | None = 90.0) -> None:
+        """Launch the worker and wait up to ``timeout`` s until it is ready (None: do not wait)."""
         self._launch()
         if self.supervised:
             self._supervisor = threading.Thread(target=self._supervise, daemon=True)
             self._supervisor.start()
-        self.wait_ready(timeout)
+        if timeout is not None:
+            self.wait_ready(timeout)
 
     def _launch(self) -> None:
         if self._log is not None:
