@@ -146,6 +146,12 @@ class OrderwatchWorker:
             value_serializer="raw",
             autodiscover=False,
             topic_disable_leader=True,
+            # Every topic is created and checked before Faust starts (streams.topics, which
+            # waits out a cluster that is moving). Faust's own declaration asks the first broker
+            # of its metadata for the controller and has no other: with that node down it
+            # raises NodeNotReadyError and the worker stops, again at every restart while the
+            # node is down (the three-node soak in tests/integration/envelope.py showed it).
+            topic_allow_declare=False,
             consumer_auto_offset_reset="earliest",
             # Faust's own stall check also watches the tables' changelog partitions, which only
             # recovery reads, and logs an error for each every few seconds after 5 minutes; the

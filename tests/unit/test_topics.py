@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -206,3 +207,12 @@ def test_a_cluster_that_does_not_settle_or_a_bad_setting_fails_the_start(
     with pytest.raises(ConfigurationError):
         asyncio.run(topics.ensure_topics(load_settings(broker="x:1")))
     assert len(calls) == 1  # a bad setting is not retried
+
+
+def test_faust_declares_no_topic_itself(tmp_path: Path) -> None:
+    """Every topic is created by ``ensure_topics`` before Faust starts. Faust's own declaration
+    asks the first broker it knows for the controller, with no other: a node down stopped the
+    worker at every start. Here no broker answers at all, and declaring returns at once."""
+    worker = OrderwatchWorker(load_settings(broker="127.0.0.1:9", data_dir=tmp_path))
+    topic = worker.app.topic(changelog_topics(worker.settings)[0])
+    asyncio.run(asyncio.wait_for(topic.maybe_declare(), timeout=5))
