@@ -1,21 +1,32 @@
-"""Faust's Kafka consumer, made to resume a partition the group never committed at its start.
+"""Faust's Kafka consumer, made to resume every partition at its committed offset, and nowhere
+else, after a rebalance.
 
 When a rebalance completes, Faust resumes fetching the assigned partitions, then seeks each to
-its committed offset, then resumes the flow of messages to the agents. Whatever its fetcher
-reads in between is dropped, and its read position moves past it. The seek puts a committed
-partition back; but aiokafka seeks only to a committed offset above 0, so a partition the group
-never committed (or committed at 0) stays where the dropped messages left it, and they are
-never read. Seen on the real broker: a complaints partition with 66 messages, never committed,
-read by no worker after any number of restarts.
+its committed offset. Two things go wrong in between:
 
-:class:`ResumingConsumer` seeks those partitions too: to offset 0 if committed there, to the
-log's first offset if never committed. Changelog partitions are left to Faust's recovery.
+- **Never-committed partitions are not sought.** aiokafka seeks only to a committed offset
+  above 0, so a partition the group never committed (or committed at 0) stays wherever its
+  fetcher left it. Seen on the real broker: a complaints partition with 66 messages, never
+  committed, read by no worker after any number of restarts.
+- **What is fetched before the seek reaches the agents.** After a table recovery the flow of
+  messages is already active (Faust resumed it to read the changelogs), so records fetched
+  between the partitions' resumption and the seek's end are handed over, from wherever the
+  fetcher's position was: past messages an earlier fetch read and Faust dropped. Seen in the
+  fault suite: a worker joining a group got a partition's offset 243 first, with 235 committed,
+  and its offset guard stopped it, five restarts in a row.
+
+:class:`ResumingConsumer` seeks never-committed partitions too (to offset 0 if committed there,
+to the log's first offset if never committed), and never hands over a stream partition's
+records fetched before its seek: fetches and seeks take turns, and a fetch that returns for a
+partition resumed but not yet sought is dropped (the seek that follows reads it again).
+Changelog partitions are left to Faust's recovery.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import ClassVar
+import asyncio
+from collections.abc import Iterable, Mapping
+from typing import Any, ClassVar
 
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
@@ -25,18 +36,43 @@ __all__ = ["ResumingConsumer", "ResumingTransport"]
 
 
 class ResumingConsumer(faust_aiokafka.Consumer):
-    """Seeks every stream partition at a rebalance's end, committed or not."""
+    """Seeks every stream partition at a rebalance's end, committed or not, and hands over
+    nothing of a stream partition fetched before its seek."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Stream partitions resumed since the last seek: what is fetched for them is stale.
+        self._unsought: set[TP] = set()
+        # A fetch and a seek never overlap: a fetch's records are all from before the seek,
+        # or all from after it.
+        self._turns = asyncio.Lock()
+
+    def resume_partitions(self, tps: Iterable[TP]) -> None:
+        tps = set(tps)
+        changelogs = self.app.tables.changelog_topics
+        self._unsought.update(tp for tp in tps if tp.topic not in changelogs)
+        super().resume_partitions(tps)
+
+    async def _getmany(self, active_partitions: set[TP] | None, timeout: float) -> Any:
+        async with self._turns:
+            records = await super()._getmany(active_partitions, timeout)
+        stale = self._unsought.intersection(records)
+        if not stale:
+            return records
+        return {tp: batch for tp, batch in records.items() if tp not in stale}
 
     async def seek_to_committed(self) -> Mapping[TP, int]:
-        committed: Mapping[TP, int] = await super().seek_to_committed()
-        changelogs = self.app.tables.changelog_topics
-        unmoved = [
-            tp for tp, offset in committed.items() if not offset and tp.topic not in changelogs
-        ]
-        if unmoved:
-            never = [tp for tp in unmoved if committed[tp] is None]
-            starts = dict(await self.earliest_offsets(*never)) if never else {}
-            await self.seek_wait({tp: starts.get(tp, 0) for tp in unmoved})
+        async with self._turns:
+            committed: Mapping[TP, int] = await super().seek_to_committed()
+            changelogs = self.app.tables.changelog_topics
+            unmoved = [
+                tp for tp, offset in committed.items() if not offset and tp.topic not in changelogs
+            ]
+            if unmoved:
+                never = [tp for tp in unmoved if committed[tp] is None]
+                starts = dict(await self.earliest_offsets(*never)) if never else {}
+                await self.seek_wait({tp: starts.get(tp, 0) for tp in unmoved})
+            self._unsought.difference_update(committed)
         return committed
 
 

@@ -98,6 +98,7 @@ class ConsumerWatch:
         if message.topic not in self.guarded:
             return
         first = not self.offsets.knows(message.tp)
+        sought = None
         if first:
             # Where Faust's consumer sought to, once it has: that is where it must resume.
             sought = getattr(self.app.consumer, "_committed_offset", {}).get(message.tp)
@@ -106,28 +107,33 @@ class ConsumerWatch:
         skipped_from = self.offsets.admit(message.tp, message.offset)
         if skipped_from is None:
             return
-        if first and await self._committed_here(message):
+        committed = await self._group_committed(message)
+        if first and committed == message.offset:
             # The group's commit was not yet visible when the partition was assigned (seen
             # right after a worker restart): nothing was skipped.
             return
         if await self._expired(message, skipped_from):
             return
+        generation = getattr(message, "generation_id", None)
         stop_worker(
             SkippedOffsets(
                 f"the consumer skipped offsets {skipped_from} to {message.offset - 1} "
-                "(Faust drops messages fetched while a rebalance completes)"
+                "(Faust drops messages fetched while a rebalance completes; "
+                f"{'first' if first else 'next'} message of the assignment, group committed "
+                f"{committed}, Faust sought {sought}, fetched in generation {generation} "
+                f"of {self.app.consumer_generation_id})"
             ),
             where(message),
         )
 
-    async def _committed_here(self, message: Any) -> bool:
-        """Has the group committed exactly up to this message (a start read too early)?"""
+    async def _group_committed(self, message: Any) -> int | None:
+        """The group's committed offset of the message's partition (None: none, or unknown)."""
         try:
             reader = await self.reader()
             committed = await reader.committed(TopicPartition(message.topic, message.partition))
         except KafkaError:
-            return False
-        return bool(committed == message.offset)
+            return None
+        return committed if isinstance(committed, int) else None
 
     async def _expired(self, message: Any, skipped_from: int) -> bool:
         """Did retention delete the offsets skipped before this message? Counted and logged
