@@ -17,6 +17,7 @@ from streams.core.ledger import DictPages, Pages
 from streams.core.outputs import RecommendationIssued
 from streams.core.policy import Policy
 from streams.core.sequencer import Check, Item, Sequencer
+from streams.core.stockqueue import DictQueuePages, QueuePages
 
 __all__ = [
     "AggregateStores",
@@ -33,6 +34,7 @@ P = TypeVar("P")
 
 CARRIER = "carrier"
 MERCHANT = "merchant"
+SKU = "sku"
 
 
 class Store(Protocol[S]):
@@ -54,10 +56,18 @@ class DictStore(dict[str, S]):
 
 
 class DictLedgers:
-    """The carriers' and merchants' :class:`~streams.core.ledger.Pages`, in dictionaries."""
+    """The carriers' and merchants' :class:`~streams.core.ledger.Pages` and the SKUs'
+    :class:`~streams.core.stockqueue.QueuePages`, in dictionaries."""
 
     def __init__(self) -> None:
         self._pages: dict[tuple[str, str], DictPages[Any]] = {}
+        self._queues: dict[str, DictQueuePages] = {}
+
+    def queue_pages(self, subject: str) -> QueuePages:
+        pages = self._queues.get(subject)
+        if pages is None:
+            pages = self._queues[subject] = DictQueuePages()
+        return pages
 
     def pages(self, kind: str, subject: str) -> Pages[Any]:
         pages = self._pages.get((kind, subject))
@@ -67,10 +77,14 @@ class DictLedgers:
 
 
 class AggregateStores(Protocol):
-    """The three aggregate key spaces, and the pages of the carriers' and merchants' ledgers."""
+    """The three aggregate key spaces, the pages of the carriers' and merchants' ledgers, and
+    those of the SKUs' queues."""
 
     def pages(self, kind: str, subject: str) -> Pages[Any]:
         """The ledger pages of one carrier (``kind`` "carrier") or merchant ("merchant")."""
+
+    def queue_pages(self, subject: str) -> QueuePages:
+        """The queue pages of one SKU."""
 
     @property
     def skus(self) -> Store[sku.SkuState]: ...
@@ -95,11 +109,15 @@ def apply_item(
     """
     if isinstance(item, InventoryUpdated):
         key = sku_subject(item.merchant_id, item.sku)
-        result = sku.apply_inventory(stores.skus.get(key), item, now, policy)
+        result = sku.apply_inventory(
+            stores.skus.get(key), item, now, policy, stores.queue_pages(key)
+        )
         stores.skus.put(key, result.state)
         return result.outputs, None
     if isinstance(item, Demand):
-        result = sku.apply_demand(stores.skus.get(item.subject), item, now, policy)
+        result = sku.apply_demand(
+            stores.skus.get(item.subject), item, now, policy, stores.queue_pages(item.subject)
+        )
         stores.skus.put(item.subject, result.state)
         return result.outputs, None
     if isinstance(item, SkuComplaint):

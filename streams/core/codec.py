@@ -47,7 +47,8 @@ from streams.core.facts import Demand, Fact, OrderHealth, Shipment, SkuComplaint
 from streams.core.ledger import Change, Ledger, Page
 from streams.core.merchant import MerchantState
 from streams.core.order import Complaint, OrderState, Placement, Tracking
-from streams.core.sku import OpenOrder, SkuState
+from streams.core.sku import SkuState
+from streams.core.stockqueue import Claim, Position, Slot, StockQueue
 from streams.core.window import Crossing, RollingSet
 
 __all__ = [
@@ -58,12 +59,14 @@ __all__ = [
     "decode_merchant",
     "decode_order",
     "decode_page",
+    "decode_queue_page",
     "decode_sku",
     "encode_carrier",
     "encode_fact",
     "encode_merchant",
     "encode_order",
     "encode_page",
+    "encode_queue_page",
     "encode_sku",
 ]
 
@@ -77,6 +80,7 @@ _ENCODER: Final = json.JSONEncoder(separators=(",", ":"), check_circular=False, 
 _DECODER: Final = json.JSONDecoder()
 _ORDER: Final = frozenset({"order"})
 _SKU: Final = frozenset({"sku"})
+_QUEUE_PAGE: Final = frozenset({"queue_page"})
 _CARRIER: Final = frozenset({"carrier"})
 _MERCHANT: Final = frozenset({"merchant"})
 _PAGE: Final = frozenset({"page"})
@@ -457,59 +461,139 @@ def decode_order(data: bytes) -> OrderState:
 
 
 def encode_sku(state: SkuState) -> bytes:
-    """One SKU's state as bytes."""
-    stock_as_of = state.stock_as_of
-    return _dump_state(
-        {
-            "v": VERSION,
-            "k": "sku",
-            "merchant_id": state.merchant_id,
-            "sku": state.sku,
-            "stock_as_of": None if stock_as_of is None else [_us(stock_as_of[0]), stock_as_of[1]],
-            "available": state.available,
-            "inventory_seen": _times_out(state.inventory_seen),
-            "closed_orders": _times_out(state.closed_orders),
-            "open_orders": {
-                order_id: [_us(o.placed_at), o.quantity, _us(o.fulfillment_due), o.shortages]
-                for order_id, o in state.open_orders.items()
-            },
-            "queue": _timed_out(state.queue),
-            "at_risk": sorted(state.at_risk),
-            "complaints": {
-                name: [_timed_out(window.entries), sorted(window.keys)]
-                for name, window in state.complaints.items()
-            },
-            "crossings": _crossings_out(state.crossings),
-        }
-    )
+    """One SKU's state as bytes (its queue's head; the pages are :func:`encode_queue_page`'s)."""
+    stock_as_of, queue = state.stock_as_of, state.queue
+    raw: dict[str, Any] = {
+        "v": VERSION,
+        "k": "sku",
+        "merchant_id": state.merchant_id,
+        "sku": state.sku,
+        "stock_as_of": None if stock_as_of is None else [_us(stock_as_of[0]), stock_as_of[1]],
+        "available": state.available,
+        "inventory_seen": _times_out(state.inventory_seen),
+        "queue": {
+            "slots": [
+                [n, _position_out(first), entries, opened, units, _opt_us(oldest)]
+                for n, first, entries, opened, units, oldest in queue.slots
+            ],
+            "next": queue.next_number,
+            "boundary": _opt_position_out(queue.boundary),
+            "swept": _us(queue.swept),
+        },
+        "complaints": {
+            name: [_timed_out(window.entries), sorted(window.keys)]
+            for name, window in state.complaints.items()
+        },
+        "crossings": _crossings_out(state.crossings),
+    }
+    if state.unspilled or state.unspilled_boundary is not None:
+        raw["unspilled"] = [_entry_out(entry) for entry in state.unspilled]
+        raw["unspilled_boundary"] = _opt_position_out(state.unspilled_boundary)
+    if state.closed_before:
+        raw["closed_before"] = _times_out(state.closed_before)
+    return _dump_state(raw)
 
 
 def decode_sku(data: bytes) -> SkuState:
-    """The :class:`SkuState` that :func:`encode_sku` wrote; ValueError if it is not one."""
+    """The :class:`SkuState` that :func:`encode_sku` wrote (or a state stored before the queue
+    had pages: its claims to spill); ValueError if it is not one."""
     raw = _load(data, _SKU)
     try:
         stock_as_of = raw["stock_as_of"]
-        return SkuState(
+        state = SkuState(
             merchant_id=raw["merchant_id"],
             sku=raw["sku"],
             stock_as_of=None if stock_as_of is None else (_dt(stock_as_of[0]), stock_as_of[1]),
             available=raw["available"],
             inventory_seen=_times_in(raw["inventory_seen"]),
-            closed_orders=_times_in(raw["closed_orders"]),
-            open_orders={
-                order_id: OpenOrder(_dt(placed_at), quantity, _dt(due), shortages)
-                for order_id, (placed_at, quantity, due, shortages) in raw["open_orders"].items()
-            },
-            queue=_timed_in(raw["queue"]),
-            at_risk=set(raw["at_risk"]),
             complaints={
                 name: RollingSet(_timed_in(entries), set(keys))
                 for name, (entries, keys) in raw["complaints"].items()
             },
             crossings=_crossings_in(raw["crossings"]),
         )
+        if "open_orders" in raw:
+            _legacy_queue(state, raw)
+            return state
+        queue = raw["queue"]
+        state.queue = StockQueue(
+            slots=[
+                Slot(n, _position_in(first), entries, opened, units, _opt_dt(oldest))
+                for n, first, entries, opened, units, oldest in queue["slots"]
+            ],
+            next_number=queue["next"],
+            boundary=_opt_position_in(queue["boundary"]),
+            swept=_dt(queue["swept"]),
+        )
+        state.unspilled = [_entry_in(entry) for entry in raw.get("unspilled", [])]
+        state.unspilled_boundary = _opt_position_in(raw.get("unspilled_boundary"))
+        state.closed_before = _times_in(raw.get("closed_before", {}))
+        return state
     except _BAD_PAYLOAD as error:
         raise _malformed("sku", error) from error
+
+
+def _legacy_queue(state: SkuState, raw: dict[str, Any]) -> None:
+    """A queue stored whole (before pages): its open orders become claims to spill, the
+    first order it had at risk the boundary, its closed orders ``closed_before``."""
+    claims = sorted(
+        ((_dt(placed_at), order_id), Claim(quantity, _dt(due), shortages))
+        for order_id, (placed_at, quantity, due, shortages) in raw["open_orders"].items()
+    )
+    at_risk = set(raw["at_risk"])
+    short = [position for position, _ in claims if position[1] in at_risk]
+    state.unspilled = claims
+    state.unspilled_boundary = short[0] if short else None
+    state.closed_before = _times_in(raw["closed_orders"])
+
+
+def encode_queue_page(entries: list[tuple[Position, Claim]]) -> bytes:
+    """One page of a SKU's claims as bytes."""
+    return _dump_state(
+        {"v": VERSION, "k": "queue_page", "claims": [_entry_out(e) for e in entries]}
+    )
+
+
+def decode_queue_page(data: bytes) -> list[tuple[Position, Claim]]:
+    """The page :func:`encode_queue_page` wrote; ValueError if not one."""
+    raw = _load(data, _QUEUE_PAGE)
+    try:
+        return [_entry_in(entry) for entry in raw["claims"]]
+    except _BAD_PAYLOAD as error:
+        raise _malformed("queue_page", error) from error
+
+
+def _position_out(position: Position) -> list[Any]:
+    return [_us(position[0]), position[1]]
+
+
+def _position_in(raw: list[Any]) -> Position:
+    return (_dt(raw[0]), raw[1])
+
+
+def _opt_position_out(position: Position | None) -> list[Any] | None:
+    return None if position is None else _position_out(position)
+
+
+def _opt_position_in(raw: list[Any] | None) -> Position | None:
+    return None if raw is None else _position_in(raw)
+
+
+def _entry_out(entry: tuple[Position, Claim]) -> list[Any]:
+    (placed_at, order_id), claim = entry
+    return [
+        _us(placed_at),
+        order_id,
+        claim.quantity,
+        _us(claim.fulfillment_due),
+        claim.shortages,
+        _opt_us(claim.closed_at),
+    ]
+
+
+def _entry_in(raw: list[Any]) -> tuple[Position, Claim]:
+    placed_at, order_id, quantity, due, shortages, closed_at = raw
+    return (_dt(placed_at), order_id), Claim(quantity, _dt(due), shortages, _opt_dt(closed_at))
 
 
 # -- CarrierState -----------------------------------------------------------------------------

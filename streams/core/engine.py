@@ -70,6 +70,7 @@ class Engine:
         self.merchants: DictStore[merchant.MerchantState] = DictStore()
         self.ledgers = DictLedgers()
         self.pages = self.ledgers.pages
+        self.queue_pages = self.ledgers.queue_pages
         self.stats = EngineStats()
         self._time = EventTime(policy.allowed_lateness, (STREAM,), shared=True, screen=False)
         self._processor: PartitionProcessor[int, None] = PartitionProcessor(

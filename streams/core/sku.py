@@ -14,9 +14,8 @@ and return it in the step.
 
 from __future__ import annotations
 
-from bisect import bisect_left, insort
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 from streams.core.events import InventoryUpdated
@@ -24,10 +23,11 @@ from streams.core.facts import Demand, SkuComplaint, sku_subject
 from streams.core.outputs import Reason, RecommendationIssued
 from streams.core.policy import Policy, SkuReview
 from streams.core.recommend import make_aggregate_recommendation, make_order_recommendation
+from streams.core.stockqueue import Claim, Position, QueuePages, StockQueue
 from streams.core.timeutil import format_utc
 from streams.core.window import Crossing, RollingSet
 
-__all__ = ["OpenOrder", "SkuState", "SkuStep", "apply_complaint", "apply_demand", "apply_inventory"]
+__all__ = ["SkuState", "SkuStep", "apply_complaint", "apply_demand", "apply_inventory"]
 
 _REVIEWS: tuple[tuple[Reason, str], ...] = (
     ("LISTING_REVIEW", "listing_review"),
@@ -36,28 +36,23 @@ _REVIEWS: tuple[tuple[Reason, str], ...] = (
 
 
 @dataclass(slots=True)
-class OpenOrder:
-    """An order waiting for stock: placed, not yet tracked, cancelled or refunded."""
-
-    placed_at: datetime
-    quantity: int
-    fulfillment_due: datetime
-    shortages: int = 0
-
-
-@dataclass(slots=True)
 class SkuState:
-    """Stock level, open orders and complaint windows of one SKU of one store."""
+    """Stock level, claims (in a :class:`~streams.core.stockqueue.StockQueue`, whose pages live
+    outside the state) and complaint windows of one SKU of one store."""
 
     merchant_id: str
     sku: str
     stock_as_of: tuple[datetime, str] | None = None
     available: int = 0
     inventory_seen: dict[str, datetime] = field(default_factory=dict)
-    closed_orders: dict[str, datetime] = field(default_factory=dict)
-    open_orders: dict[str, OpenOrder] = field(default_factory=dict)
-    queue: list[tuple[datetime, str]] = field(default_factory=list)
-    at_risk: set[str] = field(default_factory=set)
+    queue: StockQueue = field(default_factory=StockQueue)
+    #: Claims read from a state stored before the queue had pages (with its boundary), not
+    #: yet moved to the pages: the first call given pages moves them.
+    unspilled: list[tuple[Position, Claim]] = field(default_factory=list)
+    unspilled_boundary: Position | None = None
+    #: Orders closed in a state stored before the queue had pages (their positions unknown),
+    #: by order id, until the policy's horizon passes their closing.
+    closed_before: dict[str, datetime] = field(default_factory=dict)
     complaints: dict[str, RollingSet] = field(default_factory=dict)
     crossings: dict[str, Crossing] = field(default_factory=dict)
 
@@ -69,19 +64,32 @@ class SkuStep(NamedTuple):
     outputs: list[RecommendationIssued]
 
 
-def _state(state: SkuState | None, merchant_id: str, sku: str) -> SkuState:
-    return state if state is not None else SkuState(merchant_id=merchant_id, sku=sku)
+def _state(
+    state: SkuState | None, merchant_id: str, sku: str, pages: QueuePages | None = None
+) -> SkuState:
+    if state is None:
+        return SkuState(merchant_id=merchant_id, sku=sku)
+    if pages is not None and (state.unspilled or state.unspilled_boundary is not None):
+        for position, claim in state.unspilled:
+            state.queue.put(position, claim, pages)
+        state.queue.boundary = state.unspilled_boundary
+        state.unspilled, state.unspilled_boundary = [], None
+    return state
 
 
 def apply_inventory(
-    state: SkuState | None, event: InventoryUpdated, now: datetime, policy: Policy
+    state: SkuState | None,
+    event: InventoryUpdated,
+    now: datetime,
+    policy: Policy,
+    pages: QueuePages,
 ) -> SkuStep:
     """A new stock level; the later one (occurred_at, event_id) wins, then allocate.
 
     A repeated ``event_id`` keeps the first event seen; ids are remembered for the policy's
     ``engine.state_ttl`` after their event, like an order's.
     """
-    state = _state(state, event.merchant_id, event.sku)
+    state = _state(state, event.merchant_id, event.sku, pages)
     seen = state.inventory_seen
     if event.event_id in seen:
         return SkuStep(state, [])
@@ -91,7 +99,7 @@ def apply_inventory(
     if state.stock_as_of is None or stamp > state.stock_as_of:
         state.stock_as_of = stamp
         state.available = event.available
-    return SkuStep(state, _allocate(state, event.event_id, now, policy))
+    return SkuStep(state, _allocate(state, event.event_id, now, policy, pages))
 
 
 def _remember(times: dict[str, datetime], horizon: datetime) -> None:
@@ -107,77 +115,81 @@ def _remember(times: dict[str, datetime], horizon: datetime) -> None:
             del times[key]
 
 
-def apply_demand(state: SkuState | None, fact: Demand, now: datetime, policy: Policy) -> SkuStep:
+#: How often a SKU's closed claims past the policy's horizon are swept from its pages.
+SWEEP_EVERY = timedelta(days=1)
+
+
+def apply_demand(
+    state: SkuState | None, fact: Demand, now: datetime, policy: Policy, pages: QueuePages
+) -> SkuStep:
     """An order opened (then allocate) or closed its claim on the stock.
 
-    A closed claim stays closed: an opening told again (a fact delivered twice) changes nothing.
+    A closed claim stays closed: an opening told again (a fact delivered twice) changes
+    nothing, until the policy's ``engine.state_ttl`` after its closing.
     """
-    state = _state(state, fact.merchant_id, fact.sku)
+    state = _state(state, fact.merchant_id, fact.sku, pages)
+    queue = state.queue
+    if now - queue.swept >= SWEEP_EVERY:
+        horizon = now - policy.state_ttl
+        queue.sweep(horizon, pages)
+        for order_id in [key for key, at in state.closed_before.items() if at <= horizon]:
+            del state.closed_before[order_id]
+    if fact.order_id in state.closed_before:
+        return SkuStep(state, [])
     position = (fact.placed_at, fact.order_id)
-    if fact.order_id in state.closed_orders:
+    claim = queue.claim(position, pages)
+    if claim is not None and claim.closed_at is not None:
         return SkuStep(state, [])
     if not fact.open:
-        state.closed_orders[fact.order_id] = fact.at
-        _remember(state.closed_orders, now - policy.state_ttl)
-        if state.open_orders.pop(fact.order_id, None) is not None:
-            index = bisect_left(state.queue, position)
-            if index < len(state.queue) and state.queue[index] == position:
-                del state.queue[index]
-        state.at_risk.discard(fact.order_id)
+        closed = claim or Claim(fact.quantity, fact.fulfillment_due)
+        queue.put(position, closed._replace(closed_at=fact.at), pages)
         return SkuStep(state, [])
-    if fact.order_id not in state.open_orders:
-        state.open_orders[fact.order_id] = OpenOrder(
-            fact.placed_at, fact.quantity, fact.fulfillment_due
-        )
-        insort(state.queue, position)
-    return SkuStep(state, _allocate(state, fact.trigger_id, now, policy))
+    if claim is None:
+        queue.put(position, Claim(fact.quantity, fact.fulfillment_due), pages)
+        return SkuStep(state, _allocate(state, fact.trigger_id, now, policy, pages, position))
+    return SkuStep(state, _allocate(state, fact.trigger_id, now, policy, pages))
 
 
 def _allocate(
-    state: SkuState, trigger_id: str, now: datetime, policy: Policy
+    state: SkuState,
+    trigger_id: str,
+    now: datetime,
+    policy: Policy,
+    pages: QueuePages,
+    new: Position | None = None,
 ) -> list[RecommendationIssued]:
     if state.stock_as_of is None:
         return []
-    outputs: list[RecommendationIssued] = []
-    needed = 0
-    available = state.available
-    open_orders, at_risk = state.open_orders, state.at_risk
-    for _, order_id in state.queue:
-        order = open_orders[order_id]
-        needed += order.quantity
-        if needed <= available:
-            if at_risk:
-                at_risk.discard(order_id)
-            continue
-        if order_id in at_risk:
-            continue
-        at_risk.add(order_id)
-        order.shortages += 1
-        outputs.append(
-            make_order_recommendation(
-                policy,
-                reason="STOCKOUT_RISK",
-                order_id=order_id,
-                merchant_id=state.merchant_id,
-                # The n-th time this order went short, not the event that revealed it: the id
-                # must not depend on whether the stock level or the order arrived first.
-                fact_id=f"stockout:{order.shortages}",
-                now=now,
-                due_times={"fulfillment_due": order.fulfillment_due},
-                evidence={
-                    "sku": state.sku,
-                    "available": state.available,
-                    "stock_as_of": format_utc(state.stock_as_of[0]),
-                    "quantity": order.quantity,
-                    "units_needed_through_this_order": needed,
-                    "open_orders": len(state.queue),
-                    "placed_at": format_utc(order.placed_at),
-                    "shortage": order.shortages,
-                    "triggered_by": trigger_id,
-                },
-            )
+    shorts = state.queue.allocate(state.available, pages, new)
+    if not shorts:
+        return []
+    open_orders = state.queue.open_orders
+    stock_as_of = format_utc(state.stock_as_of[0])
+    return [
+        make_order_recommendation(
+            policy,
+            reason="STOCKOUT_RISK",
+            order_id=order_id,
+            merchant_id=state.merchant_id,
+            # The n-th time this order went short, not the event that revealed it: the id
+            # must not depend on whether the stock level or the order arrived first.
+            fact_id=f"stockout:{claim.shortages}",
+            now=now,
+            due_times={"fulfillment_due": claim.fulfillment_due},
+            evidence={
+                "sku": state.sku,
+                "available": state.available,
+                "stock_as_of": stock_as_of,
+                "quantity": claim.quantity,
+                "units_needed_through_this_order": needed,
+                "open_orders": open_orders,
+                "placed_at": format_utc(placed_at),
+                "shortage": claim.shortages,
+                "triggered_by": trigger_id,
+            },
         )
-    return outputs
+        for (placed_at, order_id), claim, needed in shorts
+    ]
 
 
 def apply_complaint(

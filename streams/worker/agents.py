@@ -338,14 +338,15 @@ class Loops:
         return sum([await table.repair(stamp, owned) for table in tables])
 
     async def flush_aggregates(self, term: Term) -> None:
-        """The aggregates' changed states, each step once Kafka has the one before: the SKUs
-        and the ledgers' pages and timelines; then the carriers' and merchants' heads (a head
-        never lands without what it lists: :mod:`streams.worker.ledgers`); then the keys the
-        heads no longer need, and the inbox (an input leaves it once its effect is in)."""
+        """The aggregates' changed states, each step once Kafka has the one before: the
+        ledgers' and queues' pages and timelines; then the SKUs', carriers' and merchants'
+        heads (a head never lands without what it lists: :mod:`streams.worker.ledgers`); then
+        the keys the heads no longer need, and the inbox (an input leaves it once its effect
+        is in)."""
         stores = self.stores
         ledgers = stores.ledgers
-        await self.write(term, [stores.skus, *ledgers.stores()])
-        await self.write(term, [stores.carriers, stores.merchants])
+        await self.write(term, [*ledgers.stores()])
+        await self.write(term, [stores.skus, stores.carriers, stores.merchants])
         ledgers.retire()
         await self.write(term, [*ledgers.stores(), stores.inbox_table])
         processors = [processor for _, processor in self.partitions]

@@ -1,9 +1,11 @@
-"""The carriers' and merchants' ledger pages in the worker's ``ledgers`` table.
+"""The carriers' and merchants' ledger pages, and the SKUs' queue pages, in the worker's
+``ledgers`` table.
 
 A ledger's head is the carrier's or merchant's state (in the ``carriers`` or ``merchants``
 table); its timelines and pages (:mod:`streams.core.ledger`) are keys of their own here, in the
 head's partition: ``<partition>/<kind>\\x1f<subject>\\x1ft\\x1f<order id>`` for a timeline and
-``...\\x1fp\\x1f<number>`` for a page.
+``...\\x1fp\\x1f<number>`` for a page. A SKU's state is the head of its queue
+(:mod:`streams.core.stockqueue`), whose pages are ``...\\x1fq\\x1f<number>``.
 
 A batch changes a head and some of its keys together, and a worker can be killed after some of
 them reached the changelog. So the keys are written before the heads, and the heads only once
@@ -25,9 +27,10 @@ from collections.abc import Callable
 from typing import Any, NamedTuple, TypeAlias
 
 from streams.core import codec
-from streams.core.aggregates import CARRIER
+from streams.core.aggregates import CARRIER, MERCHANT
 from streams.core.facts import OrderHealth, Shipment
 from streams.core.ledger import Page
+from streams.core.stockqueue import Entry
 from streams.tables import DurableTable, StateStore
 
 __all__ = ["LedgerPages", "Ledgers", "TimelineRecord"]
@@ -75,6 +78,9 @@ class Ledgers:
         self.table = table
         self.timelines: StateStore[TimelineRecord] = StateStore(table, encode_record, decode_record)
         self.pages: StateStore[Page] = StateStore(table, codec.encode_page, codec.decode_page)
+        self.queues: StateStore[list[Entry]] = StateStore(
+            table, codec.encode_queue_page, codec.decode_queue_page
+        )
         self.heads = heads
         self.partition_of = partition_of
         #: Keys no head needs any more, deleted once the heads are in the log.
@@ -84,7 +90,7 @@ class Ledgers:
         return LedgerPages(self, kind, subject)
 
     def stores(self) -> tuple[StateStore[Any], ...]:
-        return (self.timelines, self.pages)
+        return (self.timelines, self.pages, self.queues)
 
     def forget(self) -> None:
         for store in self.stores():
@@ -99,8 +105,12 @@ class Ledgers:
                 store.drop(key)
 
 
+_KIND_LETTERS = {CARRIER: "c", MERCHANT: "m"}
+
+
 class LedgerPages:
-    """One ledger's :class:`~streams.core.ledger.Pages` (a carrier's or a merchant's)."""
+    """One ledger's :class:`~streams.core.ledger.Pages` (a carrier's or a merchant's), or one
+    SKU's :class:`~streams.core.stockqueue.QueuePages`."""
 
     __slots__ = ("_head", "_ledgers", "_prefix")
 
@@ -108,7 +118,7 @@ class LedgerPages:
         self._ledgers = ledgers
         self._head = (ledgers.heads[kind], subject)
         partition = ledgers.partition_of(subject)
-        self._prefix = f"{partition}/{'c' if kind == CARRIER else 'm'}{_SEP}{subject}{_SEP}"
+        self._prefix = f"{partition}/{_KIND_LETTERS.get(kind, 's')}{_SEP}{subject}{_SEP}"
 
     def _timeline_key(self, key: str) -> str:
         return f"{self._prefix}t{_SEP}{key}"
@@ -163,3 +173,15 @@ class LedgerPages:
 
     def drop_page(self, number: int) -> None:
         self._ledgers.retired.add(self._page_key(number))
+
+    def _queue_key(self, number: int) -> str:
+        return f"{self._prefix}q{_SEP}{number}"
+
+    def queue_page(self, number: int) -> list[Entry] | None:
+        return self._ledgers.queues.get(self._queue_key(number))
+
+    def put_queue_page(self, number: int, entries: list[Entry]) -> None:
+        self._ledgers.queues.put(self._queue_key(number), entries)
+
+    def drop_queue_page(self, number: int) -> None:
+        self._ledgers.retired.add(self._queue_key(number))

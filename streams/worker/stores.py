@@ -15,11 +15,12 @@ from typing import Any
 
 from streams import wire
 from streams.core import codec, order
-from streams.core.aggregates import CARRIER, MERCHANT
+from streams.core.aggregates import CARRIER, MERCHANT, SKU
 from streams.core.clock import PartitionClock
 from streams.core.ledger import Pages
 from streams.core.order import OrderState
 from streams.core.policy import Policy
+from streams.core.stockqueue import QueuePages
 from streams.tables import DurableTable, StateStore
 from streams.worker.ledgers import Ledgers
 
@@ -60,7 +61,7 @@ class Stores:
         # Keys start with the partition they belong to, which is their changelog partition.
         self.ledgers = Ledgers(
             table("ledgers", by_key=False),
-            {CARRIER: self.carriers, MERCHANT: self.merchants},
+            {CARRIER: self.carriers, MERCHANT: self.merchants, SKU: self.skus},
             route,
         )
         self.inbox_table = table("inbox", by_key=False)
@@ -68,6 +69,10 @@ class Stores:
     def pages(self, kind: str, subject: str) -> Pages[Any]:
         """The ledger pages of one carrier or merchant (see :mod:`streams.worker.ledgers`)."""
         return self.ledgers.of(kind, subject)
+
+    def queue_pages(self, subject: str) -> QueuePages:
+        """The queue pages of one SKU (see :mod:`streams.worker.ledgers`)."""
+        return self.ledgers.of(SKU, subject)
 
     def all(self) -> tuple[StateStore[Any], ...]:
         return (

@@ -106,7 +106,9 @@ class Stores:
         self.skus: DictStore[SkuState] = DictStore()
         self.carriers: DictStore[CarrierState] = DictStore()
         self.merchants: DictStore[MerchantState] = DictStore()
-        self.pages = DictLedgers().pages
+        ledgers = DictLedgers()
+        self.pages = ledgers.pages
+        self.queue_pages = ledgers.queue_pages
 
 
 class Keeper:

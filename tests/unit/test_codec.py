@@ -145,12 +145,17 @@ def test_every_state_of_a_real_run_round_trips_exactly() -> None:
             seen.note("order placement", order.placement)
             seen.note("order without placement", order.placement is None)
             seen.note("order demand closed", order.demand_closed_at)
-        for sku in engine.skus.values():
+        for key, sku in engine.skus.items():
             _assert_round_trips(sku, codec.encode_sku, codec.decode_sku)
+            pages = engine.queue_pages(key)
+            for slot in sku.queue.slots:
+                page = pages.queue_page(slot.number)
+                _assert_round_trips(page, codec.encode_queue_page, codec.decode_queue_page)
+                seen.note("sku shortage counted", any(c.shortages for _, c in page or ()))
             seen.note("sku stock", sku.stock_as_of)
-            seen.note("sku open orders", sku.open_orders)
-            seen.note("sku at risk", sku.at_risk)
-            seen.note("sku closed orders", sku.closed_orders)
+            seen.note("sku open orders", sku.queue.open_orders)
+            seen.note("sku short", sku.queue.boundary)
+            seen.note("sku closed orders", any(s.oldest_close for s in sku.queue.slots))
             seen.note("sku window", any(len(window) for window in sku.complaints.values()))
             seen.note("sku crossed", any(c.above for c in sku.crossings.values()))
         for carrier in engine.carriers.values():
@@ -177,7 +182,8 @@ def test_every_state_of_a_real_run_round_trips_exactly() -> None:
         "order demand closed",
         "sku stock",
         "sku open orders",
-        "sku at risk",
+        "sku short",
+        "sku shortage counted",
         "sku closed orders",
         "sku window",
         "sku crossed",

@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
-from streams.core import merchant
-from streams.core.aggregates import CARRIER, MERCHANT
-from streams.core.facts import OrderHealth
+from streams.core import codec, merchant, sku, stockqueue
+from streams.core.aggregates import CARRIER, MERCHANT, SKU
+from streams.core.events import InventoryUpdated
+from streams.core.facts import Demand, OrderHealth
 from streams.core.merchant import MerchantState
 from streams.policies import load_policy
 from streams.tables import DurableTable, Stamp, StateStore
@@ -164,3 +165,121 @@ def test_without_the_value_before_a_cut_batch_would_count_twice(
 
     monkeypatch.setattr(LedgerPages, "_read", as_written)
     assert _run(1).head().orders.totals != _run(None).head().orders.totals
+
+
+# -- SKU queues -----------------------------------------------------------------------------------
+
+SKU_KEY = "m1/S1"
+
+
+def _demand(order: int, opened: bool, at: datetime) -> Demand:
+    placed = T0 + order * HOUR
+    return Demand(SKU_KEY, f"o{order}", "m1", "S1", placed, 1, placed + 48 * HOUR, "e", opened, at)
+
+
+def _stock(available: int, at: datetime) -> InventoryUpdated:
+    return InventoryUpdated(
+        type="inventory.updated",
+        event_id=f"i{available}",
+        occurred_at=at,
+        merchant_id="m1",
+        sku="S1",
+        available=available,
+    )
+
+
+SKU_BATCHES: list[tuple[datetime, list[Demand | InventoryUpdated]]] = [
+    (T0 + 8 * HOUR, [_stock(3, T0), *(_demand(n, True, T0 + n * HOUR) for n in range(8))]),
+    (T0 + 9 * HOUR, [_demand(1, False, T0 + 9 * HOUR), _demand(2, False, T0 + 9 * HOUR)]),
+    (T0 + 10 * HOUR, [_stock(1, T0 + 10 * HOUR), _demand(9, True, T0 + 10 * HOUR)]),
+    (T0 + 11 * HOUR, [_stock(6, T0 + 11 * HOUR)]),
+    (T0 + 12 * HOUR, [_stock(0, T0 + 12 * HOUR)]),  # short again: shortages counted anew
+]
+
+
+class _SkuWorker:
+    """A SKU's head and its queue's pages over tables that outlive it (a restart)."""
+
+    def __init__(self, tables: dict[str, _Table]) -> None:
+        def durable(name: str, partition_of: Any) -> DurableTable:
+            return DurableTable(tables[name], partition_of, tables[name].send)
+
+        self.skus = StateStore(durable("skus", lambda key: 0), codec.encode_sku, codec.decode_sku)
+        self.ledgers = Ledgers(
+            durable("ledgers", lambda key: int(key.split(b"/", 1)[0])),
+            {SKU: self.skus},
+            lambda subject: 0,
+        )
+        self.sequence = 0
+        self.outputs: list[str] = []
+
+    def apply(self, items: list[Demand | InventoryUpdated], now: datetime) -> None:
+        pages = self.ledgers.of(SKU, SKU_KEY)
+        state = self.skus.get(SKU_KEY)
+        for item in items:
+            if isinstance(item, Demand):
+                step = sku.apply_demand(state, item, now, POLICY, pages)
+            else:
+                step = sku.apply_inventory(state, item, now, POLICY, pages)
+            state = step.state
+            self.outputs += [output.recommendation_id for output in step.outputs]
+        assert state is not None
+        self.skus.put(SKU_KEY, state)
+
+    def stamp(self) -> Stamp:
+        self.sequence += 1
+        return (1, self.sequence)
+
+    async def flush(self, *, heads: bool = True) -> None:
+        for store in self.ledgers.stores():
+            await store.flush(self.stamp())
+        if not heads:
+            return  # killed here
+        await self.skus.flush(self.stamp())
+        self.ledgers.retire()
+        for store in self.ledgers.stores():
+            await store.flush(self.stamp())
+
+    def claims(self) -> list[Any]:
+        state = self.skus.get(SKU_KEY)
+        assert state is not None
+        pages = self.ledgers.of(SKU, SKU_KEY)
+        return [
+            entry for slot in state.queue.slots for entry in pages.queue_page(slot.number) or []
+        ]
+
+
+def _run_sku(cut: int | None) -> _SkuWorker:
+    tables = {name: _Table(name) for name in ("skus", "ledgers")}
+    worker = _SkuWorker(tables)
+
+    async def run() -> _SkuWorker:
+        nonlocal worker
+        outputs: list[str] = []
+        for number, (now, items) in enumerate(SKU_BATCHES):
+            worker.apply(items, now)
+            if number == cut:
+                await worker.flush(heads=False)
+                sequence = worker.sequence
+                worker = _SkuWorker(tables)  # a restart: the batch is handled again
+                worker.sequence = sequence + 100
+                worker.apply(items, now)
+            outputs += worker.outputs
+            worker.outputs = []
+            await worker.flush()
+        worker.outputs = outputs
+        return worker
+
+    return asyncio.run(run())
+
+
+def test_a_sku_batch_cut_after_its_queue_pages_ends_as_an_uninterrupted_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(stockqueue, "PAGE_SIZE", 2)  # pages split and empty
+    whole = _run_sku(None)
+    assert len(whole.outputs) > 5
+    for cut in range(len(SKU_BATCHES)):
+        again = _run_sku(cut)
+        assert again.outputs == whole.outputs, cut
+        assert again.claims() == whole.claims(), cut

@@ -111,7 +111,9 @@ class Stores:
         self.skus: DictStore[Any] = DictStore()
         self.carriers: DictStore[Any] = DictStore()
         self.merchants: DictStore[Any] = DictStore()
-        self.pages = DictLedgers().pages
+        ledgers = DictLedgers()
+        self.pages = ledgers.pages
+        self.queue_pages = ledgers.queue_pages
 
 
 def processor(partition: int, time: Timekeeper | None = None) -> PartitionProcessor[int, int]:
