@@ -118,4 +118,5 @@ def test_closed_claims_are_swept_after_the_horizon_and_empty_pages_go() -> None:
     assert queue.claim((T0 + timedelta(hours=5), "o5"), pages) is not None
     queue.sweep(T0 + timedelta(hours=30), pages)
     assert [position for slot in queue.slots for position, _ in pages.pages[slot.number]] == [kept]
-    assert len(pages.pages) == 1 and queue.open_orders == 1
+    assert len(pages.pages) == 1
+    assert queue.open_orders == 1
