@@ -121,7 +121,9 @@ def apply_item(
         stores.skus.put(item.subject, result.state)
         return result.outputs, None
     if isinstance(item, SkuComplaint):
-        result = sku.apply_complaint(stores.skus.get(item.subject), item, now, policy)
+        result = sku.apply_complaint(
+            stores.skus.get(item.subject), item, now, policy, stores.pages(SKU, item.subject)
+        )
         stores.skus.put(item.subject, result.state)
         return result.outputs, None
     if isinstance(item, Shipment):

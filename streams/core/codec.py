@@ -480,12 +480,12 @@ def encode_sku(state: SkuState) -> bytes:
             "boundary": _opt_position_out(queue.boundary),
             "swept": _us(queue.swept),
         },
-        "complaints": {
-            name: [_timed_out(window.entries), sorted(window.keys)]
-            for name, window in state.complaints.items()
-        },
+        "complaints": _ledger_out(state.complaints, _complaint_fact_out),
+        "recent": {name: _timed_out(recent) for name, recent in state.recent.items()},
         "crossings": _crossings_out(state.crossings),
     }
+    if state.unspilled_complaints:
+        raw["unspilled_complaints"] = _windows_out(state.unspilled_complaints)
     if state.unspilled or state.unspilled_boundary is not None:
         raw["unspilled"] = [_entry_out(entry) for entry in state.unspilled]
         raw["unspilled_boundary"] = _opt_position_out(state.unspilled_boundary)
@@ -506,12 +506,14 @@ def decode_sku(data: bytes) -> SkuState:
             stock_as_of=None if stock_as_of is None else (_dt(stock_as_of[0]), stock_as_of[1]),
             available=raw["available"],
             inventory_seen=_times_in(raw["inventory_seen"]),
-            complaints={
-                name: RollingSet(_timed_in(entries), set(keys))
-                for name, (entries, keys) in raw["complaints"].items()
-            },
             crossings=_crossings_in(raw["crossings"]),
         )
+        if "recent" in raw:
+            state.complaints = _ledger_in(raw["complaints"], _complaint_fact_in)
+            state.recent = {name: _timed_in(recent) for name, recent in raw["recent"].items()}
+            state.unspilled_complaints = _windows_in(raw.get("unspilled_complaints", {}))
+        else:  # complaint windows stored before ledgers: spilled at the next complaint
+            state.unspilled_complaints = _windows_in(raw["complaints"])
         if "open_orders" in raw:
             _legacy_queue(state, raw)
             return state
@@ -545,6 +547,33 @@ def _legacy_queue(state: SkuState, raw: dict[str, Any]) -> None:
     state.unspilled = claims
     state.unspilled_boundary = short[0] if short else None
     state.closed_before = _times_in(raw["closed_orders"])
+
+
+def _windows_out(windows: dict[str, RollingSet]) -> dict[str, list[Any]]:
+    return {name: [_timed_out(w.entries), sorted(w.keys)] for name, w in windows.items()}
+
+
+def _windows_in(raw: dict[str, list[Any]]) -> dict[str, RollingSet]:
+    return {
+        name: RollingSet(_timed_in(entries), set(keys)) for name, (entries, keys) in raw.items()
+    }
+
+
+def _complaint_fact_out(fact: SkuComplaint) -> list[Any]:
+    return [
+        fact.subject,
+        fact.order_id,
+        fact.complaint_id,
+        fact.merchant_id,
+        fact.sku,
+        fact.reason,
+        _us(fact.filed_at),
+    ]
+
+
+def _complaint_fact_in(raw: list[Any]) -> SkuComplaint:
+    subject, order_id, complaint_id, merchant_id, sku, reason, filed_at = raw
+    return SkuComplaint(subject, order_id, complaint_id, merchant_id, sku, reason, _dt(filed_at))
 
 
 def encode_queue_page(entries: list[tuple[Position, Claim]]) -> bytes:

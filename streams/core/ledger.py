@@ -134,6 +134,15 @@ class Ledger(Generic[T]):
         """The next moment a count changes or a timeline is forgotten by time alone."""
         return self.pages[0][2] if self.pages else None
 
+    def first_change(self, index: int, store: Pages[T]) -> datetime | None:
+        """The first moment count ``index`` changes by time alone (None: it never does)."""
+        for number, _, _ in self.pages:
+            page = store.page(number) or {}
+            for moment in self._first_order(number, page):
+                if page[moment].delta[index]:
+                    return moment
+        return None
+
     # ---- updates -------------------------------------------------------------------------
 
     def spill(self, view: View[T], store: Pages[T]) -> None:

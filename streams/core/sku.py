@@ -14,12 +14,16 @@ and return it in the step.
 
 from __future__ import annotations
 
+from bisect import bisect_right, insort
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, NamedTuple
 
 from streams.core.events import InventoryUpdated
 from streams.core.facts import Demand, SkuComplaint, sku_subject
+from streams.core.ledger import Ledger, Pages
 from streams.core.outputs import Reason, RecommendationIssued
 from streams.core.policy import Policy, SkuReview
 from streams.core.recommend import make_aggregate_recommendation, make_order_recommendation
@@ -53,7 +57,12 @@ class SkuState:
     #: Orders closed in a state stored before the queue had pages (their positions unknown),
     #: by order id, until the policy's horizon passes their closing.
     closed_before: dict[str, datetime] = field(default_factory=dict)
-    complaints: dict[str, RollingSet] = field(default_factory=dict)
+    #: The complaints counted in the reviews, one timeline each (width: one count per review
+    #: of :data:`_REVIEWS`), and each review's latest keys, for the evidence.
+    complaints: Ledger[SkuComplaint] = field(default_factory=lambda: Ledger(len(_REVIEWS)))
+    recent: dict[str, list[tuple[datetime, str]]] = field(default_factory=dict)
+    #: Complaint windows read from a state stored before ledgers: spilled at the next complaint.
+    unspilled_complaints: dict[str, RollingSet] = field(default_factory=dict)
     crossings: dict[str, Crossing] = field(default_factory=dict)
 
 
@@ -192,47 +201,128 @@ def _allocate(
     ]
 
 
+def view_complaint(
+    reviews: tuple[tuple[frozenset[str], timedelta], ...], complaint: SkuComplaint, now: datetime
+) -> tuple[tuple[int, ...] | None, datetime | None]:
+    """One complaint as of ``now``, for each review (its reasons, its window): counted while
+    the review's window since its filing has not passed."""
+    counts: list[int] = []
+    upcoming: list[datetime] = []
+    for reasons, window in reviews:
+        end = complaint.filed_at + window
+        inside = complaint.reason in reasons and complaint.filed_at <= now < end
+        counts.append(1 if inside else 0)
+        if inside:
+            upcoming.append(end)
+    if not upcoming:
+        return None, None
+    return tuple(counts), min(upcoming)
+
+
+def _complaint_view(policy: Policy) -> Callable[[SkuComplaint, datetime], Any]:
+    reviews = tuple(getattr(policy, name) for _, name in _REVIEWS)
+    return partial(view_complaint, tuple((review.reasons, review.window) for review in reviews))
+
+
+def _spill_complaints(state: SkuState, policy: Policy, pages: Pages[SkuComplaint]) -> None:
+    """Move complaint windows stored before ledgers (keys and filing times) to the pages."""
+    windows, state.unspilled_complaints = state.unspilled_complaints, {}
+    view = _complaint_view(policy)
+    for name, window in windows.items():
+        reason = min(getattr(policy, name).reasons)
+        for filed_at, key in window.entries:
+            order_id, _, complaint_id = key.rpartition("/")
+            complaint = SkuComplaint(
+                sku_subject(state.merchant_id, state.sku),
+                order_id,
+                complaint_id,
+                state.merchant_id,
+                state.sku,
+                reason,
+                filed_at,
+            )
+            state.complaints.put(key, complaint, view, pages)
+            insort(state.recent.setdefault(name, []), (filed_at, key))
+            del state.recent[name][:-RECENT_KEYS]
+
+
+#: How many of a review's latest complaint keys its recommendation's evidence lists.
+RECENT_KEYS = 20
+
+
 def apply_complaint(
-    state: SkuState | None, fact: SkuComplaint, now: datetime, policy: Policy
+    state: SkuState | None,
+    fact: SkuComplaint,
+    now: datetime,
+    policy: Policy,
+    pages: Pages[SkuComplaint],
 ) -> SkuStep:
-    """Count the complaint in the reviews its reason belongs to; issue on a crossing."""
+    """Count the complaint in the reviews its reason belongs to; issue on a crossing.
+
+    Each complaint is a timeline of the SKU's complaint ledger, counted in a review until the
+    review's window since its filing has passed; one told again (same key) counts once.
+    """
     state = _state(state, fact.merchant_id, fact.sku)
-    outputs: list[RecommendationIssued] = []
-    for reason, name in _REVIEWS:
-        review: SkuReview = getattr(policy, name)
-        if fact.reason not in review.reasons:
-            continue
-        window = state.complaints.setdefault(name, RollingSet())
+    if state.unspilled_complaints:
+        _spill_complaints(state, policy, pages)
+    counted = [
+        (index, reason, name, review)
+        for index, (reason, name) in enumerate(_REVIEWS)
+        if fact.reason in (review := getattr(policy, name)).reasons
+    ]
+    if not counted:
+        return SkuStep(state, [])
+    ledger = state.complaints
+    ledger.advance(max(now, fact.filed_at), pages)
+    for index, _, name, review in counted:
         crossing = state.crossings.setdefault(name, Crossing())
-        horizon = max(now, fact.filed_at) - review.window
-        window.expire(horizon)
-        if len(window) < review.threshold:
+        if ledger.totals[index] < review.threshold:
             crossing.update(False)
-        if fact.filed_at <= horizon or not window.add(fact.filed_at, fact.complaint_key()):
-            continue
-        if crossing.update(len(window) >= review.threshold):
-            outputs.append(_review(state, reason, review, window, crossing, now, policy))
+    key = fact.complaint_key()
+    if pages.timeline(key) is not None:
+        return SkuStep(state, [])  # told again
+    ledger.put(key, fact, _complaint_view(policy), pages)
+    outputs: list[RecommendationIssued] = []
+    for index, reason, name, review in counted:
+        horizon = ledger.now - review.window
+        recent = state.recent.setdefault(name, [])
+        del recent[: bisect_right(recent, (horizon, _LAST))]
+        if fact.filed_at <= horizon:
+            continue  # filed before the window: not counted
+        insort(recent, (fact.filed_at, key))
+        del recent[:-RECENT_KEYS]
+        crossing = state.crossings[name]
+        if crossing.update(ledger.totals[index] >= review.threshold):
+            first = ledger.first_change(index, pages)
+            assert first is not None  # this complaint's own leaving, at least
+            outputs.append(_review(state, reason, review, index, first, crossing, now, policy))
     return SkuStep(state, outputs)
+
+
+#: Sorts after any key: ``(moment, _LAST)`` bounds every entry at ``moment``.
+_LAST = "\U0010ffff"
 
 
 def _review(
     state: SkuState,
     reason: Reason,
     review: SkuReview,
-    window: RollingSet,
+    index: int,
+    first_leaves: datetime,
     crossing: Crossing,
     now: datetime,
     policy: Policy,
 ) -> RecommendationIssued:
+    recent = state.recent[_name(reason)]
     evidence: dict[str, Any] = {
         "sku": state.sku,
-        "complaints": len(window),
+        "complaints": state.complaints.totals[index],
         "threshold": review.threshold,
         "window_days": review.window.total_seconds() / 86400,
         "counted_reasons": sorted(review.reasons),
-        "complaint_keys": [key for _, key in window.entries[-20:]],
-        "first_filed_at": format_utc(window.entries[0][0]),
-        "last_filed_at": format_utc(window.entries[-1][0]),
+        "complaint_keys": [key for _, key in recent],
+        "first_filed_at": format_utc(first_leaves - review.window),
+        "last_filed_at": format_utc(recent[-1][0]),
     }
     return make_aggregate_recommendation(
         policy,
@@ -244,3 +334,7 @@ def _review(
         now=now,
         evidence=evidence,
     )
+
+
+def _name(reason: Reason) -> str:
+    return next(name for known, name in _REVIEWS if known == reason)

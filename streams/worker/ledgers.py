@@ -28,14 +28,14 @@ from typing import Any, NamedTuple, TypeAlias
 
 from streams.core import codec
 from streams.core.aggregates import CARRIER, MERCHANT
-from streams.core.facts import OrderHealth, Shipment
+from streams.core.facts import OrderHealth, Shipment, SkuComplaint
 from streams.core.ledger import Page
 from streams.core.stockqueue import Entry
 from streams.tables import DurableTable, StateStore
 
 __all__ = ["LedgerPages", "Ledgers", "TimelineRecord"]
 
-Timeline: TypeAlias = OrderHealth | Shipment
+Timeline: TypeAlias = OrderHealth | Shipment | SkuComplaint
 
 _SEP = "\x1f"
 _LENGTH = struct.Struct(">I")
@@ -59,9 +59,9 @@ def decode_record(data: bytes) -> TimelineRecord:
     start = _LENGTH.size
     before = codec.decode_fact(data[start : start + length]) if length else None
     value = codec.decode_fact(data[start + length :])
-    if not isinstance(value, OrderHealth | Shipment):
+    if not isinstance(value, OrderHealth | Shipment | SkuComplaint):
         raise ValueError(f"not a timeline record: {type(value).__name__}")
-    if before is not None and not isinstance(before, OrderHealth | Shipment):
+    if before is not None and not isinstance(before, OrderHealth | Shipment | SkuComplaint):
         raise ValueError(f"not a timeline record: {type(before).__name__}")
     return TimelineRecord(value, before)
 
