@@ -120,11 +120,26 @@ class StockQueue:
             return
         entries = list(self._entries(index, pages))
         at = bisect_left(entries, position, key=_position)
+        slot = self.slots[index]
+        summary: Slot | None = slot
         if at < len(entries) and entries[at][0] == position:
+            before = entries[at][1]
             entries[at] = (position, claim)
+            if before.closed_at is None:
+                summary = slot._replace(open=slot.open - 1, units=slot.units - before.quantity)
+            else:
+                summary = None  # a closed claim replaced: counted anew
         else:
             entries.insert(at, (position, claim))
-        self._write(index, self.slots[index].number, entries, pages)
+            summary = slot._replace(entries=slot.entries + 1)
+        if summary is not None:
+            if claim.closed_at is None:
+                summary = summary._replace(
+                    open=summary.open + 1, units=summary.units + claim.quantity
+                )
+            elif summary.oldest_close is None or claim.closed_at < summary.oldest_close:
+                summary = summary._replace(oldest_close=claim.closed_at)
+        self._write(index, slot.number, entries, pages, summary=summary)
 
     def allocate(
         self, available: int, pages: QueuePages, new: Position | None = None
@@ -160,7 +175,7 @@ class StockQueue:
                 shorts.append(Short(position, counted, needed))
                 changed = True
             if changed:
-                self._write(index, slot.number, entries, pages)
+                self._write(index, slot.number, entries, pages, summary=slot)
                 index = self._route(entries[-1][0]) + 1
             else:
                 index += 1
@@ -215,7 +230,8 @@ class StockQueue:
             if here == position:
                 counted = claim._replace(shortages=claim.shortages + 1)
                 entries[at] = (position, counted)
-                self._write(index, self.slots[index].number, entries, pages)
+                slot = self.slots[index]
+                self._write(index, slot.number, entries, pages, summary=slot)
                 return Short(position, counted, needed)
         raise KeyError(f"no claim at {position}")
 
@@ -236,15 +252,23 @@ class StockQueue:
         pages: QueuePages,
         *,
         insert: bool = False,
+        summary: Slot | None = None,
     ) -> None:
         """Write page ``index`` anew under new numbers, split in pages of at most
         :data:`PAGE_SIZE` claims (none when empty), drop the ``old`` one, update the head;
-        ``insert``: the page is a new one before the slot now at ``index``."""
+        ``insert``: the page is a new one before the slot now at ``index``; ``summary``: the
+        page's counts, when the caller knows them (else they are counted)."""
         if old is not None:
             pages.drop_queue_page(old)
         if not insert:
             del self.slots[index]
         if not entries:
+            return
+        if summary is not None and len(entries) <= PAGE_SIZE:
+            number = self.next_number
+            self.next_number += 1
+            pages.put_queue_page(number, entries)
+            self.slots.insert(index, summary._replace(number=number, first=entries[0][0]))
             return
         parts = -(-len(entries) // PAGE_SIZE)  # as few as hold them, evenly filled
         size = -(-len(entries) // parts)

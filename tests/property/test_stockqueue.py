@@ -94,7 +94,7 @@ def test_a_paged_queue_finds_the_orders_one_list_finds(
         elif kind == "close":
             reference.close(position)
             claim = queue.claim(position, pages) or Claim(quantity, DUE)
-            queue.put(position, claim._replace(closed_at=T0), pages)
+            queue.put(position, claim._replace(closed_at=T0 + timedelta(minutes=value)), pages)
             continue
         else:
             available = value
@@ -104,6 +104,18 @@ def test_a_paged_queue_finds_the_orders_one_list_finds(
         assert queue.open_orders == len(reference.queue)
         assert all(len(page) <= 3 for page in pages.pages.values())
         assert {slot.number for slot in queue.slots} == set(pages.pages)
+        for slot in queue.slots:
+            page = pages.pages[slot.number]
+            opened = [claim for _, claim in page if claim.closed_at is None]
+            closes = [claim.closed_at for _, claim in page if claim.closed_at is not None]
+            assert slot == (
+                slot.number,
+                page[0][0],
+                len(page),
+                len(opened),
+                sum(claim.quantity for claim in opened),
+                min(closes, default=None),
+            )
 
 
 def test_closed_claims_are_swept_after_the_horizon_and_empty_pages_go() -> None:

@@ -31,7 +31,7 @@ from streams.core.outputs import Rejection
 from streams.core.policy import Policy
 from streams.core.serialization import serialize
 from streams.core.sku import SkuState
-from streams.core.window import Crossing, RollingSet
+from streams.core.window import Crossing
 from streams.policies import load_policy
 from streams.simulator import generate_events
 
