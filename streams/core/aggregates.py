@@ -35,6 +35,8 @@ P = TypeVar("P")
 CARRIER = "carrier"
 MERCHANT = "merchant"
 SKU = "sku"
+#: The ids of a SKU's inventory events, a ledger of its own.
+SKU_STOCK = "sku-stock"
 
 
 class Store(Protocol[S]):
@@ -110,7 +112,12 @@ def apply_item(
     if isinstance(item, InventoryUpdated):
         key = sku_subject(item.merchant_id, item.sku)
         result = sku.apply_inventory(
-            stores.skus.get(key), item, now, policy, stores.queue_pages(key)
+            stores.skus.get(key),
+            item,
+            now,
+            policy,
+            stores.queue_pages(key),
+            stores.pages(SKU_STOCK, key),
         )
         stores.skus.put(key, result.state)
         return result.outputs, None

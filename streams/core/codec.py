@@ -470,7 +470,7 @@ def encode_sku(state: SkuState) -> bytes:
         "sku": state.sku,
         "stock_as_of": None if stock_as_of is None else [_us(stock_as_of[0]), stock_as_of[1]],
         "available": state.available,
-        "inventory_seen": _times_out(state.inventory_seen),
+        "stock_seen": _ledger_out(state.stock_seen, _moment_out),
         "queue": {
             "slots": [
                 [n, _position_out(first), entries, opened, units, _opt_us(oldest)]
@@ -505,7 +505,7 @@ def decode_sku(data: bytes) -> SkuState:
             sku=raw["sku"],
             stock_as_of=None if stock_as_of is None else (_dt(stock_as_of[0]), stock_as_of[1]),
             available=raw["available"],
-            inventory_seen=_times_in(raw["inventory_seen"]),
+            stock_seen=_stock_seen_in(raw),
             crossings=_crossings_in(raw["crossings"]),
         )
         if "recent" in raw:
@@ -547,6 +547,21 @@ def _legacy_queue(state: SkuState, raw: dict[str, Any]) -> None:
     state.unspilled = claims
     state.unspilled_boundary = short[0] if short else None
     state.closed_before = _times_in(raw["closed_orders"])
+
+
+def _moment_out(moment: datetime) -> list[Any]:
+    return [_us(moment)]
+
+
+def _moment_in(raw: list[Any]) -> datetime:
+    return _dt(raw[0])
+
+
+def _stock_seen_in(raw: dict[str, Any]) -> Ledger[datetime]:
+    """The inventory ids a SKU saw; stored before ledgers (``inventory_seen``), to spill."""
+    if "stock_seen" in raw:
+        return _ledger_in(raw["stock_seen"], _moment_in)
+    return Ledger(0, unspilled=_times_in(raw["inventory_seen"]))
 
 
 def _windows_out(windows: dict[str, RollingSet]) -> dict[str, list[Any]]:

@@ -48,7 +48,9 @@ class SkuState:
     sku: str
     stock_as_of: tuple[datetime, str] | None = None
     available: int = 0
-    inventory_seen: dict[str, datetime] = field(default_factory=dict)
+    #: The ids of the inventory events seen, one timeline each (their time), until the
+    #: policy's ``engine.state_ttl`` after them.
+    stock_seen: Ledger[datetime] = field(default_factory=lambda: Ledger(0))
     queue: StockQueue = field(default_factory=StockQueue)
     #: Claims read from a state stored before the queue had pages (with its boundary), not
     #: yet moved to the pages: the first call given pages moves them.
@@ -92,6 +94,7 @@ def apply_inventory(
     now: datetime,
     policy: Policy,
     pages: QueuePages,
+    seen_pages: Pages[datetime],
 ) -> SkuStep:
     """A new stock level; the later one (occurred_at, event_id) wins, then allocate.
 
@@ -99,11 +102,13 @@ def apply_inventory(
     ``engine.state_ttl`` after their event, like an order's.
     """
     state = _state(state, event.merchant_id, event.sku, pages)
-    seen = state.inventory_seen
-    if event.event_id in seen:
+    seen, view = state.stock_seen, partial(view_seen, policy.state_ttl)
+    if seen.unspilled:
+        seen.spill(view, seen_pages)
+    seen.advance(now, seen_pages)
+    if seen_pages.timeline(event.event_id) is not None:
         return SkuStep(state, [])
-    seen[event.event_id] = event.occurred_at
-    _remember(seen, now - policy.state_ttl)
+    seen.put(event.event_id, event.occurred_at, view, seen_pages)
     stamp = (event.occurred_at, event.event_id)
     if state.stock_as_of is None or stamp > state.stock_as_of:
         state.stock_as_of = stamp
@@ -111,17 +116,12 @@ def apply_inventory(
     return SkuStep(state, _allocate(state, event.event_id, now, policy, pages))
 
 
-def _remember(times: dict[str, datetime], horizon: datetime) -> None:
-    """Forget ids whose time is at or before ``horizon``, now and then.
-
-    Scanning on every call would cost O(n) each time; scanning whenever the size reaches a
-    power of two (above 256) keeps the memory within twice what the horizon needs, at O(1)
-    amortised per call.
-    """
-    size = len(times)
-    if size > 256 and size & (size - 1) == 0:
-        for key in [key for key, at in times.items() if at <= horizon]:
-            del times[key]
+def view_seen(
+    ttl: timedelta, occurred_at: datetime, now: datetime
+) -> tuple[tuple[int, ...] | None, datetime | None]:
+    """An event id as of ``now``: remembered (counting nothing) until ``ttl`` after its event."""
+    forget = occurred_at + ttl
+    return ((), forget) if now < forget else (None, None)
 
 
 #: How often a SKU's closed claims past the policy's horizon are swept from its pages.

@@ -24,18 +24,20 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any, NamedTuple, TypeAlias
 
 from streams.core import codec
-from streams.core.aggregates import CARRIER, MERCHANT
+from streams.core.aggregates import CARRIER, MERCHANT, SKU_STOCK
 from streams.core.facts import OrderHealth, Shipment, SkuComplaint
 from streams.core.ledger import Page
 from streams.core.stockqueue import Entry
+from streams.core.timeutil import EPOCH
 from streams.tables import DurableTable, StateStore
 
 __all__ = ["LedgerPages", "Ledgers", "TimelineRecord"]
 
-Timeline: TypeAlias = OrderHealth | Shipment | SkuComplaint
+Timeline: TypeAlias = OrderHealth | Shipment | SkuComplaint | datetime
 
 _SEP = "\x1f"
 _LENGTH = struct.Struct(">I")
@@ -48,22 +50,39 @@ class TimelineRecord(NamedTuple):
     before: Timeline | None
 
 
+#: A timeline that is a moment (an inventory event's time) starts with this byte; a fact's
+#: bytes never do (they start with ``{`` or a deflate dictionary's number).
+_MOMENT = b"\xff"
+_MICROSECONDS = struct.Struct(">q")
+
+
+def _encode_timeline(value: Timeline) -> bytes:
+    if isinstance(value, datetime):
+        return _MOMENT + _MICROSECONDS.pack((value - EPOCH) // timedelta(microseconds=1))
+    return codec.encode_fact(value)
+
+
+def _decode_timeline(data: bytes) -> Timeline:
+    if data[:1] == _MOMENT:
+        (micros,) = _MICROSECONDS.unpack(data[1:])
+        return EPOCH + timedelta(microseconds=micros)
+    value = codec.decode_fact(data)
+    if not isinstance(value, OrderHealth | Shipment | SkuComplaint):
+        raise ValueError(f"not a timeline record: {type(value).__name__}")
+    return value
+
+
 def encode_record(record: TimelineRecord) -> bytes:
-    value = codec.encode_fact(record.value)
-    before = b"" if record.before is None else codec.encode_fact(record.before)
+    value = _encode_timeline(record.value)
+    before = b"" if record.before is None else _encode_timeline(record.before)
     return _LENGTH.pack(len(before)) + before + value
 
 
 def decode_record(data: bytes) -> TimelineRecord:
     (length,) = _LENGTH.unpack_from(data)
     start = _LENGTH.size
-    before = codec.decode_fact(data[start : start + length]) if length else None
-    value = codec.decode_fact(data[start + length :])
-    if not isinstance(value, OrderHealth | Shipment | SkuComplaint):
-        raise ValueError(f"not a timeline record: {type(value).__name__}")
-    if before is not None and not isinstance(before, OrderHealth | Shipment | SkuComplaint):
-        raise ValueError(f"not a timeline record: {type(before).__name__}")
-    return TimelineRecord(value, before)
+    before = _decode_timeline(data[start : start + length]) if length else None
+    return TimelineRecord(_decode_timeline(data[start + length :]), before)
 
 
 class Ledgers:
@@ -105,7 +124,7 @@ class Ledgers:
                 store.drop(key)
 
 
-_KIND_LETTERS = {CARRIER: "c", MERCHANT: "m"}
+_KIND_LETTERS = {CARRIER: "c", MERCHANT: "m", SKU_STOCK: "i"}
 
 
 class LedgerPages:

@@ -15,7 +15,7 @@ from typing import Any
 
 from streams import wire
 from streams.core import codec, order
-from streams.core.aggregates import CARRIER, MERCHANT, SKU
+from streams.core.aggregates import CARRIER, MERCHANT, SKU, SKU_STOCK
 from streams.core.clock import PartitionClock
 from streams.core.ledger import Pages
 from streams.core.order import OrderState
@@ -61,7 +61,12 @@ class Stores:
         # Keys start with the partition they belong to, which is their changelog partition.
         self.ledgers = Ledgers(
             table("ledgers", by_key=False),
-            {CARRIER: self.carriers, MERCHANT: self.merchants, SKU: self.skus},
+            {
+                CARRIER: self.carriers,
+                MERCHANT: self.merchants,
+                SKU: self.skus,
+                SKU_STOCK: self.skus,
+            },
             route,
         )
         self.inbox_table = table("inbox", by_key=False)

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from streams.core import codec, merchant, sku, stockqueue
-from streams.core.aggregates import CARRIER, MERCHANT, SKU
+from streams.core.aggregates import CARRIER, MERCHANT, SKU, SKU_STOCK
 from streams.core.events import InventoryUpdated
 from streams.core.facts import Demand, OrderHealth
 from streams.core.merchant import MerchantState
@@ -207,7 +207,7 @@ class _SkuWorker:
         self.skus = StateStore(durable("skus", lambda key: 0), codec.encode_sku, codec.decode_sku)
         self.ledgers = Ledgers(
             durable("ledgers", lambda key: int(key.split(b"/", 1)[0])),
-            {SKU: self.skus},
+            {SKU: self.skus, SKU_STOCK: self.skus},
             lambda subject: 0,
         )
         self.sequence = 0
@@ -220,7 +220,8 @@ class _SkuWorker:
             if isinstance(item, Demand):
                 step = sku.apply_demand(state, item, now, POLICY, pages)
             else:
-                step = sku.apply_inventory(state, item, now, POLICY, pages)
+                seen = self.ledgers.of(SKU_STOCK, SKU_KEY)
+                step = sku.apply_inventory(state, item, now, POLICY, pages, seen)
             state = step.state
             self.outputs += [output.recommendation_id for output in step.outputs]
         assert state is not None

@@ -160,13 +160,15 @@ def test_an_opening_delivered_again_after_its_close_changes_nothing(ev, policy):
     """At-least-once delivery may repeat a fact after a rebalance: a closed claim stays closed."""
     from streams.core import sku
     from streams.core.facts import Demand
+    from streams.core.ledger import DictPages
     from streams.core.stockqueue import DictQueuePages
 
     def demand(open_, at):
         return Demand("m1/SKU-1", "o1", "m1", "SKU-1", T0, 5, T0 + 5 * 24 * HOUR, "e1", open_, at)
 
     pages = DictQueuePages()
-    state = sku.apply_inventory(None, ev.inventory(T0, available=1), T0, policy, pages).state
+    stock = ev.inventory(T0, available=1)
+    state = sku.apply_inventory(None, stock, T0, policy, pages, DictPages()).state
     opened = sku.apply_demand(state, demand(True, T0), T0, policy, pages)
     assert [r.reason for r in opened.outputs] == ["STOCKOUT_RISK"]
     closed = sku.apply_demand(opened.state, demand(False, T0 + HOUR), T0 + HOUR, policy, pages)
