@@ -8,8 +8,10 @@ until stock covers it again. No inventory event yet: no signal.
 Reviews (``wish.listing_review``, ``wish.packaging_review``): complaints of the rule's reasons on
 the SKU within the rolling window; crossing the threshold issues a review recommendation.
 
-The ``apply_*`` functions update the state they are given in place (a new one when given None)
-and return it in the step.
+What grows with a SKU's volume lives outside its value, in pages of bounded size: the claims in
+a :class:`~streams.core.stockqueue.StockQueue`, the complaints and the inventory ids seen in
+ledgers (:mod:`streams.core.ledger`). The ``apply_*`` functions take those pages, update the
+state they are given in place (a new one when given None) and return it in the step.
 """
 
 from __future__ import annotations
@@ -37,6 +39,15 @@ _REVIEWS: tuple[tuple[Reason, str], ...] = (
     ("LISTING_REVIEW", "listing_review"),
     ("PACKAGING_REVIEW", "packaging_review"),
 )
+
+#: How many of a review's latest complaint keys its recommendation's evidence lists.
+RECENT_KEYS = 20
+
+#: Sorts after any key: ``(moment, _LAST)`` bounds every entry at ``moment``.
+_LAST = "\U0010ffff"
+
+#: How often a SKU's closed claims past the policy's horizon are swept from its pages.
+SWEEP_EVERY = timedelta(days=1)
 
 
 @dataclass(slots=True)
@@ -122,10 +133,6 @@ def view_seen(
     """An event id as of ``now``: remembered (counting nothing) until ``ttl`` after its event."""
     forget = occurred_at + ttl
     return ((), forget) if now < forget else (None, None)
-
-
-#: How often a SKU's closed claims past the policy's horizon are swept from its pages.
-SWEEP_EVERY = timedelta(days=1)
 
 
 def apply_demand(
@@ -246,10 +253,6 @@ def _spill_complaints(state: SkuState, policy: Policy, pages: Pages[SkuComplaint
             del state.recent[name][:-RECENT_KEYS]
 
 
-#: How many of a review's latest complaint keys its recommendation's evidence lists.
-RECENT_KEYS = 20
-
-
 def apply_complaint(
     state: SkuState | None,
     fact: SkuComplaint,
@@ -297,10 +300,6 @@ def apply_complaint(
             assert first is not None  # this complaint's own leaving, at least
             outputs.append(_review(state, reason, review, index, first, crossing, now, policy))
     return SkuStep(state, outputs)
-
-
-#: Sorts after any key: ``(moment, _LAST)`` bounds every entry at ``moment``.
-_LAST = "\U0010ffff"
 
 
 def _review(

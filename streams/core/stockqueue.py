@@ -106,10 +106,6 @@ class StockQueue:
             return entries[at][1]
         return None
 
-    def short(self, position: Position) -> bool:
-        """Was the open order at ``position`` short at the last allocation?"""
-        return self.boundary is not None and position >= self.boundary
-
     # ---- updates -------------------------------------------------------------------------
 
     def put(self, position: Position, claim: Claim, pages: QueuePages) -> None:
