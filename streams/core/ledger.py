@@ -24,6 +24,7 @@ from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import add, sub
 from typing import Generic, Protocol, TypeVar
 
 from streams.core.timeutil import EPOCH
@@ -95,7 +96,7 @@ def schedule(view: View[T], timeline: T, now: datetime, width: int) -> Schedule:
             raise ValueError(f"a view's next change must be later than {moment}: {upcoming}")
         after = later or zero
         if after != before:
-            changes.append((moment, tuple(a - b for a, b in zip(after, before, strict=True))))
+            changes.append((moment, tuple(map(sub, after, before))))
         if later is None and upcoming is None:
             forget = moment
             break
@@ -238,7 +239,7 @@ class Ledger(Generic[T]):
                 delta, forgotten = change.delta, change.forgets
                 edit = edits.get(moment)
                 if edit is not None:
-                    delta = [a + b for a, b in zip(delta, edit, strict=True)]
+                    delta = list(map(add, delta, edit))
                 step = forgets.get(moment, 0)
                 if step > 0:
                     forgotten = [*forgotten, key]
@@ -282,9 +283,10 @@ class Ledger(Generic[T]):
 
     def _route(self, moment: datetime) -> int:
         """The index of the page a moment belongs to (-1: there is no page yet)."""
-        if not self.pages:
-            return -1
-        return max(0, bisect_right(self.pages, moment, key=_routes_from) - 1)
+        pages = self.pages
+        if len(pages) < 2:
+            return len(pages) - 1
+        return max(0, bisect_right(pages, moment, key=_routes_from) - 1)
 
     def _store_page(
         self,
