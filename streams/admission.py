@@ -16,7 +16,8 @@ a member is refused. To change one of these settings, stop every worker of the g
 
 A member whose metadata carries no fingerprint (an orderwatch from before this check) is
 admitted. A fingerprint without a state format is format 1's (plain JSON states). Format 2
-deflated the states; format 3 keeps the carriers' and merchants' timelines in ledger pages (a
+deflated the states; format 3 keeps what grows with an aggregate's volume in pages of their own
+(the carriers' and merchants' timelines, the SKUs' claims, complaints and inventory ids: a
 format-3 worker reads format-2 state and moves it there, a format-2 worker could not read
 format 3). Members of another format are refused: an upgrade that changes the state format
 stops every worker first.
@@ -52,7 +53,7 @@ log = logging.getLogger("orderwatch.worker")
 #: The exit status of a worker that its group refused (as :class:`IncompatibleSetting`).
 EXIT_REFUSED = IncompatibleSetting.exit_code
 #: How this release stores states: 1, plain JSON; 2, deflated with the codec's dictionary 1
-#: (``streams.core.codec``), which format 1 cannot read.
+#: (``streams.core.codec``), which format 1 cannot read; 3, aggregates paged (see above).
 STATE_FORMAT = 3
 
 
