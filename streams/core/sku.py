@@ -211,16 +211,22 @@ def _allocate(
 def view_complaint(
     reviews: tuple[tuple[frozenset[str], timedelta], ...], complaint: SkuComplaint, now: datetime
 ) -> tuple[tuple[int, ...] | None, datetime | None]:
-    """One complaint as of ``now``, for each review (its reasons, its window): counted while
-    the review's window since its filing has not passed."""
+    """One complaint as of ``now``, for each review (its reasons, its window): counted from its
+    filing until the review's window since then has passed."""
     counts: list[int] = []
     upcoming: list[datetime] = []
+    filed_at = complaint.filed_at
     for reasons, window in reviews:
-        end = complaint.filed_at + window
-        inside = complaint.reason in reasons and complaint.filed_at <= now < end
-        counts.append(1 if inside else 0)
-        if inside:
-            upcoming.append(end)
+        if complaint.reason not in reasons:
+            counts.append(0)
+        elif now < filed_at:
+            counts.append(0)
+            upcoming.append(filed_at)
+        elif now < filed_at + window:
+            counts.append(1)
+            upcoming.append(filed_at + window)
+        else:
+            counts.append(0)
     if not upcoming:
         return None, None
     return tuple(counts), min(upcoming)
