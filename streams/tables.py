@@ -524,6 +524,16 @@ class StateStore(Generic[S]):
         """Was ``key`` changed since the last :meth:`flush`?"""
         return key in self._dirty
 
+    def discard_unwritten(self, key: str) -> bool:
+        """Forget ``key``'s change since the last flush if the table holds nothing for it: a
+        value written and dropped before a flush never reaches the changelog. False, and
+        nothing done, when the key was not changed or the table holds a value for it."""
+        if key not in self._dirty or self.table.get(key.encode("utf-8")) is not None:
+            return False
+        self._dirty.discard(key)
+        self._cache.pop(key, None)
+        return True
+
     def forget(self) -> None:
         """Drop every cached state and unwritten change (partitions moved, or a failure)."""
         self._cache.clear()

@@ -180,8 +180,14 @@ class LedgerPages:
         ledgers.retired.discard(full)
         timelines.put(full, record)
 
+    def _drop(self, store: StateStore[Any], key: str) -> None:
+        """Delete ``key`` once the head is in the log; or now, unsent, if it was written since
+        the last flush and never before (a page replaced within one batch)."""
+        if not store.discard_unwritten(key):
+            self._ledgers.retired.add(key)
+
     def drop_timeline(self, key: str) -> None:
-        self._ledgers.retired.add(self._timeline_key(key))
+        self._drop(self._ledgers.timelines, self._timeline_key(key))
 
     def page(self, number: int) -> Page | None:
         page = self._ledgers.pages.get(self._page_key(number))
@@ -191,7 +197,7 @@ class LedgerPages:
         self._ledgers.pages.put(self._page_key(number), page)
 
     def drop_page(self, number: int) -> None:
-        self._ledgers.retired.add(self._page_key(number))
+        self._drop(self._ledgers.pages, self._page_key(number))
 
     def _queue_key(self, number: int) -> str:
         return f"{self._prefix}q{_SEP}{number}"
@@ -203,4 +209,4 @@ class LedgerPages:
         self._ledgers.queues.put(self._queue_key(number), entries)
 
     def drop_queue_page(self, number: int) -> None:
-        self._ledgers.retired.add(self._queue_key(number))
+        self._drop(self._ledgers.queues, self._queue_key(number))

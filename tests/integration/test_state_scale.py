@@ -42,12 +42,11 @@ def busy_store_lines(orders: int, hot_sku_orders: int) -> list[bytes]:
     """One store placing 10,000 orders a day (the simulator's lifecycle for each), and on
     another store a SKU whose ``hot_sku_orders`` orders are placed and never shipped, with
     stock for 100 of them."""
-    lines = [
-        json.dumps(event).encode()
-        for event in generate_events(
+    busy = list(
+        generate_events(
             seed=5, orders=orders, merchants=1, start=START, orders_per_hour=10_000 / 24
         )
-    ]
+    )
     hot = [
         {
             "event_id": "hot-stock",
@@ -75,7 +74,14 @@ def busy_store_lines(orders: int, hot_sku_orders: int) -> list[bytes]:
                 "destination_country": "US",
             }
         )
-    return lines + [json.dumps(event).encode() for event in hot]
+    # Merged by event time, as both stores' events would reach a broker: the hot SKU's events
+    # appended after two days of the busy store's would be days late, beyond the allowed
+    # lateness, where the contract lets a worker's order of arrival decide.
+    timed = [
+        (datetime.fromisoformat(event["occurred_at"]), json.dumps(event).encode())
+        for event in [*busy, *hot]
+    ]
+    return [line for _, line in sorted(timed, key=lambda pair: pair[0])]
 
 
 async def largest_values(bootstrap: str, app_id: str) -> dict[str, int]:

@@ -284,3 +284,19 @@ def test_a_sku_batch_cut_after_its_queue_pages_ends_as_an_uninterrupted_run(
         again = _run_sku(cut)
         assert again.outputs == whole.outputs, cut
         assert again.claims() == whole.claims(), cut
+
+
+def test_a_page_replaced_within_a_batch_never_reaches_the_changelog() -> None:
+    """A hot SKU rewrites its last page at every claim: only the batch's last version is sent."""
+    tables = {name: _Table(name) for name in ("skus", "ledgers")}
+    worker = _SkuWorker(tables)
+    now, items = SKU_BATCHES[0]
+    worker.apply(items, now)
+    asyncio.run(worker.flush())
+    state = worker.skus.get(SKU_KEY)
+    assert state is not None
+    stored = {key.decode() for key in tables["ledgers"].data.data}
+    pages = [key for key in stored if "\x1fq\x1f" in key]
+    assert len(pages) == len(state.queue.slots) == 1
+    # The page, the inventory id's timeline and its page of scheduled forgetting: one each.
+    assert tables["ledgers"].sent == len(stored) == 3, sorted(stored)
