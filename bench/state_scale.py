@@ -19,7 +19,8 @@ For each store and each N, on a new app id (its own topics):
    survivor owns every partition and is ready (the session timeout, 6 s by default, is in it).
 
 It reports the bytes per order (key and value as written), the largest record, the workers'
-RSS once ready, and the times. Results go to ``bench/results/state_scale.md``.
+RSS once ready, and the times. Results go to ``bench/results/state_scale.md``. ``--profile DIR``
+samples each cold start with py-spy (collapsed stacks, for ``bench.profile_summary``).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from pathlib import Path
 from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
 
 from bench.record import record
-from bench.worker_throughput import REPO, machine
+from bench.worker_throughput import REPO, Profiler, machine
 
 sys.path.insert(0, str(REPO / "tests" / "integration"))
 
@@ -151,12 +152,20 @@ def rss_mb(worker: WorkerRun) -> float:
     return int(line.split()[1]) / 1024
 
 
-def timed_ready(worker: WorkerRun, orders: int, timeout: float) -> float:
-    """Launch ``worker``; seconds until it is ready with every order restored."""
+def timed_ready(
+    worker: WorkerRun, orders: int, timeout: float, profile: Path | None = None
+) -> float:
+    """Launch ``worker``; seconds until it is ready with every order restored. With ``profile``
+    the worker is sampled by py-spy from launch until then (its attaching adds about 1 s)."""
     started = time.perf_counter()
-    worker.start(timeout=timeout)
+    worker.start(timeout=None)
+    profiler = Profiler(worker.process.pid, profile) if profile and worker.process else None
+    worker.wait_ready(timeout)
     wait_for_orders([worker], orders, started + timeout)
-    return time.perf_counter() - started
+    elapsed = time.perf_counter() - started
+    if profiler is not None:
+        profiler.stop()
+    return elapsed
 
 
 def wait_for_orders(workers: list[WorkerRun], orders: int, deadline: float) -> None:
@@ -172,7 +181,14 @@ def wait_for_orders(workers: list[WorkerRun], orders: int, deadline: float) -> N
     )
 
 
-def run(bootstrap: str, store: str, orders: int, partitions: int, failover: bool) -> Result:
+def run(
+    bootstrap: str,
+    store: str,
+    orders: int,
+    partitions: int,
+    failover: bool,
+    profile: Path | None = None,
+) -> Result:
     result = Result(store, orders)
     timeout = 120 + orders / 500  # generous: a cold restore of memory:// is slow
     started: list[WorkerRun] = []
@@ -202,7 +218,8 @@ def run(bootstrap: str, store: str, orders: int, partitions: int, failover: bool
             result.largest_record = largest
 
             cold = worker("a")
-            result.cold_ready = timed_ready(cold, orders, timeout)
+            sample = profile / f"cold-{store[:-3]}-{orders}.pyspy.txt" if profile else None
+            result.cold_ready = timed_ready(cold, orders, timeout, sample)
             result.rss_mb = rss_mb(cold)
             cold.stop(kill=True)
             warm = worker("a")
@@ -268,12 +285,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--partitions", type=int, default=8)
     parser.add_argument("--failover", action="store_true", help="also time a standby failover")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "state_scale.md")
+    parser.add_argument(
+        "--profile", type=Path, help="sample each cold start with py-spy into this directory"
+    )
     args = parser.parse_args(argv)
     results = []
     for store in args.stores.split(","):
         for orders in (int(n) for n in args.orders.split(",")):
             print(f"{store} with {orders:,} open orders", file=sys.stderr, flush=True)
-            result = run(args.broker, store, orders, args.partitions, args.failover)
+            result = run(args.broker, store, orders, args.partitions, args.failover, args.profile)
             print(row(result), file=sys.stderr, flush=True)
             results.append(result)
     command = "python -m bench.state_scale " + shlex.join(

@@ -132,7 +132,7 @@ def until_counted(count: Callable[[], float], expected: int, what: str) -> float
         time.sleep(POLL)
 
 
-class _Profiler:
+class Profiler:
     """``py-spy record --pid`` of a process, stopped (SIGINT: it writes its file) on demand."""
 
     def __init__(self, pid: int, out: Path) -> None:
@@ -190,7 +190,7 @@ def _worker_run(worker: WorkerRun, expected: int, profile: Path | None) -> float
         profiler = None
         if profile is not None:
             assert worker.process is not None
-            profiler = _Profiler(worker.process.pid, profile / "worker.pyspy.txt")
+            profiler = Profiler(worker.process.pid, profile / "worker.pyspy.txt")
         try:
             return until_counted(lambda: worker_processed(worker), expected, "the worker")
         finally:
@@ -281,7 +281,7 @@ def _bare_run(bare: BareRun, expected: int, profile: Path | None) -> float:
         profiler = None
         if profile is not None:
             assert bare.process is not None
-            profiler = _Profiler(bare.process.pid, profile / f"bare-{bare.mode}.pyspy.txt")
+            profiler = Profiler(bare.process.pid, profile / f"bare-{bare.mode}.pyspy.txt")
         try:
             seconds = until_counted(bare.processed, expected, f"the bare agent ({bare.mode})")
         finally:

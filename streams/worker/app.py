@@ -44,7 +44,7 @@ from aiokafka.partitioner import murmur2  # type: ignore[import-untyped]
 
 from streams import __version__
 from streams.admission import fingerprint
-from streams.connection import faust_options
+from streams.connection import client_options, faust_options
 from streams.consumer import ResumingTransport
 from streams.core.policy import Policy
 from streams.core.timeutil import EPOCH
@@ -69,6 +69,7 @@ from streams.worker.fence import Fence, Fenced
 from streams.worker.partitions import Partitions
 from streams.worker.publish import Publisher
 from streams.worker.recovery import GuardedRecovery
+from streams.worker.restore import ChangelogReader
 from streams.worker.stores import DueIndex, Stores
 from streams.worker.watch import STALL_CHECK_SECONDS, ConsumerWatch
 
@@ -174,6 +175,8 @@ class OrderwatchWorker:
         # Faust's recovery, but none of its steps runs for an assignment a rebalance replaced.
         tables: Any = app.tables
         tables._recovery = GuardedRecovery(app, tables, beacon=tables.beacon, loop=tables.loop)
+        # ... which reads the changelogs in bulk first, with a consumer of its own.
+        tables._recovery.reader = ChangelogReader(client_options(s))
         # Faust's web server without Faust's own views.
         app.web = OrderwatchWeb(app)
         return app

@@ -32,6 +32,9 @@ from faust.tables import recovery as faust_recovery
 from faust.tables.recovery import RebalanceAgain, Recovery
 from faust.types import TP
 
+from streams.tables import StampedTable
+from streams.worker.restore import ChangelogReader, Record
+
 __all__ = ["GuardedRecovery", "seek_positions", "stale_partitions"]
 
 log = logging.getLogger("orderwatch.worker")
@@ -61,16 +64,67 @@ def stale_partitions(
 
 
 class GuardedRecovery(Recovery):
-    """Faust's recovery, each step started only while no new rebalance has begun."""
+    """Faust's recovery, each step started only while no new rebalance has begun, with the
+    changelogs read in bulk by :attr:`reader` (when set) before Faust reads what is left."""
+
+    reader: ChangelogReader | None = None
 
     async def _wait(self, coro: Any, timeout: Any = None) -> None:
         if self.signal_recovery_start.is_set():
             if inspect.iscoroutine(coro):
                 coro.close()  # never started: nothing of the replaced assignment runs
             raise RebalanceAgain()
+        if getattr(coro, "cr_code", None) in _READING_STEPS:
+            # Faust bounds each step by the broker's request timeout and, when it passes, stops
+            # the recovery service as if the worker were stopping. These steps read changelogs
+            # whose size is the state's: they end with the log, or with the next rebalance.
+            timeout = None
         await super()._wait(coro, timeout=timeout)
 
     async def _build_offsets(self, consumer: Any, tps: Any, destination: Any, title: str) -> None:
+        await self._check_held(consumer, tps, destination)
+        await super()._build_offsets(consumer, tps, destination, title)
+        if title == "active" and self.reader is not None:
+            # Up to the highwater Faust built: what recovery waits for (Faust refuses an offset
+            # past it as inconsistent).
+            ends = {tp: self.active_highwaters[tp] + 1 for tp in tps}
+            await self._read_in_bulk(destination, ends, title)
+
+    async def _seek_offsets(self, consumer: Any, tps: Any, offsets: Any, title: str) -> None:
+        if title == "standby" and self.reader is not None:
+            # After the actives are restored and the agents run: standbys catch up meanwhile.
+            ends = await consumer.highwaters(*tps) if tps else {}
+            await self._read_in_bulk(offsets, ends, title)
+        positions = seek_positions(tps, offsets)
+        unbuilt = sorted(str(tp) for tp in tps if not isinstance(offsets.get(tp), int))
+        if unbuilt:
+            log.warning(
+                "recovery: no start offset for %s changelog partitions %s; reading them from "
+                "their start",
+                title,
+                ", ".join(unbuilt),
+            )
+        await consumer.seek_wait(positions)
+
+    async def _read_in_bulk(self, offsets: Any, ends: Mapping[TP, int | None], title: str) -> None:
+        """Read the partitions of ``ends`` whose tables are stamped, up to those ends."""
+        tables = self.tp_to_table
+        stamped = {
+            tp: end
+            for tp, end in ends.items()
+            if end is not None and isinstance(tables.get(tp), StampedTable)
+        }
+        if self.reader is None or not stamped:
+            return
+
+        def apply(tp: TP, records: list[Record]) -> None:
+            table: Any = tables[tp]
+            table.apply_changelog_batch(records)
+
+        await self.reader.read(offsets, stamped, apply, title)
+
+    async def _check_held(self, consumer: Any, tps: Any, destination: Any) -> None:
+        """Discard the local state of partitions whose held offset the changelog never had."""
         held = {tp: destination[tp] for tp in tps if isinstance(destination.get(tp), int)}
         if held:
             starts = await consumer.earliest_offsets(*held)
@@ -88,20 +142,10 @@ class GuardedRecovery(Recovery):
                 table: Any = self.tp_to_table[tp]
                 table.discard_partition(tp.partition)
                 destination[tp] = None
-        await super()._build_offsets(consumer, tps, destination, title)
 
-    async def _seek_offsets(self, consumer: Any, tps: Any, offsets: Any, title: str) -> None:
-        positions = seek_positions(tps, offsets)
-        unbuilt = sorted(str(tp) for tp in tps if not isinstance(offsets.get(tp), int))
-        if unbuilt:
-            log.warning(
-                "recovery: no start offset for %s changelog partitions %s; reading them from "
-                "their start",
-                title,
-                ", ".join(unbuilt),
-            )
-        await consumer.seek_wait(positions)
 
+#: The steps that may read changelogs in bulk: no request timeout applies to them.
+_READING_STEPS = (GuardedRecovery._build_offsets.__code__, GuardedRecovery._seek_offsets.__code__)
 
 # mode names a service's logger after the module of its class: keep Faust's recovery logger.
 GuardedRecovery.logger = faust_recovery.logger

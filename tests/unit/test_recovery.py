@@ -17,7 +17,7 @@ import faust
 import pytest
 from aiokafka import AIOKafkaConsumer  # type: ignore[import-untyped]
 from aiokafka.structs import TopicPartition  # type: ignore[import-untyped]
-from faust.tables.recovery import RebalanceAgain, Recovery
+from faust.tables.recovery import RebalanceAgain, Recovery, ServiceStopped
 from faust.types import TP
 
 from streams.tables import STAMP_HEADER, DurableTable, StampedTable, pack_stamp
@@ -168,3 +168,110 @@ def _record(topic: str, key: bytes, value: bytes, offset: int) -> Any:
         headers=[(STAMP_HEADER, pack_stamp((1, offset)))],
     )
     return SimpleNamespace(message=message)
+
+
+# -- the bulk read before Faust's own ---------------------------------------------------------
+
+
+class _Reader:
+    """A reader that records what it was asked and moves each position to the end asked."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.delay = delay
+        self.calls: list[tuple[str, dict[TP, int | None], dict[TP, int]]] = []
+
+    async def read(self, positions: Any, ends: Any, apply: Any, title: str) -> int:
+        self.calls.append((title, dict(positions), dict(ends)))
+        await asyncio.sleep(self.delay)
+        for tp, end in ends.items():
+            if end > (positions.get(tp) or -1) + 1:
+                apply(tp, [_record(tp.topic, f"{tp.partition}-k".encode(), b"v", end - 1)])
+                positions[tp] = end - 1
+        return len(ends)
+
+
+def _stamped_recovery(reader: _Reader) -> tuple[Any, DurableTable, str]:
+    app = faust.App("recovery-test", broker="kafka://127.0.0.1:1")
+    table = StampedTable(app, name="orders", key_type=bytes, value_type=bytes, partitions=4)
+    durable = DurableTable(table, lambda key: int(key[:1]), _unsent)
+    recovery: Any = GuardedRecovery(app, app.tables)
+    recovery.reader = reader
+    return recovery, durable, table.changelog_topic_name
+
+
+def test_actives_are_read_in_bulk_up_to_faust_s_highwater_before_faust_seeks() -> None:
+    reader = _Reader()
+    recovery, durable, changelog = _stamped_recovery(reader)
+    first, second = TP(changelog, 1), TP(changelog, 2)
+    for tp in (first, second):
+        recovery.tp_to_table[tp] = durable.table
+    recovery.active_highwaters.update({first: 99, second: -1})  # Faust's: the log's end - 1
+    offsets: Any = {first: None, second: None}
+
+    asyncio.run(recovery._build_offsets(_Offsets(0, 100), {first, second}, offsets, "active"))
+    assert reader.calls == [("active", {first: -1, second: -1}, {first: 100, second: 0})]
+    assert offsets == {first: 99, second: -1}  # Faust starts where the reader stopped
+    assert durable.get(b"1-k") == b"v"
+
+    consumer: Any = _Consumer()
+    asyncio.run(recovery._seek_offsets(consumer, {first, second}, offsets, "active"))
+    assert consumer.seeks == [{first: 99, second: 0}]
+    assert len(reader.calls) == 1  # actives are not read again at the seek
+
+
+def test_standbys_are_read_in_bulk_to_the_log_end_at_their_seek() -> None:
+    reader = _Reader()
+    recovery, durable, changelog = _stamped_recovery(reader)
+    standby = TP(changelog, 3)
+    recovery.tp_to_table[standby] = durable.table
+    offsets: Any = {standby: 9}
+    consumer: Any = _Consumer()
+    consumer.highwaters = _Offsets(0, 50).highwaters
+
+    asyncio.run(recovery._build_offsets(_Offsets(0, 50), {standby}, offsets, "standby"))
+    assert reader.calls == []  # not before the actives are recovered
+    asyncio.run(recovery._seek_offsets(consumer, {standby}, offsets, "standby"))
+    assert reader.calls == [("standby", {standby: 9}, {standby: 50})]
+    assert consumer.seeks == [{standby: 49}]
+
+
+def test_a_bulk_read_is_not_cut_by_faust_s_step_timeout() -> None:
+    """Faust's ``_wait`` treats a step that outlasts its timeout as the service stopping."""
+
+    async def scenario(kind: str) -> None:
+        reader = _Reader(delay=0.3)
+        recovery, durable, changelog = _stamped_recovery(reader)
+        tp = TP(changelog, 1)
+        recovery.tp_to_table[tp] = durable.table
+        recovery.active_highwaters[tp] = 9
+        offsets: Any = {tp: None}
+        step = recovery._build_offsets(_Offsets(0, 10), {tp}, offsets, "active")
+        if kind == "faust":
+            # The same step, timed as Faust times its other steps: cut, as a stop.
+            with pytest.raises(ServiceStopped):
+                await Recovery._wait(recovery, step, timeout=0.05)
+        else:
+            await recovery._wait(step, timeout=0.05)
+            assert offsets == {tp: 9}
+
+    asyncio.run(scenario("faust"))
+    asyncio.run(scenario("guarded"))
+
+
+def test_a_rebalance_cancels_a_bulk_read_where_it_stands() -> None:
+    async def scenario() -> None:
+        reader = _Reader(delay=5.0)
+        recovery, durable, changelog = _stamped_recovery(reader)
+        tp = TP(changelog, 1)
+        recovery.tp_to_table[tp] = durable.table
+        recovery.active_highwaters[tp] = 9
+        offsets: Any = {tp: None}
+        step = recovery._wait(recovery._build_offsets(_Offsets(0, 10), {tp}, offsets, "active"))
+        waiting = asyncio.ensure_future(step)
+        await asyncio.sleep(0.1)
+        recovery.signal_recovery_start.set()
+        with pytest.raises(RebalanceAgain):
+            await asyncio.wait_for(waiting, 2.0)
+        assert offsets == {tp: -1}  # nothing applied, nothing moved
+
+    asyncio.run(scenario())
