@@ -19,7 +19,8 @@ For each store and each N, on a new app id (its own topics):
    survivor owns every partition and is ready (the session timeout, 6 s by default, is in it).
 
 It reports the bytes per order (key and value as written), the largest record, the workers'
-RSS once ready, and the times. Results go to ``bench/results/state_scale.md``. ``--profile DIR``
+RSS once ready, the times, and the rate at which the cold start read its changelog (records/s,
+from the worker's log). Results go to ``bench/results/state_scale.md``. ``--profile DIR``
 samples each cold start with py-spy (collapsed stacks, for ``bench.profile_summary``).
 """
 
@@ -29,6 +30,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import shlex
 import sys
 import tempfile
@@ -76,6 +78,7 @@ class Result:
     cold_ready: float = 0.0
     warm_ready: float = 0.0
     rss_mb: float = 0.0
+    restore_rate: float | None = None  # records/s of the cold start's bulk read
     failover: float | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -168,6 +171,20 @@ def timed_ready(
     return elapsed
 
 
+#: The worker's line on a bulk read of the active changelogs (streams/worker/restore.py).
+READ_LINE = re.compile(
+    r"recovery: read (\d+) active changelog records of \d+ partitions in ([\d.]+) s"
+)
+
+
+def restore_rate(log: str) -> float | None:
+    """Records/s of the active changelogs' bulk reads in a worker's log (None: none logged)."""
+    reads = [(int(records), float(seconds)) for records, seconds in READ_LINE.findall(log)]
+    records = sum(r for r, _ in reads)
+    seconds = sum(s for _, s in reads)
+    return records / seconds if records and seconds else None
+
+
 def wait_for_orders(workers: list[WorkerRun], orders: int, deadline: float) -> None:
     counted = 0.0
     while time.perf_counter() < deadline:
@@ -200,7 +217,9 @@ def run(
         def worker(data: str) -> WorkerRun:
             """A worker of the app ``name`` whose local state is ``work/data``."""
             extra = {**env, "ORDERWATCH_DATA_DIR": str(work / data)}
-            run = WorkerRun(bootstrap, work, partitions=partitions, name=name, extra_env=extra)
+            run = WorkerRun(
+                bootstrap, work, partitions=partitions, name=name, extra_env=extra, loglevel="info"
+            )
             started.append(run)
             return run
 
@@ -221,6 +240,7 @@ def run(
             sample = profile / f"cold-{store[:-3]}-{orders}.pyspy.txt" if profile else None
             result.cold_ready = timed_ready(cold, orders, timeout, sample)
             result.rss_mb = rss_mb(cold)
+            result.restore_rate = restore_rate(cold.log_text())
             cold.stop(kill=True)
             warm = worker("a")
             result.warm_ready = timed_ready(warm, orders, timeout)
@@ -252,9 +272,11 @@ def time_failover(
 
 def row(result: Result) -> str:
     failover = "–" if result.failover is None else f"{result.failover:.1f} s"
+    rate = "–" if result.restore_rate is None else f"{result.restore_rate:,.0f}/s"
     return (
         f"| `{result.store}` | {result.orders:,} | {result.bytes_per_order:,.0f} | "
         f"{result.largest_record:,} | {result.load_seconds:.0f} s | {result.cold_ready:.1f} s | "
+        f"{rate} | "
         f"{result.warm_ready:.1f} s | {failover} | {result.rss_mb:,.0f} MB |"
     )
 
@@ -269,8 +291,8 @@ def report(results: list[Result], command: str) -> str:
         "the load; ready = `/ready` 200 and every order counted in `orderwatch_open_orders`",
         "",
         "| store | open orders | bytes per order | largest record | load | cold start "
-        "| restart after kill -9 | failover (standby) | RSS once ready |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| its changelog read | restart after kill -9 | failover (standby) | RSS once ready |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         *[row(r) for r in results],
         "",
     ]

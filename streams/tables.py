@@ -188,10 +188,11 @@ class StampedTable(faust.Table[bytes, bytes]):
     """A Faust table restored by :class:`Stamps`' rule into its :class:`Backend`.
 
     Its changelog records are applied by the rule, stamps stored with the values, and the
-    offset each partition's store holds persisted (RocksDB keeps it across restarts). A memory
-    store keeps only the partitions it has owned without a break: Faust's would keep what was
-    written locally for a partition after the partition moved to another worker, and read a
-    partition that comes back from its changelog over that data.
+    offset each partition's store holds is where recovery resumes it (RocksDB keeps it across
+    restarts). A memory store keeps only the partitions it has held without a break, as their
+    owner or as a standby: a standby that takes a partition over resumes it where it stood.
+    Faust's memory store would keep a partition that moved to another worker and read it again
+    from its changelog's start over that data when it came back.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -200,7 +201,9 @@ class StampedTable(faust.Table[bytes, bytes]):
         #: The changelog partition of a key and the local store (set by :class:`DurableTable`).
         self.partition_of: Callable[[bytes], int] | None = None
         self.backend: Backend | None = None
+        #: The changelog partitions this worker owns, and those it stands by for.
         self.owned: set[int] = set()
+        self.standing: set[int] = set()
 
     def apply_changelog_batch(self, batch: Iterable[Any]) -> None:
         backend = self.backend
@@ -238,14 +241,22 @@ class StampedTable(faust.Table[bytes, bytes]):
         self.stamps.settle()
         await super().on_recovery_completed(active_tps, standby_tps)
 
+    def persisted_offset(self, tp: Any) -> int | None:
+        """Where recovery resumes ``tp``: after the offset its local store holds."""
+        if self.backend is None:
+            return super().persisted_offset(tp)
+        held = self.backend.held(tp.partition)
+        return None if held is None else held.offset
+
     async def on_rebalance(
         self, assigned: Any, revoked: Any, newly_assigned: Any, generation_id: int = 0
     ) -> None:
         await super().on_rebalance(assigned, revoked, newly_assigned, generation_id)
-        topic = self.changelog_topic_name
-        owned = {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == topic}
-        kept = owned & self.owned
-        self.owned = owned
+        topic, assignor = self.changelog_topic_name, self.app.assignor
+        owned = {tp.partition for tp in assignor.assigned_actives() if tp.topic == topic}
+        standing = {tp.partition for tp in assignor.assigned_standbys() if tp.topic == topic}
+        kept = (owned | standing) & (self.owned | self.standing)
+        self.owned, self.standing = owned, standing
         self.drop_partitions(kept)
 
     def discard_partition(self, partition: int) -> None:

@@ -68,6 +68,9 @@ class ChangelogReader:
             **self._options,
             group_id=None,
             enable_auto_commit=False,
+            # A start before the log's start (retention deleted it) reads from the log's start:
+            # aiokafka's default would jump to the end and skip the partition's state.
+            auto_offset_reset="earliest",
             fetch_max_bytes=64 << 20,
             max_partition_fetch_bytes=16 << 20,
         )
@@ -108,7 +111,13 @@ class ChangelogReader:
                     positions[tp] = batch[-1].message.offset
                     read += len(batch)
             for kafka_tp in list(remaining):
-                if await consumer.position(kafka_tp) >= ends[by_kafka[kafka_tp]]:
+                position = await consumer.position(kafka_tp)
+                # Done at the end asked for, or at the log's end now if that is short of it
+                # (a log truncated since the end was read: nothing more will come).
+                log_end = consumer.highwater(kafka_tp)
+                if position >= ends[by_kafka[kafka_tp]] or (
+                    log_end is not None and position >= log_end
+                ):
                     remaining.discard(kafka_tp)
             now = time.monotonic()
             if remaining and now - last_report >= PROGRESS_EVERY:

@@ -130,3 +130,18 @@ def test_the_sampler_adds_up_across_a_worker_restart() -> None:
     assert sampler() == 600  # a new process: counts again from 0
     assert sampler() == 1200
     assert sampler.cpu == [pytest.approx(3.0 + 1.0 + 0.5 + 1.0)]
+
+
+def test_state_scale_reads_the_restore_rate_from_the_workers_log() -> None:
+    from bench.state_scale import restore_rate
+
+    log = (
+        "INFO orderwatch.worker: recovery: read 1000 active changelog records of 8 partitions "
+        "in 0.5 s (2000/s)\n"
+        "INFO orderwatch.worker: recovery: read 9 standby changelog records of 8 partitions "
+        "in 0.1 s (90/s)\n"
+        "INFO orderwatch.worker: recovery: read 3000 active changelog records of 8 partitions "
+        "in 1.5 s (2000/s)\n"
+    )
+    assert restore_rate(log) == 4000 / 2.0  # the actives only
+    assert restore_rate("nothing read\n") is None

@@ -352,6 +352,37 @@ def test_a_partition_that_moves_is_dropped_from_a_memory_store(tmp_path: Path) -
     assert durable.get(b"0-kept") == b"x"
 
 
+def test_a_memory_store_keeps_its_standby_partitions_and_resumes_them_where_they_stood(
+    tmp_path: Path,
+) -> None:
+    """A standby that takes a partition over reads only what its copy lacks; a partition
+    neither owned nor stood by is dropped, and read again from the log's start."""
+    app = _app("memory://", tmp_path)
+    table, durable, _ = _stamped(app)
+    changelog = table.changelog_topic_name
+    assignment = {"actives": {0}, "standbys": {1}}
+    assignor: Any = app.assignor
+    assignor.assigned_actives = lambda: {TP(changelog, p) for p in assignment["actives"]}
+    assignor.assigned_standbys = lambda: {TP(changelog, p) for p in assignment["standbys"]}
+    asyncio.run(table.on_rebalance(set(), set(), set()))
+    table.apply_changelog_batch(
+        [_event(b"0-own", b"a", (2, 1), 0, 4), _event(b"1-standby", b"b", (2, 1), 1, 7)]
+    )
+    table.apply_changelog_batch([_event(b"2-gone", b"c", (2, 1), 2, 3)])  # held before
+
+    assignment.update(actives={0, 1}, standbys=set())  # the standby takes partition 1 over
+    asyncio.run(table.on_rebalance(set(), set(), set()))
+    assert _local(durable) == {b"0-own": b"a", b"1-standby": b"b"}
+    assert table.persisted_offset(TP(changelog, 1)) == 7  # resumed after what it holds
+    assert table.persisted_offset(TP(changelog, 0)) == 4
+    assert table.persisted_offset(TP(changelog, 2)) is None  # read from the start
+
+    assignment.update(actives={1}, standbys=set())  # partition 0 moves away
+    asyncio.run(table.on_rebalance(set(), set(), set()))
+    assert _local(durable) == {b"1-standby": b"b"}
+    assert table.persisted_offset(TP(changelog, 0)) is None
+
+
 def test_a_repair_rewrites_the_keys_a_late_record_shadowed(store_url: str, tmp_path: Path) -> None:
     table, durable, changelog = _stamped(_app(store_url, tmp_path))
     table.apply_changelog_batch(_events(OLD + NEW + LATE))
