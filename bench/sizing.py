@@ -2,8 +2,8 @@
 
 Run from the repository root::
 
-    python -m bench.sizing --rate EV_S --cpu-ms MS --recovery-rate RECORDS_S [--peak 3]
-        [--orders 5000] [--out FILE]
+    python -m bench.sizing --rate EV_S --cpu-ms MS --worker-orders N --ready-s S --rss-mb MB
+        --restore-rate RECORDS_S [--peak 3] [--machine-cores 8] [--orders 5000] [--out FILE]
 
 What it measures itself, on the simulator's seed-3 stream of ``--orders`` orders run to the end
 of every lifecycle (``orderwatch replay``'s engine, no broker):
@@ -17,10 +17,14 @@ of every lifecycle (``orderwatch replay``'s engine, no broker):
   is over, the size it keeps for the TTL;
 - the busiest hour of placements against the average hour (the simulator's daily rhythm).
 
-What it takes from ``bench.scaling`` (give the numbers measured there): ``--rate``, the events/s
-of one worker; ``--cpu-ms``, a worker's CPU milliseconds per event (what one core allows:
-1000 / cpu-ms events/s); ``--restore-mb-s``, changelog megabytes a starting worker restores per
-second. ``--peak`` is an assumption: the peak-to-average factor to size for.
+What it takes from the benchmarks (give the numbers measured there): from ``bench.scaling``,
+``--rate``, the events/s of one worker, and ``--cpu-ms``, a worker's CPU milliseconds per event
+(what one core allows: 1000 / cpu-ms events/s); from ``bench.state_scale``, ``--worker-orders``,
+the orders one worker held in its largest run, with ``--ready-s`` (its restart after ``kill -9``)
+and ``--rss-mb`` (its memory) there, and ``--restore-rate``, the changelog records a cold start
+read per second. A worker is given at most ``--worker-orders`` orders: what was measured, not an
+extrapolation. ``--peak`` (the peak-to-average factor) and ``--machine-cores`` (cores of the
+machines to run on, one left to the system) are assumptions.
 
 It prints a markdown entry (inputs, the arithmetic, a table for 10 k, 100 k, 1 M and 10 M orders a
 day) and appends it to ``bench/results/sizing.md``.
@@ -79,17 +83,25 @@ class Stream:
 
 @dataclass(frozen=True)
 class Measured:
-    """Numbers measured by ``bench.scaling`` (and the peak factor assumed)."""
+    """Numbers measured by ``bench.scaling`` and ``bench.state_scale``, and the assumptions."""
 
     rate: float  # events/s of one worker, as measured
     cpu_ms: float  # worker CPU ms per event
-    restore_rate: float  # changelog bytes restored per second
+    worker_orders: int  # orders one worker held in the largest state_scale run
+    ready_seconds: float  # that worker's restart after kill -9
+    rss_bytes: float  # that worker's memory once ready
+    restore_rate: float  # changelog records a cold start reads per second
     peak: float  # assumption: peak / average events per second
+    machine_cores: int = 8  # assumption: cores per machine, one left to the system
 
     @property
     def core_rate(self) -> float:
         """Events/s of one worker with a core to itself (a worker is one Python thread)."""
         return 1000 / self.cpu_ms
+
+    @property
+    def workers_per_machine(self) -> int:
+        return max(1, self.machine_cores - 1)
 
 
 @dataclass(frozen=True)
@@ -101,19 +113,44 @@ class Size:
     peak: float  # events/s
     cores: int  # worker processes, one core each, at the CPU per event measured
     workers_measured: int  # worker processes at the rate measured on the shared machine
-    partitions: int
-    open_orders: float
-    state_bytes: float
-    recovery_seconds: float  # every open order's latest record, restored by one worker
+    workers_for_state: int  # worker processes holding at most the orders measured each
+    held_orders: float  # orders whose state is kept: open, or closed within the TTL
+    state_bytes: float  # their states on disk (and in the changelog)
+    measured: Measured
 
     @property
-    def partition_bytes(self) -> float:
-        return self.state_bytes / self.partitions
+    def workers(self) -> int:
+        return max(self.cores, self.workers_measured, self.workers_for_state)
 
     @property
-    def partition_recovery_seconds(self) -> float:
-        """One partition's orders restored (a partition that moved in a rebalance)."""
-        return self.recovery_seconds / self.partitions
+    def partitions(self) -> int:
+        return partitions_for(self.workers)
+
+    @property
+    def machines(self) -> int:
+        return math.ceil(self.workers / self.measured.workers_per_machine)
+
+    @property
+    def orders_per_worker(self) -> float:
+        return self.held_orders / self.workers
+
+    @property
+    def worker_rss_bytes(self) -> float:
+        """A worker's memory, in proportion to the orders it holds (measured at the most)."""
+        m = self.measured
+        return m.rss_bytes * self.orders_per_worker / m.worker_orders
+
+    @property
+    def worker_ready_seconds(self) -> float:
+        """A worker's restart after kill -9, in proportion to its orders (measured at most)."""
+        m = self.measured
+        return m.ready_seconds * self.orders_per_worker / m.worker_orders
+
+    @property
+    def partition_read_seconds(self) -> float:
+        """One partition's orders read from its changelog: a partition that moves to a worker
+        with no copy of it (no standby, a lost disk)."""
+        return self.held_orders / self.partitions / self.measured.restore_rate
 
 
 def partitions_for(workers: int) -> int:
@@ -126,19 +163,17 @@ def size(orders_per_day: int, stream: Stream, measured: Measured) -> Size:
     """The arithmetic of the sizing table (docs/scaling.md shows it written out)."""
     average = orders_per_day * stream.events_per_order / DAY
     peak = average * measured.peak
-    cores = max(1, math.ceil(peak / measured.core_rate))
-    workers_measured = max(1, math.ceil(peak / measured.rate))
-    open_orders = orders_per_day * stream.open_days
+    held = orders_per_day * stream.open_days
     return Size(
         orders_per_day=orders_per_day,
         average=average,
         peak=peak,
-        cores=cores,
-        workers_measured=workers_measured,
-        partitions=partitions_for(max(cores, workers_measured)),
-        open_orders=open_orders,
-        state_bytes=open_orders * stream.state_bytes,
-        recovery_seconds=open_orders * stream.state_bytes / measured.restore_rate,
+        cores=max(1, math.ceil(peak / measured.core_rate)),
+        workers_measured=max(1, math.ceil(peak / measured.rate)),
+        workers_for_state=max(1, math.ceil(held / measured.worker_orders)),
+        held_orders=held,
+        state_bytes=held * stream.state_bytes,
+        measured=measured,
     )
 
 
@@ -159,10 +194,10 @@ def human_seconds(value: float) -> str:
 
 def size_row(s: Size) -> str:
     return (
-        f"| {s.orders_per_day:,} | {s.average:,.1f} | {s.peak:,.0f} | {s.cores} | "
-        f"{s.workers_measured} | {s.partitions} | {s.open_orders:,.0f} | "
-        f"{human_bytes(s.state_bytes)} | {human_bytes(s.partition_bytes)} | "
-        f"{human_seconds(s.recovery_seconds)} | {human_seconds(s.partition_recovery_seconds)} |"
+        f"| {s.orders_per_day:,} | {s.average:,.1f} | {s.peak:,.0f} | {s.held_orders:,.0f} | "
+        f"{human_bytes(s.state_bytes)} | {s.cores} | {s.workers_for_state} | {s.workers} | "
+        f"{s.partitions} | {s.machines} | {human_bytes(s.worker_rss_bytes)} | "
+        f"{human_seconds(s.worker_ready_seconds)} | {human_seconds(s.partition_read_seconds)} |"
     )
 
 
@@ -213,6 +248,7 @@ def measure_stream(orders: int, seed: int = 3) -> Stream:
 def report(stream: Stream, measured: Measured, command: str) -> str:
     sizes = [size(n, stream, measured) for n in ORDERS_PER_DAY]
     example = sizes[2]
+    m = measured
     types = ", ".join(
         f"{name} {count / stream.orders:.3f}" for name, count in stream.by_type.items()
     )
@@ -228,33 +264,40 @@ def report(stream: Stream, measured: Measured, command: str) -> str:
             f"per order: {types}",
             f"- lifecycle: {stream.lifecycle_days:.1f} days from placement to the last event "
             f"(mean); state kept {stream.ttl_days:.0f} days more (`engine.state_ttl`): "
-            f"**{stream.open_days:.1f} days open** per order",
+            f"**{stream.open_days:.1f} days held** per order",
             f"- state per order, lifecycle over: **{stream.state_bytes:,.0f} bytes** "
             "(key + `codec.encode_order`)",
             f"- busiest hour of placements: {stream.hourly_peak:.2f} × the average hour "
             "(the simulator's daily rhythm)",
-            f"- measured (bench.scaling): one worker {measured.rate:,.0f} events/s; "
-            f"{measured.cpu_ms:.3f} CPU ms per event, so {measured.core_rate:,.0f} events/s "
-            f"per core; a starting worker restores {measured.restore_rate / 1e6:.1f} MB/s of "
-            "changelog",
-            f"- **assumed**: peak = {measured.peak:g} × the daily average; partitions = the "
-            f"power of two ≥ {PARTITION_HEADROOM} × the workers needed, at least "
-            f"{MIN_PARTITIONS}; the orders changelog compacted to one record per open order",
+            f"- measured (bench.scaling): one worker {m.rate:,.0f} events/s; {m.cpu_ms:.3f} CPU "
+            f"ms per event, so {m.core_rate:,.0f} events/s per core",
+            f"- measured (bench.state_scale): one worker holding {m.worker_orders:,} orders "
+            f"restarts after kill -9 in {m.ready_seconds:.1f} s with "
+            f"{human_bytes(m.rss_bytes)} of memory; a cold start reads "
+            f"{m.restore_rate:,.0f} changelog records/s",
+            f"- **assumed**: peak = {m.peak:g} × the daily average; at most "
+            f"{m.worker_orders:,} orders a worker (measured, not extrapolated); partitions = "
+            f"the power of two ≥ {PARTITION_HEADROOM} × the workers, at least "
+            f"{MIN_PARTITIONS}; machines of {m.machine_cores} cores, "
+            f"{m.workers_per_machine} workers each",
             "",
             f"Arithmetic, for {example.orders_per_day:,} orders/day: "
             f"{example.orders_per_day:,} × {stream.events_per_order:.3f} / 86,400 = "
-            f"{example.average:,.1f} events/s average, × {measured.peak:g} = "
-            f"{example.peak:,.0f} at peak; / {measured.core_rate:,.0f} per core → "
-            f"{example.cores} cores (/ {measured.rate:,.0f} measured → "
-            f"{example.workers_measured} workers); open orders "
-            f"{example.orders_per_day:,} × {stream.open_days:.1f} = {example.open_orders:,.0f}; "
-            f"× {stream.state_bytes:,.0f} B = {human_bytes(example.state_bytes)}; restored at "
-            f"{measured.restore_rate / 1e6:.1f} MB/s: {human_seconds(example.recovery_seconds)}.",
+            f"{example.average:,.1f} events/s average, × {m.peak:g} = {example.peak:,.0f} at "
+            f"peak: {example.cores} worker(s) for the CPU; held orders "
+            f"{example.orders_per_day:,} × {stream.open_days:.1f} days = "
+            f"{example.held_orders:,.0f}, × {stream.state_bytes:,.0f} B = "
+            f"{human_bytes(example.state_bytes)}; / {m.worker_orders:,} a worker = "
+            f"{example.workers_for_state} workers, {example.partitions} partitions, "
+            f"{example.machines} machines; each worker holds "
+            f"{example.orders_per_worker:,.0f} orders: "
+            f"{human_bytes(example.worker_rss_bytes)}, a restart of "
+            f"{human_seconds(example.worker_ready_seconds)}.",
             "",
-            "| orders/day | events/s average | events/s peak | worker cores (CPU/event) | "
-            "workers (rate measured) | partitions | open orders | orders state | per partition "
-            "| restore all | restore one partition |",
-            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "| orders/day | events/s average | events/s peak | held orders | state on disk "
+            "| workers for the CPU | workers for the state | workers | partitions | machines "
+            "| memory a worker | restart after kill -9 | a partition read cold |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
             *(size_row(s) for s in sizes),
             "",
         ]
@@ -266,14 +309,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, required=True, help="one worker's events/s")
     parser.add_argument("--cpu-ms", type=float, required=True, help="worker CPU ms per event")
     parser.add_argument(
-        "--restore-mb-s", type=float, required=True, help="changelog MB a start restores per s"
+        "--worker-orders", type=int, required=True, help="orders of the largest state_scale run"
+    )
+    parser.add_argument(
+        "--ready-s", type=float, required=True, help="its restart after kill -9, seconds"
+    )
+    parser.add_argument("--rss-mb", type=float, required=True, help="its RSS once ready, MB")
+    parser.add_argument(
+        "--restore-rate", type=float, required=True, help="changelog records/s of a cold start"
     )
     parser.add_argument("--peak", type=float, default=3.0, help="assumed peak / average")
+    parser.add_argument("--machine-cores", type=int, default=8, help="assumed cores a machine")
     parser.add_argument("--orders", type=int, default=5000)
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "sizing.md")
     args = parser.parse_args(argv)
     stream = measure_stream(args.orders)
-    measured = Measured(args.rate, args.cpu_ms, args.restore_mb_s * 1e6, args.peak)
+    measured = Measured(
+        rate=args.rate,
+        cpu_ms=args.cpu_ms,
+        worker_orders=args.worker_orders,
+        ready_seconds=args.ready_s,
+        rss_bytes=args.rss_mb * 1e6,
+        restore_rate=args.restore_rate,
+        peak=args.peak,
+        machine_cores=args.machine_cores,
+    )
     command = f"python -m bench.sizing {shlex.join(argv if argv is not None else sys.argv[1:])}"
     text = report(stream, measured, command)
     record(text, args.out)

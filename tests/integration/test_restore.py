@@ -10,8 +10,12 @@ from typing import Any
 
 import faust
 import pytest
-from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # type: ignore[import-untyped]
+from aiokafka import AIOKafkaProducer, TopicPartition  # type: ignore[import-untyped]
+from aiokafka.admin import (  # type: ignore[import-untyped]
+    AIOKafkaAdminClient,
+    NewTopic,
+    RecordsToDelete,
+)
 from faust.types import TP
 
 from streams.tables import STAMP_HEADER, DurableTable, StampedTable, pack_stamp
@@ -132,5 +136,38 @@ def test_a_table_restored_in_bulk_equals_one_restored_a_record_at_a_time(
         assert bulk.backend is not None
         held = [bulk.backend.held(partition) for partition in range(PARTITIONS)]
         assert [h.offset if h else None for h in held] == [PER_PARTITION - 1] * PARTITIONS
+
+    asyncio.run(scenario())
+
+
+def test_a_read_starts_at_the_log_start_if_retention_passed_it_and_stops_at_a_short_end(
+    kafka_bootstrap: str,
+) -> None:
+    """A store that holds an offset retention has since deleted reads from the log's start,
+    not from its end; an end the log no longer reaches ends the read at the log's end."""
+
+    async def scenario() -> None:
+        topic = await _topic(kafka_bootstrap)
+        await _write(kafka_bootstrap, topic)
+        admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+        await admin.start()
+        try:
+            await admin.delete_records({TopicPartition(topic, 0): RecordsToDelete(40_000)})
+        finally:
+            await admin.close()
+        tp = TP(topic, 0)
+        applied: list[int] = []
+
+        def apply(_: TP, records: list[Record]) -> None:
+            applied.extend(r.message.offset for r in records)
+
+        reader = ChangelogReader({"bootstrap_servers": kafka_bootstrap})
+        positions: dict[TP, int | None] = {tp: 99}
+        read = await asyncio.wait_for(
+            reader.read(positions, {tp: PER_PARTITION + 500}, apply, "active"), 60
+        )
+        assert applied == list(range(40_000, PER_PARTITION))
+        assert read == PER_PARTITION - 40_000
+        assert positions == {tp: PER_PARTITION - 1}
 
     asyncio.run(scenario())

@@ -21,28 +21,48 @@ def _stream() -> Stream:
     )
 
 
+def _measured(**changes: float) -> Measured:
+    base: dict[str, float] = {
+        "rate": 800.0,
+        "cpu_ms": 0.5,
+        "worker_orders": 1_000_000,
+        "ready_seconds": 20.0,
+        "rss_bytes": 750e6,
+        "restore_rate": 100_000.0,
+        "peak": 3.0,
+    }
+    return Measured(**{**base, **changes})  # type: ignore[arg-type]
+
+
 def test_one_million_orders_a_day_written_out() -> None:
-    measured = Measured(rate=800.0, cpu_ms=0.5, restore_rate=10_000_000.0, peak=3.0)
+    measured = _measured()
     s = size(1_000_000, _stream(), measured)
     assert s.average == pytest.approx(1_000_000 * 6 / 86_400)  # 69.4 events/s
     assert s.peak == pytest.approx(3 * 1_000_000 * 6 / 86_400)  # 208.3
     assert measured.core_rate == pytest.approx(2000.0)
     assert s.cores == 1  # 208 / 2000 per core
     assert s.workers_measured == 1  # 208 / 800
-    assert s.partitions == 8
-    assert s.open_orders == pytest.approx(1_000_000 * 100)  # (10 + 90) days open
+    assert s.held_orders == pytest.approx(1_000_000 * 100)  # (10 + 90) days held
     assert s.state_bytes == pytest.approx(1e11)
-    assert s.partition_bytes == pytest.approx(1e11 / 8)
-    assert s.recovery_seconds == pytest.approx(1e11 / 1e7)  # 100 GB at 10 MB/s
-    assert s.partition_recovery_seconds == pytest.approx(1e11 / 1e7 / 8)
+    assert s.workers_for_state == 100  # 100 million orders, a million a worker
+    assert s.workers == 100
+    assert s.partitions == 256  # a power of two ≥ 2 × 100
+    assert s.machines == 15  # 100 / 7 workers a machine (8 cores, one for the system)
+    assert s.orders_per_worker == pytest.approx(1_000_000)
+    assert s.worker_rss_bytes == pytest.approx(750e6)
+    assert s.worker_ready_seconds == pytest.approx(20.0)
+    assert s.partition_read_seconds == pytest.approx(1e8 / 256 / 100_000)
 
 
-def test_workers_are_rounded_up_and_partitions_leave_headroom() -> None:
-    measured = Measured(rate=100.0, cpu_ms=5.0, restore_rate=1.0, peak=2.0)
+def test_the_cpu_or_the_state_whichever_needs_more_workers() -> None:
+    measured = _measured(rate=100.0, cpu_ms=5.0, peak=2.0, worker_orders=2_000_000_000)
     s = size(10_000_000, _stream(), measured)  # 694.4 average, 1388.9 peak events/s
     assert s.cores == 7  # 1388.9 / 200
     assert s.workers_measured == 14  # 1388.9 / 100
+    assert s.workers_for_state == 1
+    assert s.workers == 14
     assert s.partitions == 32  # a power of two ≥ 2 × 14
+    assert s.worker_ready_seconds == pytest.approx(20.0 * 1e9 / 14 / 2e9)
 
 
 @pytest.mark.parametrize(
