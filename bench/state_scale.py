@@ -19,9 +19,11 @@ For each store and each N, on a new app id (its own topics):
    survivor owns every partition and is ready (the session timeout, 6 s by default, is in it).
 
 It reports the bytes per order (key and value as written), the largest record, the workers'
-RSS once ready, the times, and the rate at which the cold start read its changelog (records/s,
-from the worker's log). Results go to ``bench/results/state_scale.md``. ``--profile DIR``
-samples each cold start with py-spy (collapsed stacks, for ``bench.profile_summary``).
+RSS once ready, the times, the rate at which the cold start read its changelog (records/s,
+from the worker's log), and the longest rebuild of the deadline index the worker logged (it runs
+on the event loop; the group's heartbeats do not: Faust's consumer has a thread of its own).
+Results go to ``bench/results/state_scale.md``. ``--profile DIR`` samples each cold start with
+py-spy (collapsed stacks, for ``bench.profile_summary``).
 """
 
 from __future__ import annotations
@@ -79,6 +81,7 @@ class Result:
     warm_ready: float = 0.0
     rss_mb: float = 0.0
     restore_rate: float | None = None  # records/s of the cold start's bulk read
+    rebuild_seconds: float = 0.0  # the longest rebuild of the deadline index logged
     failover: float | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -185,6 +188,15 @@ def restore_rate(log: str) -> float | None:
     return records / seconds if records and seconds else None
 
 
+#: The worker's line once its processors are rebuilt (streams/worker/app.py).
+REBUILD_LINE = re.compile(r"ready: \d+ partitions, \d+ open orders \(rebuilt in ([\d.]+) s\)")
+
+
+def longest_rebuild(log: str) -> float:
+    """The longest rebuild of the processors (the deadline index) in a worker's log."""
+    return max((float(seconds) for seconds in REBUILD_LINE.findall(log)), default=0.0)
+
+
 def wait_for_orders(workers: list[WorkerRun], orders: int, deadline: float) -> None:
     counted = 0.0
     while time.perf_counter() < deadline:
@@ -241,9 +253,11 @@ def run(
             result.cold_ready = timed_ready(cold, orders, timeout, sample)
             result.rss_mb = rss_mb(cold)
             result.restore_rate = restore_rate(cold.log_text())
+            result.rebuild_seconds = longest_rebuild(cold.log_text())
             cold.stop(kill=True)
             warm = worker("a")
             result.warm_ready = timed_ready(warm, orders, timeout)
+            result.rebuild_seconds = max(result.rebuild_seconds, longest_rebuild(warm.log_text()))
             if failover:
                 result.failover = time_failover(warm, worker("b"), orders, partitions, timeout)
         finally:
@@ -276,7 +290,7 @@ def row(result: Result) -> str:
     return (
         f"| `{result.store}` | {result.orders:,} | {result.bytes_per_order:,.0f} | "
         f"{result.largest_record:,} | {result.load_seconds:.0f} s | {result.cold_ready:.1f} s | "
-        f"{rate} | "
+        f"{rate} | {result.rebuild_seconds:.1f} s | "
         f"{result.warm_ready:.1f} s | {failover} | {result.rss_mb:,.0f} MB |"
     )
 
@@ -291,8 +305,9 @@ def report(results: list[Result], command: str) -> str:
         "the load; ready = `/ready` 200 and every order counted in `orderwatch_open_orders`",
         "",
         "| store | open orders | bytes per order | largest record | load | cold start "
-        "| its changelog read | restart after kill -9 | failover (standby) | RSS once ready |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| its changelog read | longest rebuild | restart after kill -9 | failover (standby) "
+        "| RSS once ready |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         *[row(r) for r in results],
         "",
     ]

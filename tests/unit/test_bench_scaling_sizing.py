@@ -165,3 +165,15 @@ def test_state_scale_reads_the_restore_rate_from_the_workers_log() -> None:
     )
     assert restore_rate(log) == 4000 / 2.0  # the actives only
     assert restore_rate("nothing read\n") is None
+
+
+def test_state_scale_reads_the_longest_rebuild_from_the_workers_log() -> None:
+    from bench.state_scale import longest_rebuild
+
+    log = (
+        "INFO orderwatch.worker: ready: 8 partitions, 0 open orders (rebuilt in 0.0 s)\n"
+        "INFO orderwatch.worker: ready: 8 partitions, 1000000 open orders (rebuilt in 4.8 s)\n"
+        "INFO orderwatch.worker: ready: 4 partitions, 500000 open orders (rebuilt in 2.1 s)\n"
+    )
+    assert longest_rebuild(log) == 4.8
+    assert longest_rebuild("") == 0.0
