@@ -28,7 +28,8 @@ PARTITIONS = 3
 PER_PARTITION = 60_000
 
 
-async def _topic(bootstrap: str) -> str:
+async def _written_topic(bootstrap: str) -> str:
+    """A new changelog topic with :func:`_write`'s records."""
     name = f"restore-{uuid.uuid4().hex[:8]}-orders-changelog"
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
@@ -36,6 +37,7 @@ async def _topic(bootstrap: str) -> str:
         await admin.create_topics([NewTopic(name, PARTITIONS, 1)])
     finally:
         await admin.close()
+    await _write(bootstrap, name)
     return name
 
 
@@ -74,8 +76,7 @@ def test_a_bulk_read_applies_every_record_once_in_order_and_stops_at_the_end(
     kafka_bootstrap: str,
 ) -> None:
     async def scenario() -> None:
-        topic = await _topic(kafka_bootstrap)
-        await _write(kafka_bootstrap, topic)
+        topic = await _written_topic(kafka_bootstrap)
         tps = [TP(topic, p) for p in range(PARTITIONS)]
         reader = ChangelogReader({"bootstrap_servers": kafka_bootstrap})
         applied: dict[TP, list[int]] = {tp: [] for tp in tps}
@@ -106,8 +107,7 @@ def test_a_table_restored_in_bulk_equals_one_restored_a_record_at_a_time(
     kafka_bootstrap: str,
 ) -> None:
     async def scenario() -> None:
-        topic = await _topic(kafka_bootstrap)
-        await _write(kafka_bootstrap, topic)
+        topic = await _written_topic(kafka_bootstrap)
         tps = [TP(topic, p) for p in range(PARTITIONS)]
         bulk, bulk_store = _table("orders")
         single, single_store = _table("orders")
@@ -147,8 +147,7 @@ def test_a_read_starts_at_the_log_start_if_retention_passed_it_and_stops_at_a_sh
     not from its end; an end the log no longer reaches ends the read at the log's end."""
 
     async def scenario() -> None:
-        topic = await _topic(kafka_bootstrap)
-        await _write(kafka_bootstrap, topic)
+        topic = await _written_topic(kafka_bootstrap)
         admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
         await admin.start()
         try:

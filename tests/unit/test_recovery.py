@@ -235,15 +235,20 @@ def test_standbys_are_read_in_bulk_to_the_log_end_at_their_seek() -> None:
     assert consumer.seeks == [{standby: 49}]
 
 
+def _one_active_partition(reader: _Reader) -> tuple[Any, TP]:
+    """A recovery with one active partition of a stamped table, its log ending at offset 9."""
+    recovery, durable, changelog = _stamped_recovery(reader)
+    tp = TP(changelog, 1)
+    recovery.tp_to_table[tp] = durable.table
+    recovery.active_highwaters[tp] = 9
+    return recovery, tp
+
+
 def test_a_bulk_read_is_not_cut_by_faust_s_step_timeout() -> None:
     """Faust's ``_wait`` treats a step that outlasts its timeout as the service stopping."""
 
     async def scenario(kind: str) -> None:
-        reader = _Reader(delay=0.3)
-        recovery, durable, changelog = _stamped_recovery(reader)
-        tp = TP(changelog, 1)
-        recovery.tp_to_table[tp] = durable.table
-        recovery.active_highwaters[tp] = 9
+        recovery, tp = _one_active_partition(_Reader(delay=0.3))
         offsets: Any = {tp: None}
         step = recovery._build_offsets(_Offsets(0, 10), {tp}, offsets, "active")
         if kind == "faust":
@@ -260,11 +265,7 @@ def test_a_bulk_read_is_not_cut_by_faust_s_step_timeout() -> None:
 
 def test_a_rebalance_cancels_a_bulk_read_where_it_stands() -> None:
     async def scenario() -> None:
-        reader = _Reader(delay=5.0)
-        recovery, durable, changelog = _stamped_recovery(reader)
-        tp = TP(changelog, 1)
-        recovery.tp_to_table[tp] = durable.table
-        recovery.active_highwaters[tp] = 9
+        recovery, tp = _one_active_partition(_Reader(delay=5.0))
         offsets: Any = {tp: None}
         step = recovery._wait(recovery._build_offsets(_Offsets(0, 10), {tp}, offsets, "active"))
         waiting = asyncio.ensure_future(step)
