@@ -140,6 +140,7 @@ def test_a_table_restored_in_bulk_equals_one_restored_a_record_at_a_time(
     asyncio.run(scenario())
 
 
+@pytest.mark.durable_broker("deletes records (DeleteRecords), which Tansu does not serve")
 def test_a_read_starts_at_the_log_start_if_retention_passed_it_and_stops_at_a_short_end(
     kafka_bootstrap: str,
 ) -> None:
