@@ -99,7 +99,7 @@ class MemoryBackend:
         return self._held.get(partition)
 
     def keys(self, partitions: set[int]) -> Iterator[bytes]:
-        return iter(list(self._data))  # only partitions owned without a break are kept
+        return iter(list(self._data))  # owned and standby partitions only
 
     def items(self, partitions: set[int]) -> Iterator[tuple[bytes, bytes]]:
         return iter(list(self._data.items()))
