@@ -32,7 +32,7 @@ sys.path.insert(0, str(REPO / "tests" / "integration"))
 from worker_harness import WorkerRun  # noqa: E402
 
 from bench.record import record  # noqa: E402
-from streams.brokers import EmbeddedBroker  # noqa: E402
+from streams.tools.embedded_broker import EmbeddedBroker  # noqa: E402
 
 
 def _percentile(values: list[float], q: float) -> float:

@@ -4,8 +4,8 @@
 
 Each sample goes to one group. A stack of aiokafka's producer sender task (the produce requests
 of every send, all topics) is a group of its own. Else a stack with a frame of table/state
-writes (``streams/tables.py``, the codec, Faust's tables: their changelog sends included), else
-of metrics, else of logging, else of the web server, else of producing (the worker's publisher
+writes (``streams/worker/tables.py``, the codec, Faust's tables: their changelog sends included),
+else of metrics, else of logging, else of the web server, else of producing (the worker's publisher
 ``streams/worker/publish.py``, Faust's topic send and producer, aiokafka's producer, our
 serialize and headers) goes to that group wherever the frame is; any other stack goes to the
 group of its frame nearest the leaf: our decode, the core, the worker's own code (the rest of
@@ -20,11 +20,11 @@ import argparse
 from collections import Counter
 from pathlib import Path
 
-TABLES = "table/state writes (streams/tables.py, codec, Faust tables, changelog sends)"
+TABLES = "table/state writes (streams/worker/tables.py, codec, Faust tables, changelog sends)"
 LOGGING = "logging"
-METRICS = "metrics (streams/metrics.py, prometheus_client)"
+METRICS = "metrics (streams/ops/metrics.py, prometheus_client)"
 DECODE = "our decode (streams/core/events.py, pydantic)"
-CORE = "the core (streams/core/, streams/inbox.py)"
+CORE = "the core (streams/core/, streams/worker/inbox_table.py)"
 SENDER = "aiokafka's producer sender task: the produce requests of every send (all topics)"
 PRODUCING = (
     "producing outputs/facts (streams/worker/publish.py, Faust producer, aiokafka producer, "
@@ -43,19 +43,27 @@ def _file(frame: str) -> str:
 def frame_group(frame: str) -> str | None:
     """The group of one frame ``function (path:line)``, or None (a library we look through)."""
     path = _file(frame)
-    if "streams/tables.py" in path or "faust/tables/" in path or "streams/core/codec.py" in path:
+    if (
+        "streams/worker/tables.py" in path
+        or "faust/tables/" in path
+        or "streams/core/state_codec.py" in path
+    ):
         return TABLES
-    if "streams/metrics.py" in path or "prometheus_client/" in path:
+    if "streams/ops/metrics.py" in path or "prometheus_client/" in path:
         return METRICS
-    if "logging/" in path or "streams/logs.py" in path:
+    if "logging/" in path or "streams/ops/logs.py" in path:
         return LOGGING
-    if "aiohttp/" in path or "faust/web/" in path or "streams/web.py" in path:
+    if "aiohttp/" in path or "faust/web/" in path or "streams/worker/faust_fixes/web.py" in path:
         return WEB
     if any(part in path for part in PRODUCER_PATHS):
         return PRODUCING
     if "streams/core/events.py" in path:
         return DECODE
-    if "streams/core/" in path or "streams/inbox.py" in path or "streams/wire.py" in path:
+    if (
+        "streams/core/" in path
+        or "streams/worker/inbox_table.py" in path
+        or "streams/worker/wire.py" in path
+    ):
         return CORE
     if path.startswith(WORKER_PATHS):
         return GLUE
@@ -70,8 +78,8 @@ PRODUCER_PATHS = (
     "faust/transport/producer.py",
     "aiokafka/producer/",
     "streams/worker/publish.py",
-    "streams/core/serialization.py",
-    "streams/headers.py",
+    "streams/core/output_json.py",
+    "streams/kafka/headers.py",
 )
 #: The worker's own code where no group above claims it: the streams/worker/ package (in
 #: profiles of earlier versions, streams/worker.py) and the rest of the shell.

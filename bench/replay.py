@@ -6,7 +6,8 @@ Run from the repository root::
 
 (``python bench/replay.py ...`` works too.) Steps:
 
-1. Generate the first ``N`` events of a simulated stream (``streams.simulator``, orders without
+1. Generate the first ``N`` events of a simulated stream (``streams.tools.simulator``, orders
+without
    end, so the input is a snapshot of a live stream) as JSON Lines, with a malformed line after
    every ``--bad-every`` events, into a temporary file (or ``--keep PATH``).
 2. Baseline: read the file and ``json.loads`` every line.
@@ -150,7 +151,7 @@ def git_revision() -> str:
 
 
 def generate(path: Path, events: int, seed: int, bad_every: int) -> int:
-    from streams.simulator import generate_events, write_jsonl
+    from streams.tools.simulator import generate_events, write_jsonl
 
     stream = islice(generate_events(seed=seed, orders=events), events)
     return write_jsonl(stream, path, bad_line_every=bad_every, seed=seed)

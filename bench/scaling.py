@@ -82,9 +82,9 @@ from worker_harness import (
     replayed_outputs,
 )
 
-from streams.brokers import create_topics
+from streams.kafka.admin import create_topics
 
-#: The worker's tables (``streams.topics.TABLES``); the changelog of table T of app A under
+#: The worker's tables (``streams.kafka.topics.TABLES``); the changelog of table T of app A under
 #: prefix P is ``P A-T-changelog`` (docs/architecture.md, "Internal topics").
 TABLES = ("orders", "clocks", "skus", "carriers", "merchants", "inbox")
 CPU = "process_cpu_seconds_total"

@@ -43,11 +43,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.record import record
-from streams.core import codec
+from streams.core import state_codec
 from streams.core.engine import Engine
 from streams.core.events import InventoryUpdated, decode_event
-from streams.policies import load_policy
-from streams.simulator import generate_events
+from streams.policy_files import load_policy
+from streams.tools.simulator import generate_events
 
 REPO = Path(__file__).resolve().parent.parent
 DAY = 86_400
@@ -227,7 +227,7 @@ def measure_stream(orders: int, seed: int = 3) -> Stream:
         if order_id not in last or at > last[order_id]:
             last[order_id] = at
     spans = [(last[o] - placed[o]).total_seconds() / DAY for o in placed]
-    sizes = [len(o.encode()) + len(codec.encode_order(s)) for o, s in engine.orders.items()]
+    sizes = [len(o.encode()) + len(state_codec.encode_order(s)) for o, s in engine.orders.items()]
     if len(engine.orders) != len(placed):
         raise SystemExit(
             f"{len(engine.orders)} order states at the stream's end, {len(placed)} orders placed: "
@@ -266,7 +266,7 @@ def report(stream: Stream, measured: Measured, command: str) -> str:
             f"(mean); state kept {stream.ttl_days:.0f} days more (`engine.state_ttl`): "
             f"**{stream.open_days:.1f} days held** per order",
             f"- state per order, lifecycle over: **{stream.state_bytes:,.0f} bytes** "
-            "(key + `codec.encode_order`)",
+            "(key + `state_codec.encode_order`)",
             f"- busiest hour of placements: {stream.hourly_peak:.2f} × the average hour "
             "(the simulator's daily rhythm)",
             f"- measured (bench.scaling): one worker {m.rate:,.0f} events/s; {m.cpu_ms:.3f} CPU "

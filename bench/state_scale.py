@@ -51,16 +51,16 @@ sys.path.insert(0, str(REPO / "tests" / "integration"))
 
 from worker_harness import WorkerRun
 
-from streams.admission import fingerprint
-from streams.core import codec
+from streams.core import state_codec
 from streams.core.engine import Engine
 from streams.core.events import decode_event
-from streams.policies import load_policy
+from streams.kafka.topics import changelog_topic
+from streams.policy_files import load_policy
 from streams.settings import load_settings
-from streams.tables import INDEX_HEADER, STAMP_HEADER, pack_stamp
-from streams.topics import changelog_topic
 from streams.worker import partition_for
+from streams.worker.admission import fingerprint
 from streams.worker.stores import DueIndex
+from streams.worker.tables import INDEX_HEADER, STAMP_HEADER, pack_stamp
 
 MERCHANTS = 200
 SKUS = 5_000
@@ -115,7 +115,7 @@ def open_order_states(orders: int, now: datetime) -> Iterator[tuple[str, bytes, 
         event = decode_event(json.dumps(placed).encode())
         engine.process(event)  # type: ignore[arg-type]
         state = engine.orders.pop(order_id)
-        yield order_id, codec.encode_order(state), due.index(state)
+        yield order_id, state_codec.encode_order(state), due.index(state)
 
 
 async def load(
@@ -174,7 +174,8 @@ def timed_ready(
     return elapsed
 
 
-#: The worker's line on a bulk read of the active changelogs (streams/worker/restore.py).
+#: The worker's line on a bulk read of the active changelogs
+#: (streams/worker/faust_fixes/restore.py).
 READ_LINE = re.compile(
     r"recovery: read (\d+) active changelog records of \d+ partitions in ([\d.]+) s"
 )

@@ -5,7 +5,7 @@ Run from the repository root::
     python -m bench.worker_throughput [--events N] [--broker HOST:PORT] [--partitions P]
         [--baseline DIR --baseline-label TEXT] [--rounds R]
 
-Every line reads the same pre-produced stream (``streams.simulator``, keyed as the contract
+Every line reads the same pre-produced stream (``streams.tools.simulator``, keyed as the contract
 says) from its own copy of the four input topics, under its own group / app id:
 
 - raw aiokafka: the simplest useful loop, in this process: an aiokafka consumer group reads the
@@ -64,9 +64,10 @@ sys.path.insert(0, str(REPO / "tests" / "integration"))
 from worker_harness import WorkerRun, free_port, http_get, produce_lines, stop_process  # noqa: E402
 
 from bench.record import record  # noqa: E402
-from streams.brokers import EmbeddedBroker, create_topics  # noqa: E402
 from streams.core.events import decode_event  # noqa: E402
-from streams.simulator import generate_events  # noqa: E402
+from streams.kafka.admin import create_topics  # noqa: E402
+from streams.tools.embedded_broker import EmbeddedBroker  # noqa: E402
+from streams.tools.simulator import generate_events  # noqa: E402
 
 INPUTS = ("orders", "inventory", "tracking", "complaints")
 #: Seconds between two readings of a process's count of handled messages (one ``/metrics``

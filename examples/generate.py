@@ -1,7 +1,7 @@
 """Regenerate ``examples/orders.jsonl``: about 200 simulated orders with 3 malformed lines.
 
 Run from anywhere: ``python examples/generate.py``. The output is deterministic (seed 7), so
-running it again rewrites the same bytes unless ``streams/simulator.py`` changed.
+running it again rewrites the same bytes unless ``streams/tools/simulator.py`` changed.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # the checkout's ``streams``, installed or not
 
-from streams.simulator import generate_events, write_jsonl  # noqa: E402
+from streams.tools.simulator import generate_events, write_jsonl  # noqa: E402
 
 OUTPUT = HERE / "orders.jsonl"
 SEED = 7

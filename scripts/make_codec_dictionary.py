@@ -1,7 +1,7 @@
-"""How ``streams/core/codec_dictionary.py`` was made (kept as a record: never run it to replace
-a dictionary that has been released, since stored states name it by number).
+"""How ``streams/core/state_codec_dictionary.py`` was made (kept as a record: never run it to
+replace a dictionary that has been released, since stored states name it by number).
 
-    python scripts/make_codec_dictionary.py > streams/core/codec_dictionary.py
+    python scripts/make_codec_dictionary.py > streams/core/state_codec_dictionary.py
 
 The dictionary is the last 8 KiB of states the core keeps for the simulator's stream (seed 5,
 which the tests do not use): a merchant, a carrier and two SKUs, then orders at every stage of
@@ -14,11 +14,11 @@ import json
 import random
 import textwrap
 
-from streams.core import codec
+from streams.core import state_codec
 from streams.core.engine import Engine
 from streams.core.events import decode_event
-from streams.policies import load_policy
-from streams.simulator import generate_events
+from streams.policy_files import load_policy
+from streams.tools.simulator import generate_events
 
 SIZE = 8192
 
@@ -29,12 +29,12 @@ def samples() -> list[bytes]:
     for number, raw in enumerate(generate_events(seed=5, orders=600)):
         engine.process(decode_event(json.dumps(raw).encode()))  # type: ignore[arg-type]
         if number % 1500 == 0:  # orders caught at every stage of their lives
-            orders += [codec.encode_order(s) for s in list(engine.orders.values())[::40]]
+            orders += [state_codec.encode_order(s) for s in list(engine.orders.values())[::40]]
     rng = random.Random(5)
     aggregates = [
-        codec.encode_merchant(next(iter(engine.merchants.values()))),
-        codec.encode_carrier(next(iter(engine.carriers.values()))),
-        *(codec.encode_sku(s) for s in list(engine.skus.values())[:2]),
+        state_codec.encode_merchant(next(iter(engine.merchants.values()))),
+        state_codec.encode_carrier(next(iter(engine.carriers.values()))),
+        *(state_codec.encode_sku(s) for s in list(engine.skus.values())[:2]),
     ]
     return aggregates + rng.sample(orders, min(len(orders), 24))
 

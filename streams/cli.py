@@ -15,8 +15,8 @@ import click
 from pydantic import TypeAdapter, ValidationError
 
 from streams import __version__
+from streams.core.dates import format_utc
 from streams.core.events import Timestamp
-from streams.core.timeutil import format_utc
 from streams.errors import ConfigurationError
 
 __all__ = ["main"]
@@ -87,7 +87,7 @@ def replay(
     quiet: bool,
 ) -> None:
     """Replay JSON Lines events (INPUT, or - for stdin) through the core in event time."""
-    from streams.policies import load_policy
+    from streams.policy_files import load_policy
     from streams.replay import OutputError, ReplaySummary, replay_file
 
     if input_path != "-" and not Path(input_path).is_file():
@@ -143,7 +143,7 @@ def replay(
 @click.option("--check", is_flag=True, help="Only compare; exit 1 if any file differs.")
 def schemas(directory: Path, check: bool) -> None:
     """Write (or --check) the JSON Schemas and AsyncAPI document generated from the models."""
-    from streams.schemas import write_schemas
+    from streams.tools.schemas import write_schemas
 
     stale = write_schemas(directory, check=check)
     if check and stale:
@@ -259,13 +259,13 @@ def worker(
     import asyncio
     import logging
 
-    from streams.admission import refuse_unsupported
-    from streams.connection import SecretsFilter
-    from streams.failures import EXIT_KAFKA_UNAVAILABLE, is_infrastructure
-    from streams.logs import configure_logging
-    from streams.topics import ensure_topics
-    from streams.web import check_bind
+    from streams.kafka.connection import SecretsFilter
+    from streams.kafka.topics import ensure_topics
+    from streams.ops.logs import configure_logging
     from streams.worker import OrderwatchWorker, describe_startup, run
+    from streams.worker.admission import refuse_unsupported
+    from streams.worker.failures import EXIT_KAFKA_UNAVAILABLE, is_infrastructure
+    from streams.worker.faust_fixes.web import check_bind
 
     settings = _settings(
         clock=clock,
@@ -313,7 +313,7 @@ def advance_clock(until: datetime, **flags: Any) -> None:
     """Move the event-time clock of every partition to --until and fire what is due."""
     import asyncio
 
-    from streams.control import send_advance
+    from streams.tools.control import send_advance
 
     settings = _settings(**flags)
     try:
@@ -334,8 +334,8 @@ def send(input_path: str, quiet: bool, **flags: Any) -> None:
 
     from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
 
-    from streams.logs import configure_logging
-    from streams.send import SendSummary, send_lines
+    from streams.ops.logs import configure_logging
+    from streams.tools.send import SendSummary, send_lines
 
     if input_path != "-" and not Path(input_path).is_file():
         raise click.BadParameter(f"file {input_path!r} does not exist", param_hint="FILE")
@@ -423,7 +423,7 @@ def simulate(
     import time
     from datetime import UTC, timedelta
 
-    from streams.simulator import generate_events
+    from streams.tools.simulator import generate_events
 
     now = datetime.now(UTC).replace(microsecond=0)
     first = start or (now - timedelta(days=7) if live else now)

@@ -52,4 +52,4 @@ class BrokerUnreachable(ConfigurationError):
     A broker that answers and refuses (TLS, login) is a bad setting.
     """
 
-    exit_code = 75  # streams.failures.EXIT_KAFKA_UNAVAILABLE
+    exit_code = 75  # streams.worker.failures.EXIT_KAFKA_UNAVAILABLE

@@ -16,14 +16,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO
 
-from streams.core.clock import from_the_future
 from streams.core.engine import Engine
+from streams.core.event_clock import from_the_future
 from streams.core.events import decode_event
 from streams.core.ids import rejection_id
+from streams.core.output_json import raw_text, serialize
 from streams.core.outputs import EventRejected, FileSource, OutputEvent, Rejection
 from streams.core.policy import Policy
-from streams.core.serialization import raw_text, serialize
-from streams.policies import load_policy
+from streams.policy_files import load_policy
 
 __all__ = [
     "OutputError",

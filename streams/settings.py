@@ -31,7 +31,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streams.errors import ConfigurationError
-from streams.logs import LogFormat, LogLevel
+from streams.ops.logs import LogFormat, LogLevel
 
 __all__ = [
     "ENV_PREFIX",

@@ -4,7 +4,8 @@ Which broker:
 
 - ``ORDERWATCH_TEST_BROKER=host:port`` set: that broker, a real Apache Kafka (CI starts one with
   ``scripts/kafka.sh start``; ``eval "$(scripts/kafka.sh env)"`` exports it locally).
-- unset: an embedded Tansu broker (``streams.brokers.EmbeddedBroker``, from the ``embedded``
+- unset: an embedded Tansu broker (``streams.tools.embedded_broker.EmbeddedBroker``, from the
+``embedded``
   extra) started once for the session and stopped at its end. Tansu is memory-only and has no
   transactions.
 
@@ -38,8 +39,8 @@ from typing import Any, Literal
 
 import pytest
 
-from streams.brokers import EmbeddedBroker
 from streams.errors import ConfigurationError
+from streams.tools.embedded_broker import EmbeddedBroker
 
 BROKER_ENV = "ORDERWATCH_TEST_BROKER"
 REQUIRE_ENV = "ORDERWATCH_REQUIRE_BROKER"

@@ -26,7 +26,7 @@ from pydantic import (
     ValidationError,
 )
 
-from streams.core.codes import COUNTRY_CODES, CURRENCY_CODES
+from streams.core.iso_codes import COUNTRY_CODES, CURRENCY_CODES
 from streams.core.outputs import Rejection, RejectionReason
 
 __all__ = [

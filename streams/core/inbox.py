@@ -5,7 +5,7 @@ announces its clock (a watermark: it will send nothing earlier). An aggregate pa
 its waiting inputs, in :mod:`event-time order <streams.core.sequencer>`, up to the smallest
 watermark of the sources they depend on: SKU inputs on every order and inventory partition,
 carrier and merchant inputs on every order partition. Pure: where the inputs and watermarks are
-kept between runs is the driver's (the worker's inbox table, :mod:`streams.inbox`).
+kept between runs is the driver's (the worker's inbox table, :mod:`streams.worker.inbox_table`).
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ from datetime import datetime
 from operator import add, sub
 from typing import Generic, Protocol, TypeVar
 
-from streams.core.timeutil import EPOCH
+from streams.core.dates import EPOCH
 from streams.core.window import View
 
 __all__ = ["PAGE_SIZE", "Change", "DictPages", "Ledger", "Page", "Pages", "Schedule", "schedule"]

@@ -20,6 +20,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Final, NamedTuple, cast
 
+from streams.core.dates import format_utc
 from streams.core.events import (
     CarrierScanned,
     ComplaintFiled,
@@ -45,7 +46,6 @@ from streams.core.ids import breach_id
 from streams.core.outputs import DeadlineBreached, DeadlineName, Reason, RecommendationIssued
 from streams.core.policy import Policy
 from streams.core.recommend import make_breach, make_order_recommendation
-from streams.core.timeutil import format_utc
 
 __all__ = [
     "BREACH_RULES",

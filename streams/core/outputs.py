@@ -12,7 +12,7 @@ from typing import Annotated, Any, Final, Literal, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
-from streams.core.timeutil import format_utc
+from streams.core.dates import format_utc
 
 __all__ = [
     "AGGREGATE_REASONS",

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Protocol
 
 from streams.core import order
-from streams.core.deadlines import DeadlineIndex
+from streams.core.due_index import DeadlineIndex
 from streams.core.events import OrderEvent
 from streams.core.policy import Policy
 

@@ -1,12 +1,12 @@
 """Marketplace policy as data: parsed profiles, validated and compiled for the core.
 
-The default profile (``streams/policy/wish.toml``) encodes policy.md's Wish rules. A user's
+The default profile (``streams/marketplaces/wish.toml``) encodes policy.md's Wish rules. A user's
 profile is merged key by key into it (tables merge, values and lists replace), validated as a
 whole, and compiled into a frozen :class:`Policy` the core reads. A bad profile raises
 :class:`InvalidPolicy` with one line naming the key and the problem.
 
 Pure: :func:`compile_policy` takes profiles already parsed (mappings, as ``tomllib`` gives them);
-reading and parsing the files is the shell's (:func:`streams.policies.load_policy`).
+reading and parsing the files is the shell's (:func:`streams.policy_files.load_policy`).
 """
 
 from __future__ import annotations
@@ -27,10 +27,10 @@ from pydantic import (
     model_validator,
 )
 
-from streams.core.codes import COUNTRY_CODES, CURRENCY_CODES
+from streams.core.dates import add_business_days
 from streams.core.events import ComplaintReason
+from streams.core.iso_codes import COUNTRY_CODES, CURRENCY_CODES
 from streams.core.outputs import ActionCode, PolicyRef, Reason, Severity
-from streams.core.timeutil import add_business_days
 
 __all__ = [
     "ActionSpec",

@@ -1,7 +1,7 @@
 """One partition's whole logic: a batch of inputs in, what to do out.
 
 A :class:`PartitionProcessor` owns partition ``p`` of every topic: its orders (their states in
-the driver's store, their next deadlines in a :class:`~streams.core.deadlines.DeadlineIndex`,
+the driver's store, their next deadlines in a :class:`~streams.core.due_index.DeadlineIndex`,
 through :class:`~streams.core.partition.OrderPartition`), its clocks (a
 :mod:`~streams.core.timekeeping` timekeeper: event time or the wall clock, injected) and the
 aggregate inputs waiting for the watermarks of the sources they depend on
@@ -38,7 +38,8 @@ from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
 from streams.core import order
 from streams.core.aggregates import AggregateStores, release
-from streams.core.clock import from_the_future
+from streams.core.dates import EPOCH
+from streams.core.event_clock import from_the_future
 from streams.core.events import InventoryUpdated, OrderEvent
 from streams.core.facts import Fact, sku_subject
 from streams.core.inbox import AggregateInbox, inventory_source, order_source
@@ -47,7 +48,6 @@ from streams.core.partition import OrderPartition, OrderStates
 from streams.core.policy import Policy
 from streams.core.sequencer import Item, closing
 from streams.core.timekeeping import Timekeeper
-from streams.core.timeutil import EPOCH
 
 __all__ = [
     "Actions",

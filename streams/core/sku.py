@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, NamedTuple
 
+from streams.core.dates import format_utc
 from streams.core.events import InventoryUpdated
 from streams.core.facts import Demand, SkuComplaint, sku_subject
 from streams.core.ledger import Ledger, Pages
@@ -30,7 +31,6 @@ from streams.core.outputs import Reason, RecommendationIssued
 from streams.core.policy import Policy, SkuReview
 from streams.core.recommend import make_aggregate_recommendation, make_order_recommendation
 from streams.core.stockqueue import Claim, Position, QueuePages, StockQueue
-from streams.core.timeutil import format_utc
 from streams.core.window import Crossing, RollingSet
 
 __all__ = ["SkuState", "SkuStep", "apply_complaint", "apply_demand", "apply_inventory"]

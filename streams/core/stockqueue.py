@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NamedTuple, Protocol
 
-from streams.core.timeutil import EPOCH
+from streams.core.dates import EPOCH
 
 __all__ = ["PAGE_SIZE", "Claim", "DictQueuePages", "QueuePages", "Short", "Slot", "StockQueue"]
 

@@ -4,7 +4,7 @@ The :class:`~streams.core.processor.PartitionProcessor` never asks which mode it
 asks its timekeeper:
 
 - :class:`EventTime`: each partition has an orders clock that follows the slowest of its order
-  topics (:class:`~streams.core.clock.PartitionClock`) and a stock clock that follows its
+  topics (:class:`~streams.core.event_clock.PartitionClock`) and a stock clock that follows its
   inventory partition; aggregate partitions learn the sources' clocks from the watermarks they
   announce. Replay has one stream and one clock for everything (``shared``).
 - :class:`WallTime`: event time capped by the wall clock. A partition's clock follows its inputs
@@ -23,8 +23,8 @@ from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from streams.core.clock import PartitionClock, partition_clock
-from streams.core.timeutil import EPOCH
+from streams.core.dates import EPOCH
+from streams.core.event_clock import PartitionClock, partition_clock
 
 __all__ = ["STOCK_TOPIC", "EventTime", "Timekeeper", "WallTime", "capped_clock"]
 

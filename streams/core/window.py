@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Generic, TypeAlias, TypeVar
 
-from streams.core.timeutil import EPOCH
+from streams.core.dates import EPOCH
 
 __all__ = ["Crossing", "RollingSet", "Timelines", "View"]
 

@@ -31,7 +31,6 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from streams import wire
 from streams.core.events import InventoryUpdated, decode_event
 from streams.core.outputs import Rejection
 from streams.core.processor import (
@@ -45,14 +44,15 @@ from streams.core.processor import (
     WatermarkRead,
 )
 from streams.core.timekeeping import STOCK_TOPIC
-from streams.failures import stop_worker
-from streams.inbox import AppliedInputs, Ref, decode_item
-from streams.metrics import Metrics
-from streams.tables import DurableTable, StateStore
+from streams.ops.metrics import Metrics
+from streams.worker import wire
+from streams.worker.failures import stop_worker
 from streams.worker.fence import Fence, Term
+from streams.worker.inbox_table import AppliedInputs, Ref, decode_item
 from streams.worker.partitions import Partitions, Processor
 from streams.worker.publish import Publisher, where
 from streams.worker.stores import Stores
+from streams.worker.tables import DurableTable, StateStore
 from streams.worker.watch import ConsumerWatch
 
 __all__ = ["WRONG_TOPIC", "Loops"]
@@ -119,7 +119,7 @@ class Loops:
             await self.watch.check_order(message)
             try:
                 read = self._order_read(message)
-            except Exception as error:  # a defect met by this message (streams.failures)
+            except Exception as error:  # a defect met by this message (streams.worker.failures)
                 failed.append((message, error))
                 continue
             by_partition.setdefault(message.partition, []).append(read)
@@ -169,7 +169,7 @@ class Loops:
                     inbox.pop(key, None)
             try:
                 by_partition[partition].extend(self._aggregate_reads(message))
-            except Exception as error:  # a defect met by this message (streams.failures)
+            except Exception as error:  # a defect met by this message (streams.worker.failures)
                 failed.append((message, error))
         await self._handle(term, by_partition, failed, messages)
         self.watch.frontier.handled(messages)
@@ -244,7 +244,7 @@ class Loops:
 
     async def _settled(self, sending: Any, messages: list[Any]) -> None:
         """Await a batch's sends and writes; any failure there stops the worker, leaving the
-        batch unacknowledged (streams.failures: read again after the restart)."""
+        batch unacknowledged (streams.worker.failures: read again after the restart)."""
         try:
             await sending
         except Exception as error:
@@ -327,7 +327,7 @@ class Loops:
 
     async def repair(self, owned: set[int]) -> int:
         """Rewrite the keys of ``owned`` partitions whose last changelog record is older than
-        their newest (:meth:`~streams.tables.DurableTable.repair`); how many."""
+        their newest (:meth:`~streams.worker.tables.DurableTable.repair`); how many."""
         term = self.fence.term
         stores = self.stores
         tables = [store.table for store in stores.all()] + [stores.inbox_table]

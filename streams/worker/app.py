@@ -19,7 +19,8 @@ How an event travels (this package, then ``core/processor.py`` for a partition's
    table when partitions are assigned, :mod:`streams.worker.partitions`). On the wall clock a
    timer fires what is due; in event time the partition's clock follows its events (and
    ``advance-clock`` messages).
-5. Aggregates: inputs wait in the ``inbox`` table (:mod:`streams.inbox`) until the sources'
+5. Aggregates: inputs wait in the ``inbox`` table (:mod:`streams.worker.inbox_table`) until the
+sources'
    watermarks have passed them, then go in event-time order, as in replay. In event time every
    order and inventory partition announces its clock to every aggregate partition; on the wall
    clock the time is every watermark.
@@ -44,34 +45,34 @@ import faust
 from aiokafka.partitioner import murmur2  # type: ignore[import-untyped]
 
 from streams import __version__
-from streams.admission import fingerprint
-from streams.connection import client_options, faust_options
-from streams.consumer import ResumingTransport
+from streams.core.dates import EPOCH
 from streams.core.policy import Policy
-from streams.core.timeutil import EPOCH
 from streams.errors import ConfigurationError
-from streams.failures import (
+from streams.kafka.connection import client_options, faust_options
+from streams.kafka.headers import Headers, cloudevents_source
+from streams.kafka.topics import changelog_topic
+from streams.ops.metrics import Metrics
+from streams.ops.outage import OutageLog
+from streams.policy_files import load_policy
+from streams.settings import Settings
+from streams.worker.admission import fingerprint
+from streams.worker.agents import Loops
+from streams.worker.assignor import AdmittingAssignor
+from streams.worker.failures import (
     EXIT_KAFKA_UNAVAILABLE,
     exit_code_of_stop,
     stop_worker,
     stopping_on_kafka_failure,
 )
-from streams.headers import Headers, cloudevents_source
-from streams.metrics import Metrics
-from streams.outage import OutageLog
-from streams.policies import load_policy
-from streams.settings import Settings
-from streams.tables import DurableTable, StampedTable
-from streams.topics import changelog_topic
-from streams.web import OrderwatchWeb
-from streams.worker.agents import Loops
-from streams.worker.assignor import AdmittingAssignor
+from streams.worker.faust_fixes.consumer import ResumingTransport
+from streams.worker.faust_fixes.recovery import GuardedRecovery
+from streams.worker.faust_fixes.restore import ChangelogReader
+from streams.worker.faust_fixes.web import OrderwatchWeb
 from streams.worker.fence import Fence, Fenced
 from streams.worker.partitions import Partitions
 from streams.worker.publish import Publisher
-from streams.worker.recovery import GuardedRecovery
-from streams.worker.restore import ChangelogReader
 from streams.worker.stores import DueIndex, Stores
+from streams.worker.tables import DurableTable, StampedTable
 from streams.worker.watch import STALL_CHECK_SECONDS, ConsumerWatch
 
 __all__ = ["OrderwatchWorker", "describe_startup", "partition_for", "run"]
@@ -148,7 +149,7 @@ class OrderwatchWorker:
             value_serializer="raw",
             autodiscover=False,
             topic_disable_leader=True,
-            # Every topic is created and checked before Faust starts (streams.topics, which
+            # Every topic is created and checked before Faust starts (streams.kafka.topics, which
             # waits out a cluster that is moving). Faust's own declaration asks the first broker
             # of its metadata for the controller and has no other: with that node down it
             # raises NodeNotReadyError and the worker stops, again at every restart while the
@@ -165,7 +166,7 @@ class OrderwatchWorker:
             # The security protocol, SASL login and TLS context of every client Faust makes.
             **faust_options(s),
             # Faust's assignor, admitting only members that run this clock, policy and
-            # partition count (streams.admission).
+            # partition count (streams.worker.admission).
             PartitionAssignor=AdmittingAssignor,
         )
         assignor: Any = app.assignor
@@ -360,8 +361,8 @@ class OrderwatchWorker:
         app.page("/metrics")(self._metrics_view)  # type: ignore[arg-type]
 
     def _follow_commits(self) -> None:
-        """Tell the loops' :class:`~streams.inbox.AppliedInputs` which offsets Faust has
-        committed."""
+        """Tell the loops' :class:`~streams.worker.inbox_table.AppliedInputs` which offsets Faust
+        has committed."""
         tables = self.app.tables
         commit = tables.on_commit
 
@@ -555,7 +556,7 @@ def describe_startup(worker: OrderwatchWorker) -> str:
 
 
 def run(worker: OrderwatchWorker) -> None:
-    """Run the Faust worker until it is stopped (logging is :func:`streams.logs`'s, set up
+    """Run the Faust worker until it is stopped (logging is :func:`streams.ops.logs`'s, set up
     before: Faust leaves it alone)."""
     from faust.worker import Worker
 

@@ -1,11 +1,11 @@
 """Faust's partition assignor, admitting to the group only members that run what it runs.
 
-Each member adds its :class:`~streams.admission.Fingerprint` to the JSON metadata Faust's
+Each member adds its :class:`~streams.worker.admission.Fingerprint` to the JSON metadata Faust's
 assignor sends when it joins (under ``"orderwatch"``; Faust's own reader keeps unknown keys, so
 an older member's leader still reads it). The leader assigns the partitions among the members
 whose fingerprint is its own (or who sent none); a member that differs gets no partitions and,
 in its assignment, the line naming the difference, on which it stops with exit 2
-(:func:`~streams.admission.refuse_to_join`). See :mod:`streams.admission`.
+(:func:`~streams.worker.admission.refuse_to_join`). See :mod:`streams.worker.admission`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from aiokafka.coordinator.protocol import (  # type: ignore[import-untyped]
 )
 from faust.assignor import PartitionAssignor
 
-from streams.admission import Fingerprint, difference, refuse_to_join
+from streams.worker.admission import Fingerprint, difference, refuse_to_join
 
 __all__ = ["AdmittingAssignor"]
 

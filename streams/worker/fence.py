@@ -4,9 +4,10 @@ A worker stopped longer than the session timeout (SIGSTOP, a VM stall, a long pa
 from the group, and its partitions go to another worker. When it runs again it still holds
 fetched messages and unwritten state. Two things keep that from reaching Kafka:
 
-- Every changelog record carries a stamp (:data:`~streams.tables.Stamp`): the group generation
+- Every changelog record carries a stamp (:data:`~streams.worker.tables.Stamp`): the group
+generation
   the writer's partitions were assigned in, and a sequence. The new owner's generation is newer,
-  and a table's restore keeps the newest stamp of each key (:class:`~streams.tables.Stamps`),
+  and a table's restore keeps the newest stamp of each key (:class:`~streams.worker.tables.Stamps`),
   wherever a late record landed. This holds whatever the timing.
 - :meth:`Fence.check`, before a batch sends anything: the group coordinator must have accepted a
   heartbeat of the member the batch's partitions were assigned to within the session timeout
@@ -29,8 +30,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from streams.failures import Fenced
-from streams.tables import Stamp
+from streams.worker.failures import Fenced
+from streams.worker.tables import Stamp
 
 __all__ = ["Fence", "Fenced", "Term"]
 

@@ -27,13 +27,13 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple, TypeAlias
 
-from streams.core import codec
+from streams.core import state_codec
 from streams.core.aggregates import CARRIER, MERCHANT, SKU_STOCK
+from streams.core.dates import EPOCH
 from streams.core.facts import OrderHealth, Shipment, SkuComplaint
 from streams.core.ledger import Page
 from streams.core.stockqueue import Entry
-from streams.core.timeutil import EPOCH
-from streams.tables import DurableTable, StateStore
+from streams.worker.tables import DurableTable, StateStore
 
 __all__ = ["LedgerPages", "Ledgers", "TimelineRecord"]
 
@@ -59,14 +59,14 @@ _MICROSECONDS = struct.Struct(">q")
 def _encode_timeline(value: Timeline) -> bytes:
     if isinstance(value, datetime):
         return _MOMENT + _MICROSECONDS.pack((value - EPOCH) // timedelta(microseconds=1))
-    return codec.encode_fact(value)
+    return state_codec.encode_fact(value)
 
 
 def _decode_timeline(data: bytes) -> Timeline:
     if data[:1] == _MOMENT:
         (micros,) = _MICROSECONDS.unpack(data[1:])
         return EPOCH + timedelta(microseconds=micros)
-    value = codec.decode_fact(data)
+    value = state_codec.decode_fact(data)
     if not isinstance(value, OrderHealth | Shipment | SkuComplaint):
         raise ValueError(f"not a timeline record: {type(value).__name__}")
     return value
@@ -96,9 +96,11 @@ class Ledgers:
     ) -> None:
         self.table = table
         self.timelines: StateStore[TimelineRecord] = StateStore(table, encode_record, decode_record)
-        self.pages: StateStore[Page] = StateStore(table, codec.encode_page, codec.decode_page)
+        self.pages: StateStore[Page] = StateStore(
+            table, state_codec.encode_page, state_codec.decode_page
+        )
         self.queues: StateStore[list[Entry]] = StateStore(
-            table, codec.encode_queue_page, codec.decode_queue_page
+            table, state_codec.encode_queue_page, state_codec.decode_queue_page
         )
         self.heads = heads
         self.partition_of = partition_of

@@ -2,8 +2,9 @@
 
 Each partition this worker owns has a :class:`~streams.core.processor.PartitionProcessor` over
 the worker's stores: its orders in the orders table, its aggregates in theirs, its waiting
-aggregate inputs in the inbox table (:class:`~streams.inbox.TableInbox`), its clocks (event
-time) in the clocks table. :meth:`Partitions.rebuild` makes them again after every assignment,
+aggregate inputs in the inbox table (:class:`~streams.worker.inbox_table.TableInbox`), its clocks
+(event time) in the clocks table. :meth:`Partitions.rebuild` makes them again after every
+assignment,
 from what the tables hold; the deadline index and the pending checks are derived, not stored.
 """
 
@@ -15,14 +16,14 @@ from typing import TypeVar
 
 from streams.core import carrier, merchant
 from streams.core.aggregates import CARRIER, MERCHANT
-from streams.core.clock import PartitionClock
+from streams.core.event_clock import PartitionClock
 from streams.core.inbox import AggregateInbox
 from streams.core.policy import Policy
 from streams.core.processor import PartitionProcessor
 from streams.core.timekeeping import EventTime, Timekeeper, WallTime
-from streams.inbox import Ref, TableInbox
-from streams.tables import StateStore
+from streams.worker.inbox_table import Ref, TableInbox
 from streams.worker.stores import Stores
+from streams.worker.tables import StateStore
 
 __all__ = ["Partitions", "Processor", "clock_key"]
 

@@ -5,11 +5,11 @@ Everything goes straight to the producer (Faust's, or its transaction manager wi
 and waits for none of them; the agent awaits :meth:`Publisher.delivered` before it writes the
 batch's states (outputs before state), and Faust flushes the producer before it commits the
 batch's offsets, so they are all written before the inputs are acknowledged. A message Kafka
-finally refuses stops the worker (the error policy, :mod:`streams.failures`), so nothing is
+finally refuses stops the worker (the error policy, :mod:`streams.worker.failures`), so nothing is
 acknowledged, and no state written, past it.
 
 Facts for the aggregate partitions go as one message per partition per batch (a
-:data:`~streams.wire.BATCH` envelope), not one per fact.
+:data:`~streams.worker.wire.BATCH` envelope), not one per fact.
 """
 
 from __future__ import annotations
@@ -20,17 +20,17 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from streams import wire
-from streams.core import codec
+from streams.core import state_codec
 from streams.core.facts import Fact, sku_subject
 from streams.core.ids import rejection_id
+from streams.core.output_json import raw_text, serialize
 from streams.core.outputs import DeadlineBreached, EventRejected, KafkaSource, Rejection
 from streams.core.processor import Actions, Output
-from streams.core.serialization import raw_text, serialize
-from streams.failures import is_infrastructure, stop_worker
-from streams.headers import Headers, headers
-from streams.inbox import Ref
-from streams.metrics import Metrics
+from streams.kafka.headers import Headers, headers
+from streams.ops.metrics import Metrics
+from streams.worker import wire
+from streams.worker.failures import is_infrastructure, stop_worker
+from streams.worker.inbox_table import Ref
 
 __all__ = ["PROCESSING_FAILED", "Publisher", "where"]
 
@@ -149,7 +149,7 @@ class Publisher:
         latest: dict[int, datetime] = {}
         for fact in facts:
             partition = self._partition_of(fact.subject)
-            envelope = wire.pack(wire.FACT, fact.at, codec.encode_fact(fact))
+            envelope = wire.pack(wire.FACT, fact.at, state_codec.encode_fact(fact))
             by_partition.setdefault(partition, []).append(envelope)
             if partition not in latest or fact.at > latest[partition]:
                 latest[partition] = fact.at

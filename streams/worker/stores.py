@@ -1,8 +1,9 @@
 """The worker's tables as the core's stores.
 
-Orders, SKUs, carriers and merchants are :class:`~streams.tables.StateStore` s (decoded states
-over a changelogged table, written once per batch); the partitions' clocks too; the aggregate
-inbox is a raw :class:`~streams.tables.DurableTable` (:mod:`streams.inbox` reads and writes it).
+Orders, SKUs, carriers and merchants are :class:`~streams.worker.tables.StateStore` s (decoded
+states over a changelogged table, written once per batch); the partitions' clocks too; the aggregate
+inbox is a raw :class:`~streams.worker.tables.DurableTable` (:mod:`streams.worker.inbox_table` reads
+and writes it).
 """
 
 from __future__ import annotations
@@ -13,16 +14,16 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from streams import wire
-from streams.core import codec, order
+from streams.core import order, state_codec
 from streams.core.aggregates import CARRIER, MERCHANT, SKU, SKU_STOCK
-from streams.core.clock import PartitionClock
+from streams.core.event_clock import PartitionClock
 from streams.core.ledger import Pages
 from streams.core.order import OrderState
 from streams.core.policy import Policy
 from streams.core.stockqueue import QueuePages
-from streams.tables import DurableTable, StateStore
+from streams.worker import wire
 from streams.worker.ledgers import Ledgers
+from streams.worker.tables import DurableTable, StateStore
 
 __all__ = ["DueIndex", "Stores", "pack_clock", "unpack_clock"]
 
@@ -45,18 +46,20 @@ class Stores:
         self.due = due
         self.orders = StateStore(
             table("orders"),
-            codec.encode_order,
-            codec.decode_order,
+            state_codec.encode_order,
+            state_codec.decode_order,
             None if due is None else due.index,
         )
         # Written at most once a tick (the watermark timer) and before a rebalance: a clock
         # restored a little behind only re-fires nothing (what fired is in the orders' state)
         # and announces less.
         self.clocks = StateStore(table("clocks"), pack_clock, unpack_clock)
-        self.skus = StateStore(table("skus"), codec.encode_sku, codec.decode_sku)
-        self.carriers = StateStore(table("carriers"), codec.encode_carrier, codec.decode_carrier)
+        self.skus = StateStore(table("skus"), state_codec.encode_sku, state_codec.decode_sku)
+        self.carriers = StateStore(
+            table("carriers"), state_codec.encode_carrier, state_codec.decode_carrier
+        )
         self.merchants = StateStore(
-            table("merchants"), codec.encode_merchant, codec.decode_merchant
+            table("merchants"), state_codec.encode_merchant, state_codec.decode_merchant
         )
         # Keys start with the partition they belong to, which is their changelog partition.
         self.ledgers = Ledgers(

@@ -1,11 +1,11 @@
 """The worker's watch over its consumer: offsets in order, progress, lag, idle inputs.
 
-Faust's consumer can skip or stall on a partition around rebalances (see :mod:`streams.offsets`
-and :mod:`streams.consumer`); :class:`ConsumerWatch` checks every message's offset before it is
-handled (telling Faust's skips from retention's, which it counts and passes), looks every few
-seconds for a partition that stalled, reports the consumer lag, and
-(event time) lifts the clock of a partition whose inputs have nothing unread. It reads the
-group's committed offsets and the logs' ends with a Kafka client of its own.
+Faust's consumer can skip or stall on a partition around rebalances (see
+:mod:`streams.worker.faust_fixes.offsets` and :mod:`streams.worker.faust_fixes.consumer`);
+:class:`ConsumerWatch` checks every message's offset before it is handled (telling Faust's skips
+from retention's, which it counts and passes), looks every few seconds for a partition that stalled,
+reports the consumer lag, and (event time) lifts the clock of a partition whose inputs have nothing
+unread. It reads the group's committed offsets and the logs' ends with a Kafka client of its own.
 """
 
 from __future__ import annotations
@@ -20,15 +20,15 @@ from aiokafka import AIOKafkaConsumer, TopicPartition  # type: ignore[import-unt
 from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
 from faust.types import TP
 
-from streams import wire
-from streams.connection import client_options
-from streams.core.clock import PartitionClock, idle_floor, partition_clock
-from streams.core.timeutil import EPOCH
-from streams.failures import SkippedOffsets, StalledPartition, stop_worker
-from streams.metrics import Metrics
-from streams.offsets import ExpiredOffsets, OffsetGuard
-from streams.outage import OutageLog
+from streams.core.dates import EPOCH
+from streams.core.event_clock import PartitionClock, idle_floor, partition_clock
+from streams.kafka.connection import client_options
+from streams.ops.metrics import Metrics
+from streams.ops.outage import OutageLog
 from streams.settings import Settings
+from streams.worker import wire
+from streams.worker.failures import SkippedOffsets, StalledPartition, stop_worker
+from streams.worker.faust_fixes.offsets import ExpiredOffsets, OffsetGuard
 from streams.worker.frontier import ReadFrontier
 from streams.worker.publish import where
 
@@ -93,8 +93,8 @@ class ConsumerWatch:
 
     async def check_order(self, message: Any) -> None:
         """Stop the worker if the consumer skipped offsets before this message that are still
-        in the log (see :mod:`streams.offsets`); the restart reads them again. Offsets that
-        retention deleted are counted and logged, and the partition flows on."""
+        in the log (see :mod:`streams.worker.faust_fixes.offsets`); the restart reads them again.
+        Offsets that retention deleted are counted and logged, and the partition flows on."""
         if message.topic not in self.guarded:
             return
         first = not self.offsets.knows(message.tp)
@@ -137,7 +137,7 @@ class ConsumerWatch:
 
     async def _expired(self, message: Any, skipped_from: int) -> bool:
         """Did retention delete the offsets skipped before this message? Counted and logged
-        once (see :class:`~streams.offsets.ExpiredOffsets`)."""
+        once (see :class:`~streams.worker.faust_fixes.offsets.ExpiredOffsets`)."""
         part = TopicPartition(message.topic, message.partition)
         try:
             reader = await self.reader()
@@ -200,7 +200,7 @@ class ConsumerWatch:
 
     async def check_progress(self) -> None:
         """Stop the worker if a partition it owns has unread messages and none came since the
-        last look (see :mod:`streams.offsets`); its restart reads them."""
+        last look (see :mod:`streams.worker.faust_fixes.offsets`); its restart reads them."""
         tps = self.offsets.partitions()
         if not tps or self._paused():
             self.offsets.forget_looks()  # a pause is no stall
@@ -315,7 +315,7 @@ class ConsumerWatch:
         async with self._reader_lock:
             if self._reader is None:
                 # Started like Faust's own clients: its failures are Kafka's (KafkaError),
-                # which the error policy handles; the start checks of streams.connection are
+                # which the error policy handles; the start checks of streams.kafka.connection are
                 # for commands, and ensure_topics made them before the worker started.
                 reader = AIOKafkaConsumer(
                     **client_options(self.settings),

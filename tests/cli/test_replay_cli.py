@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from streams.cli import main
-from streams.policies import load_policy
+from streams.policy_files import load_policy
 
 PLACED_AT = "2026-01-05T10:00:00Z"
 OUTPUT_TYPES = {"deadline.breached", "recommendation.issued", "event.rejected"}

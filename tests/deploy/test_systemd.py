@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from deploy_files import DEPLOY
 
-from streams.admission import EXIT_REFUSED
 from streams.errors import ConfigurationError
-from streams.failures import EXIT_KAFKA_UNAVAILABLE
+from streams.worker.admission import EXIT_REFUSED
+from streams.worker.failures import EXIT_KAFKA_UNAVAILABLE
 
 UNIT = DEPLOY / "systemd" / "orderwatch.service"
 

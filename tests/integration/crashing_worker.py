@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import asyncio
 
-from streams.logs import configure_logging
+from streams.kafka.topics import ensure_topics
+from streams.ops.logs import configure_logging
 from streams.settings import load_settings
-from streams.topics import ensure_topics
 from streams.worker import OrderwatchWorker, run
 
 

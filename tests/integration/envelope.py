@@ -361,8 +361,8 @@ def run_wall(
 
 def create_topics(group: Group) -> None:
     """The group's topics, as ``orderwatch send`` or a worker would create them."""
+    from streams.kafka.topics import ensure_topics
     from streams.settings import Settings
-    from streams.topics import ensure_topics
 
     settings = Settings(
         broker=group.bootstrap,

@@ -52,7 +52,7 @@ from worker_harness import (
     wait_for,
 )
 
-from streams.failures import EXIT_KAFKA_UNAVAILABLE
+from streams.worker.failures import EXIT_KAFKA_UNAVAILABLE
 
 REPO = Path(__file__).resolve().parents[2]
 KAFKA_SH = REPO / "scripts" / "kafka.sh"
@@ -94,7 +94,7 @@ class Scenario:
     freeze_seconds: tuple[float, float] = (10.0, 20.0)  # a frozen worker or broker, at random
 
     def lines(self) -> list[bytes]:
-        from streams.simulator import bad_lines, generate_events
+        from streams.tools.simulator import bad_lines, generate_events
 
         events = [
             json.dumps(event).encode()
@@ -219,7 +219,7 @@ def last_occurred(lines: Iterable[bytes]) -> datetime:
 
 
 def replay_outputs(lines: list[bytes], until: datetime) -> list[dict[str, Any]]:
-    from streams.policies import load_policy
+    from streams.policy_files import load_policy
     from streams.replay import replay_lines
 
     outputs: list[dict[str, Any]] = []

@@ -20,7 +20,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.partitioner import murmur2
 
-from streams.brokers import create_topics
+from streams.kafka.admin import create_topics
 
 SESSION_TIMEOUT_MS = 6000
 HEARTBEAT_INTERVAL_MS = 1000
@@ -146,8 +146,8 @@ async def test_committed_offsets_outlive_the_consumer_that_committed_them(
     The first consumer processes 60 of 100 records, commits the positions it processed and
     leaves the group; a new consumer in the same group (``auto_offset_reset="earliest"``, so a lost
     commit would show as redelivery from offset 0) must get exactly the other 40. About 15 s on
-    Tansu: the first consumer's leave is not sent from generation 0 (see ``streams.brokers``), so
-    the second one waits for its session to expire.
+    Tansu: the first consumer's leave is not sent from generation 0 (see
+    ``streams.tools.embedded_broker``), so the second one waits for its session to expire.
     """
     partitions, count, processed_count = 4, 100, 60
     topic, group = _name("resume"), _name("group")

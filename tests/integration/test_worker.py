@@ -31,9 +31,9 @@ from worker_harness import (
 )
 
 from streams import __version__
-from streams.core.timeutil import EPOCH
-from streams.policies import load_policy
-from streams.simulator import generate_events
+from streams.core.dates import EPOCH
+from streams.policy_files import load_policy
+from streams.tools.simulator import generate_events
 
 pytestmark = pytest.mark.broker
 
@@ -238,7 +238,7 @@ def test_a_simulated_month_of_four_stores_gives_every_decision_replay_gives(
 def test_an_event_dated_2199_is_dead_lettered_and_moves_no_clock(
     kafka_bootstrap: str, tmp_path: Path, replayed: list[dict[str, Any]]
 ) -> None:
-    """The rule replay applies (tests/unit/test_clock.py), on the worker's partitions."""
+    """The rule replay applies (tests/unit/core/test_event_clock.py), on the worker's partitions."""
     lines = example_lines()
     middle = len(lines) // 2
     stray = next(

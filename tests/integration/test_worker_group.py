@@ -98,8 +98,9 @@ def test_a_restarted_worker_reads_partitions_its_group_never_committed(
     """Complaints produced while the group was down, to partitions it never committed, are read.
 
     Faust resumes fetching before it seeks, drops what it fetches meanwhile, and seeks only
-    partitions committed above offset 0: without :class:`streams.consumer.ResumingConsumer`
-    these complaints were never read, after any number of restarts.
+    partitions committed above offset 0: without
+    :class:`streams.worker.faust_fixes.consumer.ResumingConsumer` these complaints were never read,
+    after any number of restarts.
     """
     lines = example_lines()
     complaints = [line for line in lines if message_of(line)[0] == "complaints"]

@@ -22,8 +22,8 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.helpers import create_ssl_context
 
-from streams.failures import EXIT_KAFKA_UNAVAILABLE
-from streams.send import Unroutable, route
+from streams.tools.send import Unroutable, route
+from streams.worker.failures import EXIT_KAFKA_UNAVAILABLE
 
 INPUT_TOPICS = ("orders", "inventory", "tracking", "complaints")
 OUTPUT_TOPICS = ("deadline-breaches", "dispute-recommendations", "dead-letter")
@@ -74,7 +74,7 @@ def decisions(outputs: Iterable[dict[str, Any]]) -> set[str]:
 
 def replayed_outputs(lines: Iterable[bytes] | None = None) -> list[dict[str, Any]]:
     """What ``orderwatch replay`` emits for ``lines`` (default: the example stream)."""
-    from streams.policies import load_policy
+    from streams.policy_files import load_policy
     from streams.replay import replay_lines
 
     outputs: list[dict[str, Any]] = []
@@ -193,7 +193,7 @@ class WorkerRun:
     ``extra_env`` goes to the worker's environment last; ``ORDERWATCH_`` security variables in
     it also configure the harness's own clients of this worker's topics (:attr:`security`).
     ``supervised`` (the default) restarts the worker when it stops itself with exit 75, as a
-    deployment's supervisor would (see streams.failures); ``restarts`` counts those.
+    deployment's supervisor would (see streams.worker.failures); ``restarts`` counts those.
     """
 
     bootstrap: str

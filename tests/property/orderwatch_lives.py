@@ -30,7 +30,7 @@ from streams.core.outputs import (
     Rejection,
 )
 from streams.core.policy import Policy
-from streams.policies import load_policy
+from streams.policy_files import load_policy
 
 T = TypeVar("T")
 

@@ -20,7 +20,7 @@ from orderwatch_lives import (
     stock_updates,
 )
 
-from streams.core.serialization import serialize
+from streams.core.output_json import serialize
 from streams.replay import replay_lines
 
 

@@ -45,9 +45,9 @@ from streams.core.processor import (
 from streams.core.sequencer import Item
 from streams.core.sku import SkuState
 from streams.core.timekeeping import EventTime
-from streams.policies import load_policy
+from streams.policy_files import load_policy
 from streams.replay import replay_lines
-from streams.simulator import generate_events
+from streams.tools.simulator import generate_events
 from streams.worker import partition_for
 
 POLICY = load_policy()

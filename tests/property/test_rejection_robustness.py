@@ -13,10 +13,10 @@ from orderwatch_lives import (
     single_order,
 )
 
-from streams.core.clock import from_the_future
+from streams.core.event_clock import from_the_future
 from streams.core.events import decode_event
+from streams.core.output_json import MAX_RAW_BYTES, serialize
 from streams.core.outputs import EventRejected, FileSource, OutputEvent, Rejection
-from streams.core.serialization import MAX_RAW_BYTES, serialize
 from streams.replay import replay_lines
 
 SOURCE = "events.jsonl"

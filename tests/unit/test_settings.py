@@ -10,10 +10,10 @@ from click.testing import CliRunner
 
 from streams.cli import main
 from streams.errors import ConfigurationError
-from streams.failures import EXIT_KAFKA_UNAVAILABLE
+from streams.kafka.topics import required_topics
 from streams.settings import load_settings, unknown_variables
-from streams.topics import required_topics
 from streams.worker import OrderwatchWorker
+from streams.worker.failures import EXIT_KAFKA_UNAVAILABLE
 
 
 def test_settings_come_from_orderwatch_variables(monkeypatch: pytest.MonkeyPatch) -> None:

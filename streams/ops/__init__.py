@@ -1,0 +1,1 @@
+"""What operators see of a worker: Prometheus metrics, the log, outage lines."""

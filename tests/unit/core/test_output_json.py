@@ -1,0 +1,25 @@
+"""Both drivers write outputs through the one serializer of streams.core.output_json."""
+
+from streams import replay
+from streams.core import output_json
+from streams.worker import publish as worker
+
+
+def test_replay_and_the_worker_use_the_same_serializer():
+    assert replay.serialize is output_json.serialize
+    assert worker.serialize is output_json.serialize
+    assert replay.raw_text is output_json.raw_text
+    assert worker.raw_text is output_json.raw_text
+
+
+def test_raw_text_keeps_at_most_max_raw_bytes_of_whole_characters():
+    raw = "é".encode() * output_json.MAX_RAW_BYTES  # two bytes each
+
+    text = output_json.raw_text(raw)
+
+    assert len(text.encode("utf-8")) == output_json.MAX_RAW_BYTES
+    assert set(text) == {"é"}
+
+
+def test_raw_text_replaces_invalid_utf8():
+    assert output_json.raw_text(b"ab\xffc") == "ab\ufffdc"

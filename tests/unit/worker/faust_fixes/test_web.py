@@ -1,0 +1,61 @@
+"""The worker's HTTP server: only orderwatch's views, and one line when it cannot listen."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from streams.errors import ConfigurationError
+from streams.settings import load_settings
+from streams.worker import OrderwatchWorker
+from streams.worker.faust_fixes.web import OrderwatchWeb, check_bind
+
+
+def test_the_worker_serves_none_of_fausts_own_views() -> None:
+    worker = OrderwatchWorker(load_settings(web_host="127.0.0.1"))
+
+    assert isinstance(worker.app.web, OrderwatchWeb)
+    assert worker.app.web.blueprints._enabled == []
+    assert worker.app.conf.web_bind == "127.0.0.1"
+
+
+def test_a_free_port_passes() -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        port = holder.getsockname()[1]
+    check_bind(load_settings(web_host="127.0.0.1", web_port=port))
+
+
+def test_a_port_in_use_is_one_line_naming_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        monkeypatch.setenv("ORDERWATCH_WEB_PORT", str(port))
+        with pytest.raises(ConfigurationError) as raised:
+            check_bind(load_settings(web_host="127.0.0.1"))
+    message = str(raised.value)
+    assert message == (
+        f"setting ORDERWATCH_WEB_PORT: port {port} on 127.0.0.1 is already in use "
+        "(another worker?); choose a free port"
+    )
+
+
+def test_an_address_of_another_machine_is_one_line_naming_the_host_setting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ORDERWATCH_WEB_HOST", "192.0.2.1")  # TEST-NET-1
+    with pytest.raises(ConfigurationError) as raised:
+        check_bind(load_settings())
+    assert str(raised.value).startswith("setting ORDERWATCH_WEB_HOST: cannot listen on 192.0.2.1")
+
+
+def test_a_port_given_as_a_flag_is_named_as_the_flag() -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        with pytest.raises(ConfigurationError) as raised:
+            check_bind(load_settings(web_host="127.0.0.1", web_port=port))
+    assert str(raised.value).startswith(f"setting --web-port: port {port} on 127.0.0.1")
