@@ -3,7 +3,8 @@
 Every event is built as the JSON a producer would send and validated through
 :func:`~streams.core.events.decode_event`, then run through ``Engine(load_policy())``. Tests
 reach the builders through the ``ev`` fixture and the engine through ``run`` (or ``make_run``
-for a custom policy or a second engine), so no test module imports this file.
+for a custom policy or a second engine), so no test module imports this file at run time (they
+import ``Events``, ``Run`` and ``Event`` for the type checker only).
 
 Expected numbers are hard-coded in each test from policy.md, never read from the policy, so a
 test fails when someone edits ``wish.toml``.

@@ -4,9 +4,18 @@ delivery breach reaches 5 % → CARRIER_REVIEW (warning, CHANGE_CARRIER). Carrie
 lowercased and trimmed.
 """
 
+from __future__ import annotations
+
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import pytest
+
+from streams.core.engine import Output
+from streams.core.policy import Policy
+
+if TYPE_CHECKING:
+    from tests.unit.core.rules.conftest import Events, Run
 
 T0 = datetime(2024, 3, 4, 9, 0, tzinfo=UTC)  # a Monday
 MINUTE = timedelta(minutes=1)
@@ -14,7 +23,17 @@ HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
 
 
-def ship(run, ev, count, *, start=0, carrier="YunExpress", merchant="m1", at=T0, status="accepted"):
+def ship(
+    run: Run,
+    ev: Events,
+    count: int,
+    *,
+    start: int = 0,
+    carrier: str = "YunExpress",
+    merchant: str = "m1",
+    at: datetime = T0,
+    status: str = "accepted",
+) -> None:
     """Place and track ``count`` orders o{start}… with ``carrier``, one minute apart.
 
     Each is tracked 9 h after placement and scanned (with ``status``) an hour later.
@@ -28,13 +47,22 @@ def ship(run, ev, count, *, start=0, carrier="YunExpress", merchant="m1", at=T0,
         )
 
 
-def complain(run, ev, order_id, reason="damaged", at=T0 + 3 * DAY, merchant="m1"):
+def complain(
+    run: Run,
+    ev: Events,
+    order_id: str,
+    reason: str = "damaged",
+    at: datetime = T0 + 3 * DAY,
+    merchant: str = "m1",
+) -> list[Output]:
     return run.step(
         ev.filed(order_id, at, reason=reason, complaint_id=f"c-{order_id}", merchant_id=merchant)
     )
 
 
-def test_twenty_shipments_with_one_problem_reach_5_percent_and_issue_a_review(ev, run):
+def test_twenty_shipments_with_one_problem_reach_5_percent_and_issue_a_review(
+    ev: Events, run: Run
+) -> None:
     ship(run, ev, 20)
     assert run.recs("CARRIER_REVIEW") == []
 
@@ -52,7 +80,9 @@ def test_twenty_shipments_with_one_problem_reach_5_percent_and_issue_a_review(ev
     assert review.evidence["orders_with_problems"] == 1
 
 
-def test_nineteen_shipments_all_with_problems_are_too_few_for_a_review(ev, run):
+def test_nineteen_shipments_all_with_problems_are_too_few_for_a_review(
+    ev: Events, run: Run
+) -> None:
     ship(run, ev, 19)
     for i in range(19):
         complain(run, ev, f"o{i}")
@@ -60,7 +90,7 @@ def test_nineteen_shipments_all_with_problems_are_too_few_for_a_review(ev, run):
     assert run.recs("CARRIER_REVIEW") == []
 
 
-def test_the_twentieth_shipment_makes_nineteen_problems_count(ev, run):
+def test_the_twentieth_shipment_makes_nineteen_problems_count(ev: Events, run: Run) -> None:
     ship(run, ev, 19)
     for i in range(19):
         complain(run, ev, f"o{i}")
@@ -69,7 +99,7 @@ def test_the_twentieth_shipment_makes_nineteen_problems_count(ev, run):
     assert len(run.recs("CARRIER_REVIEW")) == 1
 
 
-def test_one_problem_in_twenty_one_shipments_is_below_5_percent(ev, run):
+def test_one_problem_in_twenty_one_shipments_is_below_5_percent(ev: Events, run: Run) -> None:
     ship(run, ev, 21)
     complain(run, ev, "o3")
 
@@ -77,7 +107,9 @@ def test_one_problem_in_twenty_one_shipments_is_below_5_percent(ev, run):
 
 
 @pytest.mark.parametrize("reason", ["damaged", "not_received"])
-def test_damaged_and_not_received_complaints_are_carrier_problems(ev, run, reason):
+def test_damaged_and_not_received_complaints_are_carrier_problems(
+    ev: Events, run: Run, reason: str
+) -> None:
     ship(run, ev, 20)
     complain(run, ev, "o0", reason=reason)
 
@@ -88,14 +120,16 @@ def test_damaged_and_not_received_complaints_are_carrier_problems(ev, run, reaso
     "reason",
     ["not_as_described", "wrong_item", "size_fit", "defective", "missing_parts", "other"],
 )
-def test_other_complaint_reasons_are_not_carrier_problems(ev, run, reason):
+def test_other_complaint_reasons_are_not_carrier_problems(
+    ev: Events, run: Run, reason: str
+) -> None:
     ship(run, ev, 20)
     complain(run, ev, "o0", reason=reason)
 
     assert run.recs("CARRIER_REVIEW") == []
 
 
-def test_a_delivery_breach_is_a_carrier_problem(ev, run):
+def test_a_delivery_breach_is_a_carrier_problem(ev: Events, run: Run) -> None:
     ship(run, ev, 20)
     for i in range(1, 20):
         run.step(ev.scanned(f"o{i}", T0 + 5 * DAY, status="delivered"))
@@ -105,7 +139,7 @@ def test_a_delivery_breach_is_a_carrier_problem(ev, run):
     assert len(run.recs("CARRIER_REVIEW", outputs=fired)) == 1
 
 
-def test_carrier_names_are_compared_lowercased_and_trimmed(ev, run):
+def test_carrier_names_are_compared_lowercased_and_trimmed(ev: Events, run: Run) -> None:
     names = ["YunExpress", " yunexpress ", "YUNEXPRESS", "yunExpress\t"]
     for i in range(20):
         ship(run, ev, 1, start=i, carrier=names[i % len(names)])
@@ -116,7 +150,7 @@ def test_carrier_names_are_compared_lowercased_and_trimmed(ev, run):
     assert review.evidence["shipments"] == 20
 
 
-def test_each_carrier_is_counted_separately(ev, run):
+def test_each_carrier_is_counted_separately(ev: Events, run: Run) -> None:
     ship(run, ev, 10, carrier="YunExpress")
     ship(run, ev, 10, start=10, carrier="4PX")
     complain(run, ev, "o0")
@@ -124,7 +158,7 @@ def test_each_carrier_is_counted_separately(ev, run):
     assert run.recs("CARRIER_REVIEW") == []
 
 
-def test_each_store_is_counted_separately(ev, run):
+def test_each_store_is_counted_separately(ev: Events, run: Run) -> None:
     ship(run, ev, 10, merchant="m1")
     ship(run, ev, 10, start=10, merchant="m2")
     complain(run, ev, "o0", merchant="m1")
@@ -132,7 +166,7 @@ def test_each_store_is_counted_separately(ev, run):
     assert run.recs("CARRIER_REVIEW") == []
 
 
-def test_shipments_older_than_30_days_leave_the_window(ev, run):
+def test_shipments_older_than_30_days_leave_the_window(ev: Events, run: Run) -> None:
     ship(run, ev, 10)
     ship(run, ev, 10, start=10, at=T0 + 31 * DAY)
     complain(run, ev, "o12", at=T0 + 33 * DAY)
@@ -140,7 +174,7 @@ def test_shipments_older_than_30_days_leave_the_window(ev, run):
     assert run.recs("CARRIER_REVIEW") == []
 
 
-def test_a_second_review_needs_the_rate_to_drop_below_and_cross_again(ev, run):
+def test_a_second_review_needs_the_rate_to_drop_below_and_cross_again(ev: Events, run: Run) -> None:
     ship(run, ev, 20)
     complain(run, ev, "o0")  # 1 / 20 = 5 %: first review
     ship(run, ev, 1, start=20, at=T0 + HOUR)  # 1 / 21 < 5 %: below again
@@ -150,21 +184,23 @@ def test_a_second_review_needs_the_rate_to_drop_below_and_cross_again(ev, run):
     assert first.recommendation_id != second.recommendation_id
 
 
-def test_a_shipment_29_and_a_half_days_old_still_counts(ev, run):
+def test_a_shipment_29_and_a_half_days_old_still_counts(ev: Events, run: Run) -> None:
     ship(run, ev, 20, status="delivered")  # shipped (tracked) from T0 + 9 h
     complain(run, ev, "o0", at=T0 + 9 * HOUR + 29 * DAY + 12 * HOUR)
 
     assert len(run.recs("CARRIER_REVIEW")) == 1
 
 
-def test_a_shipment_30_days_and_an_hour_old_no_longer_counts(ev, run):
+def test_a_shipment_30_days_and_an_hour_old_no_longer_counts(ev: Events, run: Run) -> None:
     ship(run, ev, 20, status="delivered")  # shipped (tracked) from T0 + 9 h
     complain(run, ev, "o0", at=T0 + 9 * HOUR + 30 * DAY + HOUR)
 
     assert run.recs("CARRIER_REVIEW") == []
 
 
-def test_a_fact_sent_before_the_order_changed_carrier_does_not_count_it_again(policy):
+def test_a_fact_sent_before_the_order_changed_carrier_does_not_count_it_again(
+    policy: Policy,
+) -> None:
     """A worker may read an order's complaint before its second tracking: the fact the complaint
     sent names only the first carrier, yet arrives (in event time) after the one that told of
     the change. The carrier must merge it with what it knew, not count the order again."""
@@ -175,7 +211,9 @@ def test_a_fact_sent_before_the_order_changed_carrier_does_not_count_it_again(po
     first, second = T0 + HOUR, T0 + 14 * HOUR
     complaint = T0 + 9 * DAY
 
-    def shipment(at, trackings, problem_at):
+    def shipment(
+        at: datetime, trackings: list[tuple[datetime, str]], problem_at: datetime | None
+    ) -> Shipment:
         return Shipment(
             subject="m1/china post",
             order_id="o1",
@@ -192,9 +230,10 @@ def test_a_fact_sent_before_the_order_changed_carrier_does_not_count_it_again(po
         (second, shipment(second, both, complaint)),  # knew of the change and the complaint
         (complaint, shipment(complaint, both[:1], complaint)),  # sent before it knew
     ]
-    state = None
-    pages = DictPages()
+    state: carrier.CarrierState | None = None
+    pages: DictPages[Shipment] = DictPages()
     for at, fact in steps:
         state = carrier.apply_shipment(state, fact, at, policy, pages).state
+    assert state is not None
     state = carrier.tick(state, complaint, policy, pages).state
     assert state.shipments.totals == [0, 0]  # o1 ships with YunExpress since `second`

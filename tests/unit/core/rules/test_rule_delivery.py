@@ -7,9 +7,17 @@ A ``delivered`` scan at or before the due time meets it.
 DELIVERY_OVERDUE: critical, CONTACT_CUSTOMER, OFFER_RESHIP, OFFER_REFUND, CHANGE_CARRIER.
 """
 
+from __future__ import annotations
+
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+from streams.core.outputs import DeadlineBreached
+
+if TYPE_CHECKING:
+    from tests.unit.core.rules.conftest import Events, Run
 
 T0 = datetime(2024, 3, 4, 9, 0, tzinfo=UTC)  # a Monday
 HOUR = timedelta(hours=1)
@@ -27,7 +35,9 @@ DAYS_BY_COUNTRY = {
 OTHER_COUNTRIES_DAYS = 30
 
 
-def delivery_breach(run, ev, *, at=T0, until=None, **order):
+def delivery_breach(
+    run: Run, ev: Events, *, at: datetime = T0, until: datetime | None = None, **order: Any
+) -> DeadlineBreached:
     run.feed(ev.placed("o1", at, **order))
     run.advance(until or at + 60 * DAY)
     [breach] = run.breaches("delivery")
@@ -35,7 +45,9 @@ def delivery_breach(run, ev, *, at=T0, until=None, **order):
 
 
 @pytest.mark.parametrize(("country", "days"), sorted(DAYS_BY_COUNTRY.items()))
-def test_a_standard_order_is_due_the_countrys_days_after_placement(ev, run, country, days):
+def test_a_standard_order_is_due_the_countrys_days_after_placement(
+    ev: Events, run: Run, country: str, days: int
+) -> None:
     run.feed(ev.placed("o1", T0, destination_country=country))
     due = T0 + days * DAY
 
@@ -46,7 +58,9 @@ def test_a_standard_order_is_due_the_countrys_days_after_placement(ev, run, coun
 
 
 @pytest.mark.parametrize("country", ["TH", "CN", "NG"])
-def test_a_country_not_in_the_table_is_due_30_days_after_placement(ev, run, country):
+def test_a_country_not_in_the_table_is_due_30_days_after_placement(
+    ev: Events, run: Run, country: str
+) -> None:
     breach = delivery_breach(run, ev, destination_country=country)
     assert breach.due_at == T0 + OTHER_COUNTRIES_DAYS * DAY
 
@@ -60,16 +74,18 @@ def test_a_country_not_in_the_table_is_due_30_days_after_placement(ev, run, coun
         ("TH", datetime(2024, 4, 3, 9, 0, tzinfo=UTC)),
     ],
 )
-def test_the_delivery_due_dates_of_us_gb_za_and_an_unlisted_country(ev, run, country, due):
+def test_the_delivery_due_dates_of_us_gb_za_and_an_unlisted_country(
+    ev: Events, run: Run, country: str, due: datetime
+) -> None:
     assert delivery_breach(run, ev, destination_country=country).due_at == due
 
 
-def test_standard_delivery_counts_from_placement_not_from_release(ev, run):
+def test_standard_delivery_counts_from_placement_not_from_release(ev: Events, run: Run) -> None:
     breach = delivery_breach(run, ev, released_at=T0 + 40 * HOUR)
     assert breach.due_at == T0 + 15 * DAY
 
 
-def test_a_delivered_scan_at_exactly_the_due_time_meets_it(ev, run):
+def test_a_delivered_scan_at_exactly_the_due_time_meets_it(ev: Events, run: Run) -> None:
     due = T0 + 15 * DAY
     run.feed(
         ev.placed("o1", T0),
@@ -82,7 +98,7 @@ def test_a_delivered_scan_at_exactly_the_due_time_meets_it(ev, run):
     assert run.breaches("delivery") == []
 
 
-def test_a_delivered_scan_one_microsecond_late_does_not_meet_it(ev, run):
+def test_a_delivered_scan_one_microsecond_late_does_not_meet_it(ev: Events, run: Run) -> None:
     due = T0 + 15 * DAY
     run.feed(
         ev.placed("o1", T0),
@@ -96,7 +112,9 @@ def test_a_delivered_scan_one_microsecond_late_does_not_meet_it(ev, run):
 
 
 @pytest.mark.parametrize("status", ["accepted", "in_transit", "returned", "exception"])
-def test_a_scan_that_is_not_delivered_does_not_meet_delivery(ev, run, status):
+def test_a_scan_that_is_not_delivered_does_not_meet_delivery(
+    ev: Events, run: Run, status: str
+) -> None:
     due = T0 + 15 * DAY
     run.feed(
         ev.placed("o1", T0),
@@ -108,7 +126,9 @@ def test_a_scan_that_is_not_delivered_does_not_meet_delivery(ev, run, status):
     assert len(run.breaches("delivery")) == 1
 
 
-def test_delivery_overdue_is_critical_with_contact_reship_refund_change_carrier(ev, run):
+def test_delivery_overdue_is_critical_with_contact_reship_refund_change_carrier(
+    ev: Events, run: Run
+) -> None:
     delivery_breach(run, ev, until=T0 + 15 * DAY)
 
     [overdue] = run.recs("DELIVERY_OVERDUE")
@@ -124,7 +144,9 @@ def test_delivery_overdue_is_critical_with_contact_reship_refund_change_carrier(
     assert overdue.issued_at == T0 + 15 * DAY
 
 
-def test_the_standard_delivery_consequence_is_that_the_seller_bears_the_refund(ev, run):
+def test_the_standard_delivery_consequence_is_that_the_seller_bears_the_refund(
+    ev: Events, run: Run
+) -> None:
     breach = delivery_breach(run, ev)
     assert "100 %" in breach.consequence
     assert "refund" in breach.consequence
@@ -160,8 +182,8 @@ def test_the_standard_delivery_consequence_is_that_the_seller_bears_the_refund(e
     ],
 )  # fmt: skip
 def test_an_express_order_is_due_5_business_days_after_release_6_for_france(
-    ev, run, country, released, due
-):
+    ev: Events, run: Run, country: str, released: datetime, due: datetime
+) -> None:
     run.feed(
         ev.placed(
             "o1",
@@ -178,19 +200,21 @@ def test_an_express_order_is_due_5_business_days_after_release_6_for_france(
     assert breach.rule == "wish.express_delivery"
 
 
-def test_an_express_release_defaults_to_8_hours_after_placement(ev, run):
+def test_an_express_release_defaults_to_8_hours_after_placement(ev: Events, run: Run) -> None:
     # placed Friday 02:00 → released Friday 10:00 → due next Friday 10:00
     breach = delivery_breach(run, ev, at=datetime(2024, 3, 8, 2, 0, tzinfo=UTC), program="express")
     assert breach.due_at == datetime(2024, 3, 15, 10, 0, tzinfo=UTC)
 
 
-def test_an_express_order_placed_friday_evening_is_released_on_saturday(ev, run):
+def test_an_express_order_placed_friday_evening_is_released_on_saturday(
+    ev: Events, run: Run
+) -> None:
     # placed Friday 20:00 → released Saturday 04:00 → counts from Monday 00:00 → Monday 00:00
     breach = delivery_breach(run, ev, at=datetime(2024, 3, 8, 20, 0, tzinfo=UTC), program="express")
     assert breach.due_at == datetime(2024, 3, 18, 0, 0, tzinfo=UTC)
 
 
-def test_a_delivered_scan_at_exactly_the_express_due_time_meets_it(ev, run):
+def test_a_delivered_scan_at_exactly_the_express_due_time_meets_it(ev: Events, run: Run) -> None:
     due = datetime(2024, 3, 11, 10, 0, tzinfo=UTC)
     run.feed(
         ev.placed("o1", datetime(2024, 3, 4, 2, 0, tzinfo=UTC), program="express"),
@@ -202,7 +226,7 @@ def test_a_delivered_scan_at_exactly_the_express_due_time_meets_it(ev, run):
     assert run.breaches("delivery") == []
 
 
-def test_an_express_breach_names_the_express_rule_and_its_consequence(ev, run):
+def test_an_express_breach_names_the_express_rule_and_its_consequence(ev: Events, run: Run) -> None:
     delivery_breach(run, ev, at=datetime(2024, 3, 4, 2, 0, tzinfo=UTC), program="express")
 
     [breach] = run.breaches("delivery")
@@ -218,7 +242,9 @@ def test_an_express_breach_names_the_express_rule_and_its_consequence(ev, run):
 
 
 @pytest.mark.parametrize("applied", ["before the clock passed the due time", "after it fired"])
-def test_a_first_scan_after_the_due_time_is_not_evidence_of_the_breach(ev, run, applied):
+def test_a_first_scan_after_the_due_time_is_not_evidence_of_the_breach(
+    ev: Events, run: Run, applied: str
+) -> None:
     due = T0 + 15 * DAY
     run.feed(ev.placed("o1", T0), ev.tracked("o1", T0 + 10 * HOUR))
     scanned = ev.scanned("o1", due + timedelta(minutes=2))  # within the allowed lateness

@@ -6,7 +6,13 @@
 - A repeated event_id is a duplicate and changes nothing (the first event seen is kept).
 """
 
+from __future__ import annotations
+
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tests.unit.core.rules.conftest import Event, Events, Run
 
 T0 = datetime(2024, 3, 4, 9, 0, tzinfo=UTC)  # a Monday
 MINUTE = timedelta(minutes=1)
@@ -21,7 +27,7 @@ FULFILLMENT_DUE = T0 + 8 * HOUR + 120 * HOUR
 # -- engine.allowed_lateness --------------------------------------------------------------------
 
 
-def test_the_clock_stays_5_minutes_behind_the_largest_occurred_at(ev, run):
+def test_the_clock_stays_5_minutes_behind_the_largest_occurred_at(ev: Events, run: Run) -> None:
     run.feed(ev.placed("o1", T0))
     assert run.clock == T0 - LATENESS
 
@@ -32,7 +38,7 @@ def test_the_clock_stays_5_minutes_behind_the_largest_occurred_at(ev, run):
     assert run.clock == T0 + HOUR - LATENESS
 
 
-def test_an_event_4_minutes_late_still_meets_its_deadline(ev, run):
+def test_an_event_4_minutes_late_still_meets_its_deadline(ev: Events, run: Run) -> None:
     run.feed(ev.placed("o1", T0), ev.placed("o2", FULFILLMENT_DUE + 4 * MINUTE))
     run.feed(ev.tracked("o1", FULFILLMENT_DUE))
     run.advance(FULFILLMENT_DUE + HOUR)
@@ -40,7 +46,9 @@ def test_an_event_4_minutes_late_still_meets_its_deadline(ev, run):
     assert run.breaches("fulfillment", order_id="o1") == []
 
 
-def test_a_deadline_fires_once_the_largest_occurred_at_is_5_minutes_past_it(ev, run):
+def test_a_deadline_fires_once_the_largest_occurred_at_is_5_minutes_past_it(
+    ev: Events, run: Run
+) -> None:
     run.feed(ev.placed("o1", T0))
     before = run.feed(ev.placed("o2", FULFILLMENT_DUE + LATENESS - US))
     assert run.breaches("fulfillment", outputs=before) == []
@@ -51,7 +59,9 @@ def test_a_deadline_fires_once_the_largest_occurred_at_is_5_minutes_past_it(ev, 
     assert breach.detected_at == FULFILLMENT_DUE
 
 
-def test_an_event_meeting_a_deadline_after_it_fired_does_not_take_the_breach_back(ev, run):
+def test_an_event_meeting_a_deadline_after_it_fired_does_not_take_the_breach_back(
+    ev: Events, run: Run
+) -> None:
     run.feed(ev.placed("o1", T0), ev.placed("o2", FULFILLMENT_DUE + 6 * MINUTE))
     assert len(run.breaches("fulfillment", order_id="o1")) == 1
 
@@ -62,7 +72,9 @@ def test_an_event_meeting_a_deadline_after_it_fired_does_not_take_the_breach_bac
     assert len(run.breaches("fulfillment", order_id="o1")) == 1
 
 
-def test_an_order_arriving_with_deadlines_behind_the_clock_is_checked_at_once(ev, run):
+def test_an_order_arriving_with_deadlines_behind_the_clock_is_checked_at_once(
+    ev: Events, run: Run
+) -> None:
     run.feed(ev.placed("other", T0 + 10 * DAY))
     produced = run.feed(ev.placed("o1", T0))
 
@@ -72,7 +84,9 @@ def test_an_order_arriving_with_deadlines_behind_the_clock_is_checked_at_once(ev
     ]
 
 
-def test_a_late_order_whose_meeting_event_was_already_applied_does_not_breach(ev, run):
+def test_a_late_order_whose_meeting_event_was_already_applied_does_not_breach(
+    ev: Events, run: Run
+) -> None:
     run.feed(ev.placed("other", T0 + 10 * DAY), ev.tracked("o1", T0 + 20 * HOUR))
     produced = run.feed(ev.placed("o1", T0))
 
@@ -81,7 +95,7 @@ def test_a_late_order_whose_meeting_event_was_already_applied_does_not_breach(ev
     ]
 
 
-def test_advancing_the_clock_never_moves_it_back(ev, run):
+def test_advancing_the_clock_never_moves_it_back(ev: Events, run: Run) -> None:
     run.feed(ev.placed("o1", T0))
     run.advance(T0 + DAY)
     run.advance(T0)
@@ -92,7 +106,7 @@ def test_advancing_the_clock_never_moves_it_back(ev, run):
 # -- engine.state_ttl ---------------------------------------------------------------------------
 
 
-def lifecycle(ev):
+def lifecycle(ev: Events) -> tuple[list[Event], Event, datetime]:
     """An order fully served; its last event is the complaint 10 days after placement."""
     last = T0 + 10 * DAY
     complaint = ev.filed("o1", last, reason="other", event_id="filed-1")
@@ -107,7 +121,7 @@ def lifecycle(ev):
     return events, complaint, last
 
 
-def test_the_order_state_is_kept_until_90_days_after_its_last_event(ev, run):
+def test_the_order_state_is_kept_until_90_days_after_its_last_event(ev: Events, run: Run) -> None:
     events, _, last = lifecycle(ev)
     run.feed(*events)
 
@@ -118,7 +132,7 @@ def test_the_order_state_is_kept_until_90_days_after_its_last_event(ev, run):
     assert "o1" not in run.engine.orders
 
 
-def test_a_repeated_event_id_within_90_days_is_a_duplicate(ev, run):
+def test_a_repeated_event_id_within_90_days_is_a_duplicate(ev: Events, run: Run) -> None:
     events, complaint, last = lifecycle(ev)
     run.feed(*events)
     run.advance(last + TTL - US)
@@ -127,7 +141,7 @@ def test_a_repeated_event_id_within_90_days_is_a_duplicate(ev, run):
     assert run.engine.stats.duplicates == 1
 
 
-def test_a_repeated_event_id_after_90_days_is_treated_as_new(ev, run):
+def test_a_repeated_event_id_after_90_days_is_treated_as_new(ev: Events, run: Run) -> None:
     events, complaint, last = lifecycle(ev)
     run.feed(*events)
     run.advance(last + TTL)
@@ -138,7 +152,7 @@ def test_a_repeated_event_id_after_90_days_is_treated_as_new(ev, run):
     assert run.engine.stats.duplicates == 0
 
 
-def test_the_90_days_count_from_the_last_event_not_from_placement(ev, run):
+def test_the_90_days_count_from_the_last_event_not_from_placement(ev: Events, run: Run) -> None:
     events, _, last = lifecycle(ev)
     run.feed(*events)
     run.advance(T0 + TTL)  # 90 days after placement, 80 after the last event
@@ -151,7 +165,7 @@ def test_the_90_days_count_from_the_last_event_not_from_placement(ev, run):
 # -- duplicates ---------------------------------------------------------------------------------
 
 
-def test_a_repeated_placement_changes_nothing(ev, run):
+def test_a_repeated_placement_changes_nothing(ev: Events, run: Run) -> None:
     placed = ev.placed("o1", T0)
     run.feed(placed)
 
@@ -160,7 +174,7 @@ def test_a_repeated_placement_changes_nothing(ev, run):
     assert len(run.breaches("fulfillment")) == 1
 
 
-def test_a_repeated_complaint_event_issues_no_second_recommendation(ev, run):
+def test_a_repeated_complaint_event_issues_no_second_recommendation(ev: Events, run: Run) -> None:
     filed = ev.filed("o1", T0 + DAY, reason="damaged")
     run.feed(ev.placed("o1", T0), filed)
 
@@ -169,7 +183,7 @@ def test_a_repeated_complaint_event_issues_no_second_recommendation(ev, run):
     assert len(run.recs("COMPLAINT_DAMAGED")) == 1
 
 
-def test_a_repeated_event_id_keeps_the_first_event_seen(ev, run):
+def test_a_repeated_event_id_keeps_the_first_event_seen(ev: Events, run: Run) -> None:
     run.feed(
         ev.placed("o1", T0),
         ev.tracked("o1", FULFILLMENT_DUE + MINUTE, event_id="track-1"),  # late
@@ -180,7 +194,9 @@ def test_a_repeated_event_id_keeps_the_first_event_seen(ev, run):
     assert len(run.breaches("fulfillment")) == 1
 
 
-def test_a_repeated_inventory_event_id_with_another_level_changes_nothing(ev, run):
+def test_a_repeated_inventory_event_id_with_another_level_changes_nothing(
+    ev: Events, run: Run
+) -> None:
     run.feed(
         ev.inventory(T0, available=5, event_id="stock-1"),
         ev.inventory(T0 + MINUTE, available=0, event_id="stock-1"),

@@ -5,9 +5,15 @@ suppresses it (the closing event meets nothing else, but the deadline is no long
 a deadline due before the closure still fires.
 """
 
+from __future__ import annotations
+
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from tests.unit.core.rules.conftest import Event, Events, Run
 
 T0 = datetime(2024, 3, 4, 9, 0, tzinfo=UTC)  # a Monday
 HOUR = timedelta(hours=1)
@@ -20,7 +26,7 @@ CONFIRMED_DUE = RELEASE + 168 * HOUR
 DELIVERY_DUE = T0 + 15 * DAY
 
 
-def close(ev, kind, order_id, at):
+def close(ev: Events, kind: str, order_id: str, at: datetime) -> Event:
     if kind == "cancelled":
         return ev.cancelled(order_id, at, by="customer")
     return ev.refunded(order_id, at, reason="auto_refund")
@@ -30,7 +36,9 @@ CLOSURES = ["cancelled", "refunded"]
 
 
 @pytest.mark.parametrize("kind", CLOSURES)
-def test_an_order_closed_early_gets_no_deadline_and_no_advice_afterwards(ev, run, kind):
+def test_an_order_closed_early_gets_no_deadline_and_no_advice_afterwards(
+    ev: Events, run: Run, kind: str
+) -> None:
     run.feed(ev.placed("o1", T0), close(ev, kind, "o1", T0 + HOUR))
     fired = run.advance(T0 + 60 * DAY)
 
@@ -38,7 +46,9 @@ def test_an_order_closed_early_gets_no_deadline_and_no_advice_afterwards(ev, run
 
 
 @pytest.mark.parametrize("kind", CLOSURES)
-def test_a_closure_at_exactly_the_fulfillment_due_time_suppresses_its_breach(ev, run, kind):
+def test_a_closure_at_exactly_the_fulfillment_due_time_suppresses_its_breach(
+    ev: Events, run: Run, kind: str
+) -> None:
     run.feed(ev.placed("o1", T0), close(ev, kind, "o1", FULFILLMENT_DUE))
     run.advance(T0 + 60 * DAY)
 
@@ -47,7 +57,7 @@ def test_a_closure_at_exactly_the_fulfillment_due_time_suppresses_its_breach(ev,
 
 
 @pytest.mark.parametrize("kind", CLOSURES)
-def test_a_warning_due_before_the_closure_still_fires(ev, run, kind):
+def test_a_warning_due_before_the_closure_still_fires(ev: Events, run: Run, kind: str) -> None:
     run.feed(ev.placed("o1", T0), close(ev, kind, "o1", FULFILLMENT_DUE))
     run.advance(T0 + 60 * DAY)
 
@@ -56,7 +66,9 @@ def test_a_warning_due_before_the_closure_still_fires(ev, run, kind):
 
 
 @pytest.mark.parametrize("kind", CLOSURES)
-def test_a_closure_one_microsecond_after_the_due_time_lets_that_breach_fire(ev, run, kind):
+def test_a_closure_one_microsecond_after_the_due_time_lets_that_breach_fire(
+    ev: Events, run: Run, kind: str
+) -> None:
     run.feed(ev.placed("o1", T0), close(ev, kind, "o1", FULFILLMENT_DUE + US))
     run.advance(T0 + 60 * DAY)
 
@@ -64,7 +76,9 @@ def test_a_closure_one_microsecond_after_the_due_time_lets_that_breach_fire(ev, 
 
 
 @pytest.mark.parametrize("kind", CLOSURES)
-def test_a_closure_at_the_confirmed_due_suppresses_it_but_not_the_earlier_deadline(ev, run, kind):
+def test_a_closure_at_the_confirmed_due_suppresses_it_but_not_the_earlier_deadline(
+    ev: Events, run: Run, kind: str
+) -> None:
     run.feed(ev.placed("o1", T0), close(ev, kind, "o1", CONFIRMED_DUE))
     run.advance(T0 + 60 * DAY)
 
@@ -72,7 +86,9 @@ def test_a_closure_at_the_confirmed_due_suppresses_it_but_not_the_earlier_deadli
 
 
 @pytest.mark.parametrize("kind", CLOSURES)
-def test_a_closure_after_the_confirmed_due_stops_only_the_delivery_deadline(ev, run, kind):
+def test_a_closure_after_the_confirmed_due_stops_only_the_delivery_deadline(
+    ev: Events, run: Run, kind: str
+) -> None:
     run.feed(ev.placed("o1", T0), close(ev, kind, "o1", CONFIRMED_DUE + US))
     run.advance(T0 + 60 * DAY)
 
@@ -80,7 +96,9 @@ def test_a_closure_after_the_confirmed_due_stops_only_the_delivery_deadline(ev, 
 
 
 @pytest.mark.parametrize("kind", CLOSURES)
-def test_a_closure_arriving_after_the_order_breached_does_not_take_it_back(ev, run, kind):
+def test_a_closure_arriving_after_the_order_breached_does_not_take_it_back(
+    ev: Events, run: Run, kind: str
+) -> None:
     run.feed(ev.placed("o1", T0))
     run.advance(FULFILLMENT_DUE)
     run.feed(close(ev, kind, "o1", FULFILLMENT_DUE - HOUR))
@@ -90,7 +108,7 @@ def test_a_closure_arriving_after_the_order_breached_does_not_take_it_back(ev, r
 
 
 @pytest.mark.parametrize("kind", CLOSURES)
-def test_a_closed_order_gets_no_complaint_response_breach(ev, run, kind):
+def test_a_closed_order_gets_no_complaint_response_breach(ev: Events, run: Run, kind: str) -> None:
     filed = T0 + 2 * DAY
     run.feed(
         ev.placed("o1", T0),
@@ -106,7 +124,7 @@ def test_a_closed_order_gets_no_complaint_response_breach(ev, run, kind):
 
 
 @pytest.mark.parametrize("kind", CLOSURES)
-def test_a_tracked_order_closed_gets_no_scan_flag(ev, run, kind):
+def test_a_tracked_order_closed_gets_no_scan_flag(ev: Events, run: Run, kind: str) -> None:
     run.feed(
         ev.placed("o1", T0),
         ev.tracked("o1", RELEASE + HOUR),
@@ -119,19 +137,21 @@ def test_a_tracked_order_closed_gets_no_scan_flag(ev, run, kind):
 
 
 @pytest.mark.parametrize("by", ["merchant", "customer", "platform"])
-def test_a_cancellation_by_anyone_closes_the_order(ev, run, by):
+def test_a_cancellation_by_anyone_closes_the_order(ev: Events, run: Run, by: str) -> None:
     run.feed(ev.placed("o1", T0), ev.cancelled("o1", T0 + HOUR, by=by))
 
     assert run.advance(T0 + 60 * DAY) == []
 
 
-def test_a_cancellation_arriving_before_its_order_still_closes_it(ev, run):
+def test_a_cancellation_arriving_before_its_order_still_closes_it(ev: Events, run: Run) -> None:
     run.feed(ev.cancelled("o1", T0 + 2 * HOUR), ev.placed("o1", T0))
 
     assert run.advance(T0 + 60 * DAY) == []
 
 
-def test_a_scan_for_a_cancelled_order_is_applied_or_ignored_never_an_error(ev, run):
+def test_a_scan_for_a_cancelled_order_is_applied_or_ignored_never_an_error(
+    ev: Events, run: Run
+) -> None:
     run.feed(ev.placed("o1", T0), ev.cancelled("o1", T0 + HOUR))
     produced = run.feed(ev.scanned("o1", T0 + 2 * DAY, status="delivered"))
 
@@ -143,7 +163,7 @@ def test_tracking_that_meets_a_deadline_after_it_fired_is_reported_late() -> Non
     from datetime import UTC, datetime, timedelta
 
     from streams.core import order
-    from streams.core.events import decode_event
+    from streams.core.events import OrderPlaced, TrackingSubmitted, decode_event
     from streams.policy_files import load_policy
 
     policy = load_policy()
@@ -158,8 +178,8 @@ def test_tracking_that_meets_a_deadline_after_it_fired_is_reported_late() -> Non
         b'{"event_id":"t","type":"tracking.submitted","occurred_at":"2026-01-10T18:00:00Z",'
         b'"merchant_id":"m","order_id":"o","carrier":"c","tracking_number":"n"}'
     )
-    assert not isinstance(placed, str)
-    assert not isinstance(tracked, str)
+    assert isinstance(placed, OrderPlaced)
+    assert isinstance(tracked, TrackingSubmitted)
     step = order.apply(None, placed, placed_at, policy)
     assert step.state is not None
     fired = order.fire_due(step.state, due + timedelta(hours=1), policy)

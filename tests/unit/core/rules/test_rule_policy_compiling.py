@@ -4,10 +4,14 @@ The same merge, validation and one-line messages as :func:`streams.policy_files.
 from mappings, raising the core's :class:`InvalidPolicy`, and leaving its arguments unchanged.
 """
 
+from __future__ import annotations
+
 import copy
 import hashlib
 import tomllib
 from importlib import resources
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,16 +23,16 @@ US_12_DAYS = '[rules."wish.delivery".days_by_country]\nUS = 12\n'
 
 
 @pytest.fixture
-def default():
+def default() -> dict[str, Any]:
     data = resources.files("streams.marketplaces").joinpath("wish.toml").read_bytes()
     return tomllib.loads(data.decode("utf-8"))
 
 
-def test_the_default_alone_compiles_to_what_load_policy_gives(default):
+def test_the_default_alone_compiles_to_what_load_policy_gives(default: dict[str, Any]) -> None:
     assert compile_policy(default) == load_policy()
 
 
-def test_a_user_profile_is_merged_and_its_digest_marks_the_version(default):
+def test_a_user_profile_is_merged_and_its_digest_marks_the_version(default: dict[str, Any]) -> None:
     policy = compile_policy(
         default, tomllib.loads(US_12_DAYS), user_name="mine.toml", user_digest="abcd1234"
     )
@@ -38,13 +42,15 @@ def test_a_user_profile_is_merged_and_its_digest_marks_the_version(default):
     assert policy.ref.version == "2021.1+abcd1234"
 
 
-def test_a_user_profile_with_its_own_version_keeps_it(default):
+def test_a_user_profile_with_its_own_version_keeps_it(default: dict[str, Any]) -> None:
     user = {"profile": {"version": "7"}}
 
     assert compile_policy(default, user, user_digest="abcd1234").ref.version == "7"
 
 
-def test_the_same_file_compiles_to_what_load_policy_gives(default, tmp_path):
+def test_the_same_file_compiles_to_what_load_policy_gives(
+    default: dict[str, Any], tmp_path: Path
+) -> None:
     path = tmp_path / "policy.toml"
     path.write_text(US_12_DAYS, encoding="utf-8")
     digest = hashlib.sha256(path.read_bytes()).hexdigest()[:8]
@@ -56,7 +62,9 @@ def test_the_same_file_compiles_to_what_load_policy_gives(default, tmp_path):
     assert compiled == load_policy(path)
 
 
-def test_a_bad_value_raises_the_cores_one_line_error_naming_the_profile_and_key(default):
+def test_a_bad_value_raises_the_cores_one_line_error_naming_the_profile_and_key(
+    default: dict[str, Any],
+) -> None:
     user = {"rules": {"wish.fulfillment": {"dayz": 6}}}
 
     with pytest.raises(InvalidPolicy) as caught:
@@ -69,7 +77,7 @@ def test_a_bad_value_raises_the_cores_one_line_error_naming_the_profile_and_key(
     assert not isinstance(caught.value, PolicyError)  # the core knows nothing of the shell's
 
 
-def test_a_bad_default_is_named_as_the_default_profile(default):
+def test_a_bad_default_is_named_as_the_default_profile(default: dict[str, Any]) -> None:
     broken = copy.deepcopy(default)
     del broken["profile"]["name"]
 
@@ -77,7 +85,9 @@ def test_a_bad_default_is_named_as_the_default_profile(default):
         compile_policy(broken)
 
 
-def test_the_shell_raises_the_same_line_as_a_policy_error(default, tmp_path):
+def test_the_shell_raises_the_same_line_as_a_policy_error(
+    default: dict[str, Any], tmp_path: Path
+) -> None:
     path = tmp_path / "policy.toml"
     path.write_text('[rules."wish.fulfillment"]\ndayz = 6\n', encoding="utf-8")
     user = {"rules": {"wish.fulfillment": {"dayz": 6}}}
@@ -90,7 +100,7 @@ def test_the_shell_raises_the_same_line_as_a_policy_error(default, tmp_path):
     assert str(shell.value) == str(core.value)
 
 
-def test_compiling_changes_neither_profile(default):
+def test_compiling_changes_neither_profile(default: dict[str, Any]) -> None:
     user = tomllib.loads(US_12_DAYS + '[rules."wish.fulfillment"]\ndays = 6\n')
     default_before, user_before = copy.deepcopy(default), copy.deepcopy(user)
 

@@ -2,13 +2,22 @@
 "Conventions"); a bad file raises PolicyError with one line naming the key and the problem.
 """
 
+from __future__ import annotations
+
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
+from streams.core.policy import Policy
 from streams.errors import ConfigurationError, PolicyError
 from streams.policy_files import load_policy
+
+if TYPE_CHECKING:
+    from tests.unit.core.rules.conftest import Events, Run
 
 T0 = datetime(2024, 3, 4, 9, 0, tzinfo=UTC)  # a Monday
 DAY = timedelta(days=1)
@@ -16,24 +25,24 @@ DAY = timedelta(days=1)
 US_12_DAYS = '[rules."wish.delivery".days_by_country]\nUS = 12\n'
 
 
-def write(tmp_path, text, name="policy.toml"):
+def write(tmp_path: Path, text: str, name: str = "policy.toml") -> Path:
     path = tmp_path / name
     path.write_text(text, encoding="utf-8")
     return path
 
 
-def delivery_due(run, ev, country):
+def delivery_due(run: Run, ev: Events, country: str) -> datetime:
     run.feed(ev.placed("o1", T0, destination_country=country))
     run.advance(T0 + 60 * DAY)
     [breach] = run.breaches("delivery")
     return breach.due_at
 
 
-def test_the_default_profile_is_wish_2021_1(policy):
+def test_the_default_profile_is_wish_2021_1(policy: Policy) -> None:
     assert (policy.ref.name, policy.ref.version) == ("wish", "2021.1")
 
 
-def test_one_country_can_be_changed_alone(tmp_path):
+def test_one_country_can_be_changed_alone(tmp_path: Path) -> None:
     policy = load_policy(write(tmp_path, US_12_DAYS))
 
     assert policy.delivery_days_by_country["US"] == 12
@@ -44,7 +53,9 @@ def test_one_country_can_be_changed_alone(tmp_path):
     assert policy.delivery_default_days == 30
 
 
-def test_a_partial_file_changes_the_deadline_it_names_and_no_other(tmp_path, ev, make_run):
+def test_a_partial_file_changes_the_deadline_it_names_and_no_other(
+    tmp_path: Path, ev: Events, make_run: Callable[..., Run]
+) -> None:
     policy = load_policy(write(tmp_path, US_12_DAYS))
 
     assert delivery_due(make_run(policy), ev, "US") == T0 + 12 * DAY
@@ -52,7 +63,7 @@ def test_a_partial_file_changes_the_deadline_it_names_and_no_other(tmp_path, ev,
     assert delivery_due(make_run(policy), ev, "TH") == T0 + 30 * DAY
 
 
-def test_a_partial_file_leaves_the_other_rules_alone(tmp_path, policy):
+def test_a_partial_file_leaves_the_other_rules_alone(tmp_path: Path, policy: Policy) -> None:
     merged = load_policy(write(tmp_path, US_12_DAYS))
 
     assert merged.fulfillment == policy.fulfillment == timedelta(days=5)
@@ -61,14 +72,14 @@ def test_a_partial_file_leaves_the_other_rules_alone(tmp_path, policy):
     assert merged.express_business_days_by_country == {"FR": 6}
 
 
-def test_a_partial_file_marks_the_version_with_a_hash_of_the_file(tmp_path):
+def test_a_partial_file_marks_the_version_with_a_hash_of_the_file(tmp_path: Path) -> None:
     policy = load_policy(write(tmp_path, US_12_DAYS))
 
     assert policy.ref.name == "wish"
     assert re.fullmatch(r"2021\.1\+[0-9a-f]+", policy.ref.version), policy.ref.version
 
 
-def test_the_hash_follows_the_file_content(tmp_path):
+def test_the_hash_follows_the_file_content(tmp_path: Path) -> None:
     same = load_policy(write(tmp_path, US_12_DAYS, "a.toml"))
     again = load_policy(write(tmp_path, US_12_DAYS, "b.toml"))
     other = load_policy(write(tmp_path, US_12_DAYS.replace("12", "13"), "c.toml"))
@@ -77,7 +88,9 @@ def test_the_hash_follows_the_file_content(tmp_path):
     assert same.ref.version != other.ref.version
 
 
-def test_outputs_carry_the_merged_version(tmp_path, ev, make_run):
+def test_outputs_carry_the_merged_version(
+    tmp_path: Path, ev: Events, make_run: Callable[..., Run]
+) -> None:
     policy = load_policy(write(tmp_path, US_12_DAYS))
     run = make_run(policy)
     run.feed(ev.placed("o1", T0))
@@ -87,7 +100,9 @@ def test_outputs_carry_the_merged_version(tmp_path, ev, make_run):
     assert {r.policy.version for r in run.recs()} == {policy.ref.version}
 
 
-def test_a_number_changed_in_a_user_file_reaches_the_engine(tmp_path, ev, make_run):
+def test_a_number_changed_in_a_user_file_reaches_the_engine(
+    tmp_path: Path, ev: Events, make_run: Callable[..., Run]
+) -> None:
     policy = load_policy(write(tmp_path, '[rules."wish.fulfillment"]\ndays = 6\n'))
     run = make_run(policy)
     run.feed(ev.placed("o1", T0))
@@ -97,7 +112,9 @@ def test_a_number_changed_in_a_user_file_reaches_the_engine(tmp_path, ev, make_r
     assert breach.due_at == T0 + timedelta(hours=8) + 6 * DAY
 
 
-def test_a_recommendations_respond_by_is_read_from_the_policy_file(tmp_path, ev, make_run):
+def test_a_recommendations_respond_by_is_read_from_the_policy_file(
+    tmp_path: Path, ev: Events, make_run: Callable[..., Run]
+) -> None:
     text = '[recommendations.FULFILLMENT_AT_RISK]\nrespond_by = "confirmed_fulfillment_due"\n'
     run = make_run(load_policy(write(tmp_path, text)))
     run.feed(ev.placed("o1", T0))
@@ -107,7 +124,9 @@ def test_a_recommendations_respond_by_is_read_from_the_policy_file(tmp_path, ev,
     assert warning.respond_by == T0 + timedelta(hours=8 + 168)  # confirmed-fulfillment due
 
 
-def test_a_respond_by_given_to_an_overdue_reason_is_honoured(tmp_path, ev, make_run):
+def test_a_respond_by_given_to_an_overdue_reason_is_honoured(
+    tmp_path: Path, ev: Events, make_run: Callable[..., Run]
+) -> None:
     text = '[recommendations.FULFILLMENT_OVERDUE]\nrespond_by = "confirmed_fulfillment_due"\n'
     run = make_run(load_policy(write(tmp_path, text)))
     run.feed(ev.placed("o1", T0))
@@ -117,7 +136,7 @@ def test_a_respond_by_given_to_an_overdue_reason_is_honoured(tmp_path, ev, make_
     assert overdue.respond_by == T0 + timedelta(hours=8 + 168)  # confirmed-fulfillment due
 
 
-def test_a_recommendation_naming_an_unknown_rule_is_rejected_when_loading(tmp_path):
+def test_a_recommendation_naming_an_unknown_rule_is_rejected_when_loading(tmp_path: Path) -> None:
     path = write(tmp_path, '[recommendations.CARRIER_REVIEW]\nrule = "wish.nonexistent"\n')
 
     with pytest.raises(PolicyError) as caught:
@@ -151,7 +170,9 @@ def test_a_recommendation_naming_an_unknown_rule_is_rejected_when_loading(tmp_pa
         "unknown-action",
     ],
 )
-def test_a_bad_value_raises_one_line_naming_the_key(tmp_path, text, names):
+def test_a_bad_value_raises_one_line_naming_the_key(
+    tmp_path: Path, text: str, names: list[str]
+) -> None:
     path = write(tmp_path, text)
 
     with pytest.raises(PolicyError) as caught:
@@ -164,7 +185,7 @@ def test_a_bad_value_raises_one_line_naming_the_key(tmp_path, text, names):
     assert str(path) in message
 
 
-def test_a_file_that_is_not_toml_raises_one_line_saying_so(tmp_path):
+def test_a_file_that_is_not_toml_raises_one_line_saying_so(tmp_path: Path) -> None:
     path = write(tmp_path, "this is = = not toml\n")
 
     with pytest.raises(PolicyError, match="not valid TOML") as caught:
@@ -173,7 +194,7 @@ def test_a_file_that_is_not_toml_raises_one_line_saying_so(tmp_path):
     assert "\n" not in str(caught.value)
 
 
-def test_a_missing_file_raises_one_line_naming_it(tmp_path):
+def test_a_missing_file_raises_one_line_naming_it(tmp_path: Path) -> None:
     path = tmp_path / "absent.toml"
 
     with pytest.raises(PolicyError, match="does not exist") as caught:
@@ -183,11 +204,11 @@ def test_a_missing_file_raises_one_line_naming_it(tmp_path):
     assert "\n" not in str(caught.value)
 
 
-def test_a_policy_error_is_a_configuration_error():
+def test_a_policy_error_is_a_configuration_error() -> None:
     assert issubclass(PolicyError, ConfigurationError)
 
 
-def test_when_missed_needs_a_respond_by_to_miss(tmp_path):
+def test_when_missed_needs_a_respond_by_to_miss(tmp_path: Path) -> None:
     mine = tmp_path / "mine.toml"
     mine.write_text('[recommendations.FULFILLMENT_OVERDUE]\nwhen_missed = ["SHIP_NOW"]\n')
     with pytest.raises(PolicyError, match=r"FULFILLMENT_OVERDUE\.when_missed: .* no respond_by"):

@@ -4,7 +4,13 @@ Deadlines count from release unless the event carries ``released_at``, which the
 delay. The fulfillment deadline (release + 5 days = 120 h) makes the release visible.
 """
 
+from __future__ import annotations
+
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tests.unit.core.rules.conftest import Events, Run
 
 T0 = datetime(2024, 3, 4, 9, 0, tzinfo=UTC)  # a Monday
 HOUR = timedelta(hours=1)
@@ -12,7 +18,7 @@ RELEASE = 8 * HOUR  # policy.md wish.release
 FULFILLMENT = 120 * HOUR  # policy.md wish.fulfillment: 5 calendar days
 
 
-def test_the_fulfillment_deadline_counts_from_8_hours_after_placement(ev, run):
+def test_the_fulfillment_deadline_counts_from_8_hours_after_placement(ev: Events, run: Run) -> None:
     run.feed(ev.placed("o1", T0))
     run.advance(T0 + 300 * HOUR)
 
@@ -20,7 +26,7 @@ def test_the_fulfillment_deadline_counts_from_8_hours_after_placement(ev, run):
     assert breach.due_at == T0 + RELEASE + FULFILLMENT == datetime(2024, 3, 9, 17, 0, tzinfo=UTC)
 
 
-def test_the_evidence_shows_the_release_8_hours_after_placement(ev, run):
+def test_the_evidence_shows_the_release_8_hours_after_placement(ev: Events, run: Run) -> None:
     run.feed(ev.placed("o1", T0))
     run.advance(T0 + 300 * HOUR)
 
@@ -29,7 +35,7 @@ def test_the_evidence_shows_the_release_8_hours_after_placement(ev, run):
     assert overdue.evidence["released_at"] == "2024-03-04T17:00:00Z"
 
 
-def test_released_at_on_the_event_replaces_the_8_hour_delay(ev, run):
+def test_released_at_on_the_event_replaces_the_8_hour_delay(ev: Events, run: Run) -> None:
     released = T0 + 2 * HOUR + timedelta(minutes=30)
     run.feed(ev.placed("o1", T0, released_at=released))
     run.advance(T0 + 300 * HOUR)
@@ -38,7 +44,7 @@ def test_released_at_on_the_event_replaces_the_8_hour_delay(ev, run):
     assert breach.due_at == released + FULFILLMENT
 
 
-def test_a_release_later_than_8_hours_pushes_the_deadline_out(ev, run):
+def test_a_release_later_than_8_hours_pushes_the_deadline_out(ev: Events, run: Run) -> None:
     released = T0 + 30 * HOUR
     run.feed(ev.placed("o1", T0, released_at=released))
     run.advance(released + FULFILLMENT - timedelta(microseconds=1))
@@ -50,7 +56,7 @@ def test_a_release_later_than_8_hours_pushes_the_deadline_out(ev, run):
     ]
 
 
-def test_released_at_with_an_offset_is_the_same_instant_in_utc(ev, run):
+def test_released_at_with_an_offset_is_the_same_instant_in_utc(ev: Events, run: Run) -> None:
     run.feed(ev.placed("o1", T0, released_at="2024-03-04T12:00:00+02:00"))
     run.advance(T0 + 300 * HOUR)
 

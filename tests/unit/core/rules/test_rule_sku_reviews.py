@@ -4,9 +4,18 @@ FIX_LISTING). Packaging: damaged, missing_parts → PACKAGING_REVIEW (warning, I
 Issued when the threshold is first crossed, again only after dropping below and crossing again.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import pytest
+
+from streams.core.engine import Output
+
+if TYPE_CHECKING:
+    from tests.unit.core.rules.conftest import Events, Run
 
 T0 = datetime(2024, 3, 4, 9, 0, tzinfo=UTC)  # a Monday
 MINUTE = timedelta(minutes=1)
@@ -22,10 +31,10 @@ REVIEWS = pytest.mark.parametrize(
 class Complaints:
     """Files each complaint on a fresh order of the SKU, placed a day before it."""
 
-    def __init__(self, run, ev):
+    def __init__(self, run: Run, ev: Events) -> None:
         self.run, self.ev, self.count = run, ev, 0
 
-    def file(self, at, reason, sku="SKU-1"):
+    def file(self, at: datetime, reason: str, sku: str = "SKU-1") -> list[Output]:
         self.count += 1
         order_id = f"o{self.count}"
         self.run.step(self.ev.placed(order_id, at - DAY, sku=sku))
@@ -33,7 +42,9 @@ class Complaints:
 
 
 @REVIEWS
-def test_three_complaints_within_30_days_issue_one_review(ev, run, review, reasons):
+def test_three_complaints_within_30_days_issue_one_review(
+    ev: Events, run: Run, review: str, reasons: list[str]
+) -> None:
     complaints = Complaints(run, ev)
     complaints.file(T0, reasons[0])
     complaints.file(T0 + 10 * DAY, reasons[1])
@@ -51,7 +62,7 @@ def test_three_complaints_within_30_days_issue_one_review(ev, run, review, reaso
     assert issued.evidence["complaints"] == 3
 
 
-def test_a_listing_review_asks_to_fix_the_listing(ev, run):
+def test_a_listing_review_asks_to_fix_the_listing(ev: Events, run: Run) -> None:
     complaints = Complaints(run, ev)
     for day, reason in enumerate(LISTING[1]):
         complaints.file(T0 + day * DAY, reason)
@@ -61,7 +72,7 @@ def test_a_listing_review_asks_to_fix_the_listing(ev, run):
     assert issued.rule == "wish.listing_review"
 
 
-def test_a_packaging_review_asks_to_improve_packaging(ev, run):
+def test_a_packaging_review_asks_to_improve_packaging(ev: Events, run: Run) -> None:
     complaints = Complaints(run, ev)
     for day, reason in enumerate(PACKAGING[1]):
         complaints.file(T0 + day * DAY, reason)
@@ -72,7 +83,9 @@ def test_a_packaging_review_asks_to_improve_packaging(ev, run):
 
 
 @REVIEWS
-def test_two_complaints_do_not_issue_a_review(ev, run, review, reasons):
+def test_two_complaints_do_not_issue_a_review(
+    ev: Events, run: Run, review: str, reasons: list[str]
+) -> None:
     complaints = Complaints(run, ev)
     complaints.file(T0, reasons[0])
     complaints.file(T0 + DAY, reasons[1])
@@ -81,7 +94,9 @@ def test_two_complaints_do_not_issue_a_review(ev, run, review, reasons):
 
 
 @REVIEWS
-def test_a_fourth_complaint_does_not_issue_the_review_again(ev, run, review, reasons):
+def test_a_fourth_complaint_does_not_issue_the_review_again(
+    ev: Events, run: Run, review: str, reasons: list[str]
+) -> None:
     complaints = Complaints(run, ev)
     for day, reason in enumerate([*reasons, reasons[0], reasons[1]]):
         complaints.file(T0 + day * DAY, reason)
@@ -91,8 +106,8 @@ def test_a_fourth_complaint_does_not_issue_the_review_again(ev, run, review, rea
 
 @REVIEWS
 def test_three_complaints_spread_over_more_than_30_days_do_not_issue_a_review(
-    ev, run, review, reasons
-):
+    ev: Events, run: Run, review: str, reasons: list[str]
+) -> None:
     complaints = Complaints(run, ev)
     complaints.file(T0, reasons[0])
     complaints.file(T0 + 15 * DAY, reasons[1])
@@ -103,8 +118,8 @@ def test_three_complaints_spread_over_more_than_30_days_do_not_issue_a_review(
 
 @REVIEWS
 def test_three_complaints_spread_over_30_days_and_a_minute_do_not_issue_a_review(
-    ev, run, review, reasons
-):
+    ev: Events, run: Run, review: str, reasons: list[str]
+) -> None:
     complaints = Complaints(run, ev)
     complaints.file(T0, reasons[0])
     complaints.file(T0 + 15 * DAY, reasons[1])
@@ -115,8 +130,8 @@ def test_three_complaints_spread_over_30_days_and_a_minute_do_not_issue_a_review
 
 @REVIEWS
 def test_crossing_again_after_dropping_below_issues_a_second_review_with_a_new_id(
-    ev, run, review, reasons
-):
+    ev: Events, run: Run, review: str, reasons: list[str]
+) -> None:
     complaints = Complaints(run, ev)
     for day, reason in enumerate(reasons):
         complaints.file(T0 + day * DAY, reason)
@@ -129,8 +144,10 @@ def test_crossing_again_after_dropping_below_issues_a_second_review_with_a_new_i
 
 
 @REVIEWS
-def test_the_review_id_does_not_depend_on_which_complaint_crossed(ev, make_run, review, reasons):
-    ids = []
+def test_the_review_id_does_not_depend_on_which_complaint_crossed(
+    ev: Events, make_run: Callable[..., Run], review: str, reasons: list[str]
+) -> None:
+    ids: list[str] = []
     for order in (reasons, list(reversed(reasons))):
         run = make_run()
         complaints = Complaints(run, ev)
@@ -142,7 +159,9 @@ def test_the_review_id_does_not_depend_on_which_complaint_crossed(ev, make_run, 
     assert ids[0] == ids[1]
 
 
-def test_listing_and_packaging_reasons_do_not_count_towards_each_other(ev, run):
+def test_listing_and_packaging_reasons_do_not_count_towards_each_other(
+    ev: Events, run: Run
+) -> None:
     complaints = Complaints(run, ev)
     for day, reason in enumerate(["damaged", "wrong_item", "missing_parts", "size_fit"]):
         complaints.file(T0 + day * DAY, reason)
@@ -151,7 +170,7 @@ def test_listing_and_packaging_reasons_do_not_count_towards_each_other(ev, run):
     assert run.recs("PACKAGING_REVIEW") == []
 
 
-def test_other_complaint_reasons_count_towards_neither_review(ev, run):
+def test_other_complaint_reasons_count_towards_neither_review(ev: Events, run: Run) -> None:
     complaints = Complaints(run, ev)
     reasons = ["defective", "counterfeit", "not_received", "delivered_not_received", "other"]
     for day, reason in enumerate(reasons):
@@ -162,7 +181,9 @@ def test_other_complaint_reasons_count_towards_neither_review(ev, run):
 
 
 @REVIEWS
-def test_complaints_on_another_sku_do_not_count(ev, run, review, reasons):
+def test_complaints_on_another_sku_do_not_count(
+    ev: Events, run: Run, review: str, reasons: list[str]
+) -> None:
     complaints = Complaints(run, ev)
     complaints.file(T0, reasons[0])
     complaints.file(T0 + DAY, reasons[1])
@@ -172,7 +193,9 @@ def test_complaints_on_another_sku_do_not_count(ev, run, review, reasons):
 
 
 @REVIEWS
-def test_a_repeated_complaint_counts_once(ev, run, review, reasons):
+def test_a_repeated_complaint_counts_once(
+    ev: Events, run: Run, review: str, reasons: list[str]
+) -> None:
     complaints = Complaints(run, ev)
     complaints.file(T0, reasons[0])
     complaints.file(T0 + DAY, reasons[1])

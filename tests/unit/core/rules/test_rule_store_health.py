@@ -12,9 +12,19 @@ store has at least 20 such orders:
 STORE_HEALTH_AT_RISK: the measure's severity, REVIEW_STORE_METRICS, scope merchant.
 """
 
+from __future__ import annotations
+
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import pytest
+
+from streams.core.engine import Output
+from streams.core.outputs import RecommendationIssued
+from streams.core.policy import Policy
+
+if TYPE_CHECKING:
+    from tests.unit.core.rules.conftest import Event, Events, Run
 
 T0 = datetime(2024, 3, 4, 9, 0, tzinfo=UTC)  # a Monday
 MINUTE = timedelta(minutes=1)
@@ -22,12 +32,14 @@ HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
 
 
-def place(run, ev, count, start=0, at=T0):
+def place(run: Run, ev: Events, count: int, start: int = 0, at: datetime = T0) -> None:
     for i in range(start, start + count):
         run.step(ev.placed(f"o{i}", at + i * MINUTE))
 
 
-def health(run, metric=None, outputs=None):
+def health(
+    run: Run, metric: str | None = None, outputs: list[Output] | None = None
+) -> list[RecommendationIssued]:
     return [
         r
         for r in run.recs("STORE_HEALTH_AT_RISK", outputs=outputs)
@@ -35,14 +47,14 @@ def health(run, metric=None, outputs=None):
     ]
 
 
-def in_time_order(run, events):
+def in_time_order(run: Run, events: list[Event]) -> None:
     run.step(*sorted(events, key=lambda event: event.occurred_at))
 
 
 # -- refund rate --------------------------------------------------------------------------------
 
 
-def test_one_refund_in_twenty_orders_is_a_5_percent_refund_warning(ev, run):
+def test_one_refund_in_twenty_orders_is_a_5_percent_refund_warning(ev: Events, run: Run) -> None:
     place(run, ev, 20)
     produced = run.step(ev.refunded("o0", T0 + HOUR))
 
@@ -56,14 +68,14 @@ def test_one_refund_in_twenty_orders_is_a_5_percent_refund_warning(ev, run):
     assert issued.rule == "wish.store_health"
 
 
-def test_nothing_is_evaluated_below_twenty_orders(ev, run):
+def test_nothing_is_evaluated_below_twenty_orders(ev: Events, run: Run) -> None:
     place(run, ev, 19)
     run.step(ev.refunded("o0", T0 + HOUR), ev.refunded("o1", T0 + HOUR))  # 2 / 19
 
     assert health(run) == []
 
 
-def test_the_twentieth_order_starts_the_evaluation(ev, run):
+def test_the_twentieth_order_starts_the_evaluation(ev: Events, run: Run) -> None:
     place(run, ev, 19)
     run.step(ev.refunded("o0", T0 + HOUR))  # 1 / 19, too few orders
     produced = run.step(ev.placed("o19", T0 + 2 * HOUR))  # 1 / 20 = 5 %
@@ -72,14 +84,14 @@ def test_the_twentieth_order_starts_the_evaluation(ev, run):
     assert (issued.evidence["metric"], issued.severity) == ("refund_rate", "warning")
 
 
-def test_one_refund_in_twenty_one_orders_is_below_5_percent(ev, run):
+def test_one_refund_in_twenty_one_orders_is_below_5_percent(ev: Events, run: Run) -> None:
     place(run, ev, 21)
     run.step(ev.refunded("o0", T0 + HOUR))
 
     assert health(run) == []
 
 
-def test_two_refunds_in_twenty_orders_are_a_10_percent_critical(ev, run):
+def test_two_refunds_in_twenty_orders_are_a_10_percent_critical(ev: Events, run: Run) -> None:
     place(run, ev, 20)
     run.step(ev.refunded("o0", T0 + HOUR))
     produced = run.step(ev.refunded("o1", T0 + 2 * HOUR))
@@ -91,7 +103,9 @@ def test_two_refunds_in_twenty_orders_are_a_10_percent_critical(ev, run):
     assert [r.severity for r in health(run)] == ["warning", "critical"]
 
 
-def test_a_second_refund_warning_needs_the_rate_to_drop_below_and_cross_again(ev, run):
+def test_a_second_refund_warning_needs_the_rate_to_drop_below_and_cross_again(
+    ev: Events, run: Run
+) -> None:
     place(run, ev, 20)
     run.step(ev.refunded("o0", T0 + HOUR))  # 1 / 20 = 5 %: warning
     place(run, ev, 1, start=20, at=T0 + HOUR)  # 1 / 21: below
@@ -102,7 +116,7 @@ def test_a_second_refund_warning_needs_the_rate_to_drop_below_and_cross_again(ev
     assert first.recommendation_id != second.recommendation_id
 
 
-def test_an_order_placed_29_and_a_half_days_ago_still_counts(ev, run):
+def test_an_order_placed_29_and_a_half_days_ago_still_counts(ev: Events, run: Run) -> None:
     place(run, ev, 20)
     run.step(ev.refunded("o0", T0 + 29 * DAY + 12 * HOUR))  # 1 / 20 = 5 %
 
@@ -110,7 +124,7 @@ def test_an_order_placed_29_and_a_half_days_ago_still_counts(ev, run):
     assert issued.evidence["denominator"] == 20
 
 
-def test_orders_placed_30_days_and_an_hour_ago_have_left_the_window(ev, run):
+def test_orders_placed_30_days_and_an_hour_ago_have_left_the_window(ev: Events, run: Run) -> None:
     place(run, ev, 20)
     place(run, ev, 2, start=20, at=T0 + 30 * DAY + HOUR)
     late = T0 + 30 * DAY + 2 * HOUR
@@ -119,7 +133,7 @@ def test_orders_placed_30_days_and_an_hour_ago_have_left_the_window(ev, run):
     assert health(run, "refund_rate") == []  # 2 orders in the window; 2 / 22 if it were 31 days
 
 
-def test_orders_placed_more_than_30_days_ago_leave_the_window(ev, run):
+def test_orders_placed_more_than_30_days_ago_leave_the_window(ev: Events, run: Run) -> None:
     place(run, ev, 20)
     place(run, ev, 2, start=20, at=T0 + 31 * DAY)
     run.step(ev.refunded("o20", T0 + 31 * DAY + HOUR), ev.refunded("o21", T0 + 31 * DAY + HOUR))
@@ -130,7 +144,7 @@ def test_orders_placed_more_than_30_days_ago_leave_the_window(ev, run):
 # -- late confirmed fulfillment rate ------------------------------------------------------------
 
 
-def lcfr_store(ev, late, orders=20):
+def lcfr_store(ev: Events, late: int, orders: int = 20) -> list[Event]:
     """Tracked orders; ``late`` of them tracked at 167 h and scanned at 169 h after release."""
     events = []
     for i in range(orders):
@@ -149,7 +163,9 @@ def lcfr_store(ev, late, orders=20):
     return events
 
 
-def test_three_late_confirmations_in_twenty_tracked_orders_exceed_10_percent(ev, run):
+def test_three_late_confirmations_in_twenty_tracked_orders_exceed_10_percent(
+    ev: Events, run: Run
+) -> None:
     in_time_order(run, lcfr_store(ev, late=3))
     run.advance(T0 + 10 * DAY)
 
@@ -159,7 +175,9 @@ def test_three_late_confirmations_in_twenty_tracked_orders_exceed_10_percent(ev,
     assert health(run, "valid_tracking_rate") == []
 
 
-def test_three_late_confirmations_in_twenty_eight_tracked_orders_are_10_7_percent(ev, run):
+def test_three_late_confirmations_in_twenty_eight_tracked_orders_are_10_7_percent(
+    ev: Events, run: Run
+) -> None:
     in_time_order(run, lcfr_store(ev, late=3, orders=28))
     run.advance(T0 + 10 * DAY)
 
@@ -167,7 +185,9 @@ def test_three_late_confirmations_in_twenty_eight_tracked_orders_are_10_7_percen
     assert (issued.evidence["numerator"], issued.evidence["denominator"]) == (3, 28)
 
 
-def test_two_late_confirmations_in_twenty_tracked_orders_are_exactly_10_percent_and_fine(ev, run):
+def test_two_late_confirmations_in_twenty_tracked_orders_are_exactly_10_percent_and_fine(
+    ev: Events, run: Run
+) -> None:
     in_time_order(run, lcfr_store(ev, late=2))
     run.advance(T0 + 10 * DAY)
 
@@ -177,7 +197,7 @@ def test_two_late_confirmations_in_twenty_tracked_orders_are_exactly_10_percent_
 # -- valid tracking rate ------------------------------------------------------------------------
 
 
-def vtr_store(ev, unscanned, orders=20):
+def vtr_store(ev: Events, unscanned: int, orders: int = 20) -> list[Event]:
     """Orders tracked 1 h after release; all but ``unscanned`` scanned an hour later."""
     events = []
     for i in range(orders):
@@ -188,7 +208,9 @@ def vtr_store(ev, unscanned, orders=20):
     return events
 
 
-def test_the_first_unscanned_number_past_its_scan_deadline_drops_the_rate_below_95_percent(ev, run):
+def test_the_first_unscanned_number_past_its_scan_deadline_drops_the_rate_below_95_percent(
+    ev: Events, run: Run
+) -> None:
     in_time_order(run, vtr_store(ev, unscanned=2))
     run.advance(T0 + 10 * DAY)
 
@@ -200,7 +222,9 @@ def test_the_first_unscanned_number_past_its_scan_deadline_drops_the_rate_below_
     assert health(run, "late_confirmed_fulfillment_rate") == []  # 2 / 20 = 10 %, not above
 
 
-def test_two_unscanned_numbers_in_thirty_nine_make_94_9_percent_and_are_flagged(ev, run):
+def test_two_unscanned_numbers_in_thirty_nine_make_94_9_percent_and_are_flagged(
+    ev: Events, run: Run
+) -> None:
     in_time_order(run, vtr_store(ev, unscanned=2, orders=39))
     run.advance(T0 + 10 * DAY)
 
@@ -208,14 +232,18 @@ def test_two_unscanned_numbers_in_thirty_nine_make_94_9_percent_and_are_flagged(
     assert (issued.evidence["numerator"], issued.evidence["denominator"]) == (37, 39)
 
 
-def test_one_unscanned_number_in_twenty_is_exactly_95_percent_and_fine(ev, run):
+def test_one_unscanned_number_in_twenty_is_exactly_95_percent_and_fine(
+    ev: Events, run: Run
+) -> None:
     in_time_order(run, vtr_store(ev, unscanned=1))
     run.advance(T0 + 10 * DAY)
 
     assert health(run) == []
 
 
-def test_the_valid_tracking_rate_is_flagged_when_the_scan_deadline_passes(ev, run):
+def test_the_valid_tracking_rate_is_flagged_when_the_scan_deadline_passes(
+    ev: Events, run: Run
+) -> None:
     in_time_order(run, vtr_store(ev, unscanned=2))
     last_scan_deadline = T0 + 19 * MINUTE + 8 * HOUR + HOUR + 72 * HOUR
 
@@ -227,7 +255,7 @@ def test_the_valid_tracking_rate_is_flagged_when_the_scan_deadline_passes(ev, ru
 # -- pre-fulfillment cancellation rate ----------------------------------------------------------
 
 
-def test_two_merchant_cancellations_in_twenty_orders_exceed_5_percent(ev, run):
+def test_two_merchant_cancellations_in_twenty_orders_exceed_5_percent(ev: Events, run: Run) -> None:
     place(run, ev, 20)
     first = run.step(ev.cancelled("o0", T0 + HOUR, by="merchant"))  # 1 / 20 = 5 %: not above
     assert health(run, outputs=first) == []
@@ -240,7 +268,9 @@ def test_two_merchant_cancellations_in_twenty_orders_exceed_5_percent(ev, run):
     assert (issued.evidence["numerator"], issued.evidence["denominator"]) == (2, 20)
 
 
-def test_two_merchant_cancellations_in_thirty_eight_orders_are_5_3_percent_and_flagged(ev, run):
+def test_two_merchant_cancellations_in_thirty_eight_orders_are_5_3_percent_and_flagged(
+    ev: Events, run: Run
+) -> None:
     place(run, ev, 38)
     run.step(ev.cancelled("o0", T0 + HOUR), ev.cancelled("o1", T0 + HOUR))
 
@@ -250,14 +280,14 @@ def test_two_merchant_cancellations_in_thirty_eight_orders_are_5_3_percent_and_f
 
 
 @pytest.mark.parametrize("by", ["customer", "platform"])
-def test_cancellations_not_by_the_merchant_do_not_count(ev, run, by):
+def test_cancellations_not_by_the_merchant_do_not_count(ev: Events, run: Run, by: str) -> None:
     place(run, ev, 20)
     run.step(*(ev.cancelled(f"o{i}", T0 + HOUR, by=by) for i in range(5)))
 
     assert health(run) == []
 
 
-def test_merchant_cancellations_after_tracking_do_not_count(ev, run):
+def test_merchant_cancellations_after_tracking_do_not_count(ev: Events, run: Run) -> None:
     place(run, ev, 20)
     for i in range(3):
         run.step(ev.tracked(f"o{i}", T0 + 9 * HOUR), ev.cancelled(f"o{i}", T0 + 10 * HOUR))
@@ -265,7 +295,7 @@ def test_merchant_cancellations_after_tracking_do_not_count(ev, run):
     assert health(run) == []
 
 
-def test_merchant_cancellations_wait_for_twenty_orders(ev, run):
+def test_merchant_cancellations_wait_for_twenty_orders(ev: Events, run: Run) -> None:
     place(run, ev, 19)
     run.step(ev.cancelled("o0", T0 + HOUR), ev.cancelled("o1", T0 + HOUR))  # 2 / 19
     assert health(run) == []
@@ -276,7 +306,7 @@ def test_merchant_cancellations_wait_for_twenty_orders(ev, run):
     assert issued.evidence["metric"] == "pre_fulfillment_cancellation_rate"
 
 
-def test_an_order_refunded_after_its_window_still_leaves_the_window_on_time(policy):
+def test_an_order_refunded_after_its_window_still_leaves_the_window_on_time(policy: Policy) -> None:
     """Already knowing of a refund 36 days away must not keep the order counted past day 30."""
     from streams.core.facts import OrderHealth
     from streams.core.merchant import view_order

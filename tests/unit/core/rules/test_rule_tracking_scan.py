@@ -5,7 +5,13 @@ confirmed-fulfillment due (release + 168 h for an order under USD 100). It is ad
 breach.
 """
 
+from __future__ import annotations
+
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tests.unit.core.rules.conftest import Events, Run
 
 T0 = datetime(2024, 3, 4, 9, 0, tzinfo=UTC)  # a Monday
 HOUR = timedelta(hours=1)
@@ -16,7 +22,9 @@ SCAN_BY = TRACKED + 72 * HOUR
 CONFIRMED_DUE = RELEASE + 168 * HOUR
 
 
-def test_an_unscanned_number_is_flagged_72_hours_after_submission_and_not_before(ev, run):
+def test_an_unscanned_number_is_flagged_72_hours_after_submission_and_not_before(
+    ev: Events, run: Run
+) -> None:
     run.feed(ev.placed("o1", T0), ev.tracked("o1", TRACKED))
 
     assert run.recs("TRACKING_NOT_SCANNED", outputs=run.advance(SCAN_BY - US)) == []
@@ -24,7 +32,9 @@ def test_an_unscanned_number_is_flagged_72_hours_after_submission_and_not_before
     assert flag.issued_at == SCAN_BY
 
 
-def test_the_flag_asks_to_verify_then_change_carrier_before_the_confirmed_due(ev, run):
+def test_the_flag_asks_to_verify_then_change_carrier_before_the_confirmed_due(
+    ev: Events, run: Run
+) -> None:
     run.feed(ev.placed("o1", T0), ev.tracked("o1", TRACKED))
     run.advance(SCAN_BY)
 
@@ -36,7 +46,9 @@ def test_the_flag_asks_to_verify_then_change_carrier_before_the_confirmed_due(ev
     assert flag.order_id == "o1"
 
 
-def test_the_respond_by_is_336_hours_after_release_for_a_high_value_order(ev, run):
+def test_the_respond_by_is_336_hours_after_release_for_a_high_value_order(
+    ev: Events, run: Run
+) -> None:
     run.feed(ev.placed("o1", T0, unit_price="120.00"), ev.tracked("o1", TRACKED))
     run.advance(SCAN_BY)
 
@@ -44,28 +56,28 @@ def test_the_respond_by_is_336_hours_after_release_for_a_high_value_order(ev, ru
     assert flag.respond_by == RELEASE + 336 * HOUR
 
 
-def test_the_flag_is_advice_and_not_a_breach(ev, run):
+def test_the_flag_is_advice_and_not_a_breach(ev: Events, run: Run) -> None:
     run.feed(ev.placed("o1", T0), ev.tracked("o1", TRACKED))
     fired = run.advance(SCAN_BY)
 
     assert run.breaches(outputs=fired) == []
 
 
-def test_a_scan_of_that_number_at_exactly_72_hours_meets_it(ev, run):
+def test_a_scan_of_that_number_at_exactly_72_hours_meets_it(ev: Events, run: Run) -> None:
     run.feed(ev.placed("o1", T0), ev.tracked("o1", TRACKED), ev.scanned("o1", SCAN_BY))
     run.advance(SCAN_BY + 24 * HOUR)
 
     assert run.recs("TRACKING_NOT_SCANNED") == []
 
 
-def test_a_scan_one_microsecond_after_72_hours_does_not_meet_it(ev, run):
+def test_a_scan_one_microsecond_after_72_hours_does_not_meet_it(ev: Events, run: Run) -> None:
     run.feed(ev.placed("o1", T0), ev.tracked("o1", TRACKED), ev.scanned("o1", SCAN_BY + US))
     run.advance(SCAN_BY + 24 * HOUR)
 
     assert len(run.recs("TRACKING_NOT_SCANNED")) == 1
 
 
-def test_a_scan_of_another_number_does_not_meet_it(ev, run):
+def test_a_scan_of_another_number_does_not_meet_it(ev: Events, run: Run) -> None:
     run.feed(
         ev.placed("o1", T0),
         ev.tracked("o1", TRACKED, number="LP001"),
@@ -76,7 +88,7 @@ def test_a_scan_of_another_number_does_not_meet_it(ev, run):
     assert len(run.recs("TRACKING_NOT_SCANNED")) == 1
 
 
-def test_a_scan_arriving_before_its_tracking_still_meets_it(ev, run):
+def test_a_scan_arriving_before_its_tracking_still_meets_it(ev: Events, run: Run) -> None:
     run.feed(
         ev.placed("o1", T0),
         ev.scanned("o1", TRACKED + HOUR),
@@ -87,7 +99,7 @@ def test_a_scan_arriving_before_its_tracking_still_meets_it(ev, run):
     assert run.recs("TRACKING_NOT_SCANNED") == []
 
 
-def test_a_replaced_number_is_not_flagged_once_the_new_one_is_scanned(ev, run):
+def test_a_replaced_number_is_not_flagged_once_the_new_one_is_scanned(ev: Events, run: Run) -> None:
     run.feed(
         ev.placed("o1", T0),
         ev.tracked("o1", TRACKED, number="LP001"),
@@ -99,7 +111,7 @@ def test_a_replaced_number_is_not_flagged_once_the_new_one_is_scanned(ev, run):
     assert run.recs("TRACKING_NOT_SCANNED") == []
 
 
-def test_the_flag_fires_once(ev, run):
+def test_the_flag_fires_once(ev: Events, run: Run) -> None:
     run.feed(ev.placed("o1", T0), ev.tracked("o1", TRACKED))
     run.advance(SCAN_BY)
     run.advance(SCAN_BY + 48 * HOUR)
