@@ -55,13 +55,14 @@ async def _measure(
         for i in range(orders):
             due = start + timedelta(seconds=spread * i / max(orders - 1, 1))
             released = due - timedelta(hours=120)
+            order_id = f"o-lag-{i}"
             event = {
                 "event_id": f"lag-{i}",
                 "type": "order.placed",
                 "occurred_at": (released - timedelta(hours=8)).isoformat(),
                 "released_at": released.isoformat(),
                 "merchant_id": "m-lag",
-                "order_id": f"o-lag-{i}",
+                "order_id": order_id,
                 "sku": "sku-lag",
                 "quantity": 1,
                 "unit_price": "5",
@@ -69,7 +70,7 @@ async def _measure(
                 "destination_country": "US",
             }
             await producer.send(
-                f"{prefix}orders", json.dumps(event).encode(), key=event["order_id"].encode()
+                f"{prefix}orders", json.dumps(event).encode(), key=order_id.encode()
             )
         await producer.flush()
         lags: list[tuple[float, float]] = []
@@ -99,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "breach_lag.md")
     args = parser.parse_args(argv)
     embedded = None if args.broker else EmbeddedBroker()
-    bootstrap = args.broker or embedded.start().bootstrap  # type: ignore[union-attr]
+    bootstrap: str = args.broker if embedded is None else embedded.start().bootstrap
     with tempfile.TemporaryDirectory() as workdir:
         worker = WorkerRun(bootstrap, Path(workdir), clock="wall")
         try:

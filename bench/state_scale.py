@@ -54,6 +54,7 @@ from worker_harness import WorkerRun
 from streams.core import state_codec
 from streams.core.engine import Engine
 from streams.core.events import decode_event
+from streams.core.outputs import Rejection
 from streams.kafka.topics import changelog_topic
 from streams.policy_files import load_policy
 from streams.settings import load_settings
@@ -113,7 +114,9 @@ def open_order_states(orders: int, now: datetime) -> Iterator[tuple[str, bytes, 
             "released_at": now.isoformat(),
         }
         event = decode_event(json.dumps(placed).encode())
-        engine.process(event)  # type: ignore[arg-type]
+        if isinstance(event, Rejection):
+            raise SystemExit(f"the benchmark's event was rejected: {event.error}")
+        engine.process(event)
         state = engine.orders.pop(order_id)
         yield order_id, state_codec.encode_order(state), due.index(state)
 

@@ -333,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
     profile_dir = os.environ.get("ORDERWATCH_BENCH_PROFILE")
     profile = Path(profile_dir) if profile_dir else None
     embedded = None if args.broker else EmbeddedBroker().start()
-    bootstrap = args.broker or embedded.bootstrap  # type: ignore[union-attr]
+    bootstrap: str = args.broker if embedded is None else embedded.bootstrap
     lines = simulated_lines(args.events)
     n = len(lines)
     seconds: dict[str, float] = {}
@@ -347,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
                 bare = BareRun(bootstrap, work, mode)
                 _feed(bootstrap, bare.prefix, args.partitions, lines, "bare-out")
                 seconds[mode] = _bare_run(bare, n, profile)
-            versions = [("worker", {})]
+            versions: list[tuple[str, dict[str, str]]] = [("worker", {})]
             if args.baseline is not None:
                 versions.append(("baseline", {"PYTHONPATH": str(args.baseline.resolve())}))
             for round_ in range(args.rounds):
@@ -371,8 +371,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     for name in list(seconds):
         if "-" in name and name.rsplit("-", 1)[0] in labels:
-            stem, round_ = name.rsplit("-", 1)
-            labels[name] = f"{labels[stem]}, round {round_}"
+            stem, number = name.rsplit("-", 1)
+            labels[name] = f"{labels[stem]}, round {number}"
     rows = [
         f"| {labels[name]} | {seconds[name]:.2f} | {rate[name]:,.0f} | {rate[name] / base:.3f} |"
         for name in seconds
