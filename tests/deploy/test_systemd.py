@@ -22,9 +22,15 @@ UNIT = DEPLOY / "systemd" / "orderwatch.service"
 CLEAN_SIGNALS = {"SIGHUP", "SIGINT", "SIGTERM", "SIGPIPE"}
 
 
+class UnitParser(configparser.ConfigParser):
+    """Keeps a unit file's keys as written: systemd's are case-sensitive (``Restart``)."""
+
+    def optionxform(self, optionstr: str) -> str:
+        return optionstr
+
+
 def service() -> configparser.SectionProxy:
-    parser = configparser.ConfigParser(strict=False, interpolation=None)
-    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    parser = UnitParser(strict=False, interpolation=None)
     parser.read_string(UNIT.read_text())
     return parser["Service"]
 
@@ -82,8 +88,7 @@ def test_the_unit_restarts_exactly_the_transient_stops(
 def test_the_model_of_systemd_tells_the_former_unit_apart() -> None:
     """The unit before: Restart=on-failure with RestartPreventExitStatus=1 2 restarted exit 75,
     but also any other status; the model sees the difference (and so can fail)."""
-    parser = configparser.ConfigParser(interpolation=None)
-    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    parser = UnitParser(interpolation=None)
     parser.read_string("[Service]\nRestart=on-failure\nRestartPreventExitStatus=1 2\n")
     former = parser["Service"]
     assert restarts(former, code=75)
