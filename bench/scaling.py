@@ -52,10 +52,11 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, TopicPartition  # type: ignore[import-untyped]
 
@@ -181,6 +182,12 @@ def _self_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+class _Scraped(Protocol):
+    """What the sampler reads a worker through: an HTTP GET of its web port (``WorkerRun``)."""
+
+    def get(self, path: str) -> tuple[int, bytes]: ...
+
+
 class _Sampler:
     """Reads every worker's ``/metrics`` once per call: handled messages and process CPU.
 
@@ -189,7 +196,7 @@ class _Sampler:
     the sum still reaches N (counting the repeated messages twice; such a run is flagged).
     """
 
-    def __init__(self, workers: list[WorkerRun]) -> None:
+    def __init__(self, workers: Sequence[_Scraped]) -> None:
         self.workers = workers
         self.processed = [0.0] * len(workers)
         self.cpu = [0.0] * len(workers)

@@ -21,17 +21,18 @@ def _stream() -> Stream:
     )
 
 
-def _measured(**changes: float) -> Measured:
-    base: dict[str, float] = {
-        "rate": 800.0,
-        "cpu_ms": 0.5,
-        "worker_orders": 1_000_000,
-        "ready_seconds": 20.0,
-        "rss_bytes": 750e6,
-        "restore_rate": 100_000.0,
-        "peak": 3.0,
-    }
-    return Measured(**{**base, **changes})  # type: ignore[arg-type]
+def _measured(
+    rate: float = 800.0, cpu_ms: float = 0.5, worker_orders: int = 1_000_000, peak: float = 3.0
+) -> Measured:
+    return Measured(
+        rate=rate,
+        cpu_ms=cpu_ms,
+        worker_orders=worker_orders,
+        ready_seconds=20.0,
+        rss_bytes=750e6,
+        restore_rate=100_000.0,
+        peak=peak,
+    )
 
 
 def test_one_million_orders_a_day_written_out() -> None:
@@ -143,7 +144,7 @@ def test_the_sampler_adds_up_across_a_worker_restart() -> None:
     from bench.scaling import _Sampler
 
     worker = _FakeWorker([(0, 3.0), (500, 4.0), None, (100, 0.5), (700, 1.5)])
-    sampler = _Sampler([worker])  # type: ignore[list-item]
+    sampler = _Sampler([worker])
     assert sampler() == 0
     assert sampler() == 500
     assert sampler() == 500  # refused: restarting
