@@ -1,20 +1,25 @@
 """Output events as bytes on the wire: the one serialization both drivers use.
 
 ``orderwatch replay`` writes :func:`serialize`'s line to its output file, the worker the same
-text (UTF-8) as a message value, so an output is byte-identical whichever driver produced it.
-:func:`raw_text` is how an unusable input appears in ``event.rejected``'s ``raw``. Pure.
+text (UTF-8) as a message value, so an output is byte-identical whichever driver produced it;
+:func:`parse` reads such a line back. :func:`raw_text` is how an unusable input appears in
+``event.rejected``'s ``raw``. Pure.
 """
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Annotated, Final
+
+from pydantic import Field, TypeAdapter
 
 from streams.core.outputs import EventRejected, OutputEvent
 
-__all__ = ["MAX_RAW_BYTES", "raw_text", "serialize"]
+__all__ = ["MAX_RAW_BYTES", "parse", "raw_text", "serialize"]
 
 #: The most of an unusable input an ``event.rejected`` carries, in UTF-8 bytes.
 MAX_RAW_BYTES: Final = 64 * 1024
+
+_OUTPUT_EVENT: Final = TypeAdapter[OutputEvent](Annotated[OutputEvent, Field(discriminator="type")])
 
 
 def serialize(output: OutputEvent) -> str:
@@ -22,6 +27,11 @@ def serialize(output: OutputEvent) -> str:
     if isinstance(output, EventRejected):
         return output.model_dump_json()
     return output.model_dump_json(exclude_none=True)
+
+
+def parse(line: str | bytes) -> OutputEvent:
+    """The output event of one JSON line :func:`serialize` wrote (by its ``type``)."""
+    return _OUTPUT_EVENT.validate_json(line)
 
 
 def raw_text(raw: bytes) -> str:

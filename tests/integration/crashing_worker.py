@@ -17,11 +17,11 @@ def main() -> None:
     configure_logging("info", "text")
     asyncio.run(ensure_topics(settings))
 
-    @worker.app.timer(0.5)
     async def crash() -> None:
         if worker.is_ready():
             raise RuntimeError("a service crashed")
 
+    worker.app.timer(0.5)(crash)
     run(worker)
 
 

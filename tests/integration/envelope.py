@@ -17,6 +17,7 @@ read; their data keeps every decision away from T (:func:`stable_until` checks i
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import json
@@ -31,19 +32,25 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin import AIOKafkaAdminClient  # type: ignore[import-untyped]
 from faults import (
     Comparison,
     Group,
     Report,
     Scenario,
-    _wait_until_quiet,
     compare,
     kafka_sh,
     read_all_outputs,
-    replay_outputs,
+    wait_until_quiet,
 )
-from worker_harness import INPUT_TOPICS, group_lag, produce_lines, wait_for
+from worker_harness import (
+    INPUT_TOPICS,
+    Output,
+    group_lag,
+    produce_lines,
+    replayed_outputs,
+    wait_for,
+)
 
 from streams.settings import Settings
 
@@ -271,21 +278,21 @@ def history(now: datetime, orders: int, seed: int, tag: str, quiet: timedelta) -
     return [json.dumps(e, separators=(",", ":")).encode() for e in events]
 
 
-def stable_until(lines: list[bytes], low: datetime, high: datetime) -> list[dict[str, Any]]:
+def stable_until(lines: list[bytes], low: datetime, high: datetime) -> list[Output]:
     """Replay's outputs up to ``high``, after checking they are replay's up to ``low`` too:
     the data decides nothing between the two, so any moment in between is a fair oracle."""
-    early = compare(replay_outputs(lines, low), replay_outputs(lines, high))
+    early = compare(replayed_outputs(lines, low), replayed_outputs(lines, high))
     if not early.clean:
         raise AssertionError(
             f"the data decides something between {low} and {high} (replay at both differs: "
             f"{early.line()}); choose other data"
         )
-    return replay_outputs(lines, high)
+    return replayed_outputs(lines, high)
 
 
 def read_at_now(
     group: Group, lines: list[bytes], scenario: Scenario, *, margin: timedelta
-) -> tuple[Comparison, list[dict[str, Any]]]:
+) -> tuple[Comparison, list[Output]]:
     """Once the group has committed every input and gone quiet, read every output and compare
     it with replay up to now (checked stable within ``margin`` either side)."""
     bootstrap, prefix = group.bootstrap, group.name + "-"
@@ -300,7 +307,7 @@ def read_at_now(
         # topics are never quiet).
         time.sleep(QUIET_AFTER + 3)
     else:
-        _wait_until_quiet(bootstrap, group.name, group)
+        wait_until_quiet(bootstrap, group.name, group)
         time.sleep(2)
     until = datetime.now(UTC)
     outputs = asyncio.run(read_all_outputs(bootstrap, prefix, scenario.isolation_level))
@@ -463,7 +470,7 @@ def restart_while_due(
     return lines
 
 
-def fulfillment_breaches(outputs: Iterable[dict[str, Any]]) -> int:
+def fulfillment_breaches(outputs: Iterable[Output]) -> int:
     return sum(
         1
         for o in outputs
@@ -512,7 +519,9 @@ def soak_scenarios(
     ]  # fmt: skip
 
 
-def soak(bootstrap: str, workdir: Path, args: Any, say: Callable[[str], None]) -> list[Report]:
+def soak(
+    bootstrap: str, workdir: Path, args: argparse.Namespace, say: Callable[[str], None]
+) -> list[Report]:
     """One run of every envelope scenario, at the soak's size; a report each."""
     reports: list[Report] = []
     from faults import run_scenario

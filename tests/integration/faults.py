@@ -4,8 +4,9 @@ A scenario produces a simulated stream at a steady pace to a group of event-time
 while it flows, applies a plan of faults: ``kill`` (SIGKILL one worker, start a new one in its
 place), ``broker`` (``scripts/kafka.sh restart``: the broker stops and comes back on the same log
 directory), ``grow`` (one more worker joins the group), ``shrink`` (one leaves, gracefully) and
-``freeze`` (SIGSTOP one worker for ``freeze_seconds``, longer than the session timeout, then
-SIGCONT: the group moves its partitions meanwhile, and it resumes with what it held).
+``freeze`` (SIGSTOP one worker for a time within ``freeze_seconds``, longer than the session
+timeout, then SIGCONT: the group moves its partitions meanwhile, and it resumes with what it
+held).
 Once the group has consumed everything it advances the clock, reads every output, and compares
 them with ``orderwatch replay --until`` of the same lines, by id and by content.
 
@@ -39,16 +40,21 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import (  # type: ignore[import-untyped]
+    AIOKafkaConsumer,
+    AIOKafkaProducer,
+    TopicPartition,
+)
+from aiokafka.admin import AIOKafkaAdminClient  # type: ignore[import-untyped]
 from worker_harness import (
     OUTPUT_TOPICS,
+    Output,
     WorkerRun,
     group_lag,
     message_of,
     partitions_of,
+    replayed_outputs,
     wait_for,
 )
 
@@ -140,7 +146,7 @@ class Report:
     seconds: float
     log_lines: dict[str, int]
     #: Replay's outputs the workers' were compared with.
-    replayed: list[dict[str, Any]] | None = None
+    replayed: list[Output] | None = None
     name: str = ""
     #: The workers' app id (their topics start with it and a dash).
     app_id: str = ""
@@ -156,7 +162,7 @@ class Report:
 # ---- comparing ----------------------------------------------------------------------------------
 
 
-def identity(output: dict[str, Any]) -> str:
+def identity(output: Output) -> str:
     """What names an output across drivers: its id, or a rejection's input and error.
 
     A rejection's id is built from where the bad input was read (a file line in replay, a
@@ -167,7 +173,7 @@ def identity(output: dict[str, Any]) -> str:
     return str(output.get("breach_id") or output.get("recommendation_id"))
 
 
-def content(output: dict[str, Any], free: tuple[str, ...] = ()) -> str:
+def content(output: Output, free: tuple[str, ...] = ()) -> str:
     kept = {
         k: v
         for k, v in output.items()
@@ -178,7 +184,7 @@ def content(output: dict[str, Any], free: tuple[str, ...] = ()) -> str:
     return json.dumps(kept, sort_keys=True)
 
 
-def compare(replayed: Iterable[dict[str, Any]], got: Iterable[dict[str, Any]]) -> Comparison:
+def compare(replayed: Iterable[Output], got: Iterable[Output]) -> Comparison:
     """Lost, extra, different and redelivered outputs of ``got`` against ``replayed``.
 
     A redelivery is the same output again (same id, same rejected offset); it is counted, and
@@ -218,20 +224,6 @@ def last_occurred(lines: Iterable[bytes]) -> datetime:
     return max(event.occurred_at for event in decoded if not isinstance(event, Rejection))
 
 
-def replay_outputs(lines: list[bytes], until: datetime) -> list[dict[str, Any]]:
-    from streams.policy_files import load_policy
-    from streams.replay import replay_lines
-
-    outputs: list[dict[str, Any]] = []
-    replay_lines(
-        lines,
-        lambda o: outputs.append(json.loads(o.model_dump_json(exclude_none=True))),
-        policy=load_policy(),
-        until=until,
-    )
-    return outputs
-
-
 # ---- the broker ---------------------------------------------------------------------------------
 
 
@@ -259,9 +251,7 @@ def managed_broker(home: str | None = None) -> str | None:
         return None
 
 
-async def read_all_outputs(
-    bootstrap: str, prefix: str, isolation_level: str
-) -> list[dict[str, Any]]:
+async def read_all_outputs(bootstrap: str, prefix: str, isolation_level: str) -> list[Output]:
     """Every record of the output topics, up to their end offsets now."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
@@ -274,11 +264,11 @@ async def read_all_outputs(
         parts = [
             TopicPartition(prefix + topic, p)
             for topic in OUTPUT_TOPICS
-            for p in await partitions_of(consumer, prefix + topic)
+            for p in await partitions_of(bootstrap, prefix + topic)
         ]
         consumer.assign(parts)
         ends = await consumer.end_offsets(parts)
-        outputs: list[dict[str, Any]] = []
+        outputs: list[Output] = []
         remaining = {tp for tp, end in ends.items() if end > 0}
         deadline = time.monotonic() + 120
         while remaining and time.monotonic() < deadline:
@@ -509,17 +499,15 @@ def run_scenario(
             bootstrap, group.name + "-", lines, scenario.rate, scenario.compression
         )
         producer.start()
+
+        def produced(count: int) -> Callable[[], bool]:
+            """A condition: ``count`` lines sent (or the producer gone), the workers supervised."""
+            return lambda: group.supervise() and (producer.sent >= count or not producer.is_alive())
+
         steps = len(scenario.plan)
         for number, fault in enumerate(scenario.plan, start=1):
             # Spread the faults evenly over the production, the last one before it ends.
-            target = len(lines) * number // (steps + 1)
-            wait_for(
-                lambda t=target: (
-                    group.supervise() and (producer.sent >= t or not producer.is_alive())
-                ),
-                600,
-                "sends",
-            )
+            wait_for(produced(len(lines) * number // (steps + 1)), 600, "sends")
             say(f"{fault} at {producer.sent}/{len(lines)} lines")
             apply_fault(fault, group, scenario)
             faults[fault] += 1
@@ -542,9 +530,9 @@ def run_scenario(
                 "the group to commit every input",
             )
             group.running[0].advance_clock(until.isoformat())
-            _wait_until_quiet(bootstrap, group.name, group)
+            wait_until_quiet(bootstrap, group.name, group)
             outputs = asyncio.run(read_all_outputs(bootstrap, prefix, scenario.isolation_level))
-            replayed = replay_outputs(lines, until)
+            replayed = replayed_outputs(lines, until)
             comparison = compare(replayed, outputs)
         log_lines = group.log_lines()
         faults.update(group.stopped)
@@ -573,7 +561,8 @@ def apply_fault(fault: str, group: Group, scenario: Scenario) -> None:
     elif fault == "shrink":
         group.stop_one()
     elif fault == "freeze":
-        group.freeze_one(scenario.freeze_seconds)
+        low, high = scenario.freeze_seconds
+        group.freeze_one(random.Random(f"{group.name}{fault}{group.turn}").uniform(low, high))
     else:
         from envelope import ENVELOPE_FAULTS, apply_envelope_fault
 
@@ -582,7 +571,7 @@ def apply_fault(fault: str, group: Group, scenario: Scenario) -> None:
         apply_envelope_fault(fault, group, scenario)
 
 
-def _wait_until_quiet(bootstrap: str, group: str, workers: Group) -> None:
+def wait_until_quiet(bootstrap: str, group: str, workers: Group) -> None:
     """After advance-clock: every internal topic read and committed, for a few seconds running."""
 
     async def lag() -> int:

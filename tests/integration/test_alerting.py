@@ -130,9 +130,11 @@ class Stack:
         )
 
 
-def prometheus_config(worker_port: int, prometheus_port: int, alertmanager_port: int) -> Any:
+def prometheus_config(
+    worker_port: int, prometheus_port: int, alertmanager_port: int
+) -> dict[str, Any]:
     """The shipped prometheus.yml with local targets and 1 s intervals; its rules untouched."""
-    config = load_yaml(PROMETHEUS_CONFIG)
+    config: dict[str, Any] = load_yaml(PROMETHEUS_CONFIG)
     rule_files = [PROMETHEUS_CONFIG.parent / name for name in config["rule_files"]]
     assert rule_files == [ALERT_RULES]
     config["rule_files"] = [str(path) for path in rule_files]
@@ -171,7 +173,9 @@ def overdue_orders(now: datetime) -> list[bytes]:
 
 @pytest.fixture(scope="module")
 def stack(
-    kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory, system_tool: Any
+    kafka_bootstrap: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    system_tool: Callable[..., str],
 ) -> Iterator[Stack]:
     prometheus_bin = system_tool("prometheus", "prometheus")
     alertmanager_bin = system_tool(

@@ -17,10 +17,14 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.partitioner import murmur2
+from aiokafka import (  # type: ignore[import-untyped]
+    AIOKafkaConsumer,
+    AIOKafkaProducer,
+    TopicPartition,
+)
 
 from streams.kafka.admin import create_topics
+from streams.worker import partition_for
 
 SESSION_TIMEOUT_MS = 6000
 HEARTBEAT_INTERVAL_MS = 1000
@@ -32,13 +36,11 @@ def _name(kind: str) -> str:
     return f"orderwatch-test-{kind}-{uuid.uuid4().hex[:10]}"
 
 
-def expected_partition(key: bytes, partitions: int) -> int:
-    """The Java client's default partition for a keyed record (aiokafka's default too)."""
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
-
-
 @asynccontextmanager
-async def consumer(bootstrap: str, topic: str, group: str, **config: Any) -> AsyncIterator[Any]:
+async def consumer(
+    bootstrap: str, topic: str, group: str, **config: Any
+) -> AsyncIterator[AIOKafkaConsumer]:
+    """A started consumer of ``topic`` in ``group``, with the worker's session timeouts."""
     client = AIOKafkaConsumer(
         topic,
         bootstrap_servers=bootstrap,
@@ -57,7 +59,9 @@ async def consumer(bootstrap: str, topic: str, group: str, **config: Any) -> Asy
         await client.stop()
 
 
-async def consume(client: Any, count: int, timeout: float = CONSUME_TIMEOUT_S) -> list[Any]:
+async def consume(
+    client: AIOKafkaConsumer, count: int, timeout: float = CONSUME_TIMEOUT_S
+) -> list[Any]:
     """At least ``count`` records (all a fetch returned), or AssertionError after ``timeout``."""
     records: list[Any] = []
     deadline = time.monotonic() + timeout
@@ -81,18 +85,21 @@ async def produce(bootstrap: str, topic: str, messages: Iterable[tuple[bytes, by
         await producer.stop()
 
 
-def test_default_partitioner_is_the_java_clients_murmur2() -> None:
-    """Keys land where a Java producer would put them: Kafka's ``UtilsTest.testMurmur2`` vectors."""
+def test_the_workers_partition_of_a_key_is_the_java_clients() -> None:
+    """Keys go where a Java producer puts them: ``toPositive(murmur2(key)) % partitions``, the
+    hashes being Kafka's ``UtilsTest.testMurmur2`` vectors."""
     vectors = {
-        b"21": -973932308,
-        b"foobar": -790332482,
-        b"a-little-bit-long-string": -985981536,
-        b"a-little-bit-longer-string": -1486304829,
-        b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8": -58897971,
-        b"abc": 479470107,
+        "21": -973932308,
+        "foobar": -790332482,
+        "a-little-bit-long-string": -985981536,
+        "a-little-bit-longer-string": -1486304829,
+        "lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8": -58897971,
+        "abc": 479470107,
     }
-    for data, java_int in vectors.items():
-        assert murmur2(data) == java_int & 0xFFFFFFFF, data
+    for key, java_hash in vectors.items():
+        for partitions in (1, 3, 4, 12, 1000):
+            java_partition = (java_hash & 0x7FFFFFFF) % partitions
+            assert partition_for(key, partitions) == java_partition, (key, partitions)
 
 
 @pytest.mark.broker
@@ -104,7 +111,7 @@ async def test_keyed_messages_round_trip_through_a_consumer_group(kafka_bootstra
     sent = [(f"order-{i % keys}".encode(), f"event-{i:03d}".encode()) for i in range(count)]
     metadata = await produce(kafka_bootstrap, topic, sent)
     for (key, value), meta in zip(sent, metadata, strict=True):
-        assert meta.partition == expected_partition(key, partitions), (key, value, meta)
+        assert meta.partition == partition_for(key.decode(), partitions), (key, value, meta)
     assert len({meta.partition for meta in metadata}) == partitions, "keys did not spread"
 
     async with consumer(kafka_bootstrap, topic, group) as client:
@@ -117,7 +124,7 @@ async def test_keyed_messages_round_trip_through_a_consumer_group(kafka_bootstra
         partition_of: dict[bytes, set[int]] = defaultdict(set)
         for record in records:
             assert record.topic == topic
-            assert record.partition == expected_partition(record.key, partitions), record
+            assert record.partition == partition_for(record.key.decode(), partitions), record
             partition_of[record.key].add(record.partition)
         assert all(len(ps) == 1 for ps in partition_of.values()), dict(partition_of)
         # Each key's records come back in the order they were sent (one partition, in order).

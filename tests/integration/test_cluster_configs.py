@@ -15,14 +15,26 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic, RecordsToDelete
-from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-from aiokafka.consumer import fetcher
-from faults import compare, last_occurred, replay_outputs
+from aiokafka import (  # type: ignore[import-untyped]
+    AIOKafkaConsumer,
+    AIOKafkaProducer,
+    TopicPartition,
+)
+from aiokafka.admin import (  # type: ignore[import-untyped]
+    AIOKafkaAdminClient,
+    NewTopic,
+    RecordsToDelete,
+)
+from aiokafka.admin.config_resource import (  # type: ignore[import-untyped]
+    ConfigResource,
+    ConfigResourceType,
+)
+from aiokafka.consumer import fetcher  # type: ignore[import-untyped]
+from faults import compare, last_occurred
 from worker_harness import (
     INPUT_TOPICS,
     OUTPUT_TOPICS,
+    Output,
     WorkerRun,
     committed_all,
     consume_outputs,
@@ -32,6 +44,7 @@ from worker_harness import (
     message_of,
     partitions_of,
     produce_lines,
+    replayed_outputs,
     run,
 )
 
@@ -97,14 +110,14 @@ async def batch_codecs(bootstrap: str, topics: Iterable[str]) -> dict[str, set[s
     def looking(self: Any, tp: TopicPartition, records: Any, *args: Any, **kwargs: Any) -> None:
         original(self, tp, Looked(tp, records), *args, **kwargs)
 
-    fetcher.PartitionRecords.__init__ = looking  # type: ignore[method-assign]
+    fetcher.PartitionRecords.__init__ = looking
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     try:
         await consumer.start()
         parts = [
             TopicPartition(topic, p)
             for topic in topics
-            for p in await partitions_of(consumer, topic)
+            for p in await partitions_of(bootstrap, topic)
         ]
         consumer.assign(parts)
         await consumer.seek_to_beginning(*parts)
@@ -117,19 +130,19 @@ async def batch_codecs(bootstrap: str, topics: Iterable[str]) -> dict[str, set[s
         assert not remaining, f"could not read {sorted(remaining)} to its end"
     finally:
         await consumer.stop()
-        fetcher.PartitionRecords.__init__ = original  # type: ignore[method-assign]
+        fetcher.PartitionRecords.__init__ = original
     return seen
 
 
 def finish_backfill(
     worker: WorkerRun, bootstrap: str, lines: list[bytes]
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+) -> tuple[list[Output], list[Output]]:
     """Once ``worker`` committed every input, advance its clock to the last event and read its
     outputs until they hold every decision replay makes; (replay's outputs, the worker's)."""
     committed_all(worker)
     until = last_occurred(lines)
     worker.advance_clock(until.isoformat())
-    expected = replay_outputs(lines, until)
+    expected = replayed_outputs(lines, until)
     outputs = run(
         consume_outputs(
             bootstrap,
@@ -145,7 +158,7 @@ def finish_backfill(
 @pytest.fixture(scope="module")
 def compressed(
     kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[WorkerRun, list[dict[str, Any]]]]:
+) -> Iterator[tuple[WorkerRun, list[Output]]]:
     """An event-time worker that compresses with zstd, fed the example stream by kcat: its
     four quarters compressed with gzip, snappy, lz4 and zstd.
 
@@ -174,11 +187,11 @@ def compressed(
 
 @pytest.mark.durable_broker("kcat (librdkafka) fails Tansu's ApiVersions reply")
 def test_input_compressed_with_each_codec_is_read_and_decided_as_replay_decides(
-    compressed: tuple[WorkerRun, list[dict[str, Any]]], kafka_bootstrap: str
+    compressed: tuple[WorkerRun, list[Output]], kafka_bootstrap: str
 ) -> None:
     worker, outputs = compressed
     lines = example_lines()
-    comparison = compare(replay_outputs(lines, last_occurred(lines)), outputs)
+    comparison = compare(replayed_outputs(lines, last_occurred(lines)), outputs)
     assert comparison.clean, "\n".join([comparison.line(), *comparison.examples])
     assert comparison.expected > 50
     # The input really was compressed, each quarter with its codec.
@@ -190,7 +203,7 @@ def test_input_compressed_with_each_codec_is_read_and_decided_as_replay_decides(
 
 @pytest.mark.durable_broker("kcat (librdkafka) fails Tansu's ApiVersions reply")
 def test_the_worker_compresses_what_it_produces_when_told_to(
-    compressed: tuple[WorkerRun, list[dict[str, Any]]], kafka_bootstrap: str
+    compressed: tuple[WorkerRun, list[Output]], kafka_bootstrap: str
 ) -> None:
     worker, outputs = compressed
     assert outputs
@@ -224,7 +237,10 @@ async def produce_placed(
     ]
 
 
-async def committed_offsets(bootstrap: str, group: str, parts: list[TopicPartition]) -> dict:
+async def committed_offsets(
+    bootstrap: str, group: str, parts: list[TopicPartition]
+) -> dict[TopicPartition, int | None]:
+    """The group's committed offset of each of ``parts`` (None: none committed)."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group)
     await consumer.start()
     try:
@@ -233,15 +249,20 @@ async def committed_offsets(bootstrap: str, group: str, parts: list[TopicPartiti
         await consumer.stop()
 
 
-async def delete_before(bootstrap: str, cuts: dict[TopicPartition, int]) -> dict:
+async def delete_before(
+    bootstrap: str, cuts: dict[TopicPartition, int]
+) -> dict[TopicPartition, int]:
+    """Delete each partition's records before its cut (DeleteRecords); each one's new log
+    start."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        return await admin.delete_records(
+        starts: dict[TopicPartition, int] = await admin.delete_records(
             {tp: RecordsToDelete(before_offset=offset) for tp, offset in cuts.items()}
         )
     finally:
         await admin.close()
+    return starts
 
 
 @pytest.mark.durable_broker("needs DeleteRecords and a worker restart on the same log")
@@ -280,10 +301,12 @@ def test_a_worker_whose_offsets_retention_overtook_goes_on_from_the_logs_start(
         parts = sorted({tp for _, tp, _ in placed if tp.topic == tracking})
         committed = run(committed_offsets(kafka_bootstrap, worker.name, parts))
         # Half of what each tracking partition received meanwhile is deleted.
-        cuts = {}
+        first: dict[TopicPartition, int] = {}  # each one's first offset of the meantime
+        cuts: dict[TopicPartition, int] = {}
         for tp in parts:
             offsets = sorted(offset for _, at, offset in placed if at == tp)
-            assert committed[tp] == offsets[0], "the worker had committed all it read"
+            first[tp] = offsets[0]
+            assert committed[tp] == first[tp], "the worker had committed all it read"
             cuts[tp] = offsets[len(offsets) // 2]
         starts = run(delete_before(kafka_bootstrap, cuts))
         assert starts == cuts
@@ -291,7 +314,7 @@ def test_a_worker_whose_offsets_retention_overtook_goes_on_from_the_logs_start(
         deleted = {
             i for i, (_, tp, offset) in enumerate(placed) if tp in cuts and offset < cuts[tp]
         }
-        assert len(deleted) == sum(cuts[tp] - committed[tp] for tp in parts) > 10
+        assert len(deleted) == sum(cuts[tp] - first[tp] for tp in parts) > 10
         if frozen:
             assert worker.process is not None
             os.kill(worker.process.pid, signal.SIGCONT)
@@ -317,7 +340,7 @@ def test_a_worker_whose_offsets_retention_overtook_goes_on_from_the_logs_start(
     comparison = compare(expected, outputs)
     assert comparison.clean, "\n".join([comparison.line(), *comparison.examples])
     # What the deleted events would have decided is not there: the comparison means something.
-    assert decisions(expected) != decisions(replay_outputs(lines, last_occurred(lines)))
+    assert decisions(expected) != decisions(replayed_outputs(lines, last_occurred(lines)))
     assert expired == len(deleted)
     assert other_topics == 0
     losses = [line for line in log.splitlines() if "retention deleted" in line]

@@ -32,9 +32,9 @@ from faults import (
     compare,
     kafka_sh,
     managed_broker,
-    replay_outputs,
     run_scenario,
 )
+from worker_harness import replayed_outputs
 
 pytestmark = [pytest.mark.broker, pytest.mark.faults]
 
@@ -228,4 +228,4 @@ def test_the_wall_clock_data_decides_nothing_near_now_and_both_ways_before() -> 
     assert shipped - breached, "some orders shipped on time"
     moved = shifted(lines, timedelta(hours=-1))
     assert moved != lines
-    assert len(replay_outputs(moved, now)) >= len(replayed)
+    assert len(replayed_outputs(moved, now)) >= len(replayed)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from faults import Scenario, compare, managed_broker, run_scenario
+from worker_harness import Output
 
 CI_PLAN = ("grow", "kill", "broker", "kill", "kill", "shrink")
 
@@ -53,7 +54,9 @@ def test_workers_frozen_past_their_session_timeout_lose_invent_and_change_nothin
     """Two workers; each in turn is stopped (SIGSTOP) longer than the session timeout while
     the stream flows, and resumed with the messages and writes it held. Its partitions moved
     meanwhile; what it sends late must not overwrite the new owner's state."""
-    scenario = Scenario(orders=1000, rate=120.0, workers=2, plan=FREEZE_PLAN, freeze_seconds=12.0)
+    scenario = Scenario(
+        orders=1000, rate=120.0, workers=2, plan=FREEZE_PLAN, freeze_seconds=(12.0, 12.0)
+    )
     report = run_scenario(kafka_bootstrap, tmp_path, scenario, say=print)
     print(report.line())
     assert report.faults["freeze"] == 3
@@ -73,15 +76,15 @@ def test_the_comparison_counts_lost_extra_different_and_redelivered_outputs() ->
     advice = {"type": "recommendation.issued", "recommendation_id": "r1", "severity": "warning"}
     rejected = {"type": "event.rejected", "rejection_id": "j1", "raw": "{", "error": "not JSON"}
     lost = {"type": "deadline.breached", "breach_id": "b2", "due_at": "y"}
-    replayed = [breach, advice, rejected, lost]
-    got = [
+    replayed: list[Output] = [breach, advice, rejected, lost]
+    got: list[Output] = [
         breach | {"detected_at": "2"},  # only the processor's clock differs: the same output
         breach,  # redelivered
         advice | {"severity": "critical"},  # different content
         rejected | {"rejection_id": "j9", "rejected_at": "3"},  # rejected on Kafka: other id
         {"type": "recommendation.issued", "recommendation_id": "r2"},  # extra
     ]
-    warned = {"type": "recommendation.issued", "recommendation_id": "r3"}
+    warned: Output = {"type": "recommendation.issued", "recommendation_id": "r3"}
     warned |= {"reason": "FULFILLMENT_AT_RISK", "actions": ["SHIP_NOW"], "respond_by": "z"}
     replayed.append(warned)
     # Issued past its respond_by: says so, with the missed window's actions (from issued_at).

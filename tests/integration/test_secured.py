@@ -12,14 +12,15 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer  # type: ignore[import-untyped]
 from worker_harness import (
     EXAMPLES,
+    Output,
     WorkerRun,
     backfill,
     decisions,
@@ -34,7 +35,7 @@ from streams.kafka.admin import create_topics, wait_for_broker
 from streams.tools.send import Unroutable, route
 
 if TYPE_CHECKING:  # the suite's conftest: its fixtures' types
-    from conftest import SecuredKafka, TlsFiles
+    from tests.conftest import SecuredKafka, TlsFiles
 
 pytestmark = pytest.mark.secured_broker
 
@@ -63,7 +64,9 @@ def one_line(done: subprocess.CompletedProcess[str]) -> str:
 
 
 @pytest.fixture(scope="module")
-def backfilled(secured_kafka: SecuredKafka, tmp_path_factory: pytest.TempPathFactory) -> Any:
+def backfilled(
+    secured_kafka: SecuredKafka, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[WorkerRun, list[Output]]]:
     """An event-time worker on SASL_SSL fed the example stream over SASL_SSL, its clock
     advanced with ``orderwatch advance-clock`` over SASL_SSL, its outputs read over SASL_SSL."""
     worker = WorkerRun(
@@ -81,7 +84,9 @@ def backfilled(secured_kafka: SecuredKafka, tmp_path_factory: pytest.TempPathFac
         worker.stop()
 
 
-def test_a_worker_on_sasl_ssl_decides_what_replay_decides(backfilled: Any) -> None:
+def test_a_worker_on_sasl_ssl_decides_what_replay_decides(
+    backfilled: tuple[WorkerRun, list[Output]],
+) -> None:
     _, outputs = backfilled
     expected = decisions(replayed_outputs())
     assert expected
@@ -89,7 +94,7 @@ def test_a_worker_on_sasl_ssl_decides_what_replay_decides(backfilled: Any) -> No
 
 
 def test_the_worker_says_how_it_connects_and_never_prints_the_password(
-    backfilled: Any, secured_kafka: SecuredKafka
+    backfilled: tuple[WorkerRun, list[Output]], secured_kafka: SecuredKafka
 ) -> None:
     worker, _ = backfilled
     log = worker.log_text()

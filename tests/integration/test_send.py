@@ -15,10 +15,11 @@ from typing import Any
 
 import pytest
 import yaml
-from aiokafka import AIOKafkaConsumer
-from worker_harness import EXAMPLES, example_lines, kcat_path, partition_of
+from aiokafka import AIOKafkaConsumer  # type: ignore[import-untyped]
+from worker_harness import EXAMPLES, example_lines, kcat_path
 
 from streams.tools.send import Unroutable, route
+from streams.worker import partition_for
 
 pytestmark = pytest.mark.broker
 
@@ -28,7 +29,10 @@ INPUTS = ("orders", "inventory", "tracking", "complaints")
 MURMUR2 = ("-X", "topic.partitioner=murmur2_random")
 
 
-def orderwatch(*args: str, bootstrap: str, prefix: str, stdin: bytes | None = None) -> Any:
+def orderwatch(
+    *args: str, bootstrap: str, prefix: str, stdin: bytes | None = None
+) -> subprocess.CompletedProcess[bytes]:
+    """``python -m streams ARGS`` with this test's broker, prefix and partitions."""
     env = {
         "PATH": "/usr/bin:/bin",
         "ORDERWATCH_BROKER": bootstrap,
@@ -93,7 +97,7 @@ def test_send_puts_every_event_on_its_topic_and_its_keys_partition(kafka_bootstr
         assert record.topic == prefix + role
         assert record.key == key
         if key is not None:
-            assert record.partition == partition_of(key.decode(), PARTITIONS)
+            assert record.partition == partition_for(key.decode(), PARTITIONS)
 
 
 def test_simulate_piped_into_send_publishes_the_whole_stream(kafka_bootstrap: str) -> None:
@@ -171,7 +175,7 @@ def test_kcat_with_murmur2_random_partitions_as_send_does(kafka_bootstrap: str) 
     records = asyncio.run(read_inputs(kafka_bootstrap, prefix, 2 * len(keys)))
     by_kcat = {r.key.decode(): r.partition for r in records if b'"kcat"' in r.value}
     by_send = {r.key.decode(): r.partition for r in records if b'"kcat"' not in r.value}
-    assert by_kcat == by_send == {key: partition_of(key, PARTITIONS) for key in keys}
+    assert by_kcat == by_send == {key: partition_for(key, PARTITIONS) for key in keys}
 
 
 def test_python_m_embedded_broker_runs_a_local_broker_to_send_to(tmp_path: Path) -> None:

@@ -38,7 +38,7 @@ def test_a_crashed_faust_service_exits_75_with_its_error_in_the_log(
 def _refused(worker: WorkerRun, timeout: float = 120.0) -> str:
     """Start ``worker``, wait for it to exit 2, and return its log."""
     worker.supervised = False
-    worker._launch()
+    worker.launch()
     assert worker.process is not None
     try:
         code = worker.process.wait(timeout)

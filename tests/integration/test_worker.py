@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin import AIOKafkaAdminClient  # type: ignore[import-untyped]
 from worker_harness import (
+    Output,
     WorkerRun,
     backfill,
     consume_outputs,
@@ -23,7 +24,6 @@ from worker_harness import (
     example_lines,
     message_of,
     occurred,
-    partition_of,
     produce_lines,
     replayed_outputs,
     run,
@@ -32,21 +32,24 @@ from worker_harness import (
 
 from streams import __version__
 from streams.core.dates import EPOCH
+from streams.core.output_json import parse, serialize
+from streams.kafka.headers import cloudevents_source, headers
 from streams.policy_files import load_policy
 from streams.tools.simulator import generate_events
+from streams.worker import partition_for
 
 pytestmark = pytest.mark.broker
 
 
 @pytest.fixture(scope="module")
-def replayed() -> list[dict[str, Any]]:
+def replayed() -> list[Output]:
     return replayed_outputs()
 
 
 @pytest.fixture(scope="module")
 def backfilled(
     kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[WorkerRun, list[dict[str, Any]]]]:
+) -> Iterator[tuple[WorkerRun, list[Output]]]:
     """One event-time worker fed the example stream, its clock advanced to the end."""
     worker = WorkerRun(kafka_bootstrap, tmp_path_factory.mktemp("worker"))
     try:
@@ -59,7 +62,7 @@ def backfilled(
 
 
 def test_the_worker_decides_the_same_breaches_and_order_advice_as_replay(
-    backfilled: tuple[WorkerRun, list[dict[str, Any]]], replayed: list[dict[str, Any]]
+    backfilled: tuple[WorkerRun, list[Output]], replayed: list[Output]
 ) -> None:
     _, outputs = backfilled
     expected, actual = decisions(replayed), decisions(outputs)
@@ -68,7 +71,7 @@ def test_the_worker_decides_the_same_breaches_and_order_advice_as_replay(
 
 
 def test_no_breach_is_emitted_twice_for_one_fact(
-    backfilled: tuple[WorkerRun, list[dict[str, Any]]],
+    backfilled: tuple[WorkerRun, list[Output]],
 ) -> None:
     _, outputs = backfilled
     breaches = [o["breach_id"] for o in outputs if o["type"] == "deadline.breached"]
@@ -77,7 +80,7 @@ def test_no_breach_is_emitted_twice_for_one_fact(
 
 
 def test_outputs_are_keyed_as_the_contract_says(
-    backfilled: tuple[WorkerRun, list[dict[str, Any]]],
+    backfilled: tuple[WorkerRun, list[Output]],
 ) -> None:
     _, outputs = backfilled
     for output in outputs:
@@ -88,7 +91,7 @@ def test_outputs_are_keyed_as_the_contract_says(
 
 
 def test_bad_messages_land_in_the_dead_letter_with_their_source_and_a_sentence(
-    backfilled: tuple[WorkerRun, list[dict[str, Any]]],
+    backfilled: tuple[WorkerRun, list[Output]],
 ) -> None:
     worker, outputs = backfilled
     rejected = [o for o in outputs if o["type"] == "event.rejected"]
@@ -104,35 +107,26 @@ def test_bad_messages_land_in_the_dead_letter_with_their_source_and_a_sentence(
     assert worker.metric("orderwatch_events_rejected_total") == 3
 
 
-def test_outputs_carry_cloudevents_headers_and_dead_letters_their_source(
-    backfilled: tuple[WorkerRun, list[dict[str, Any]]],
+def test_outputs_are_published_as_the_project_serializes_them_with_its_headers(
+    backfilled: tuple[WorkerRun, list[Output]],
 ) -> None:
+    """Each message's value is :func:`serialize`'s line of the output it holds (byte for byte,
+    as replay writes it), and its headers are :func:`headers`' for it: the CloudEvents
+    attributes, from this worker's app id, and a dead letter's source."""
     worker, outputs = backfilled
+    source = cloudevents_source(worker.name)
     kinds = set()
     for output in outputs:
-        attributes = output["_kafka"]["headers"]
-        output_id = output.get("breach_id") or output.get("recommendation_id")
-        decided = output.get("detected_at") or output.get("issued_at")
-        if output["type"] == "event.rejected":
-            output_id, decided = output["rejection_id"], output["rejected_at"]
-            source = output["source"]
-            assert attributes["orderwatch_source_topic"] == source["topic"]
-            assert attributes["orderwatch_source_partition"] == str(source["partition"])
-            assert attributes["orderwatch_source_offset"] == str(source["offset"])
-            assert attributes["orderwatch_error_code"] == output["reason"]
-        assert attributes["content-type"] == "application/json"
-        assert attributes["ce_specversion"] == "1.0"
-        assert attributes["ce_id"] == output_id
-        assert attributes["ce_type"] == output["type"]
-        assert attributes["ce_source"] == f"/orderwatch/{worker.name}"
-        assert attributes["ce_time"] == decided
-        assert attributes.get("ce_subject") == (output.get("subject") or output.get("order_id"))
-        kinds.add(output["type"])
+        message = output["_kafka"]
+        event = parse(message["value"])
+        assert message["value"] == serialize(event).encode("utf-8")
+        assert message["headers"] == headers(event, source)
+        kinds.add(event.type)
     assert kinds == {"deadline.breached", "recommendation.issued", "event.rejected"}
 
 
 def test_health_ready_and_metrics_are_served(
-    backfilled: tuple[WorkerRun, list[dict[str, Any]]],
+    backfilled: tuple[WorkerRun, list[Output]],
 ) -> None:
     worker, _ = backfilled
     assert worker.get("/health")[0] == 200
@@ -162,7 +156,7 @@ def test_health_ready_and_metrics_are_served(
 
 
 def test_the_web_server_listens_where_it_is_told_and_serves_only_orderwatch(
-    backfilled: tuple[WorkerRun, list[dict[str, Any]]],
+    backfilled: tuple[WorkerRun, list[Output]],
 ) -> None:
     worker, _ = backfilled
     for path in ("/", "/router/", "/table/orders/", "/stats/", "/graph/"):
@@ -174,7 +168,7 @@ def test_the_web_server_listens_where_it_is_told_and_serves_only_orderwatch(
 
 
 def test_a_second_worker_on_the_same_port_stops_with_one_line(
-    backfilled: tuple[WorkerRun, list[dict[str, Any]]],
+    backfilled: tuple[WorkerRun, list[Output]],
 ) -> None:
     worker, _ = backfilled
     result = subprocess.run(
@@ -192,7 +186,7 @@ def test_a_second_worker_on_the_same_port_stops_with_one_line(
 
 
 def test_promtool_accepts_the_live_exposition(
-    backfilled: tuple[WorkerRun, list[dict[str, Any]]], tmp_path: Path
+    backfilled: tuple[WorkerRun, list[Output]], tmp_path: Path
 ) -> None:
     import os
 
@@ -236,7 +230,7 @@ def test_a_simulated_month_of_four_stores_gives_every_decision_replay_gives(
 
 
 def test_an_event_dated_2199_is_dead_lettered_and_moves_no_clock(
-    kafka_bootstrap: str, tmp_path: Path, replayed: list[dict[str, Any]]
+    kafka_bootstrap: str, tmp_path: Path, replayed: list[Output]
 ) -> None:
     """The rule replay applies (tests/unit/core/test_event_clock.py), on the worker's partitions."""
     lines = example_lines()
@@ -318,14 +312,14 @@ def test_inputs_with_nothing_unread_hold_no_clock_beyond_the_idle_slack(
     for line in lines:
         topic, key = message_of(line)
         if topic in ("orders", "tracking") and key is not None and (at := occurred(line)):
-            partition = partition_of(key.decode(), worker.partitions)
+            partition = partition_for(key.decode(), worker.partitions)
             leading[partition] = max(leading.get(partition, EPOCH), _utc(at))
     lateness = load_policy().allowed_lateness
     due = {
         breach_id
         for breach_id, breach in replayed.items()
         if _utc(breach["due_at"])
-        <= leading[partition_of(breach["order_id"], worker.partitions)] - slack - lateness
+        <= leading[partition_for(breach["order_id"], worker.partitions)] - slack - lateness
     }
     assert len(due) > 10, "the stream must have breaches due well before its end"
     try:

@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # type: ignore[import-untyped]
 from worker_harness import (
     WorkerRun,
     backfill,
@@ -24,6 +26,8 @@ from worker_harness import (
     run,
     wait_for,
 )
+
+from streams.worker import partition_for
 
 pytestmark = pytest.mark.broker
 
@@ -214,7 +218,7 @@ def test_exactly_once_is_refused_at_start_with_one_line_pointing_to_reliability(
         extra_env={"ORDERWATCH_PROCESSING_GUARANTEE": "exactly_once"},
         supervised=False,
     )
-    worker._launch()
+    worker.launch()
     assert worker.process is not None
     try:
         code = worker.process.wait(60)
@@ -230,13 +234,10 @@ def test_exactly_once_is_refused_at_start_with_one_line_pointing_to_reliability(
 def test_events_sent_unkeyed_or_mis_keyed_reach_their_orders_state(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
-    from aiokafka import AIOKafkaProducer
-    from worker_harness import partition_of
-
     worker = WorkerRun(kafka_bootstrap, tmp_path, clock="wall")
     now = datetime.now(UTC)
     order_id = "o-miskeyed-1"
-    right = partition_of(order_id, worker.partitions)
+    right = partition_for(order_id, worker.partitions)
     wrong = (right + 1) % worker.partitions
     base = {"merchant_id": "m-miskeyed", "order_id": order_id}
     placed = base | {
@@ -301,8 +302,6 @@ def test_events_sent_unkeyed_or_mis_keyed_reach_their_orders_state(
 def test_the_worker_refuses_to_start_when_a_topic_breaks_co_partitioning(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-
     worker = WorkerRun(kafka_bootstrap, tmp_path)
 
     async def create_mismatched() -> None:
@@ -340,7 +339,6 @@ def test_a_wall_clock_worker_issues_sku_and_carrier_reviews_as_events_arrive(
     (a listing review: 3 in 30 days) and one damaged complaint (1 problem in 20 shipments: 5 %,
     a carrier review).
     """
-    from worker_harness import produce_lines
 
     worker = WorkerRun(
         kafka_bootstrap, tmp_path, clock="wall", extra_env={"ORDERWATCH_QUIET_AFTER": "5"}

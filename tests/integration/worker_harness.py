@@ -14,16 +14,28 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, TypeVar
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.helpers import create_ssl_context
+from aiokafka import (  # type: ignore[import-untyped]
+    AIOKafkaConsumer,
+    AIOKafkaProducer,
+    TopicPartition,
+)
+from aiokafka.admin import AIOKafkaAdminClient  # type: ignore[import-untyped]
+from aiokafka.helpers import create_ssl_context  # type: ignore[import-untyped]
 
+from streams.core.output_json import serialize
 from streams.tools.send import Unroutable, route
 from streams.worker.failures import EXIT_KAFKA_UNAVAILABLE
+
+T = TypeVar("T")
+#: An output as the tests read it: its JSON object, and where the worker published it under
+#: ``_kafka`` (``topic``, ``key``, ``headers`` as (name, bytes) pairs, the ``value`` bytes).
+Output = dict[str, Any]
 
 INPUT_TOPICS = ("orders", "inventory", "tracking", "complaints")
 OUTPUT_TOPICS = ("deadline-breaches", "dispute-recommendations", "dead-letter")
@@ -63,7 +75,7 @@ def occurred(line: bytes) -> str | None:
     return event.get("occurred_at") if isinstance(event, dict) else None
 
 
-def decisions(outputs: Iterable[dict[str, Any]]) -> set[str]:
+def decisions(outputs: Iterable[Output]) -> set[str]:
     """Breach ids and recommendation ids (every scope): what worker and replay must agree on."""
     return {
         str(o.get("breach_id") or o.get("recommendation_id"))
@@ -72,16 +84,20 @@ def decisions(outputs: Iterable[dict[str, Any]]) -> set[str]:
     }
 
 
-def replayed_outputs(lines: Iterable[bytes] | None = None) -> list[dict[str, Any]]:
-    """What ``orderwatch replay`` emits for ``lines`` (default: the example stream)."""
+def replayed_outputs(
+    lines: Iterable[bytes] | None = None, until: datetime | None = None
+) -> list[Output]:
+    """What ``orderwatch replay [--until UNTIL]`` writes for ``lines`` (default: the example
+    stream), each output line as its JSON object."""
     from streams.policy_files import load_policy
     from streams.replay import replay_lines
 
-    outputs: list[dict[str, Any]] = []
+    outputs: list[Output] = []
     replay_lines(
         example_lines() if lines is None else lines,
-        lambda o: outputs.append(json.loads(o.model_dump_json(exclude_none=True))),
+        lambda output: outputs.append(json.loads(serialize(output))),
         policy=load_policy(),
+        until=until,
     )
     return outputs
 
@@ -97,7 +113,7 @@ def committed_all(*workers: WorkerRun) -> None:
     )
 
 
-def wait_for(condition: Any, timeout: float, what: str) -> None:
+def wait_for(condition: Callable[[], object], timeout: float, what: str) -> None:
     """Poll ``condition`` until true; a worker that cannot answer (restarting) is not yet."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -117,7 +133,7 @@ def backfill(
     until: list[bytes] | None = None,
     isolation_level: str = "read_uncommitted",
     expected: set[str] | None = None,
-) -> list[dict[str, Any]]:
+) -> list[Output]:
     """Wait until the workers committed ``lines``, advance the clock, read the outputs.
 
     The clock goes to the last ``occurred_at`` of ``until`` (default ``lines``); reading stops
@@ -127,13 +143,12 @@ def backfill(
     committed_all(*workers)
     first = workers[0]
     first.advance_clock(max(at for line in (until or lines) if (at := occurred(line))))
-    if expected is None:
-        expected = decisions(replayed_outputs())
+    wanted = decisions(replayed_outputs()) if expected is None else expected
     return run(
         consume_outputs(
             first.bootstrap,
             first.prefix,
-            until=lambda got: expected <= decisions(got),
+            until=lambda got: wanted <= decisions(got),
             security=first.security,
             timeout=90,
             isolation_level=isolation_level,
@@ -160,7 +175,7 @@ async def group_lag(
             for topic in INPUT_TOPICS
             for p in (
                 consumer.partitions_for_topic(prefix + topic)
-                or await partitions_of(consumer, prefix + topic)
+                or await partitions_of(bootstrap, prefix + topic, security)
             )
         ]
         ends = await consumer.end_offsets(parts)
@@ -174,9 +189,23 @@ async def group_lag(
         await consumer.stop()
 
 
-async def partitions_of(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
-    await consumer._client.force_metadata_update()
-    return consumer.partitions_for_topic(topic) or set()
+async def partitions_of(
+    bootstrap: str, topic: str, security: Mapping[str, Any] | None = None
+) -> set[int]:
+    """The partitions of ``topic`` as the broker's metadata lists them now (none if it is
+    missing). Every topic is described: a request naming it could create it."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **(security or {}))
+    await admin.start()
+    try:
+        described = await admin.describe_topics()
+    finally:
+        await admin.close()
+    return {
+        int(partition["partition"])
+        for found in described
+        if found["topic"] == topic
+        for partition in found["partitions"]
+    }
 
 
 def free_port() -> int:
@@ -209,7 +238,7 @@ class WorkerRun:
     )
     supervised: bool = True
     restarts: int = 0
-    _log: Any = None
+    _log: IO[bytes] | None = None
     _supervisor: threading.Thread | None = None
     _stopping: threading.Event = field(default_factory=threading.Event)
 
@@ -242,14 +271,16 @@ class WorkerRun:
 
     def start(self, *, timeout: float | None = 90.0) -> None:
         """Launch the worker and wait up to ``timeout`` s until it is ready (None: do not wait)."""
-        self._launch()
+        self.launch()
         if self.supervised:
             self._supervisor = threading.Thread(target=self._supervise, daemon=True)
             self._supervisor.start()
         if timeout is not None:
             self.wait_ready(timeout)
 
-    def _launch(self) -> None:
+    def launch(self) -> None:
+        """Start the worker process (again), its output appended to its log; no waiting, and
+        no supervision of its own (see :meth:`start`)."""
         if self._log is not None:
             self._log.close()
         self._log = (self.workdir / f"worker-{self.web_port}.log").open("ab")
@@ -264,7 +295,7 @@ class WorkerRun:
         while not self._stopping.wait(0.2):
             if self.process is not None and self.process.poll() == EXIT_KAFKA_UNAVAILABLE:
                 self.restarts += 1
-                self._launch()
+                self.launch()
 
     def _stopped_for_good(self) -> bool:
         assert self.process is not None
@@ -272,10 +303,12 @@ class WorkerRun:
         return code is not None and not (self.supervised and code == EXIT_KAFKA_UNAVAILABLE)
 
     def log_text(self) -> str:
+        """Everything the worker process wrote so far (every launch of it)."""
         path = self.workdir / f"worker-{self.web_port}.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
     def get(self, path: str) -> tuple[int, bytes]:
+        """Status and body of ``GET`` ``path`` on the worker's web server."""
         return http_get(self.web_port, path)
 
     def wait_ready(self, timeout: float) -> None:
@@ -319,6 +352,7 @@ class WorkerRun:
         return total
 
     def advance_clock(self, until: str) -> None:
+        """``orderwatch advance-clock --until UNTIL`` for this worker's app and topics."""
         subprocess.run(
             [sys.executable, "-m", "streams", "advance-clock", "--until", until],
             env=self.env(),
@@ -364,13 +398,6 @@ def kcat_path() -> str:
     return kcat
 
 
-def partition_of(key: str, partitions: int) -> int:
-    """The partition Kafka's default partitioner gives ``key`` (as the worker computes it)."""
-    from streams.worker import partition_for
-
-    return partition_for(key, partitions)
-
-
 def message_of(line: bytes) -> tuple[str, bytes | None]:
     """The contract topic and key ``orderwatch send`` gives one JSON line; a line it cannot
     route goes to ``orders`` unkeyed here (for dead-letter tests)."""
@@ -387,9 +414,10 @@ async def produce_lines(
     *,
     security: Mapping[str, Any] | None = None,
 ) -> int:
+    """Produce ``lines`` as :func:`message_of` routes them; how many were sent."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, **(security or {}))
     await producer.start()
-    sent = []
+    sent: list[asyncio.Future[Any]] = []
     try:
         for line in lines:
             topic, key = message_of(line)
@@ -406,12 +434,12 @@ async def consume_outputs(
     bootstrap: str,
     prefix: str,
     *,
-    until: Any,
+    until: Callable[[list[Output]], bool],
     timeout: float,
     isolation_level: str = "read_uncommitted",
     settle: float = 2.0,
     security: Mapping[str, Any] | None = None,
-) -> list[dict[str, Any]]:
+) -> list[Output]:
     """Read the output topics from the start until ``until(outputs)`` is true or time is up.
 
     Once ``until`` holds, reading goes on for ``settle`` seconds, so outputs that should not be
@@ -427,7 +455,7 @@ async def consume_outputs(
         **(security or {}),
     )
     await consumer.start()
-    outputs: list[dict[str, Any]] = []
+    outputs: list[Output] = []
     deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline:
@@ -440,7 +468,8 @@ async def consume_outputs(
                     output["_kafka"] = {
                         "topic": record.topic,
                         "key": record.key.decode() if record.key is not None else None,
-                        "headers": {name: value.decode() for name, value in record.headers},
+                        "headers": [(name, value) for name, value in record.headers],
+                        "value": record.value,
                     }
                     outputs.append(output)
     finally:
@@ -448,5 +477,6 @@ async def consume_outputs(
     return outputs
 
 
-def run(coro: Any) -> Any:
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    """``coro`` run to its end in a new event loop."""
     return asyncio.run(coro)

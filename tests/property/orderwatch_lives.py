@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, Protocol, TypeVar
 
@@ -70,7 +70,7 @@ class Picker(Protocol):
 class DrawPicker:
     """Choices drawn by hypothesis (so failing examples shrink)."""
 
-    def __init__(self, draw: Callable[[st.SearchStrategy[Any]], Any]) -> None:
+    def __init__(self, draw: st.DrawFn) -> None:
         self._draw = draw
 
     def integer(self, low: int, high: int) -> int:
@@ -80,7 +80,7 @@ class DrawPicker:
         return bool(self._draw(st.booleans()))
 
     def choice(self, options: Sequence[T]) -> T:
-        return self._draw(st.sampled_from(options))  # type: ignore[no-any-return]
+        return self._draw(st.sampled_from(options))
 
 
 class RandomPicker:
@@ -265,13 +265,13 @@ def in_time_order(events: Iterable[Event]) -> list[Event]:
 
 
 @st.composite
-def single_order(draw: Callable[[st.SearchStrategy[Any]], Any]) -> list[Event]:
+def single_order(draw: st.DrawFn) -> list[Event]:
     """One order's life."""
     return order_life(DrawPicker(draw), "o-1")
 
 
 @st.composite
-def several_orders(draw: Callable[[st.SearchStrategy[Any]], Any]) -> list[Event]:
+def several_orders(draw: st.DrawFn) -> list[Event]:
     """2-4 orders of one merchant and SKU, and 0-3 stock levels of that SKU."""
     pick = DrawPicker(draw)
     events: list[Event] = []
@@ -282,9 +282,7 @@ def several_orders(draw: Callable[[st.SearchStrategy[Any]], Any]) -> list[Event]
 
 
 @st.composite
-def late_arrivals(
-    draw: Callable[[st.SearchStrategy[Any]], Any], events: list[Event]
-) -> list[Event]:
+def late_arrivals(draw: st.DrawFn, events: list[Event]) -> list[Event]:
     """An arrival order with disorder strictly below the allowed lateness, plus duplicates.
 
     Each event arrives at ``occurred_at`` + a jitter in [0, 5 min): an event therefore arrives
@@ -394,7 +392,7 @@ number_literals = st.sampled_from(
 
 
 @st.composite
-def mutated_line(draw: Callable[[st.SearchStrategy[Any]], Any], event: Event) -> bytes:
+def mutated_line(draw: st.DrawFn, event: Event) -> bytes:
     """A valid event with one field deleted, replaced or added, or its bytes cut or corrupted.
 
     Replacements are any JSON value, a number literal json.dumps cannot write, or (for the

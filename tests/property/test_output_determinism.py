@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from orderwatch_lives import (
     POLICY,
+    Event,
     RandomPicker,
     in_time_order,
     late_arrivals,
@@ -32,7 +33,7 @@ def _replay(lines: list[bytes]) -> list[str]:
 
 @given(data=st.data(), events=several_orders(), bad=st.lists(st.binary(max_size=40), max_size=3))
 def test_replaying_the_same_lines_twice_writes_identical_output_lines(
-    data: st.DataObject, events: list, bad: list[bytes]
+    data: st.DataObject, events: list[Event], bad: list[bytes]
 ) -> None:
     lines = [event.line for event in data.draw(late_arrivals(events), label="arrival")]
     for line in bad:

@@ -1,8 +1,14 @@
 """Both drivers write outputs through the one serializer of streams.core.output_json."""
 
+from pathlib import Path
+
 from streams import replay
 from streams.core import output_json
+from streams.core.outputs import OutputEvent
+from streams.policy_files import load_policy
 from streams.worker import publish as worker
+
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "orders.jsonl"
 
 
 def test_replay_and_the_worker_use_the_same_serializer():
@@ -23,3 +29,17 @@ def test_raw_text_keeps_at_most_max_raw_bytes_of_whole_characters():
 
 def test_raw_text_replaces_invalid_utf8():
     assert output_json.raw_text(b"ab\xffc") == "ab\ufffdc"
+
+
+def test_parse_reads_back_every_kind_of_output_serialize_writes() -> None:
+    outputs: list[OutputEvent] = []
+    replay.replay_lines(EXAMPLES.read_bytes().splitlines(), outputs.append, policy=load_policy())
+    assert {output.type for output in outputs} == {
+        "deadline.breached",
+        "recommendation.issued",
+        "event.rejected",
+    }
+    for output in outputs:
+        line = output_json.serialize(output)
+        assert output_json.parse(line) == output
+        assert output_json.parse(line.encode()) == output
