@@ -14,16 +14,16 @@ How an event travels (this package, then ``core/processor.py`` for a partition's
 3. The processor decides; outputs are produced to the output topics, a batch's facts to the
    ``aggregate-inputs`` topic, one message per aggregate partition
    (:mod:`streams.worker.publish`), whose agent (also reading ``inventory``) keeps SKUs,
-   carriers and merchants in their own tables.
+   carriers and merchants in their own tables. Outputs, then state, then the commit: how a
+   batch is acknowledged is :mod:`streams.worker.acknowledge`.
 4. Deadlines: each processor keeps an index of its orders by next due time (rebuilt from the
    table when partitions are assigned, :mod:`streams.worker.partitions`). On the wall clock a
    timer fires what is due; in event time the partition's clock follows its events (and
    ``advance-clock`` messages).
-5. Aggregates: inputs wait in the ``inbox`` table (:mod:`streams.worker.inbox_table`) until the
-sources'
-   watermarks have passed them, then go in event-time order, as in replay. In event time every
-   order and inventory partition announces its clock to every aggregate partition; on the wall
-   clock the time is every watermark.
+5. Aggregates: inputs wait in the ``inbox`` table (:mod:`streams.worker.inbox_table`) until
+   the sources' watermarks have passed them, then go in event-time order, as in replay. In
+   event time every order and inventory partition announces its clock to every aggregate
+   partition; on the wall clock the time is every watermark.
 
 This module wires it: the Faust app, topics, tables, agents, timers, rebalance callbacks and
 web views. The inbox table's keys start with their partition, which is their changelog
@@ -55,6 +55,7 @@ from streams.ops.metrics import Metrics
 from streams.ops.outage import OutageLog
 from streams.policy_files import load_policy
 from streams.settings import Settings
+from streams.worker.acknowledge import Acknowledgement
 from streams.worker.admission import fingerprint
 from streams.worker.agents import Loops
 from streams.worker.assignor import AdmittingAssignor
@@ -64,6 +65,7 @@ from streams.worker.failures import (
     stop_worker,
     stopping_on_kafka_failure,
 )
+from streams.worker.faust_fixes.commits import follow_commits
 from streams.worker.faust_fixes.consumer import ResumingTransport
 from streams.worker.faust_fixes.recovery import GuardedRecovery
 from streams.worker.faust_fixes.restore import ChangelogReader
@@ -304,8 +306,17 @@ class OrderwatchWorker:
             ready=lambda: self._ready,
         )
         self.fence = Fence(s.session_timeout)
+        self.acknowledgement = Acknowledgement(
+            partitions=self.processors,
+            publisher=self.publisher,
+            stores=self.stores,
+            fence=self.fence,
+            frontier=self.watch.frontier,
+            metrics=self.metrics,
+        )
         self.loops = Loops(
             partitions=self.processors,
+            acknowledgement=self.acknowledgement,
             publisher=self.publisher,
             watch=self.watch,
             stores=self.stores,
@@ -352,26 +363,13 @@ class OrderwatchWorker:
         app.timer(STALL_CHECK_SECONDS, name="orderwatch.progress")(self.watch.check_progress)
         app.timer(LAG_CHECK_SECONDS, name="orderwatch.consumer-lag")(self.watch.observe_lag)
         app.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]
-        self._follow_commits()
+        follow_commits(app, self.acknowledgement.committed)
         app.on_rebalance_complete.connect(self._on_rebalance_complete)  # type: ignore[arg-type]
         app.on_before_shutdown.connect(self._on_shutdown)  # type: ignore[arg-type]
         self.stores.orders.table.table.on_recover(self._on_orders_recovered)
         app.page("/health")(self._health_view)  # type: ignore[arg-type]
         app.page("/ready")(self._ready_view)  # type: ignore[arg-type]
         app.page("/metrics")(self._metrics_view)  # type: ignore[arg-type]
-
-    def _follow_commits(self) -> None:
-        """Tell the loops' :class:`~streams.worker.inbox_table.AppliedInputs` which offsets Faust
-        has committed."""
-        tables = self.app.tables
-        commit = tables.on_commit
-
-        def on_commit(offsets: Any) -> None:
-            commit(offsets)
-            for tp, offset in offsets.items():
-                self.loops.applied.committed(tp.topic, tp.partition, offset)
-
-        tables.on_commit = on_commit  # type: ignore[method-assign]
 
     # -- web ------------------------------------------------------------------------------
 
@@ -449,14 +447,14 @@ class OrderwatchWorker:
         # left the inbox table), under the assignment it was made in; a worker that was
         # removed from the group meanwhile stops instead (streams.worker.fence).
         try:
-            await self.loops.flush_states(self.fence.term)
+            await self.acknowledgement.flush_states(self.fence.term)
         except Fenced as error:
             stop_worker(error, "a rebalance")
         self._follow_assignment()
         self.stores.forget()
         self.processors.processors = {}
         self.watch.assigned()
-        self.loops.applied.clear()
+        self.acknowledgement.forget_applied()
 
     def _follow_assignment(self) -> None:
         """The fence follows this assignment, and the heartbeats that keep it."""
@@ -502,8 +500,8 @@ class OrderwatchWorker:
         self.processors.rebuild(owned)
         rebuilt = time.monotonic() - began
         if fire:
-            await self.loops.catch_up()
-        await self.loops.flush_states(self.fence.term)
+            await self.acknowledgement.catch_up()
+        await self.acknowledgement.flush_states(self.fence.term)
         if fire:
             repaired = await self.loops.repair(owned)
             if repaired:

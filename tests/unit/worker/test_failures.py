@@ -327,7 +327,7 @@ async def _flushing_then(worker: Any, callback: Any) -> None:
     async def flush(*_: Any) -> None:
         raise KafkaConnectionError("flush refused")
 
-    worker.loops.flush_states = flush
+    worker.acknowledgement.flush_states = flush
     await callback
 
 
@@ -345,8 +345,9 @@ def test_a_kafka_failure_in_the_rebuild_or_catch_up_stops_the_worker(
 
     monkeypatch.setattr(failures.os, "_exit", exit_)
     monkeypatch.setattr(worker, "_owned", set)
-    monkeypatch.setattr(worker.loops, "catch_up", fails)  # event time: what restored clocks reached
-    monkeypatch.setattr(worker.loops, "flush_states", fails)
+    # Event time: what the restored clocks reached.
+    monkeypatch.setattr(worker.acknowledgement, "catch_up", fails)
+    monkeypatch.setattr(worker.acknowledgement, "flush_states", fails)
     for callback in (worker._on_orders_recovered(), worker._on_rebalance_complete(None)):
         with pytest.raises(_Exited) as exited:
             asyncio.run(callback)
@@ -361,7 +362,7 @@ def test_another_error_in_a_rebalance_callback_is_left_to_faust(
     async def flush(*_: Any) -> None:
         raise ArithmeticError("a bug")
 
-    monkeypatch.setattr(worker.loops, "flush_states", flush)
+    monkeypatch.setattr(worker.acknowledgement, "flush_states", flush)
     with pytest.raises(ArithmeticError):  # Faust crashes on it: exit_code_of_stop makes it 75
         asyncio.run(worker._on_assigned(None, set()))
 
