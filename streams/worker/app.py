@@ -25,15 +25,15 @@ How an event travels (this package, then ``core/processor.py`` for a partition's
    event time every order and inventory partition announces its clock to every aggregate
    partition; on the wall clock the time is every watermark.
 
-This module wires it: the Faust app, topics, tables, agents, timers, rebalance callbacks and
-web views. The inbox table's keys start with their partition, which is their changelog
-partition; the others are created with ``use_partitioner=True``: their changelog partition is
-the key's partition, which is where every key is processed, so the timers may write them too.
+This module wires it: the Faust app (with the workarounds of :mod:`streams.worker.faust_fixes`
+installed), topics, tables, agents, timers, rebalance callbacks and web views. The inbox
+table's keys start with their partition, which is their changelog partition; the others are
+created with ``use_partitioner=True``: their changelog partition is the key's partition, which
+is where every key is processed, so the timers may write them too.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import time
@@ -66,10 +66,11 @@ from streams.worker.failures import (
     stopping_on_kafka_failure,
 )
 from streams.worker.faust_fixes.commits import follow_commits
-from streams.worker.faust_fixes.consumer import ResumingTransport
-from streams.worker.faust_fixes.recovery import GuardedRecovery
+from streams.worker.faust_fixes.consumer import install_resuming_consumer
+from streams.worker.faust_fixes.heartbeats import group_coordinator
+from streams.worker.faust_fixes.recovery import install_guarded_recovery
 from streams.worker.faust_fixes.restore import ChangelogReader
-from streams.worker.faust_fixes.web import OrderwatchWeb
+from streams.worker.faust_fixes.web import install_orderwatch_web
 from streams.worker.fence import Fence, Fenced
 from streams.worker.partitions import Partitions
 from streams.worker.publish import Publisher
@@ -175,14 +176,12 @@ class OrderwatchWorker:
         assignor.fingerprint = fingerprint(s, self.policy)
         assignor.group_id = s.app_id
         # Faust's consumer, but one that also resumes never-committed partitions at their start.
-        app.transport = ResumingTransport(app.conf.broker_consumer, app)
-        # Faust's recovery, but none of its steps runs for an assignment a rebalance replaced.
-        tables: Any = app.tables
-        tables._recovery = GuardedRecovery(app, tables, beacon=tables.beacon, loop=tables.loop)
-        # ... which reads the changelogs in bulk first, with a consumer of its own.
-        tables._recovery.reader = ChangelogReader(client_options(s))
+        install_resuming_consumer(app)
+        # Faust's recovery, but none of its steps runs for an assignment a rebalance replaced,
+        # and the changelogs are read in bulk first, with a consumer of its own.
+        install_guarded_recovery(app, ChangelogReader(client_options(s)))
         # Faust's web server without Faust's own views.
-        app.web = OrderwatchWeb(app)
+        install_orderwatch_web(app)
         return app
 
     def _topic(self, name: str, *, internal: bool = False) -> faust.TopicT:
@@ -458,10 +457,7 @@ class OrderwatchWorker:
 
     def _follow_assignment(self) -> None:
         """The fence follows this assignment, and the heartbeats that keep it."""
-        coordinator: Any = None
-        with contextlib.suppress(AttributeError):  # Faust's aiokafka consumer, in its thread
-            consumer: Any = self.app.consumer
-            coordinator = consumer._thread._ensure_consumer()._coordinator
+        coordinator = group_coordinator(self.app)
         if (
             coordinator is not None
             and not self.fence.tracking
