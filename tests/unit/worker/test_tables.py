@@ -415,10 +415,9 @@ def test_rocksdb_is_written_by_key_partition_outside_any_event(tmp_path: Path) -
     durable[b"0-a"] = b"x"
     durable[b"3-b"] = b"y"
     asyncio.run(durable.flush((5, 1)))
-    store: Any = table.data
-    assert stored_value(store._db_for_partition(0)[b"0-a"]) == b"x"
-    assert stored_value(store._db_for_partition(3)[b"3-b"]) == b"y"
-    assert store._db_for_partition(0).get(b"3-b") is None
+    backend = durable.backend  # one database per partition
+    assert [(key, stored_value(raw)) for key, raw in backend.items({0})] == [(b"0-a", b"x")]
+    assert [(key, stored_value(raw)) for key, raw in backend.items({3})] == [(b"3-b", b"y")]
     assert sorted(durable.keys()) == [b"0-a", b"3-b"]
     table.owned = {3}
     assert list(durable.keys()) == [b"3-b"]
