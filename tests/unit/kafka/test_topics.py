@@ -80,7 +80,7 @@ def test_a_bad_retention_or_codec_is_one_line_naming_it(
 def test_a_codec_whose_library_is_missing_is_refused_at_start(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from aiokafka import codec
+    from aiokafka import codec  # type: ignore[import-untyped]
 
     monkeypatch.setattr(codec, "has_zstd", lambda: False)
     with pytest.raises(ConfigurationError) as raised:
@@ -94,7 +94,10 @@ def test_a_codec_whose_library_is_missing_is_refused_at_start(
 @pytest.mark.parametrize("codec", ["gzip", "snappy", "lz4", "zstd"])
 def test_every_codec_kafka_producers_use_is_installed(codec: str) -> None:
     """cramjam comes with orderwatch: input compressed with any of them can be read."""
-    from aiokafka.record.default_records import DefaultRecordBatch, DefaultRecordBatchBuilder
+    from aiokafka.record.default_records import (  # type: ignore[import-untyped]
+        DefaultRecordBatch,
+        DefaultRecordBatchBuilder,
+    )
 
     attribute = {"gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}[codec]
     builder = DefaultRecordBatchBuilder(

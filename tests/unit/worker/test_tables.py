@@ -195,18 +195,21 @@ def test_every_record_carries_its_stamp() -> None:
 
 # -- the restore rule -------------------------------------------------------------------------
 
+#: A changelog record: key, value (None deletes), stamp.
+Record = tuple[bytes, bytes | None, Stamp]
+
 # One key's history: the worker that owned it in generation 1 wrote it twice, then froze; the
 # owner of generation 2 wrote it (then deleted, then wrote it again); the frozen worker's last
 # write (still generation 1) was sent when it resumed. "b" was only ever written by the old
 # owner, "c" deleted by the new one after the old owner wrote it.
-OLD = [(b"a", b"old-1", (1, 1)), (b"a", b"old-2", (1, 2)), (b"b", b"b-old", (1, 3))]
-NEW = [
+OLD: list[Record] = [(b"a", b"old-1", (1, 1)), (b"a", b"old-2", (1, 2)), (b"b", b"b-old", (1, 3))]
+NEW: list[Record] = [
     (b"a", b"new-1", (2, 1)),
     (b"a", None, (2, 2)),
     (b"a", b"new-3", (2, 3)),
     (b"c", None, (2, 4)),
 ]
-LATE = [(b"a", b"stale", (1, 4)), (b"c", b"c-stale", (1, 5))]
+LATE: list[Record] = [(b"a", b"stale", (1, 4)), (b"c", b"c-stale", (1, 5))]
 
 
 def _interleavings(
