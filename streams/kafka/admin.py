@@ -24,6 +24,7 @@ from streams.errors import ConfigurationError
 __all__ = [
     "DEFAULT_STARTUP_TIMEOUT",
     "await_topics",
+    "create_and_wait",
     "create_topics",
     "poll_ready",
     "wait_for_broker",
@@ -153,8 +154,8 @@ async def create_topics(
     different count it raises ``ConfigurationError`` (keyed records would land on other partitions
     than the application expects). Creating topics up front matters on Tansu, which gives a topic
     auto-created by a producer 4 partitions. Returns once every topic's partitions all have a
-    leader; raises ``ConfigurationError`` if the broker refuses a topic (bad name, replication
-    factor above the broker count, ...), ``TimeoutError`` if the topics do not show up in time.
+    leader; raises as :func:`create_and_wait` does. (The worker's own topics, with their
+    retention, are :func:`streams.kafka.topics.ensure_topics`'s, through the same function.)
     """
     for name, partitions in topics.items():
         if partitions < 1:
@@ -164,33 +165,75 @@ async def create_topics(
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     admin = _admin(bootstrap, min(timeout, 30.0), security)
-    created: list[str] = []
     try:
         await admin.start()
         # describe_topics() without names lists every topic and never auto-creates one.
         existing = {t["topic"] for t in await admin.describe_topics() if t["error_code"] == 0}
-        missing = [name for name in topics if name not in existing]
-        if missing:
-            response = await admin.create_topics(
-                [NewTopic(name, topics[name], replication_factor) for name in missing],
-                timeout_ms=int(timeout * 1000),
-            )
-            for entry in response.topic_errors:
-                name, code = entry[0], entry[1]
-                message = entry[2] if len(entry) > 2 else None
-                if code == 0:
-                    created.append(name)
-                elif for_code(code) is not TopicAlreadyExistsError:  # created meanwhile: fine
-                    error = for_code(code)
-                    raise ConfigurationError(
-                        f"the broker at {bootstrap} refused to create topic {name!r} "
-                        f"({topics[name]} partitions, replication factor {replication_factor}): "
-                        f"{error.__name__}" + (f": {message}" if message else "")
-                    )
-        await await_topics(admin, bootstrap, topics, deadline)
+        missing = {name: count for name, count in topics.items() if name not in existing}
+        created = await create_and_wait(
+            admin, bootstrap, missing, replication_factor=replication_factor, deadline=deadline
+        )
+        present = {name: count for name, count in topics.items() if name not in missing}
+        if present:
+            await await_topics(admin, bootstrap, present, deadline)
     finally:
         await admin.close()
     return sorted(created)
+
+
+async def create_and_wait(
+    admin: Any,
+    bootstrap: str,
+    topics: Mapping[str, int],
+    *,
+    replication_factor: int,
+    configs: Mapping[str, Mapping[str, str]] | None = None,
+    deadline: float,
+) -> list[str]:
+    """Create ``topics`` (name → partition count, each with its ``configs``) with the started
+    ``admin`` client of the broker at ``bootstrap``, then wait until each shows its partitions,
+    every one with a leader; return the names created (not one created meanwhile elsewhere).
+
+    The one place orderwatch creates topics. Raises ``ConfigurationError`` if the broker refuses
+    a topic (bad name, replication factor above the broker count, ...), the broker's error itself
+    if it is a passing one (a cluster moving: ask again), ``TimeoutError`` if the topics do not
+    show up by ``deadline`` (the event loop's time).
+    """
+    if not topics:
+        return []
+    loop = asyncio.get_running_loop()
+    configs = configs or {}
+    response = await admin.create_topics(
+        [
+            NewTopic(
+                name=name,
+                num_partitions=count,
+                replication_factor=replication_factor,
+                topic_configs=dict(configs.get(name, {})),
+            )
+            for name, count in topics.items()
+        ],
+        timeout_ms=max(1000, int((deadline - loop.time()) * 1000)),
+    )
+    created: list[str] = []
+    for entry in response.topic_errors:
+        name, code = entry[0], entry[1]
+        message = entry[2] if len(entry) > 2 else None
+        if code == 0:
+            created.append(name)
+            continue
+        error = for_code(code)
+        if error is TopicAlreadyExistsError:  # created meanwhile: fine
+            continue
+        if error.retriable:
+            raise error(f"creating topic {name!r}" + (f": {message}" if message else ""))
+        raise ConfigurationError(
+            f"the broker at {bootstrap} refused to create topic {name!r} "
+            f"({topics[name]} partitions, replication factor {replication_factor}): "
+            f"{error.__name__}" + (f": {message}" if message else "")
+        )
+    await await_topics(admin, bootstrap, topics, deadline)
+    return created
 
 
 async def await_topics(

@@ -23,7 +23,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from datetime import timedelta
 
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # type: ignore[import-untyped]
+from aiokafka.admin import AIOKafkaAdminClient  # type: ignore[import-untyped]
 from aiokafka.admin.config_resource import (  # type: ignore[import-untyped]
     ConfigResource,
     ConfigResourceType,
@@ -38,7 +38,7 @@ from aiokafka.errors import (  # type: ignore[import-untyped]
 )
 
 from streams.errors import ConfigurationError
-from streams.kafka.admin import await_topics
+from streams.kafka.admin import create_and_wait
 from streams.kafka.connection import client_options, start_client
 from streams.settings import Settings
 
@@ -161,7 +161,8 @@ def _cleanup_policies(responses: Iterable[object]) -> Mapping[str, str]:
 async def ensure_topics(settings: Settings, *, settle: float = _SETTLE_TIMEOUT) -> list[str]:
     """Create the missing topics; fail if an existing one has another partition count.
 
-    Returns the names it created. Input topics are co-partitioned on ``order_id`` and the
+    Returns the names it created (through :func:`~streams.kafka.admin.create_and_wait`, as
+    every topic orderwatch creates). Input topics are co-partitioned on ``order_id`` and the
     tables' changelogs follow them, so every topic must have the same number of partitions.
     A cluster that answers but is moving (a node just died and still leads partitions or the
     controller) is asked again, every second, for up to ``settle`` seconds.
@@ -215,23 +216,15 @@ async def _ensure_topics(settings: Settings) -> list[str]:
                 )
         await _check_changelogs(admin, existing.keys() & set(changelog_topics(settings)))
         missing = [name for name in wanted if name not in existing]
-        if missing:
-            await admin.create_topics(
-                [
-                    NewTopic(
-                        name=name,
-                        num_partitions=settings.partitions,
-                        replication_factor=settings.replication_factor,
-                        topic_configs=topic_configs(settings, name),
-                    )
-                    for name in missing
-                ]
-            )
-            # Sends right after (orderwatch send) must find a leader for every partition.
-            deadline = asyncio.get_running_loop().time() + _LEADER_TIMEOUT
-            await await_topics(
-                admin, settings.broker, dict.fromkeys(missing, settings.partitions), deadline
-            )
+        # Sends right after (orderwatch send) must find a leader for every partition.
+        await create_and_wait(
+            admin,
+            settings.broker,
+            dict.fromkeys(missing, settings.partitions),
+            replication_factor=settings.replication_factor,
+            configs={name: topic_configs(settings, name) for name in missing},
+            deadline=asyncio.get_running_loop().time() + _LEADER_TIMEOUT,
+        )
         return missing
     finally:
         await admin.close()

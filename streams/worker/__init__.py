@@ -1,6 +1,7 @@
-"""The Faust worker: wiring (:mod:`.app`), the batch loops (:mod:`.agents`), the partitions'
-processors (:mod:`.partitions`), what it sends (:mod:`.publish`) and its watch over the
-consumer (:mod:`.watch`)."""
+"""The Faust worker: wiring (:mod:`.app`), the batch loops (:mod:`.agents`), how a batch is
+acknowledged (:mod:`.acknowledge`), the partitions' processors (:mod:`.partitions`), what it
+sends (:mod:`.publish`), its watch over the consumer (:mod:`.watch`) and its workarounds for
+Faust and aiokafka (:mod:`.faust_fixes`)."""
 
 from streams.worker.app import OrderwatchWorker, describe_startup, partition_for, run
 from streams.worker.publish import PROCESSING_FAILED

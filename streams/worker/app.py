@@ -14,26 +14,26 @@ How an event travels (this package, then ``core/processor.py`` for a partition's
 3. The processor decides; outputs are produced to the output topics, a batch's facts to the
    ``aggregate-inputs`` topic, one message per aggregate partition
    (:mod:`streams.worker.publish`), whose agent (also reading ``inventory``) keeps SKUs,
-   carriers and merchants in their own tables.
+   carriers and merchants in their own tables. Outputs, then state, then the commit: how a
+   batch is acknowledged is :mod:`streams.worker.acknowledge`.
 4. Deadlines: each processor keeps an index of its orders by next due time (rebuilt from the
    table when partitions are assigned, :mod:`streams.worker.partitions`). On the wall clock a
    timer fires what is due; in event time the partition's clock follows its events (and
    ``advance-clock`` messages).
-5. Aggregates: inputs wait in the ``inbox`` table (:mod:`streams.worker.inbox_table`) until the
-sources'
-   watermarks have passed them, then go in event-time order, as in replay. In event time every
-   order and inventory partition announces its clock to every aggregate partition; on the wall
-   clock the time is every watermark.
+5. Aggregates: inputs wait in the ``inbox`` table (:mod:`streams.worker.inbox_table`) until
+   the sources' watermarks have passed them, then go in event-time order, as in replay. In
+   event time every order and inventory partition announces its clock to every aggregate
+   partition; on the wall clock the time is every watermark.
 
-This module wires it: the Faust app, topics, tables, agents, timers, rebalance callbacks and
-web views. The inbox table's keys start with their partition, which is their changelog
-partition; the others are created with ``use_partitioner=True``: their changelog partition is
-the key's partition, which is where every key is processed, so the timers may write them too.
+This module wires it: the Faust app (with the workarounds of :mod:`streams.worker.faust_fixes`
+installed), topics, tables, agents, timers, rebalance callbacks and web views. The inbox
+table's keys start with their partition, which is their changelog partition; the others are
+created with ``use_partitioner=True``: their changelog partition is the key's partition, which
+is where every key is processed, so the timers may write them too.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import time
@@ -55,6 +55,7 @@ from streams.ops.metrics import Metrics
 from streams.ops.outage import OutageLog
 from streams.policy_files import load_policy
 from streams.settings import Settings
+from streams.worker.acknowledge import Acknowledgement
 from streams.worker.admission import fingerprint
 from streams.worker.agents import Loops
 from streams.worker.assignor import AdmittingAssignor
@@ -64,10 +65,12 @@ from streams.worker.failures import (
     stop_worker,
     stopping_on_kafka_failure,
 )
-from streams.worker.faust_fixes.consumer import ResumingTransport
-from streams.worker.faust_fixes.recovery import GuardedRecovery
+from streams.worker.faust_fixes.commits import follow_commits
+from streams.worker.faust_fixes.consumer import install_resuming_consumer
+from streams.worker.faust_fixes.heartbeats import group_coordinator
+from streams.worker.faust_fixes.recovery import install_guarded_recovery
 from streams.worker.faust_fixes.restore import ChangelogReader
-from streams.worker.faust_fixes.web import OrderwatchWeb
+from streams.worker.faust_fixes.web import install_orderwatch_web
 from streams.worker.fence import Fence, Fenced
 from streams.worker.partitions import Partitions
 from streams.worker.publish import Publisher
@@ -173,14 +176,12 @@ class OrderwatchWorker:
         assignor.fingerprint = fingerprint(s, self.policy)
         assignor.group_id = s.app_id
         # Faust's consumer, but one that also resumes never-committed partitions at their start.
-        app.transport = ResumingTransport(app.conf.broker_consumer, app)
-        # Faust's recovery, but none of its steps runs for an assignment a rebalance replaced.
-        tables: Any = app.tables
-        tables._recovery = GuardedRecovery(app, tables, beacon=tables.beacon, loop=tables.loop)
-        # ... which reads the changelogs in bulk first, with a consumer of its own.
-        tables._recovery.reader = ChangelogReader(client_options(s))
+        install_resuming_consumer(app)
+        # Faust's recovery, but none of its steps runs for an assignment a rebalance replaced,
+        # and the changelogs are read in bulk first, with a consumer of its own.
+        install_guarded_recovery(app, ChangelogReader(client_options(s)))
         # Faust's web server without Faust's own views.
-        app.web = OrderwatchWeb(app)
+        install_orderwatch_web(app)
         return app
 
     def _topic(self, name: str, *, internal: bool = False) -> faust.TopicT:
@@ -304,8 +305,17 @@ class OrderwatchWorker:
             ready=lambda: self._ready,
         )
         self.fence = Fence(s.session_timeout)
+        self.acknowledgement = Acknowledgement(
+            partitions=self.processors,
+            publisher=self.publisher,
+            stores=self.stores,
+            fence=self.fence,
+            frontier=self.watch.frontier,
+            metrics=self.metrics,
+        )
         self.loops = Loops(
             partitions=self.processors,
+            acknowledgement=self.acknowledgement,
             publisher=self.publisher,
             watch=self.watch,
             stores=self.stores,
@@ -352,26 +362,13 @@ class OrderwatchWorker:
         app.timer(STALL_CHECK_SECONDS, name="orderwatch.progress")(self.watch.check_progress)
         app.timer(LAG_CHECK_SECONDS, name="orderwatch.consumer-lag")(self.watch.observe_lag)
         app.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]
-        self._follow_commits()
+        follow_commits(app, self.acknowledgement.committed)
         app.on_rebalance_complete.connect(self._on_rebalance_complete)  # type: ignore[arg-type]
         app.on_before_shutdown.connect(self._on_shutdown)  # type: ignore[arg-type]
         self.stores.orders.table.table.on_recover(self._on_orders_recovered)
         app.page("/health")(self._health_view)  # type: ignore[arg-type]
         app.page("/ready")(self._ready_view)  # type: ignore[arg-type]
         app.page("/metrics")(self._metrics_view)  # type: ignore[arg-type]
-
-    def _follow_commits(self) -> None:
-        """Tell the loops' :class:`~streams.worker.inbox_table.AppliedInputs` which offsets Faust
-        has committed."""
-        tables = self.app.tables
-        commit = tables.on_commit
-
-        def on_commit(offsets: Any) -> None:
-            commit(offsets)
-            for tp, offset in offsets.items():
-                self.loops.applied.committed(tp.topic, tp.partition, offset)
-
-        tables.on_commit = on_commit  # type: ignore[method-assign]
 
     # -- web ------------------------------------------------------------------------------
 
@@ -449,21 +446,18 @@ class OrderwatchWorker:
         # left the inbox table), under the assignment it was made in; a worker that was
         # removed from the group meanwhile stops instead (streams.worker.fence).
         try:
-            await self.loops.flush_states(self.fence.term)
+            await self.acknowledgement.flush_states(self.fence.term)
         except Fenced as error:
             stop_worker(error, "a rebalance")
         self._follow_assignment()
         self.stores.forget()
         self.processors.processors = {}
         self.watch.assigned()
-        self.loops.applied.clear()
+        self.acknowledgement.forget_applied()
 
     def _follow_assignment(self) -> None:
         """The fence follows this assignment, and the heartbeats that keep it."""
-        coordinator: Any = None
-        with contextlib.suppress(AttributeError):  # Faust's aiokafka consumer, in its thread
-            consumer: Any = self.app.consumer
-            coordinator = consumer._thread._ensure_consumer()._coordinator
+        coordinator = group_coordinator(self.app)
         if (
             coordinator is not None
             and not self.fence.tracking
@@ -502,8 +496,8 @@ class OrderwatchWorker:
         self.processors.rebuild(owned)
         rebuilt = time.monotonic() - began
         if fire:
-            await self.loops.catch_up()
-        await self.loops.flush_states(self.fence.term)
+            await self.acknowledgement.catch_up()
+        await self.acknowledgement.flush_states(self.fence.term)
         if fire:
             repaired = await self.loops.repair(owned)
             if repaired:

@@ -31,6 +31,7 @@ from collections.abc import Callable
 from typing import Any
 
 from streams.worker.failures import Fenced
+from streams.worker.faust_fixes.heartbeats import follow_heartbeats
 from streams.worker.tables import Stamp
 
 __all__ = ["Fence", "Fenced", "Term"]
@@ -43,9 +44,6 @@ GIVE_UP_SECONDS = 120.0
 
 Term = tuple[int, str]
 """An assignment: (group generation, member id)."""
-
-#: The heartbeat answers that renew a member's session: none, and a rebalance in progress.
-_RENEWING = frozenset({0, 27})
 
 
 class Fence:
@@ -115,26 +113,11 @@ class Fence:
             await asyncio.sleep(0.05)
 
     def watch(self, coordinator: Any) -> bool:
-        """Follow the heartbeats of aiokafka's group ``coordinator`` (once). False if it has
+        """Follow the heartbeats of aiokafka's group ``coordinator``
+        (:func:`~streams.worker.faust_fixes.heartbeats.follow_heartbeats`). False if it has
         not the expected shape: the stamps alone fence writes then."""
-        send = getattr(coordinator, "_send_req", None)
-        if send is None or not hasattr(coordinator, "member_id"):
+        if not follow_heartbeats(coordinator, self.renewed, self._clock):
             return False
-        if getattr(send, "_orderwatch_fence", False):
-            return True
-        clock = self._clock
-
-        async def send_req(request: Any) -> Any:
-            if not type(request).__name__.startswith("HeartbeatRequest"):
-                return await send(request)
-            sent_at, member = clock(), coordinator.member_id
-            response = await send(request)
-            if getattr(response, "error_code", None) in _RENEWING:
-                self.renewed(sent_at, member)
-            return response
-
-        send_req._orderwatch_fence = True  # type: ignore[attr-defined]
-        coordinator._send_req = send_req
         self._coordinator = coordinator
         self.tracking = True
         return True

@@ -20,7 +20,7 @@ from streams.core.events import InventoryUpdated, decode_event
 from streams.core.sequencer import Item, position
 from streams.worker import wire
 
-__all__ = ["AppliedInputs", "Ref", "TableInbox", "decode_item"]
+__all__ = ["Ref", "TableInbox", "decode_item"]
 
 _MICROS = struct.Struct(">q")
 
@@ -28,7 +28,7 @@ _MICROS = struct.Struct(">q")
 class Table(Protocol):
     """Where waiting items and watermarks are kept: a dict, or the worker's durable table."""
 
-    def get(self, key: bytes, default: bytes | None = None, /) -> bytes | None: ...
+    def get(self, key: bytes, /) -> bytes | None: ...
 
     def __setitem__(self, key: bytes, value: bytes, /) -> None: ...
 
@@ -95,40 +95,3 @@ def decode_item(envelope: bytes) -> Item:
             raise ValueError("an inventory envelope without an inventory.updated event")
         return event
     return state_codec.decode_fact(payload)
-
-
-class AppliedInputs:
-    """Inbox keys applied while handling a message, kept until that message is committed.
-
-    An input leaves the inbox table only once the message whose handling applied it is
-    committed (Faust flushes the producer first, so the aggregate states it changed are in
-    their changelogs by then). A worker that restarts from the last commit finds the input
-    again and applies it again, which changes nothing: every aggregate input is idempotent.
-    """
-
-    def __init__(self) -> None:
-        self._applied: dict[tuple[str, int], list[tuple[int, bytes]]] = {}
-        self._committed: dict[tuple[str, int], int] = {}
-
-    def note(self, topic: str, partition: int, offset: int, key: bytes) -> None:
-        """``key`` was applied while handling ``topic[partition]@offset``."""
-        self._applied.setdefault((topic, partition), []).append((offset, key))
-
-    def committed(self, topic: str, partition: int, offset: int) -> None:
-        """Faust committed ``offset`` (the next to read) of ``topic[partition]``."""
-        self._committed[(topic, partition)] = offset
-
-    def deletable(self, partition: int) -> list[bytes]:
-        """Keys applied by committed messages of this partition (any topic); forgotten here."""
-        keys: list[bytes] = []
-        for source, applied in self._applied.items():
-            committed = self._committed.get(source)
-            if source[1] != partition or committed is None or not applied:
-                continue
-            keys += [key for offset, key in applied if offset < committed]
-            self._applied[source] = [(o, key) for o, key in applied if o >= committed]
-        return keys
-
-    def clear(self) -> None:
-        """Partitions moved: whoever owns them now finds the inputs in the table."""
-        self._applied.clear()

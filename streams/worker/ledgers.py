@@ -9,9 +9,9 @@ head's partition: ``<partition>/<kind>\\x1f<subject>\\x1ft\\x1f<order id>`` for 
 
 A batch changes a head and some of its keys together, and a worker can be killed after some of
 them reached the changelog. So the keys are written before the heads, and the heads only once
-Kafka has the keys (:meth:`~streams.worker.agents.Agents.flush_aggregates`); what a head no
-longer needs is deleted only once Kafka has the head. A restore can then find keys newer than
-their head, never a head without its keys:
+Kafka has the keys (:meth:`~streams.worker.acknowledge.Acknowledgement.flush_aggregates`); what
+a head no longer needs is deleted only once Kafka has the head. A restore can then find keys
+newer than their head, never a head without its keys:
 
 - a page is written once, under a new number: a head that did not reach the log lists only
   pages that still hold what it expects;

@@ -2,11 +2,10 @@
 
 Everything goes straight to the producer (Faust's, or its transaction manager with
 ``exactly_once``), not through Faust's topic objects: a batch hands its messages over in a row
-and waits for none of them; the agent awaits :meth:`Publisher.delivered` before it writes the
-batch's states (outputs before state), and Faust flushes the producer before it commits the
-batch's offsets, so they are all written before the inputs are acknowledged. A message Kafka
-finally refuses stops the worker (the error policy, :mod:`streams.worker.failures`), so nothing is
-acknowledged, and no state written, past it.
+and waits for none of them; :meth:`Publisher.delivered` waits until Kafka has them all, when a
+batch's acknowledgement needs it (outputs before state: :mod:`streams.worker.acknowledge`). A
+message Kafka finally refuses stops the worker (the error policy, :mod:`streams.worker.failures`),
+so nothing is acknowledged, and no state written, past it.
 
 Facts for the aggregate partitions go as one message per partition per batch (a
 :data:`~streams.worker.wire.BATCH` envelope), not one per fact.

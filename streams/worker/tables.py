@@ -1,17 +1,21 @@
-"""The worker's changelogged state: Faust tables written so that no commit overtakes them.
+"""The worker's changelogged state: Faust tables whose writes the worker awaits.
 
-Faust sends a table's changelog records through a buffer of its own (``send_soon``), and before
-it commits the consumer's offsets it waits for that buffer only as long as a record leaves it
-every 0.1 s, and not for the record it is sending at that moment. So a commit can overtake state
-written while handling the messages it covers, and a worker killed just after that commit comes
-back with state that lacks input the group will never read again: the loss this module exists
-to prevent.
+Works around: faust-streaming 0.15.3 sending a table's changelog records through a buffer of
+its own (``send_soon``) and writing its local store before the changelog has the record. Fails
+without it: ``tests/unit/worker/test_tables.py::test_writes_are_stored_and_sent_only_when_flushed``
+and ``::test_a_write_is_stored_locally_only_once_the_changelog_has_it``; on a broker, the fault
+suite (``tests/integration/test_faults.py``). It is the tables' own write path, so it stays
+here rather than in :mod:`streams.worker.faust_fixes`.
+
+Before it commits the consumer's offsets, Faust waits for its buffer only as long as a record
+leaves it every 0.1 s, and not for the record it is sending at that moment. So a commit could
+overtake state written while handling the messages it covers, and a worker killed just after
+that commit would come back with state that lacks input the group will never read again.
 
 :class:`DurableTable` keeps a batch's writes and, when flushed, hands their changelog records
-to the producer, and stores each in the local store (:mod:`streams.worker.backends`) once Kafka has
-it; the worker awaits :meth:`DurableTable.flush` before it takes the next batch, so every
-record is in the producer before the batch is acknowledged, and Faust's pre-commit flush of the
-producer waits for its delivery. Faust still drives the tables' recovery from their
+to the producer, and stores each in the local store (:mod:`streams.worker.backends`) once Kafka
+has it. When it is flushed, and why then, is the batch's acknowledgement
+(:mod:`streams.worker.acknowledge`). Faust still drives the tables' recovery from their
 changelogs; :class:`StampedTable` applies what it reads.
 """
 

@@ -1,5 +1,11 @@
 """Every offset of a partition, in order: a guard against messages Faust drops in a rebalance.
 
+Works around: faust-streaming 0.15.3 dropping messages its fetcher read while the flow was
+suspended in a rebalance, its read position moved past them. Fails without it:
+``tests/unit/worker/test_failures.py::test_a_skipped_offset_stops_the_worker_before_the_message_is_handled``
+(and ``tests/unit/worker/faust_fixes/test_offsets.py``); the fault suite saw the drops
+(``tests/integration/test_faults.py``).
+
 When partitions are assigned, Faust seeks them to their committed offsets and then resumes the
 flow of messages. Messages its fetcher reads in between are dropped (the flow is still
 suspended) while its read position moves past them: the agent never sees them, their offsets

@@ -1,5 +1,12 @@
 """Faust's table recovery, kept from acting on an assignment that a new rebalance replaced.
 
+Works around: faust-streaming 0.15.3's ``Recovery`` starting a step of a replaced assignment,
+whose standby seek aiokafka 0.14 refuses (``ValueError('Offset must be a positive integer')``),
+and keeping local RocksDB state its changelog never had. Fails without it:
+``tests/unit/worker/faust_fixes/test_recovery.py::test_the_workers_recovery_restarts_instead_of_seeking_a_replaced_assignment``
+(and ``::test_rocksdb_state_from_another_log_is_discarded_and_restored``); the fault suite saw
+the crash (``tests/integration/test_faults.py``).
+
 Faust's recovery loop waits on each step together with the "a rebalance started" signal
 (``Recovery._wait``). Two flaws let a step of a stale recovery run on the new assignment:
 
@@ -28,6 +35,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import faust
 from faust.tables import recovery as faust_recovery
 from faust.tables.recovery import RebalanceAgain, Recovery
 from faust.types import TP
@@ -35,7 +43,7 @@ from faust.types import TP
 from streams.worker.faust_fixes.restore import ChangelogReader, Record
 from streams.worker.tables import StampedTable
 
-__all__ = ["GuardedRecovery", "seek_positions", "stale_partitions"]
+__all__ = ["GuardedRecovery", "install_guarded_recovery", "seek_positions", "stale_partitions"]
 
 log = logging.getLogger("orderwatch.worker")
 
@@ -149,3 +157,12 @@ _READING_STEPS = (GuardedRecovery._build_offsets.__code__, GuardedRecovery._seek
 
 # mode names a service's logger after the module of its class: keep Faust's recovery logger.
 GuardedRecovery.logger = faust_recovery.logger
+
+
+def install_guarded_recovery(app: faust.App, reader: ChangelogReader | None = None) -> None:
+    """Give ``app``'s tables (not started yet) a :class:`GuardedRecovery`, reading the
+    changelogs in bulk with ``reader`` first (:mod:`streams.worker.faust_fixes.restore`)."""
+    tables: Any = app.tables
+    recovery = GuardedRecovery(app, tables, beacon=tables.beacon, loop=tables.loop)
+    recovery.reader = reader
+    tables._recovery = recovery

@@ -1,5 +1,10 @@
 """Reading a table's changelog into its store in bulk, with a consumer of its own.
 
+Works around: faust-streaming 0.15.3's recovery applying changelog records one at a time (a
+restart's time grew with all the state kept; correct, only slow). Fails without it:
+``tests/unit/worker/faust_fixes/test_recovery.py::test_actives_are_read_in_bulk_up_to_faust_s_highwater_before_faust_seeks``;
+on a broker, ``tests/integration/test_restore.py`` (the reader itself).
+
 Faust's recovery hands each changelog record through its conductor, one at a time, and checks
 after each whether recovery is done: a memory store was measured restoring 3,600–9,200 records a
 second, so that a worker's restart took time in proportion to all the state it kept. Before

@@ -1,5 +1,11 @@
 """The worker's HTTP server: orderwatch's endpoints only, on the address it is told.
 
+Works around: faust-streaming 0.15.3 serving its own views (tables, the assignment, statistics)
+beside the app's. Fails without it:
+``tests/unit/worker/faust_fixes/test_web.py::test_the_worker_serves_none_of_fausts_own_views``;
+on a broker,
+``tests/integration/test_worker.py::test_the_web_server_listens_where_it_is_told_and_serves_only_orderwatch``.
+
 Faust's aiohttp server, but without Faust's own views (``/router/``, ``/table/``, statistics,
 graph, index): what a worker serves is ``/health``, ``/ready`` and ``/metrics``, nothing that
 reads tables or the assignment. It listens on ``ORDERWATCH_WEB_HOST`` (Faust's ``web_bind``;
@@ -13,12 +19,13 @@ import errno
 import logging
 import socket
 
+import faust
 from faust.web.drivers.aiohttp import Web
 
 from streams.errors import ConfigurationError
 from streams.settings import Settings
 
-__all__ = ["OrderwatchWeb", "check_bind"]
+__all__ = ["OrderwatchWeb", "check_bind", "install_orderwatch_web"]
 
 
 class OrderwatchWeb(Web):
@@ -33,6 +40,11 @@ class OrderwatchWeb(Web):
 # mode names a service's logger after its class's module: these records are Faust's web server's
 # (set after the class, which mode's subclass hook would undo).
 OrderwatchWeb.logger = logging.getLogger(Web.__module__)
+
+
+def install_orderwatch_web(app: faust.App) -> None:
+    """Give ``app`` (not started yet) the :class:`OrderwatchWeb` server."""
+    app.web = OrderwatchWeb(app)
 
 
 def check_bind(settings: Settings) -> None:

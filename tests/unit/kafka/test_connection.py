@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from aiokafka.errors import (
+from aiokafka.errors import (  # type: ignore[import-untyped]
     IllegalSaslStateError,
     KafkaConnectionError,
     SaslAuthenticationFailed,
@@ -36,7 +36,7 @@ from streams.settings import Settings, load_settings
 from streams.worker import OrderwatchWorker
 
 if TYPE_CHECKING:
-    from conftest import TlsFiles
+    from tests.conftest import TlsFiles
 
 SASL = {"sasl_username": "svc", "sasl_password": "s3cret-pw"}
 

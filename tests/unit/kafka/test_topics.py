@@ -15,6 +15,7 @@ from aiokafka.errors import (  # type: ignore[import-untyped]
 )
 
 from streams.errors import ConfigurationError
+from streams.kafka import admin as admin_module
 from streams.kafka import topics
 from streams.kafka.topics import (
     _cleanup_policies,
@@ -79,7 +80,7 @@ def test_a_bad_retention_or_codec_is_one_line_naming_it(
 def test_a_codec_whose_library_is_missing_is_refused_at_start(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from aiokafka import codec
+    from aiokafka import codec  # type: ignore[import-untyped]
 
     monkeypatch.setattr(codec, "has_zstd", lambda: False)
     with pytest.raises(ConfigurationError) as raised:
@@ -93,7 +94,10 @@ def test_a_codec_whose_library_is_missing_is_refused_at_start(
 @pytest.mark.parametrize("codec", ["gzip", "snappy", "lz4", "zstd"])
 def test_every_codec_kafka_producers_use_is_installed(codec: str) -> None:
     """cramjam comes with orderwatch: input compressed with any of them can be read."""
-    from aiokafka.record.default_records import DefaultRecordBatch, DefaultRecordBatchBuilder
+    from aiokafka.record.default_records import (  # type: ignore[import-untyped]
+        DefaultRecordBatch,
+        DefaultRecordBatchBuilder,
+    )
 
     attribute = {"gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}[codec]
     builder = DefaultRecordBatchBuilder(
@@ -216,3 +220,126 @@ def test_faust_declares_no_topic_itself(tmp_path: Path) -> None:
     worker = OrderwatchWorker(load_settings(broker="127.0.0.1:9", data_dir=tmp_path))
     topic = worker.app.topic(changelog_topics(worker.settings)[0])
     asyncio.run(asyncio.wait_for(topic.maybe_declare(), timeout=5))
+
+
+# -- creating topics: one path for the worker's start and for every other caller ----------------
+
+
+class _Admin:
+    """aiokafka's admin client as topic creation uses it: a cluster that creates what it is
+    asked (answering ``answers`` by topic name: an error code and message), every partition
+    led at once."""
+
+    def __init__(self, existing: dict[str, int] | None = None) -> None:
+        self.topics = dict(existing or {})
+        self.answers: dict[str, tuple[int, str | None]] = {}
+        self.created: list[Any] = []
+        self.closed = False
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        self.closed = True
+
+    async def list_topics(self) -> list[str]:
+        return list(self.topics)
+
+    async def describe_topics(self, names: list[str] | None = None) -> list[dict[str, Any]]:
+        return [
+            {"topic": name, "error_code": 0, "partitions": [{"leader": 1}] * count}
+            for name, count in self.topics.items()
+            if names is None or name in names
+        ]
+
+    async def describe_configs(self, resources: list[Any]) -> list[Any]:
+        entries = [(0, "", 2, r.name, [("cleanup.policy", "compact")]) for r in resources]
+        return [SimpleNamespace(resources=entries)]
+
+    async def create_topics(self, new_topics: list[Any], timeout_ms: int) -> Any:
+        errors = []
+        for topic in new_topics:
+            code, message = self.answers.get(topic.name, (0, None))
+            if code == 0:
+                self.created.append(topic)
+                self.topics[topic.name] = topic.num_partitions
+            errors.append((topic.name, code, message))
+        return SimpleNamespace(topic_errors=errors)
+
+
+def test_the_worker_creates_what_is_missing_with_its_retention_and_leaves_the_rest(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = load_settings(broker="x:1", partitions=3, topic_prefix="shop-")
+    orders = settings.topic("orders")
+    admin = _Admin({orders: 3})
+
+    async def started(client: Any, settings: Any) -> Any:
+        return client
+
+    monkeypatch.setattr(topics, "AIOKafkaAdminClient", lambda **_: admin)
+    monkeypatch.setattr(topics, "start_client", started)
+    created = asyncio.run(topics.ensure_topics(settings))
+    assert created == [name for name in required_topics(settings) if name != orders]
+    assert {t.name: t.topic_configs for t in admin.created} == {
+        name: topic_configs(settings, name) for name in created
+    }
+    assert {(t.num_partitions, t.replication_factor) for t in admin.created} == {(3, 1)}
+    assert admin.closed
+
+
+def test_create_topics_creates_the_missing_ones_and_checks_the_others(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    admin = _Admin({"kept": 2, "other-count": 5})
+    monkeypatch.setattr(admin_module, "_admin", lambda *_: admin)
+    assert asyncio.run(admin_module.create_topics("x:1", {"new": 4, "kept": 2})) == ["new"]
+    assert [(t.name, t.num_partitions, t.topic_configs) for t in admin.created] == [("new", 4, {})]
+    with pytest.raises(ConfigurationError, match="'other-count' on x:1 has 5 partitions"):
+        asyncio.run(admin_module.create_topics("x:1", {"other-count": 2}))
+
+
+def test_a_topic_the_broker_refuses_is_one_line_and_one_created_meanwhile_is_fine(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    admin = _Admin()
+    admin.answers = {
+        "racing": (36, None),  # TOPIC_ALREADY_EXISTS: another worker created it
+        "too-safe": (38, "Replication factor: 3 larger than available brokers: 1."),
+    }
+    monkeypatch.setattr(admin_module, "_admin", lambda *_: admin)
+    with pytest.raises(ConfigurationError) as raised:
+        asyncio.run(admin_module.create_topics("x:1", {"racing": 1, "too-safe": 1}, 3))
+    assert str(raised.value) == (
+        "the broker at x:1 refused to create topic 'too-safe' (1 partitions, replication "
+        "factor 3): InvalidReplicationFactorError: Replication factor: 3 larger than "
+        "available brokers: 1."
+    )
+
+
+def test_a_cluster_moving_while_topics_are_created_is_asked_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A controller that moved is a passing refusal: the worker's start asks again."""
+    settings = load_settings(broker="x:1")
+    admin = _Admin()
+    admin.answers = dict.fromkeys(required_topics(settings), (41, None))  # NOT_CONTROLLER
+
+    async def started(client: Any, settings: Any) -> Any:
+        return client
+
+    refused = admin.create_topics
+    calls: list[int] = []
+
+    async def refused_once(new_topics: list[Any], timeout_ms: int) -> Any:
+        calls.append(len(new_topics))
+        answer = await refused(new_topics, timeout_ms)
+        admin.answers = {}  # the new controller answers
+        return answer
+
+    monkeypatch.setattr(admin, "create_topics", refused_once)
+    monkeypatch.setattr(topics, "AIOKafkaAdminClient", lambda **_: admin)
+    monkeypatch.setattr(topics, "start_client", started)
+    monkeypatch.setattr(topics, "_SETTLE_PAUSE", 0.01)
+    assert asyncio.run(topics.ensure_topics(settings)) == required_topics(settings)
+    assert calls == [len(required_topics(settings))] * 2

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from streams.cli import main
 from streams.policy_files import load_policy
 from streams.settings import load_settings
-from streams.worker import OrderwatchWorker, admission
+from streams.worker import OrderwatchWorker
 from streams.worker.admission import Fingerprint, difference, fingerprint
 
 GROUP = Fingerprint(clock="event", policy="wish 2021.1", policy_digest="abc", partitions=4)
@@ -98,7 +98,7 @@ def test_a_refused_member_stops_with_exit_2_and_the_line(
         exits.append(code)
         raise SystemExit(code)
 
-    monkeypatch.setattr(admission.os, "_exit", exit_)
+    monkeypatch.setattr("streams.worker.admission.os._exit", exit_)
     refusal = ConsumerProtocolMemberAssignment(
         4, [], zlib.compress(json.dumps({"orderwatch_refused": "refused by the members"}).encode())
     )

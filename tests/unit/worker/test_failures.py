@@ -16,7 +16,10 @@ from typing import Any
 
 import faust
 import pytest
-from aiokafka.errors import KafkaConnectionError, ProducerFenced
+from aiokafka.errors import (  # type: ignore[import-untyped]
+    KafkaConnectionError,
+    ProducerFenced,
+)
 from faust.exceptions import ProducerSendError
 
 from streams.core import order
@@ -47,8 +50,8 @@ class _Exited(Exception):
 
 def _worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: Exception) -> Any:
     """A worker whose every send meets ``error`` (a Kafka one); dead letters are recorded."""
-    worker = OrderwatchWorker(load_settings(broker="127.0.0.1:9", data_dir=tmp_path))
-    rejected: list[tuple[str, str]] = []
+    worker: Any = OrderwatchWorker(load_settings(broker="127.0.0.1:9", data_dir=tmp_path))
+    rejected: list[tuple[str, Rejection]] = []
 
     async def reject(message: Any, reason: Rejection) -> None:
         rejected.append((f"{message.topic}@{message.offset}", reason))
@@ -61,7 +64,7 @@ def _worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: Exception) -
 
     monkeypatch.setattr(worker.publisher, "reject", reject)
     monkeypatch.setattr(worker.publisher, "send", send)
-    monkeypatch.setattr(failures.os, "_exit", exit_)
+    monkeypatch.setattr("streams.worker.failures.os._exit", exit_)
     worker.rejected = rejected
     return worker
 
@@ -327,7 +330,7 @@ async def _flushing_then(worker: Any, callback: Any) -> None:
     async def flush(*_: Any) -> None:
         raise KafkaConnectionError("flush refused")
 
-    worker.loops.flush_states = flush
+    worker.acknowledgement.flush_states = flush
     await callback
 
 
@@ -343,10 +346,11 @@ def test_a_kafka_failure_in_the_rebuild_or_catch_up_stops_the_worker(
     async def fails(*_: Any) -> None:
         raise ProducerSendError("catch-up's breach not sent")
 
-    monkeypatch.setattr(failures.os, "_exit", exit_)
+    monkeypatch.setattr("streams.worker.failures.os._exit", exit_)
     monkeypatch.setattr(worker, "_owned", set)
-    monkeypatch.setattr(worker.loops, "catch_up", fails)  # event time: what restored clocks reached
-    monkeypatch.setattr(worker.loops, "flush_states", fails)
+    # Event time: what the restored clocks reached.
+    monkeypatch.setattr(worker.acknowledgement, "catch_up", fails)
+    monkeypatch.setattr(worker.acknowledgement, "flush_states", fails)
     for callback in (worker._on_orders_recovered(), worker._on_rebalance_complete(None)):
         with pytest.raises(_Exited) as exited:
             asyncio.run(callback)
@@ -361,7 +365,7 @@ def test_another_error_in_a_rebalance_callback_is_left_to_faust(
     async def flush(*_: Any) -> None:
         raise ArithmeticError("a bug")
 
-    monkeypatch.setattr(worker.loops, "flush_states", flush)
+    monkeypatch.setattr(worker.acknowledgement, "flush_states", flush)
     with pytest.raises(ArithmeticError):  # Faust crashes on it: exit_code_of_stop makes it 75
         asyncio.run(worker._on_assigned(None, set()))
 

@@ -14,6 +14,7 @@ from streams.core import merchant, sku, state_codec, stockqueue
 from streams.core.aggregates import CARRIER, MERCHANT, SKU, SKU_STOCK
 from streams.core.events import InventoryUpdated
 from streams.core.facts import Demand, OrderHealth
+from streams.core.ledger import Pages
 from streams.core.merchant import MerchantState
 from streams.policy_files import load_policy
 from streams.worker.ledgers import LedgerPages, Ledgers
@@ -52,7 +53,9 @@ class _Worker:
         def durable(name: str, partition_of: Any) -> DurableTable:
             return DurableTable(tables[name], partition_of, tables[name].send)
 
-        self.merchants = StateStore(durable("merchants", lambda key: 0), codec_encode, codec_decode)
+        self.merchants: StateStore[MerchantState] = StateStore(
+            durable("merchants", lambda key: 0), codec_encode, codec_decode
+        )
         self.carriers: StateStore[Any] = StateStore(
             durable("carriers", lambda key: 0), codec_encode, codec_decode
         )
@@ -64,7 +67,7 @@ class _Worker:
         self.sequence = 0
 
     def apply(self, facts: Iterable[OrderHealth], now: datetime) -> None:
-        pages = self.ledgers.of(MERCHANT, "m1")
+        pages: Pages[Any] = self.ledgers.of(MERCHANT, "m1")
         state = self.merchants.get("m1")
         for fact in facts:
             state = merchant.apply_health(state, fact, now, POLICY, pages).state
@@ -220,7 +223,7 @@ class _SkuWorker:
             if isinstance(item, Demand):
                 step = sku.apply_demand(state, item, now, POLICY, pages)
             else:
-                seen = self.ledgers.of(SKU_STOCK, SKU_KEY)
+                seen: Pages[Any] = self.ledgers.of(SKU_STOCK, SKU_KEY)
                 step = sku.apply_inventory(state, item, now, POLICY, pages, seen)
             state = step.state
             self.outputs += [output.recommendation_id for output in step.outputs]

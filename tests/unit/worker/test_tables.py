@@ -195,18 +195,21 @@ def test_every_record_carries_its_stamp() -> None:
 
 # -- the restore rule -------------------------------------------------------------------------
 
+#: A changelog record: key, value (None deletes), stamp.
+Record = tuple[bytes, bytes | None, Stamp]
+
 # One key's history: the worker that owned it in generation 1 wrote it twice, then froze; the
 # owner of generation 2 wrote it (then deleted, then wrote it again); the frozen worker's last
 # write (still generation 1) was sent when it resumed. "b" was only ever written by the old
 # owner, "c" deleted by the new one after the old owner wrote it.
-OLD = [(b"a", b"old-1", (1, 1)), (b"a", b"old-2", (1, 2)), (b"b", b"b-old", (1, 3))]
-NEW = [
+OLD: list[Record] = [(b"a", b"old-1", (1, 1)), (b"a", b"old-2", (1, 2)), (b"b", b"b-old", (1, 3))]
+NEW: list[Record] = [
     (b"a", b"new-1", (2, 1)),
     (b"a", None, (2, 2)),
     (b"a", b"new-3", (2, 3)),
     (b"c", None, (2, 4)),
 ]
-LATE = [(b"a", b"stale", (1, 4)), (b"c", b"c-stale", (1, 5))]
+LATE: list[Record] = [(b"a", b"stale", (1, 4)), (b"c", b"c-stale", (1, 5))]
 
 
 def _interleavings(
@@ -415,10 +418,9 @@ def test_rocksdb_is_written_by_key_partition_outside_any_event(tmp_path: Path) -
     durable[b"0-a"] = b"x"
     durable[b"3-b"] = b"y"
     asyncio.run(durable.flush((5, 1)))
-    store: Any = table.data
-    assert stored_value(store._db_for_partition(0)[b"0-a"]) == b"x"
-    assert stored_value(store._db_for_partition(3)[b"3-b"]) == b"y"
-    assert store._db_for_partition(0).get(b"3-b") is None
+    backend = durable.backend  # one database per partition
+    assert [(key, stored_value(raw)) for key, raw in backend.items({0})] == [(b"0-a", b"x")]
+    assert [(key, stored_value(raw)) for key, raw in backend.items({3})] == [(b"3-b", b"y")]
     assert sorted(durable.keys()) == [b"0-a", b"3-b"]
     table.owned = {3}
     assert list(durable.keys()) == [b"3-b"]

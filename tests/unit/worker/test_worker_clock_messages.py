@@ -80,7 +80,7 @@ def test_on_the_wall_clock_an_aggregate_input_waits_for_every_sources_watermark(
     asyncio.run(
         worker.loops.aggregate_batch([_Message(inventory, 0, 0, json.dumps(level).encode())])
     )
-    monkeypatch.setattr("streams.worker.agents._utc_now", lambda: now + timedelta(minutes=1))
+    monkeypatch.setattr("streams.worker.acknowledge._utc_now", lambda: now + timedelta(minutes=1))
     asyncio.run(worker.loops.tick())
     assert worker.stores.skus.get(f"m1/{sku}") is None  # no source has announced its clock
 

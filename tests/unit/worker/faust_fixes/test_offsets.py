@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from streams.worker.faust_fixes.offsets import ExpiredOffsets, OffsetGuard
 
-TP = ("tracking", 0)
+Partition = tuple[str, int]
+TP: Partition = ("tracking", 0)
 
 
-def _guard(start: int = 670) -> OffsetGuard:
-    guard = OffsetGuard()
+def _guard(start: int = 670) -> OffsetGuard[Partition]:
+    guard: OffsetGuard[Partition] = OffsetGuard()
     guard.reset({TP: start})
     return guard
 
@@ -74,7 +75,7 @@ def test_where_the_consumer_sought_to_overrides_the_start_read_at_the_assignment
 def test_a_start_below_the_logs_start_is_read_from_the_logs_start() -> None:
     """Retention deleted offsets 670 to 799 before the group read them: the partition's
     position (lag, stalls) counts from the log's start, its first message still shows the jump."""
-    guard: OffsetGuard = OffsetGuard()
+    guard: OffsetGuard[Partition] = OffsetGuard()
     guard.reset({TP: 670}, {TP: 800})
     assert guard.next_offset(TP) == 800
     assert guard.stalled({TP: 800}) == []
@@ -84,14 +85,14 @@ def test_a_start_below_the_logs_start_is_read_from_the_logs_start() -> None:
 
 
 def test_a_start_above_the_logs_start_is_kept() -> None:
-    guard: OffsetGuard = OffsetGuard()
+    guard: OffsetGuard[Partition] = OffsetGuard()
     guard.reset({TP: 670}, {TP: 12})
     assert guard.next_offset(TP) == 670
     assert guard.admit(TP, 671) == 670
 
 
 def test_a_jump_to_the_logs_start_is_retentions_and_counted_once() -> None:
-    expiry: ExpiredOffsets = ExpiredOffsets()
+    expiry: ExpiredOffsets[Partition] = ExpiredOffsets()
     assert expiry.expired(TP, 670, 800, log_start=800) == 130
     # Assigned again before a commit moved past them: the same offsets are not counted twice.
     assert expiry.expired(TP, 670, 800, log_start=800) == 0
@@ -102,11 +103,11 @@ def test_a_jump_to_the_logs_start_is_retentions_and_counted_once() -> None:
 
 def test_a_log_that_started_even_later_is_retentions_too() -> None:
     """The message was read, then deleted too, before the log's start was asked."""
-    assert ExpiredOffsets().expired(TP, 670, 800, log_start=820) == 130
+    assert ExpiredOffsets[Partition]().expired(TP, 670, 800, log_start=820) == 130
 
 
 def test_a_jump_over_messages_still_in_the_log_is_not_retentions() -> None:
     """Faust dropped 800 to 806 (still in the log): the worker must stop and read them again."""
-    expiry: ExpiredOffsets = ExpiredOffsets()
+    expiry: ExpiredOffsets[Partition] = ExpiredOffsets()
     assert expiry.expired(TP, 670, 807, log_start=800) is None
     assert expiry.expired(TP, 670, 807, log_start=0) is None

@@ -20,6 +20,8 @@ from aiokafka.structs import TopicPartition  # type: ignore[import-untyped]
 from faust.tables.recovery import RebalanceAgain, Recovery, ServiceStopped
 from faust.types import TP
 
+from streams.settings import load_settings
+from streams.worker import OrderwatchWorker
 from streams.worker.faust_fixes.recovery import GuardedRecovery, seek_positions, stale_partitions
 from streams.worker.tables import STAMP_HEADER, DurableTable, StampedTable, pack_stamp
 
@@ -82,9 +84,13 @@ def test_faust_recovery_seeks_a_replaced_assignment_and_crashes() -> None:
     asyncio.run(scenario())
 
 
-def test_guarded_recovery_restarts_instead_of_seeking_a_replaced_assignment() -> None:
+def test_the_workers_recovery_restarts_instead_of_seeking_a_replaced_assignment(
+    tmp_path: Path,
+) -> None:
     async def scenario() -> None:
-        recovery = _recovery(GuardedRecovery)
+        worker = OrderwatchWorker(load_settings(broker="127.0.0.1:9", data_dir=tmp_path))
+        tables: Any = worker.app.tables
+        recovery = tables.recovery  # Faust's, as the worker set it up
         consumer: Any = _Consumer()
         offsets: Any = _rebalanced(recovery)
         with pytest.raises(RebalanceAgain):
