@@ -256,7 +256,7 @@ async def _topic_size(bootstrap: str, topic: str) -> int:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
     await consumer.start()
     try:
-        await consumer._client.force_metadata_update()
+        await consumer.topics()  # a metadata request for every topic, this one included
         parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
         return sum((await consumer.end_offsets(parts)).values()) if parts else 0
     finally:
@@ -273,7 +273,7 @@ async def _read_changelog(bootstrap: str, topic: str, table: str) -> Changelog:
     try:
         parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
         if not parts:
-            await consumer._client.force_metadata_update()
+            await consumer.topics()
             parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
         consumer.assign(parts)
         await consumer.seek_to_beginning(*parts)

@@ -13,7 +13,7 @@ of every lifecycle (``orderwatch replay``'s engine, no broker):
 - the lifecycle: days from an order's ``order.placed`` to its last event; an order's state is
   kept until ``engine.state_ttl`` (the policy's, 90 days) after its last event, so by Little's
   law the open orders in a steady state are orders/day × (lifecycle + TTL);
-- the bytes of an order's state (``core.codec.encode_order``, plus its key) once its lifecycle
+- the bytes of an order's state (``core.state_codec.encode_order``, plus its key) once its lifecycle
   is over, the size it keeps for the TTL;
 - the busiest hour of placements against the average hour (the simulator's daily rhythm).
 

@@ -154,7 +154,7 @@ def test_send_of_a_missing_file_is_one_line(tmp_path: Path) -> None:
 
 @pytest.mark.durable_broker("kcat (librdkafka) fails Tansu's ApiVersions reply")
 def test_kcat_with_murmur2_random_partitions_as_send_does(kafka_bootstrap: str) -> None:
-    """The README's kcat line: -X topic.partitioner=murmur2_random (kcat's default is not)."""
+    """The contract's kcat line: -X topic.partitioner=murmur2_random (kcat's default is not)."""
     kcat = kcat_path()
     prefix = f"kcat-{uuid.uuid4().hex[:8]}-"
     keys = [f"o-{n}" for n in range(1, 8)]
