@@ -46,6 +46,7 @@ from streams.core.ids import breach_id
 from streams.core.outputs import DeadlineBreached, DeadlineName, Reason, RecommendationIssued
 from streams.core.policy import Policy
 from streams.core.recommend import make_breach, make_order_recommendation
+from streams.core.rule_ids import RuleId
 
 __all__ = [
     "BREACH_RULES",
@@ -72,7 +73,7 @@ DEMAND = "demand"
 
 #: The policy rule each deadline's breach names (delivery: by shipping program, see
 #: :meth:`Policy.delivery_due`).
-BREACH_RULES: Final[Mapping[DeadlineName, tuple[str, ...]]] = {
+BREACH_RULES: Final[Mapping[DeadlineName, tuple[RuleId, ...]]] = {
     "fulfillment": ("wish.fulfillment",),
     "confirmed_fulfillment": ("wish.confirmed_fulfillment",),
     "delivery": ("wish.delivery", "wish.express_delivery"),
@@ -98,7 +99,7 @@ class Placement:
     warning_at: datetime
     confirmed_due: datetime
     delivery_due: datetime
-    delivery_rule: str
+    delivery_rule: RuleId
     unit_total_usd: Decimal | None
 
     @property
@@ -375,6 +376,7 @@ def _breach(
     placement = state.placement
     evidence: dict[str, Any] = {"deadline": kind, "due_at": format_utc(deadline[0])}
     reason: Reason
+    rule: RuleId
     if kind == FULFILLMENT:
         assert placement is not None
         rule, reason = "wish.fulfillment", "FULFILLMENT_OVERDUE"
