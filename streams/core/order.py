@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from types import MappingProxyType
 from typing import Any, Final, NamedTuple, cast
 
 from streams.core.dates import format_utc
@@ -73,12 +74,14 @@ DEMAND = "demand"
 
 #: The policy rule each deadline's breach names (delivery: by shipping program, see
 #: :meth:`Policy.delivery_due`).
-BREACH_RULES: Final[Mapping[DeadlineName, tuple[RuleId, ...]]] = {
-    "fulfillment": ("wish.fulfillment",),
-    "confirmed_fulfillment": ("wish.confirmed_fulfillment",),
-    "delivery": ("wish.delivery", "wish.express_delivery"),
-    "complaint_response": ("wish.complaint_response",),
-}
+BREACH_RULES: Final[Mapping[DeadlineName, tuple[RuleId, ...]]] = MappingProxyType(
+    {
+        "fulfillment": ("wish.fulfillment",),
+        "confirmed_fulfillment": ("wish.confirmed_fulfillment",),
+        "delivery": ("wish.delivery", "wish.express_delivery"),
+        "complaint_response": ("wish.complaint_response",),
+    }
+)
 
 
 @dataclass(slots=True)

@@ -16,7 +16,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Annotated, Any, Final, Literal, TypeAlias
+from types import MappingProxyType
+from typing import Annotated, Any, Final, Literal, TypeAlias, get_args
 
 from pydantic import (
     BaseModel,
@@ -30,7 +31,7 @@ from pydantic import (
 from streams.core.dates import add_business_days
 from streams.core.events import ComplaintReason
 from streams.core.iso_codes import COUNTRY_CODES, CURRENCY_CODES
-from streams.core.outputs import ActionCode, PolicyRef, Reason, Severity
+from streams.core.outputs import Action, ActionCode, PolicyRef, Reason, Severity
 from streams.core.rule_ids import RULE_IDS, RuleId
 
 __all__ = [
@@ -247,20 +248,26 @@ class _Profile(_Strict):
 _ORDER_DUES: Final = frozenset({"fulfillment_due", "confirmed_fulfillment_due"})
 _COMPLAINT_DUES: Final = _ORDER_DUES | {"complaint_response_due"}
 #: Which deadlines a reason knows when it is issued (the default is _ORDER_DUES).
-_RESPOND_BY_ALLOWED: Final[dict[str, frozenset[str]]] = {
-    "STOCKOUT_RISK": frozenset({"fulfillment_due"}),
-    "COMPLAINT_RESPONSE_OVERDUE": _COMPLAINT_DUES,
-    **{reason: _COMPLAINT_DUES for reason in Reason.__args__ if reason.startswith("COMPLAINT_")},  # type: ignore[attr-defined]
-    **{
-        reason: frozenset()
-        for reason in (
-            "LISTING_REVIEW",
-            "PACKAGING_REVIEW",
-            "CARRIER_REVIEW",
-            "STORE_HEALTH_AT_RISK",
-        )
-    },
-}
+_RESPOND_BY_ALLOWED: Final[Mapping[str, frozenset[str]]] = MappingProxyType(
+    {
+        "STOCKOUT_RISK": frozenset({"fulfillment_due"}),
+        "COMPLAINT_RESPONSE_OVERDUE": _COMPLAINT_DUES,
+        **{
+            reason: _COMPLAINT_DUES
+            for reason in get_args(Reason)
+            if reason.startswith("COMPLAINT_")
+        },
+        **{
+            reason: frozenset()
+            for reason in (
+                "LISTING_REVIEW",
+                "PACKAGING_REVIEW",
+                "CARRIER_REVIEW",
+                "STORE_HEALTH_AT_RISK",
+            )
+        },
+    }
+)
 
 
 class _PolicyFile(_Strict):
@@ -308,12 +315,14 @@ class _PolicyFile(_Strict):
         return value
 
 
-_COMPARISONS: Final[dict[str, Callable[[int, int], bool]]] = {
-    ">=": operator.ge,
-    ">": operator.gt,
-    "<": operator.lt,
-    "<=": operator.le,
-}
+_COMPARISONS: Final[Mapping[str, Callable[[int, int], bool]]] = MappingProxyType(
+    {
+        ">=": operator.ge,
+        ">": operator.gt,
+        "<": operator.lt,
+        "<=": operator.le,
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -393,6 +402,8 @@ class Policy:
     store_checks: tuple[StoreCheck, ...]
     recommendations: dict[str, RecommendationSpec]
     action_details: dict[str, str]
+    #: Each action code's :class:`Action` (its code and detail), built once.
+    actions: dict[str, Action]
     usd_per_unit: dict[str, Decimal]
     rates_as_of: date
     rules: dict[str, RuleMeta]
@@ -564,6 +575,7 @@ def _compile(parsed: _PolicyFile, ref: PolicyRef) -> Policy:
         ),
         recommendations={str(k): v for k, v in parsed.recommendations.items()},
         action_details={str(k): v for k, v in parsed.actions.items()},
+        actions={str(k): Action(code=k, detail=v) for k, v in parsed.actions.items()},
         usd_per_unit=dict(parsed.currency.usd_per_unit),
         rates_as_of=parsed.currency.as_of,
         rules=_rule_metas(rules),
