@@ -35,6 +35,7 @@ from streams.worker import partition_for
 POLICY = load_policy()
 PARTITIONS = 4
 T0 = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
+SECOND = timedelta(seconds=1)
 TOPICS = ("orders", "tracking", "complaints")
 
 
@@ -96,14 +97,14 @@ def stock(sku: str, at: datetime) -> InventoryUpdated:
 class Keeper:
     def __init__(self) -> None:
         self.kept: list[tuple[Item, int]] = []
-        self.watermarks: dict[str, datetime] = {}
+        self.watermarks: list[tuple[str, datetime]] = []
 
     def keep(self, item: Item, ref: int) -> int:
         self.kept.append((item, ref))
         return ref
 
     def keep_watermark(self, source: str, watermark: datetime) -> None:
-        self.watermarks[source] = watermark
+        self.watermarks.append((source, watermark))
 
 
 class Stores:
@@ -142,10 +143,10 @@ def on_wall(partition: int, time: WallTime) -> PartitionProcessor[int, int, date
     return _build(partition, time)
 
 
-def _kept(here: PartitionProcessor[int, int, None]) -> list[tuple[Item, int]]:
+def _keeper(here: PartitionProcessor[int, int, None]) -> Keeper:
     keeper = here.keeper
     assert isinstance(keeper, Keeper)
-    return keeper.kept
+    return keeper
 
 
 def test_an_order_event_of_another_partition_is_forwarded_untouched() -> None:
@@ -188,7 +189,7 @@ def test_a_stock_level_waits_for_every_source_then_is_applied_by_the_read_that_l
     actions = here.handle([StockRead(1, level)], None)
     assert actions.forward_stock == []
     assert here.waiting == 1
-    assert _kept(here) == [(level, 1)]
+    assert _keeper(here).kept == [(level, 1)]
     marks = [
         WatermarkRead(10 + n, source(p), T0 + timedelta(seconds=1))
         for n, (source, p) in enumerate(
@@ -198,6 +199,21 @@ def test_a_stock_level_waits_for_every_source_then_is_applied_by_the_read_that_l
     released = here.handle(marks, None)
     assert here.waiting == 0
     assert released.applied == [(marks[-1].ref, 1)]  # the last watermark completed the set
+
+
+def test_a_watermark_heard_again_is_not_kept_again_and_releases_nothing() -> None:
+    here = processor(2)
+    level = stock(_sku_on(2), T0)
+    here.handle([StockRead(1, level)], None)
+    sources = [s(p) for p in range(PARTITIONS) for s in (order_source, inventory_source)]
+    behind = [WatermarkRead(10 + n, s, T0) for n, s in enumerate(sources)]  # not past T0
+    assert here.handle(behind, None).applied == []
+    again = [WatermarkRead(20 + n, s, T0) for n, s in enumerate(sources)]
+    assert here.handle(again, None).applied == []
+    assert _keeper(here).watermarks == [(s, T0) for s in sources]  # each kept once
+    assert here.waiting == 1
+    past = here.handle([WatermarkRead(30 + n, s, T0 + SECOND) for n, s in enumerate(sources)], None)
+    assert past.applied == [(30 + len(sources) - 1, 1)]
 
 
 def test_a_stock_level_read_on_another_partition_is_forwarded_and_still_moves_its_clock() -> None:
