@@ -71,7 +71,7 @@ class DictLedgers:
             pages = self._queues[subject] = DictQueuePages()
         return pages
 
-    def pages(self, kind: str, subject: str) -> Pages[Any]:
+    def pages(self, kind: str, subject: str) -> DictPages[Any]:
         pages = self._pages.get((kind, subject))
         if pages is None:
             pages = self._pages[kind, subject] = DictPages()

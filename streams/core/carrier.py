@@ -12,7 +12,7 @@ are in the carrier's :class:`~streams.core.ledger.Pages`.
 
 :func:`apply_shipment` and :func:`tick` update the state (and its pages) they are given in
 place (a new state when given None) and return it in the step; :func:`next_check` only reads
-it.
+it. The skeleton is the merchant's too (:mod:`streams.core.timeline_aggregate`).
 """
 
 from __future__ import annotations
@@ -21,14 +21,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import partial
-from typing import NamedTuple
+from typing import Final, TypeAlias
 
 from streams.core.facts import Shipment, carrier_key, merge_shipment
 from streams.core.ledger import Ledger, Pages
 from streams.core.outputs import RecommendationIssued
 from streams.core.policy import Policy
 from streams.core.recommend import make_aggregate_recommendation
-from streams.core.window import Crossing
+from streams.core.timeline_aggregate import AggregateStep, TimelineAggregate
+from streams.core.window import Crossing, View
 
 __all__ = ["CarrierState", "CarrierStep", "apply_shipment", "next_check", "tick"]
 
@@ -50,11 +51,8 @@ class CarrierState:
     crossing: Crossing = field(default_factory=Crossing)
 
 
-class CarrierStep(NamedTuple):
-    """The carrier's state after a call, and what it issued."""
-
-    state: CarrierState
-    outputs: list[RecommendationIssued]
+CarrierStep: TypeAlias = AggregateStep[CarrierState]
+"""The carrier's state after a call, and what it issued."""
 
 
 def view_shipment(
@@ -86,22 +84,12 @@ def view_shipment(
     return counts, min(upcoming, default=None)
 
 
-_ViewFn = partial[tuple[tuple[int, ...] | None, datetime | None]]
-# The view of each (policy, carrier), built once rather than per call; each entry keeps its
-# policy, so the id it is filed under cannot be reused while it lives.
-_VIEWS: dict[tuple[int, str], tuple[Policy, _ViewFn]] = {}
+def _view(state: CarrierState, policy: Policy) -> View[Shipment]:
+    return partial(view_shipment, policy.carrier_window, carrier_key(state.carrier))
 
 
-def _view(state: CarrierState, policy: Policy) -> _ViewFn:
-    key = (id(policy), state.carrier)
-    cached = _VIEWS.get(key)
-    if cached is not None and cached[0] is policy:
-        return cached[1]
-    view = partial(view_shipment, policy.carrier_window, carrier_key(state.carrier))
-    if len(_VIEWS) >= 4096:
-        _VIEWS.clear()
-    _VIEWS[key] = (policy, view)
-    return view
+def _shipments(state: CarrierState) -> Ledger[Shipment]:
+    return state.shipments
 
 
 def apply_shipment(
@@ -119,29 +107,17 @@ def apply_shipment(
         state = CarrierState(
             merchant_id=fact.merchant_id, subject=fact.subject, carrier=fact.carrier
         )
-    shipments = state.shipments
-    if shipments.unspilled:
-        shipments.spill(_view(state, policy), pages)
-    shipments.advance(now, pages)
-    known = pages.timeline(fact.order_id)
-    shipments.put(fact.order_id, merge_shipment(known, fact), _view(state, policy), pages)
-    return CarrierStep(state, [])
+    return _CARRIERS.apply(state, fact, now, policy, pages)
 
 
 def next_check(state: CarrierState, policy: Policy) -> datetime | None:
     """When time alone changes a count: a shipment leaves the window, a problem comes due."""
-    if state.shipments.unspilled:
-        return state.shipments.now  # stored before ledgers: a check at once spills it
-    return state.shipments.next_change()
+    return _CARRIERS.next_check(state)
 
 
 def tick(state: CarrierState, now: datetime, policy: Policy, pages: Pages[Shipment]) -> CarrierStep:
     """Move the clock to ``now`` and check the problem rate."""
-    if state.shipments.unspilled:
-        state.shipments.spill(_view(state, policy), pages)
-    if now > state.shipments.now:  # usually the facts of this moment already moved it
-        state.shipments.advance(now, pages)
-    return CarrierStep(state, _evaluate(state, policy))
+    return _CARRIERS.tick(state, now, policy, pages)
 
 
 def _evaluate(state: CarrierState, policy: Policy) -> list[RecommendationIssued]:
@@ -172,3 +148,8 @@ def _evaluate(state: CarrierState, policy: Policy) -> list[RecommendationIssued]
             },
         )
     ]
+
+
+_CARRIERS: Final = TimelineAggregate(
+    ledger=_shipments, view=_view, merge=merge_shipment, evaluate=_evaluate
+)

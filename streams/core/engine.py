@@ -1,11 +1,12 @@
 """The in-memory engine: replay's driver of the partition processor, on one event-time clock.
 
 This is how ``orderwatch replay`` (and the tests) run the core: one
-:class:`~streams.core.processor.PartitionProcessor` that owns every order, SKU, carrier and
-merchant (dictionaries), with one clock for the whole stream (:class:`EventTime` with
-``shared``) and itself as the aggregate partition for every fact (``loopback``). It reads no
-clock and does no I/O: time moves only through :meth:`Engine.process` (event time: the largest
-``occurred_at`` seen minus the allowed lateness) and :meth:`Engine.advance_to`.
+:class:`~streams.core.processor.PartitionProcessor` built for replay
+(:meth:`~streams.core.processor.PartitionProcessor.for_replay`) that owns every order, SKU,
+carrier and merchant (dictionaries), with one clock for the whole stream
+(:class:`~streams.core.timekeeping.StreamTime`) and itself as the aggregate partition for every
+fact. It reads no clock and does no I/O: time moves only through :meth:`Engine.process` (event
+time: the largest ``occurred_at`` seen minus the allowed lateness) and :meth:`Engine.advance_to`.
 
 Aggregates decide a moment once the clock has passed it (strictly: an event at the clock's own
 time may still come), and :meth:`Engine.advance_to` closes its moment too, as the worker's
@@ -22,7 +23,6 @@ from streams.core import carrier, merchant, order, sku
 from streams.core.aggregates import DictLedgers, DictStore
 from streams.core.events import InventoryUpdated, OrderEvent
 from streams.core.facts import Fact
-from streams.core.inbox import AggregateInbox
 from streams.core.policy import Policy
 from streams.core.processor import (
     Actions,
@@ -32,13 +32,9 @@ from streams.core.processor import (
     PartitionProcessor,
     StockRead,
 )
-from streams.core.sequencer import Item
-from streams.core.timekeeping import EventTime
+from streams.core.timekeeping import STREAM, StreamTime
 
 __all__ = ["Engine", "EngineStats", "Output"]
-
-#: The one input topic replay's clock follows.
-STREAM = "stream"
 
 
 @dataclass(slots=True)
@@ -47,16 +43,6 @@ class EngineStats:
 
     events: int = 0
     duplicates: int = 0
-
-
-class _Nowhere:
-    """Replay keeps nothing between runs: waiting inputs and watermarks live in memory."""
-
-    def keep(self, item: Item, ref: int) -> None:
-        return None
-
-    def keep_watermark(self, source: str, watermark: datetime) -> None:
-        return None
 
 
 class Engine:
@@ -72,30 +58,20 @@ class Engine:
         self.pages = self.ledgers.pages
         self.queue_pages = self.ledgers.queue_pages
         self.stats = EngineStats()
-        self._time = EventTime(policy.allowed_lateness, (STREAM,), shared=True, screen=False)
-        self._processor: PartitionProcessor[int, None] = PartitionProcessor(
-            0,
-            policy,
-            orders=self.orders,
-            aggregates=self,
-            time=self._time,
-            inbox=AggregateInbox.single_clock(),
-            keeper=_Nowhere(),
-            route=_everything_here,
-            loopback=True,
-            relay=relay,
+        self._time = StreamTime(policy.allowed_lateness)
+        self._processor: PartitionProcessor[int, None, None] = PartitionProcessor.for_replay(
+            policy, orders=self.orders, aggregates=self, time=self._time, relay=relay
         )
 
     @property
     def clock(self) -> datetime:
         """The event-time clock; the Unix epoch before any event was seen."""
-        return self._time.orders.value
+        return self._time.clock()
 
     @property
     def max_seen(self) -> datetime | None:
         """The largest ``occurred_at`` seen so far."""
-        seen = self._time.orders.seen
-        return seen[STREAM] if seen else None
+        return self._time.latest
 
     def process(self, event: OrderEvent | InventoryUpdated) -> list[Output]:
         """Move the clock to the event (firing what became due), then apply it (any valid
@@ -105,18 +81,14 @@ class Engine:
             if isinstance(event, InventoryUpdated)
             else OrderRead(0, STREAM, event)
         )
-        actions = self._processor.handle((read,))
+        actions = self._processor.handle((read,), None)
         self.stats.events += 1
         self.stats.duplicates += len(actions.duplicates)
         return _outputs(actions)
 
     def advance_to(self, moment: datetime) -> list[Output]:
         """Move the clock forward to ``moment`` (never back) and fire what is due by then."""
-        return _outputs(self._processor.handle((ClockRead(0, moment),)))
-
-
-def _everything_here(key: str) -> int:
-    return 0
+        return _outputs(self._processor.handle((ClockRead(0, moment),), None))
 
 
 def _outputs(actions: Actions[int, None]) -> list[Output]:

@@ -12,7 +12,8 @@ the orders' timelines and their scheduled changes are in the merchant's
 :class:`~streams.core.ledger.Pages`, so the state's size does not grow with the store's.
 
 :func:`apply_health` and :func:`tick` update the state (and its pages) they are given in place
-(a new state when given None) and return it in the step; :func:`next_check` only reads it.
+(a new state when given None) and return it in the step; :func:`next_check` only reads it. The
+skeleton is the carrier's too (:mod:`streams.core.timeline_aggregate`).
 """
 
 from __future__ import annotations
@@ -21,14 +22,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import partial
-from typing import NamedTuple
+from types import MappingProxyType
+from typing import Final, TypeAlias
 
 from streams.core.facts import OrderHealth, merge_health
 from streams.core.ledger import Ledger, Pages
 from streams.core.outputs import RecommendationIssued
 from streams.core.policy import Policy
 from streams.core.recommend import make_aggregate_recommendation
-from streams.core.window import Crossing
+from streams.core.timeline_aggregate import AggregateStep, TimelineAggregate
+from streams.core.window import Crossing, View
 
 __all__ = ["MerchantState", "MerchantStep", "apply_health", "next_check", "tick"]
 
@@ -52,11 +55,8 @@ class MerchantState:
     evaluated: tuple[int, ...] = ()
 
 
-class MerchantStep(NamedTuple):
-    """The merchant's state after a call, and what it issued."""
-
-    state: MerchantState
-    outputs: list[RecommendationIssued]
+MerchantStep: TypeAlias = AggregateStep[MerchantState]
+"""The merchant's state after a call, and what it issued."""
 
 
 def view_order(
@@ -109,21 +109,12 @@ def view_order(
     return (1, refunded, tracked, late, cancelled, scan_checked, scan_valid), upcoming
 
 
-_ViewFn = partial[tuple[tuple[int, ...] | None, datetime | None]]
-# The view of each policy, built once rather than per call; each entry keeps its policy, so
-# the id it is filed under cannot be reused while it lives.
-_VIEWS: dict[int, tuple[Policy, _ViewFn]] = {}
+def _view(state: MerchantState, policy: Policy) -> View[OrderHealth]:
+    return partial(view_order, policy.store_window, policy.tracking_scan)
 
 
-def _view(policy: Policy) -> _ViewFn:
-    cached = _VIEWS.get(id(policy))
-    if cached is not None and cached[0] is policy:
-        return cached[1]
-    view = partial(view_order, policy.store_window, policy.tracking_scan)
-    if len(_VIEWS) >= 16:
-        _VIEWS.clear()
-    _VIEWS[id(policy)] = (policy, view)
-    return view
+def _orders(state: MerchantState) -> Ledger[OrderHealth]:
+    return state.orders
 
 
 def apply_health(
@@ -140,45 +131,36 @@ def apply_health(
     """
     if state is None:
         state = MerchantState(merchant_id=fact.merchant_id)
-    orders = state.orders
-    if orders.unspilled:
-        orders.spill(_view(policy), pages)
-    orders.advance(now, pages)
-    known = pages.timeline(fact.order_id)
-    orders.put(fact.order_id, merge_health(known, fact), _view(policy), pages)
-    return MerchantStep(state, [])
+    return _MERCHANTS.apply(state, fact, now, policy, pages)
 
 
 def next_check(state: MerchantState, policy: Policy) -> datetime | None:
     """When time alone changes a count: an order leaves the window, or something it had
     already been told of (a refund, a scan deadline, ...) comes due."""
-    if state.orders.unspilled:
-        return state.orders.now  # stored before ledgers: a check at once spills it
-    return state.orders.next_change()
+    return _MERCHANTS.next_check(state)
 
 
 def tick(
     state: MerchantState, now: datetime, policy: Policy, pages: Pages[OrderHealth]
 ) -> MerchantStep:
     """Move the clock to ``now`` and check every measure."""
-    if state.orders.unspilled:
-        state.orders.spill(_view(policy), pages)
-    if now > state.orders.now:  # usually the facts of this moment already moved it
-        state.orders.advance(now, pages)
-    return MerchantStep(state, _evaluate(state, state.orders.now, policy))
+    return _MERCHANTS.tick(state, now, policy, pages)
 
 
 #: Each metric's (numerator, denominator) as indexes into the counts.
-_METRICS: dict[str, tuple[int, int]] = {
-    "refund_rate": (REFUNDED, ORDERS),
-    "late_confirmed_fulfillment_rate": (LATE_CONFIRMED, TRACKED),
-    "valid_tracking_rate": (SCAN_VALID, SCAN_CHECKED),
-    "pre_fulfillment_cancellation_rate": (CANCELLED_BEFORE_TRACKING, ORDERS),
-}
+_METRICS: Final = MappingProxyType(
+    {
+        "refund_rate": (REFUNDED, ORDERS),
+        "late_confirmed_fulfillment_rate": (LATE_CONFIRMED, TRACKED),
+        "valid_tracking_rate": (SCAN_VALID, SCAN_CHECKED),
+        "pre_fulfillment_cancellation_rate": (CANCELLED_BEFORE_TRACKING, ORDERS),
+    }
+)
 
 
-def _evaluate(state: MerchantState, now: datetime, policy: Policy) -> list[RecommendationIssued]:
+def _evaluate(state: MerchantState, policy: Policy) -> list[RecommendationIssued]:
     totals = state.orders.totals
+    now = state.orders.now
     key = tuple(totals)
     if key == state.evaluated:
         return []  # nothing a measure reads has changed since the last check
@@ -222,3 +204,8 @@ def _evaluate(state: MerchantState, now: datetime, policy: Policy) -> list[Recom
             )
         )
     return outputs
+
+
+_MERCHANTS: Final = TimelineAggregate(
+    ledger=_orders, view=_view, merge=merge_health, evaluate=_evaluate
+)

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from types import MappingProxyType
 from typing import Any, Final, NamedTuple, cast
 
 from streams.core.dates import format_utc
@@ -46,6 +47,7 @@ from streams.core.ids import breach_id
 from streams.core.outputs import DeadlineBreached, DeadlineName, Reason, RecommendationIssued
 from streams.core.policy import Policy
 from streams.core.recommend import make_breach, make_order_recommendation
+from streams.core.rule_ids import RuleId
 
 __all__ = [
     "BREACH_RULES",
@@ -72,12 +74,14 @@ DEMAND = "demand"
 
 #: The policy rule each deadline's breach names (delivery: by shipping program, see
 #: :meth:`Policy.delivery_due`).
-BREACH_RULES: Final[Mapping[DeadlineName, tuple[str, ...]]] = {
-    "fulfillment": ("wish.fulfillment",),
-    "confirmed_fulfillment": ("wish.confirmed_fulfillment",),
-    "delivery": ("wish.delivery", "wish.express_delivery"),
-    "complaint_response": ("wish.complaint_response",),
-}
+BREACH_RULES: Final[Mapping[DeadlineName, tuple[RuleId, ...]]] = MappingProxyType(
+    {
+        "fulfillment": ("wish.fulfillment",),
+        "confirmed_fulfillment": ("wish.confirmed_fulfillment",),
+        "delivery": ("wish.delivery", "wish.express_delivery"),
+        "complaint_response": ("wish.complaint_response",),
+    }
+)
 
 
 @dataclass(slots=True)
@@ -98,7 +102,7 @@ class Placement:
     warning_at: datetime
     confirmed_due: datetime
     delivery_due: datetime
-    delivery_rule: str
+    delivery_rule: RuleId
     unit_total_usd: Decimal | None
 
     @property
@@ -375,6 +379,7 @@ def _breach(
     placement = state.placement
     evidence: dict[str, Any] = {"deadline": kind, "due_at": format_utc(deadline[0])}
     reason: Reason
+    rule: RuleId
     if kind == FULFILLMENT:
         assert placement is not None
         rule, reason = "wish.fulfillment", "FULFILLMENT_OVERDUE"

@@ -16,7 +16,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Annotated, Any, Final, Literal, TypeAlias
+from types import MappingProxyType
+from typing import Annotated, Any, Final, Literal, TypeAlias, get_args
 
 from pydantic import (
     BaseModel,
@@ -30,7 +31,8 @@ from pydantic import (
 from streams.core.dates import add_business_days
 from streams.core.events import ComplaintReason
 from streams.core.iso_codes import COUNTRY_CODES, CURRENCY_CODES
-from streams.core.outputs import ActionCode, PolicyRef, Reason, Severity
+from streams.core.outputs import Action, ActionCode, PolicyRef, Reason, Severity
+from streams.core.rule_ids import RULE_IDS, RuleId
 
 __all__ = [
     "ActionSpec",
@@ -174,23 +176,28 @@ class _StoreHealth(RuleMeta):
     measures: dict[str, StoreMeasure]
 
 
+def _rule(rule_id: RuleId) -> Any:
+    """The field of a profile's ``[rules]`` table that holds rule ``rule_id``."""
+    return Field(alias=rule_id)
+
+
 class _Rules(_Strict):
-    allowed_lateness: _Lateness = Field(alias="engine.allowed_lateness")
-    max_ahead: _MaxAhead = Field(alias="engine.max_ahead")
-    state_ttl: _StateTtl = Field(alias="engine.state_ttl")
-    release: _Release = Field(alias="wish.release")
-    fulfillment: _Fulfillment = Field(alias="wish.fulfillment")
-    fulfillment_warning: _FulfillmentWarning = Field(alias="wish.fulfillment_warning")
-    confirmed_fulfillment: _ConfirmedFulfillment = Field(alias="wish.confirmed_fulfillment")
-    tracking_scan: _TrackingScan = Field(alias="wish.tracking_scan")
-    delivery: _Delivery = Field(alias="wish.delivery")
-    express_delivery: _ExpressDelivery = Field(alias="wish.express_delivery")
-    complaint_response: _ComplaintResponse = Field(alias="wish.complaint_response")
-    stockout: RuleMeta = Field(alias="wish.stockout")
-    listing_review: _SkuReview = Field(alias="wish.listing_review")
-    packaging_review: _SkuReview = Field(alias="wish.packaging_review")
-    carrier_review: _CarrierReview = Field(alias="wish.carrier_review")
-    store_health: _StoreHealth = Field(alias="wish.store_health")
+    allowed_lateness: _Lateness = _rule("engine.allowed_lateness")
+    max_ahead: _MaxAhead = _rule("engine.max_ahead")
+    state_ttl: _StateTtl = _rule("engine.state_ttl")
+    release: _Release = _rule("wish.release")
+    fulfillment: _Fulfillment = _rule("wish.fulfillment")
+    fulfillment_warning: _FulfillmentWarning = _rule("wish.fulfillment_warning")
+    confirmed_fulfillment: _ConfirmedFulfillment = _rule("wish.confirmed_fulfillment")
+    tracking_scan: _TrackingScan = _rule("wish.tracking_scan")
+    delivery: _Delivery = _rule("wish.delivery")
+    express_delivery: _ExpressDelivery = _rule("wish.express_delivery")
+    complaint_response: _ComplaintResponse = _rule("wish.complaint_response")
+    stockout: RuleMeta = _rule("wish.stockout")
+    listing_review: _SkuReview = _rule("wish.listing_review")
+    packaging_review: _SkuReview = _rule("wish.packaging_review")
+    carrier_review: _CarrierReview = _rule("wish.carrier_review")
+    store_health: _StoreHealth = _rule("wish.store_health")
 
 
 class ActionSpec(_Strict):
@@ -241,20 +248,26 @@ class _Profile(_Strict):
 _ORDER_DUES: Final = frozenset({"fulfillment_due", "confirmed_fulfillment_due"})
 _COMPLAINT_DUES: Final = _ORDER_DUES | {"complaint_response_due"}
 #: Which deadlines a reason knows when it is issued (the default is _ORDER_DUES).
-_RESPOND_BY_ALLOWED: Final[dict[str, frozenset[str]]] = {
-    "STOCKOUT_RISK": frozenset({"fulfillment_due"}),
-    "COMPLAINT_RESPONSE_OVERDUE": _COMPLAINT_DUES,
-    **{reason: _COMPLAINT_DUES for reason in Reason.__args__ if reason.startswith("COMPLAINT_")},  # type: ignore[attr-defined]
-    **{
-        reason: frozenset()
-        for reason in (
-            "LISTING_REVIEW",
-            "PACKAGING_REVIEW",
-            "CARRIER_REVIEW",
-            "STORE_HEALTH_AT_RISK",
-        )
-    },
-}
+_RESPOND_BY_ALLOWED: Final[Mapping[str, frozenset[str]]] = MappingProxyType(
+    {
+        "STOCKOUT_RISK": frozenset({"fulfillment_due"}),
+        "COMPLAINT_RESPONSE_OVERDUE": _COMPLAINT_DUES,
+        **{
+            reason: _COMPLAINT_DUES
+            for reason in get_args(Reason)
+            if reason.startswith("COMPLAINT_")
+        },
+        **{
+            reason: frozenset()
+            for reason in (
+                "LISTING_REVIEW",
+                "PACKAGING_REVIEW",
+                "CARRIER_REVIEW",
+                "STORE_HEALTH_AT_RISK",
+            )
+        },
+    }
+)
 
 
 class _PolicyFile(_Strict):
@@ -274,9 +287,8 @@ class _PolicyFile(_Strict):
 
     @model_validator(mode="after")
     def _recommendations_fit_their_rules(self) -> _PolicyFile:
-        rule_ids = {str(field.alias) for field in _Rules.model_fields.values()}
         for reason, spec in self.recommendations.items():
-            if spec.rule not in rule_ids:
+            if spec.rule not in RULE_IDS:
                 raise ValueError(
                     f"recommendations.{reason}.rule: {spec.rule!r} is not a rule of this policy"
                 )
@@ -303,12 +315,14 @@ class _PolicyFile(_Strict):
         return value
 
 
-_COMPARISONS: Final[dict[str, Callable[[int, int], bool]]] = {
-    ">=": operator.ge,
-    ">": operator.gt,
-    "<": operator.lt,
-    "<=": operator.le,
-}
+_COMPARISONS: Final[Mapping[str, Callable[[int, int], bool]]] = MappingProxyType(
+    {
+        ">=": operator.ge,
+        ">": operator.gt,
+        "<": operator.lt,
+        "<=": operator.le,
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -347,7 +361,7 @@ class StoreCheck:
 class SkuReview:
     """A per-SKU complaint-count review (listing or packaging)."""
 
-    rule: str
+    rule: RuleId
     threshold: int
     window: timedelta
     reasons: frozenset[str]
@@ -376,7 +390,7 @@ class Policy:
     express_business_days: int
     express_business_days_by_country: dict[str, int]
     complaint_response: timedelta
-    consequences: dict[str, str]
+    consequences: dict[RuleId, str]
     listing_review: SkuReview
     packaging_review: SkuReview
     carrier_min_shipments: int
@@ -388,6 +402,8 @@ class Policy:
     store_checks: tuple[StoreCheck, ...]
     recommendations: dict[str, RecommendationSpec]
     action_details: dict[str, str]
+    #: Each action code's :class:`Action` (its code and detail), built once.
+    actions: dict[str, Action]
     usd_per_unit: dict[str, Decimal]
     rates_as_of: date
     rules: dict[str, RuleMeta]
@@ -401,7 +417,7 @@ class Policy:
 
     def delivery_due(
         self, placed_at: datetime, released_at: datetime, country: str, program: str
-    ) -> tuple[datetime, str]:
+    ) -> tuple[datetime, RuleId]:
         """When delivery is due and the rule that says so."""
         if program == "express":
             days = self.express_business_days_by_country.get(country, self.express_business_days)
@@ -559,6 +575,7 @@ def _compile(parsed: _PolicyFile, ref: PolicyRef) -> Policy:
         ),
         recommendations={str(k): v for k, v in parsed.recommendations.items()},
         action_details={str(k): v for k, v in parsed.actions.items()},
+        actions={str(k): Action(code=k, detail=v) for k, v in parsed.actions.items()},
         usd_per_unit=dict(parsed.currency.usd_per_unit),
         rates_as_of=parsed.currency.as_of,
         rules=_rule_metas(rules),

@@ -7,6 +7,11 @@ through :class:`~streams.core.partition.OrderPartition`), its clocks (a
 aggregate inputs waiting for the watermarks of the sources they depend on
 (:class:`~streams.core.inbox.AggregateInbox`, released by :func:`~streams.core.aggregates.release`).
 
+It is built one of two ways, each one call: :meth:`PartitionProcessor.for_worker` (one partition
+of many: facts and stock levels for other partitions are sent, aggregate inputs wait for every
+source's watermark) and :meth:`PartitionProcessor.for_replay` (one stream: the processor is its
+own aggregate partition on one clock, :class:`~streams.core.timekeeping.StreamTime`).
+
 It is synchronous and pure: :meth:`PartitionProcessor.handle` takes a batch of decoded reads
 and returns :class:`Actions`, which the driver carries out (replay: writes the outputs; the
 worker: produces outputs, facts, forwards and dead letters, writes its tables, announces the
@@ -34,7 +39,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Generic, NamedTuple, Protocol, TypeVar
+from typing import Generic, NamedTuple, Protocol, TypeVar, assert_never
 
 from streams.core import order
 from streams.core.aggregates import AggregateStores, release
@@ -47,7 +52,7 @@ from streams.core.outputs import DeadlineBreached, DeadlineName, RecommendationI
 from streams.core.partition import OrderPartition, OrderStates
 from streams.core.policy import Policy
 from streams.core.sequencer import Item, closing
-from streams.core.timekeeping import Timekeeper
+from streams.core.timekeeping import BatchTime, StreamTime, Timekeeper
 
 __all__ = [
     "Actions",
@@ -65,6 +70,7 @@ __all__ = [
 
 R = TypeVar("R")
 P = TypeVar("P")
+N = TypeVar("N")
 R_in = TypeVar("R_in", contravariant=True)
 P_out = TypeVar("P_out", covariant=True)
 Output = DeadlineBreached | RecommendationIssued
@@ -151,14 +157,30 @@ class Actions(Generic[R, P]):
     ignored_clock: int = 0
 
 
-class PartitionProcessor(Generic[R, P]):
+@dataclass(frozen=True, slots=True)
+class _Partitioned:
+    """The worker's wiring: one partition of ``partitions``; facts and stock levels for other
+    aggregate partitions are sent, aggregate inputs wait for every source's watermark."""
+
+    partitions: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Loopback:
+    """Replay's wiring: the processor is its own aggregate partition, behind its own clock;
+    each fact passes through ``relay`` on its way (a test's stand-in for the bytes a worker's
+    facts become)."""
+
+    relay: Callable[[Fact], Fact]
+
+
+class PartitionProcessor(Generic[R, P, N]):
     """Partition ``partition``'s orders, clocks and aggregate inbox (see the module doc).
 
-    ``route`` gives the partition of an order id or aggregate subject. With ``loopback`` the
-    processor is its own aggregate partition for every fact and stock level (replay: one
-    partition, nothing goes through Kafka), each fact passed through ``relay`` on its way (a
-    test's stand-in for the bytes a worker's facts become); the worker sends facts to their
-    partitions.
+    ``R`` is the driver's handle on a read, ``P`` the handle its keeper gives a waiting input,
+    ``N`` the time the driver reads with each batch (see
+    :class:`~streams.core.timekeeping.Timekeeper`). Build one with :meth:`for_worker` or
+    :meth:`for_replay`.
     """
 
     def __init__(
@@ -168,57 +190,122 @@ class PartitionProcessor(Generic[R, P]):
         *,
         orders: OrderStates,
         aggregates: AggregateStores,
-        time: Timekeeper,
-        inbox: AggregateInbox[tuple[P | None, Item]],
+        time: Timekeeper[N],
         keeper: InboxKeeper[R, P],
         route: Callable[[str], int],
-        loopback: bool = False,
-        relay: Callable[[Fact], Fact] | None = None,
+        wiring: _Partitioned | _Loopback,
     ) -> None:
         self.partition = partition
         self.policy = policy
         self.orders = OrderPartition(policy, orders)
         self.aggregates = aggregates
         self.time = time
-        self.inbox = inbox
         self.keeper = keeper
         self.route = route
-        self.loopback = loopback
-        self._relay = relay or _as_is
+        self.inbox: AggregateInbox[tuple[P | None, Item]]
+        #: Replay: the relay facts take to this processor itself (None: they are sent).
+        self._loopback: Callable[[Fact], Fact] | None
+        if isinstance(wiring, _Loopback):
+            self.inbox = AggregateInbox.single_clock()
+            self._loopback = wiring.relay
+        else:
+            self.inbox = AggregateInbox(wiring.partitions)
+            self._loopback = None
         self._sources = (order_source(partition), inventory_source(partition))
         self._announced: dict[str, datetime] = {}
-        self._handlers: dict[type, Callable[[Actions[R, P], R, Any, datetime | None], None]] = {
-            OrderRead: self._order,
-            StockRead: self._stock,
-            AggregateRead: self._aggregate,
-            WatermarkRead: self._watermark,
-            ClockRead: self._clock,
-            Unreadable: self._unreadable,
-        }
+
+    @classmethod
+    def for_worker(
+        cls,
+        partition: int,
+        policy: Policy,
+        *,
+        partitions: int,
+        orders: OrderStates,
+        aggregates: AggregateStores,
+        time: Timekeeper[N],
+        keeper: InboxKeeper[R, P],
+        route: Callable[[str], int],
+    ) -> PartitionProcessor[R, P, N]:
+        """Partition ``partition`` of ``partitions`` of every topic, as a worker runs it.
+
+        ``route`` gives the partition of an order id or aggregate subject: what is another
+        partition's is sent there (:attr:`Actions.forward`, :attr:`Actions.forward_stock`,
+        :attr:`Actions.facts`), and aggregate inputs wait for every source's watermark.
+        """
+        return cls(
+            partition,
+            policy,
+            orders=orders,
+            aggregates=aggregates,
+            time=time,
+            keeper=keeper,
+            route=route,
+            wiring=_Partitioned(partitions),
+        )
+
+    @classmethod
+    def for_replay(
+        cls,
+        policy: Policy,
+        *,
+        orders: OrderStates,
+        aggregates: AggregateStores,
+        time: StreamTime,
+        relay: Callable[[Fact], Fact] | None = None,
+    ) -> PartitionProcessor[R, None, None]:
+        """The one partition of a replay: every order, SKU, carrier and merchant, on one
+        event-time clock (``time``), with nothing kept between runs and no time read.
+
+        The processor is its own aggregate partition for every fact and stock level, each
+        fact passed through ``relay`` on its way (a test's stand-in for the bytes a worker's
+        facts become).
+        """
+        processor: PartitionProcessor[R, None, None] = PartitionProcessor(
+            0,
+            policy,
+            orders=orders,
+            aggregates=aggregates,
+            time=time,
+            keeper=_Nowhere(),
+            route=_here,
+            wiring=_Loopback(relay or _as_is),
+        )
+        return processor
 
     # -- driving ---------------------------------------------------------------------------
 
-    def handle(self, batch: Iterable[Read[R]], now: datetime | None = None) -> Actions[R, P]:
-        """Handle reads in order (``now``: the driver's time, for a wall-clock timekeeper)."""
+    def handle(self, batch: Iterable[Read[R]], now: N) -> Actions[R, P]:
+        """Handle reads in order; ``now``: the time the driver read (what the timekeeper
+        takes: the wall clock's time, None in replay)."""
         actions: Actions[R, P] = Actions()
-        self._observe_time(now)
-        handlers = self._handlers
+        time = self.time.at(now)
         for read in batch:
             try:
-                handlers[type(read)](actions, read.ref, read, now)
+                if isinstance(read, OrderRead):
+                    self._order(actions, read, time)
+                elif isinstance(read, StockRead):
+                    self._stock(actions, read, time)
+                elif isinstance(read, AggregateRead):
+                    self._aggregate(actions, read)
+                elif isinstance(read, WatermarkRead):
+                    self._watermark(actions, read)
+                elif isinstance(read, ClockRead):
+                    self._clock(actions, read, time)
+                elif isinstance(read, Unreadable):
+                    actions.rejected.append((read.ref, read.rejection))
+                else:
+                    assert_never(read)
             except Exception as error:  # the driver's error policy decides what follows
                 actions.failed.append((read.ref, error))
         return actions
 
-    def tick(self, now: datetime) -> Actions[R, P]:
+    def tick(self, now: N) -> Actions[R, P]:
         """The wall clock moved to ``now``: fire what the partition's clock reached, announce
         it, release what it passed."""
         actions: Actions[R, P] = Actions()
-        self._observe_time(now)
-        self._fire(actions, self.time.orders_clock(now))
-        marks = self.time.marks()
-        if marks is not None:
-            self._announce(actions, *marks)
+        self._fire(actions, self.time.at(now).orders_clock())
+        self._announce(actions, None, *self.time.marks())
         self._release(actions, None)
         return actions
 
@@ -249,11 +336,11 @@ class PartitionProcessor(Generic[R, P]):
     def schedule_check(self, kind: str, subject: str, at: datetime | None) -> None:
         self.inbox.sequencers[self.inbox.check_group].schedule(kind, subject, at)
 
-    def catch_up(self, now: datetime | None = None) -> Actions[R, P]:
+    def catch_up(self) -> Actions[R, P]:
         """Fire what the restored clock has already reached (an ``advance-clock`` handled
         before the partition moved here is not lost)."""
         actions: Actions[R, P] = Actions()
-        self._fire(actions, self.time.orders_clock(now))
+        self._fire(actions, self.time.clock())
         return actions
 
     @property
@@ -269,18 +356,17 @@ class PartitionProcessor(Generic[R, P]):
 
     # -- reads -----------------------------------------------------------------------------
 
-    def _order(self, actions: Actions[R, P], ref: R, read: Any, now: datetime | None) -> None:
-        _, topic, event = read
+    def _order(self, actions: Actions[R, P], read: OrderRead[R], time: BatchTime) -> None:
+        ref, topic, event = read
         if self.route(event.order_id) != self.partition:
             actions.forward.append((ref, event))
             return
-        latest = self.time.latest_order(now)
-        if rejection := from_the_future(event.occurred_at, latest, self.policy):
+        if rejection := from_the_future(event.occurred_at, time.latest_order(), self.policy):
             actions.rejected.append((ref, rejection))
             return
-        clock = self.time.order_time(topic, event.occurred_at, now)
+        clock = time.order_time(topic, event.occurred_at)
         self._fire(actions, clock)
-        step = self.orders.apply(event, clock, hold=self.time.hold(now))
+        step = self.orders.apply(event, clock, hold=time.hold())
         if step.duplicate:
             actions.duplicates.append(topic)
         else:
@@ -288,56 +374,46 @@ class PartitionProcessor(Generic[R, P]):
             self._settle(actions, step)
         self._after(actions, ref)
 
-    def _stock(self, actions: Actions[R, P], ref: R, read: Any, now: datetime | None) -> None:
-        _, event, on_inventory = read
+    def _stock(self, actions: Actions[R, P], read: StockRead[R], time: BatchTime) -> None:
+        ref, event, on_inventory = read
         if not on_inventory:  # inventory on an order topic: routed to its aggregate as is
             actions.forward_stock.append((ref, event))
             return
-        latest = self.time.latest_stock(now)
-        if rejection := from_the_future(event.occurred_at, latest, self.policy):
+        if rejection := from_the_future(event.occurred_at, time.latest_stock(), self.policy):
             actions.rejected.append((ref, rejection))
             return
-        self.time.note_stock(event.occurred_at, now)
-        if self.loopback:  # one clock: a stock level moves the orders clock too
-            self._fire(actions, self.time.orders_clock(now))
-        if self.loopback or self.route(sku_subject(event.merchant_id, event.sku)) == self.partition:
+        if (clock := time.note_stock(event.occurred_at)) is not None:
+            self._fire(actions, clock)  # one clock: a stock level moved the orders clock too
+        if self.route(sku_subject(event.merchant_id, event.sku)) == self.partition:
             self._wait(event, ref)
         else:
             actions.forward_stock.append((ref, event))
         self._after(actions, ref)
 
-    def _aggregate(self, actions: Actions[R, P], ref: R, read: Any, now: datetime | None) -> None:
-        self._wait(read[1], ref)
-        self._release(actions, ref)
+    def _aggregate(self, actions: Actions[R, P], read: AggregateRead[R]) -> None:
+        self._wait(read.item, read.ref)
+        self._release(actions, read.ref)
 
-    def _watermark(self, actions: Actions[R, P], ref: R, read: Any, now: datetime | None) -> None:
+    def _watermark(self, actions: Actions[R, P], read: WatermarkRead[R]) -> None:
         _, source, watermark = read
         if self.inbox.observe(source, watermark):
             self.keeper.keep_watermark(source, watermark)
-            self._release(actions, ref)
+            self._release(actions, read.ref)
 
-    def _clock(self, actions: Actions[R, P], ref: R, read: Any, now: datetime | None) -> None:
-        _, moment, idle_topic = read
-        time = self.time
+    def _clock(self, actions: Actions[R, P], read: ClockRead[R], time: BatchTime) -> None:
+        ref, moment, idle_topic = read
+        clocks = self.time
         if idle_topic is None:
-            if not time.advance(moment):
+            if not clocks.advance(moment):
                 actions.ignored_clock += 1
                 return
-            self._fire(actions, time.orders_clock(now))
+            self._fire(actions, time.orders_clock())
             # The moment itself is closed too, for this partition's order and stock sources.
-            marks = time.marks()
-            if marks is not None:
-                self._announce(actions, closing(marks[0]), closing(marks[1]))
-            if self.loopback:
-                self._release(actions, ref)
-        elif time.lift(idle_topic, moment):
-            self._fire(actions, time.orders_clock(now))
+            orders, stock = clocks.marks()
+            self._announce(actions, ref, closing(orders), closing(stock))
+        elif clocks.lift(idle_topic, moment):
+            self._fire(actions, time.orders_clock())
             self._after(actions, ref)
-        elif time.marks() is None:
-            actions.ignored_clock += 1
-
-    def _unreadable(self, actions: Actions[R, P], ref: R, read: Any, now: datetime | None) -> None:
-        actions.rejected.append((ref, read[1]))
 
     # -- steps -----------------------------------------------------------------------------
 
@@ -356,40 +432,37 @@ class PartitionProcessor(Generic[R, P]):
         actions.outputs.extend(step.outputs)
         if not step.facts:
             return
-        if self.loopback:
-            relay = self._relay
+        relay = self._loopback
+        if relay is None:
+            actions.facts.extend(step.facts)
+        else:
             for fact in step.facts:
                 self._wait(relay(fact), None)
-        else:
-            actions.facts.extend(step.facts)
 
     def _after(self, actions: Actions[R, P], ref: R) -> None:
         """An order or stock read was handled: announce the clocks (the facts it sent are
-        ahead of the announcement), and release what that lets through."""
-        marks = self.time.marks()
-        if marks is not None:
-            self._announce(actions, *marks)
-        if self.loopback:
-            self._release(actions, ref)
+        ahead of the announcement)."""
+        self._announce(actions, ref, *self.time.marks())
 
-    def _announce(self, actions: Actions[R, P], orders: datetime, stock: datetime) -> None:
+    def _announce(
+        self, actions: Actions[R, P], ref: R | None, orders: datetime, stock: datetime
+    ) -> None:
+        """Announce the partition's clocks as its sources' watermarks. A processor that is its
+        own aggregate partition (replay) hears them itself and releases what the read ``ref``
+        let through."""
+        loopback = self._loopback is not None
         for source, mark in zip(self._sources, (orders, stock), strict=True):
             if mark > EPOCH and mark > self._announced.get(source, EPOCH):
                 self._announced[source] = mark
                 actions.announce[source] = mark
-                if self.loopback:
+                if loopback:
                     self.inbox.observe(source, mark)
+        if loopback:
+            self._release(actions, ref)
 
     def _wait(self, item: Item, ref: R | None) -> None:
         handle = self.keeper.keep(item, ref) if ref is not None else None
         self.inbox.add(item, (handle, item))
-
-    def _observe_time(self, now: datetime | None) -> None:
-        """On the wall clock the time is every source's watermark."""
-        watermark = self.time.watermark(now)
-        if watermark is not None:
-            for source in self.inbox.sources:
-                self.inbox.observe(source, watermark)
 
     def _release(self, actions: Actions[R, P], ref: R | None) -> None:
         """Apply, in event-time order, every waiting input and check its group's watermark
@@ -403,6 +476,21 @@ class PartitionProcessor(Generic[R, P]):
                 if payload is not None and payload[0] is not None:
                     actions.applied.append((ref, payload[0]))
                 actions.outputs.extend(outputs)
+
+
+class _Nowhere:
+    """Replay keeps nothing between runs: waiting inputs and watermarks live in memory."""
+
+    def keep(self, item: Item, ref: object) -> None:
+        return None
+
+    def keep_watermark(self, source: str, watermark: datetime) -> None:
+        return None
+
+
+def _here(key: str) -> int:
+    """Replay's route: every key is the one partition's."""
+    return 0
 
 
 def _as_is(fact: Fact) -> Fact:

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from datetime import datetime
-from functools import lru_cache
 from typing import Any
 
 from streams.core.ids import aggregate_recommendation_id, breach_id, order_recommendation_id
 from streams.core.outputs import (
     Action,
-    ActionCode,
     DeadlineBreached,
     DeadlineName,
     Reason,
@@ -23,20 +21,13 @@ from streams.core.policy import Policy
 __all__ = ["make_aggregate_recommendation", "make_breach", "make_order_recommendation"]
 
 
-@lru_cache(maxsize=256)
-def _action(code: ActionCode, detail: str) -> Action:
-    return Action(code=code, detail=detail)
-
-
 def _actions(
     policy: Policy, reason: str, conditions: Collection[str], *, missed: bool = False
 ) -> tuple[Action, ...]:
     spec = policy.recommendations[reason]
     items = spec.when_missed if missed and spec.when_missed is not None else spec.actions
     return tuple(
-        _action(item.code, policy.action_details[item.code])
-        for item in items
-        if item.when is None or item.when in conditions
+        policy.actions[item.code] for item in items if item.when is None or item.when in conditions
     )
 
 

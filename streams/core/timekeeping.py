@@ -1,17 +1,20 @@
 """What time means to a partition: event time or the wall clock, injected into the processor.
 
 The :class:`~streams.core.processor.PartitionProcessor` never asks which mode it runs in; it
-asks its timekeeper:
+asks its :class:`Timekeeper`, and for each batch the timekeeper's rules at the time the driver
+read (:meth:`Timekeeper.at`, a :class:`BatchTime`):
 
 - :class:`EventTime`: each partition has an orders clock that follows the slowest of its order
   topics (:class:`~streams.core.event_clock.PartitionClock`) and a stock clock that follows its
   inventory partition; aggregate partitions learn the sources' clocks from the watermarks they
-  announce. Replay has one stream and one clock for everything (``shared``).
+  announce. It needs no time from the driver. :class:`StreamTime` is replay's: one stream, one
+  clock for everything.
 - :class:`WallTime`: event time capped by the wall clock. A partition's clock follows its inputs
   as in event time, except that an input with nothing unread does not hold it back, and it never
   runs ahead of the time the driver read. A backlog (a restart, an outage, a burst of history)
   is therefore read before anything it could meet fires; read live, the clock is the time. The
   partitions announce their inputs' event time to the aggregates (the time itself once quiet).
+  It is a ``Timekeeper[datetime]``: a batch without the time is a type error.
 
 Neither reads a clock itself: the driver passes the time it read (``now``) with each batch, and
 (wall clock) tells when an input had nothing unread (:meth:`Timekeeper.caught_up`).
@@ -21,47 +24,78 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Protocol, Self, TypeVar
 
 from streams.core.dates import EPOCH
 from streams.core.event_clock import PartitionClock, partition_clock
 
-__all__ = ["STOCK_TOPIC", "EventTime", "Timekeeper", "WallTime", "capped_clock"]
+__all__ = [
+    "STOCK_TOPIC",
+    "STREAM",
+    "BatchTime",
+    "EventTime",
+    "StreamTime",
+    "Timekeeper",
+    "WallTime",
+    "capped_clock",
+]
 
 #: The name the stock clock knows the inventory topic by.
 STOCK_TOPIC = "inventory"
+#: The one input replay's clock follows (:class:`StreamTime`).
+STREAM = "stream"
+
+N_contra = TypeVar("N_contra", contravariant=True)
 
 
-class Timekeeper(Protocol):
-    """The time rules a partition processor follows."""
+class BatchTime(Protocol):
+    """The time rules for one batch (or tick), at the time the driver read for it."""
 
-    def order_time(self, topic: str, occurred_at: datetime, now: datetime | None) -> datetime:
+    def order_time(self, topic: str, occurred_at: datetime) -> datetime:
         """The clock an order event read from ``topic`` is applied at (after noting it)."""
         ...
 
-    def note_stock(self, occurred_at: datetime, now: datetime | None) -> None:
-        """A stock level was read on this partition's inventory topic."""
+    def note_stock(self, occurred_at: datetime) -> datetime | None:
+        """A stock level was read on this partition's inventory topic: the orders clock when
+        that moved it too (one clock for both, :class:`StreamTime`), else None."""
         ...
 
-    def latest_order(self, now: datetime | None) -> datetime | None:
-        """What an order event may not be far ahead of (None: nothing yet)."""
+    def latest_order(self) -> datetime | None:
+        """What an order event may not be far ahead of (None: nothing yet, or no screen)."""
         ...
 
-    def latest_stock(self, now: datetime | None) -> datetime | None:
-        """What a stock level may not be far ahead of (None: nothing yet)."""
+    def latest_stock(self) -> datetime | None:
+        """What a stock level may not be far ahead of (None: nothing yet, or no screen)."""
         ...
 
-    def orders_clock(self, now: datetime | None) -> datetime:
+    def orders_clock(self) -> datetime:
         """The time due deadlines are fired at."""
         ...
 
-    def marks(self) -> tuple[datetime, datetime] | None:
-        """(orders, stock) clocks to announce to the aggregate partitions; None: the time
-        itself is every source's watermark (:meth:`watermark`)."""
+    def hold(self) -> datetime | None:
+        """Wall clock: an order read now is decided in event time
+        (:meth:`Timekeeper.held_clock`) until every input was caught up at or after this time;
+        None: no hold (event time)."""
         ...
 
-    def watermark(self, now: datetime | None) -> datetime | None:
-        """Every source's watermark when the time is the driver's; None in event time."""
+
+class Timekeeper(Protocol[N_contra]):
+    """The clocks of one partition, as its processor keeps them between batches.
+
+    ``N`` is what the driver reads with each batch and gives :meth:`at`: the time
+    (:class:`WallTime` needs it), or nothing at all (replay: None).
+    """
+
+    def at(self, now: N_contra) -> BatchTime:
+        """The time rules for a batch read at ``now``."""
+        ...
+
+    def clock(self) -> datetime:
+        """The orders clock as it stands (no time read)."""
+        ...
+
+    def marks(self) -> tuple[datetime, datetime]:
+        """(orders, stock) clocks to announce to the aggregate partitions."""
         ...
 
     def advance(self, target: datetime) -> bool:
@@ -84,11 +118,6 @@ class Timekeeper(Protocol):
         """The latest ``occurred_at`` read on the partition's order inputs (None: none yet)."""
         ...
 
-    def hold(self, now: datetime | None) -> datetime | None:
-        """Wall clock: an order read at ``now`` is decided in event time (:meth:`held_clock`)
-        until every input was caught up at or after this time; None: no hold (event time)."""
-        ...
-
     def caught_up_since(self) -> datetime | None:
         """Wall clock: every order input had nothing unread at this time (None: not known)."""
         ...
@@ -106,57 +135,58 @@ class Timekeeper(Protocol):
 
 
 class EventTime:
-    """Event time: clocks that follow the events (a partition's, or replay's one stream).
+    """Event time: clocks that follow the events of one partition's inputs.
 
-    ``inputs`` are the order topics the orders clock waits for; with ``shared`` the stock clock
-    is the orders clock (replay reads every event from one stream). Without ``screen`` no event
-    is too far ahead (replay's engine: replay refuses those lines itself, with their number).
+    ``inputs`` are the order topics the orders clock waits for; the stock clock follows the
+    inventory topic. It reads no time: :meth:`at` gives itself, whatever the driver read.
     """
 
-    __slots__ = ("_lateness", "_moved", "_screen", "inputs", "orders", "stock")
+    __slots__ = ("_lateness", "_moved", "inputs", "orders", "stock")
 
     def __init__(
         self,
         lateness: timedelta,
         inputs: Collection[str],
         *,
-        shared: bool = False,
-        screen: bool = True,
         orders: PartitionClock | None = None,
         stock: PartitionClock | None = None,
     ) -> None:
         self._lateness = lateness
         self.inputs = inputs
         self.orders = orders or PartitionClock()
-        self.stock = self.orders if shared else (stock or PartitionClock())
+        self.stock = stock or PartitionClock()
         self._moved = False
-        self._screen = screen
 
-    def order_time(self, topic: str, occurred_at: datetime, now: datetime | None) -> datetime:
+    def at(self, now: datetime | None = None) -> Self:
+        return self
+
+    def clock(self) -> datetime:
+        return self.orders.value
+
+    def order_time(self, topic: str, occurred_at: datetime) -> datetime:
         if self.orders.observe(topic, occurred_at, self._lateness, self.inputs):
             self._moved = True
         return self.orders.value
 
-    def note_stock(self, occurred_at: datetime, now: datetime | None) -> None:
-        if self.stock is self.orders:
-            self.order_time(next(iter(self.inputs)), occurred_at, None)
-        elif self.stock.observe(STOCK_TOPIC, occurred_at, self._lateness, (STOCK_TOPIC,)):
+    def note_stock(self, occurred_at: datetime) -> datetime | None:
+        if self.stock.observe(STOCK_TOPIC, occurred_at, self._lateness, (STOCK_TOPIC,)):
             self._moved = True
+        return None
 
-    def latest_order(self, now: datetime | None) -> datetime | None:
-        return _latest(self.orders) if self._screen else None
+    def latest_order(self) -> datetime | None:
+        return _latest(self.orders)
 
-    def latest_stock(self, now: datetime | None) -> datetime | None:
-        return _latest(self.stock) if self._screen else None
+    def latest_stock(self) -> datetime | None:
+        return _latest(self.stock)
 
-    def orders_clock(self, now: datetime | None) -> datetime:
+    def orders_clock(self) -> datetime:
         return self.orders.value
 
-    def marks(self) -> tuple[datetime, datetime] | None:
-        return self.orders.value, self.stock.value
-
-    def watermark(self, now: datetime | None) -> datetime | None:
+    def hold(self) -> datetime | None:
         return None
+
+    def marks(self) -> tuple[datetime, datetime]:
+        return self.orders.value, self.stock.value
 
     def advance(self, target: datetime) -> bool:
         for clock in (self.orders, self.stock):
@@ -177,9 +207,6 @@ class EventTime:
     def leading(self) -> datetime | None:
         return _latest(self.orders)
 
-    def hold(self, now: datetime | None) -> datetime | None:
-        return None
-
     def caught_up_since(self) -> datetime | None:
         return None
 
@@ -192,6 +219,35 @@ class EventTime:
 
     def settled(self) -> None:
         self._moved = False
+
+
+class StreamTime(EventTime):
+    """Replay's event time: one ordered stream, so one clock for orders and stock levels.
+
+    No event is too far ahead here: replay refuses those lines itself, with their number
+    (:func:`~streams.core.event_clock.from_the_future` against :attr:`latest`).
+    """
+
+    __slots__ = ()
+
+    def __init__(self, lateness: timedelta) -> None:
+        super().__init__(lateness, (STREAM,))
+        self.stock = self.orders
+
+    @property
+    def latest(self) -> datetime | None:
+        """The largest ``occurred_at`` seen so far."""
+        seen = self.orders.seen
+        return seen[STREAM] if seen else None
+
+    def note_stock(self, occurred_at: datetime) -> datetime | None:
+        return self.order_time(STREAM, occurred_at)
+
+    def latest_order(self) -> datetime | None:
+        return None
+
+    def latest_stock(self) -> datetime | None:
+        return None
 
 
 class WallTime:
@@ -253,8 +309,15 @@ class WallTime:
         self._idle: dict[str, datetime] = {}
         self._moved = False
 
-    def order_time(self, topic: str, occurred_at: datetime, now: datetime | None) -> datetime:
-        self._last_read = now = _given(now)
+    def at(self, now: datetime) -> BatchTime:
+        return _WallBatch(self, now)
+
+    def clock(self) -> datetime:
+        return self.orders.value
+
+    def order_time(self, topic: str, occurred_at: datetime, now: datetime) -> datetime:
+        """The clock an order event read from ``topic`` at ``now`` is applied at."""
+        self._last_read = now
         seen = self.orders.seen
         if occurred_at > seen.get(topic, EPOCH):
             seen[topic] = occurred_at
@@ -262,26 +325,21 @@ class WallTime:
             self._follow(self.orders, self.inputs, self._caught, now)
         return self.orders.value
 
-    def note_stock(self, occurred_at: datetime, now: datetime | None) -> None:
-        self._last_stock = now = _given(now)
+    def note_stock(self, occurred_at: datetime, now: datetime) -> None:
+        """A stock level was read on the partition's inventory topic at ``now``."""
+        self._last_stock = now
         seen = self.stock.seen
         if occurred_at > seen.get(STOCK_TOPIC, EPOCH):
             seen[STOCK_TOPIC] = occurred_at
             self._follow(self.stock, (STOCK_TOPIC,), self._caught_stock, now)
 
-    def latest_order(self, now: datetime | None) -> datetime | None:
-        return _given(now)
-
-    def latest_stock(self, now: datetime | None) -> datetime | None:
-        return _given(now)
-
-    def orders_clock(self, now: datetime | None) -> datetime:
-        if now is not None:
-            self._follow(self.orders, self.inputs, self._caught, now)
-            self._follow(self.stock, (STOCK_TOPIC,), self._caught_stock, now)
+    def orders_clock(self, now: datetime) -> datetime:
+        """The orders clock, following the inputs as far as ``now``."""
+        self._follow(self.orders, self.inputs, self._caught, now)
+        self._follow(self.stock, (STOCK_TOPIC,), self._caught_stock, now)
         return self.orders.value
 
-    def marks(self) -> tuple[datetime, datetime] | None:
+    def marks(self) -> tuple[datetime, datetime]:
         """What the aggregates may count on: no fact or stock level this partition sends
         later is dated before it. That is its inputs' event time (an input with nothing
         unread lifted to the idle slack behind the leading one), never past the clock; a
@@ -300,9 +358,6 @@ class WallTime:
             level = stock.seen.get(STOCK_TOPIC)
             stock_mark = EPOCH if level is None else min(level - self._lateness, stock.value)
         return orders_mark, stock_mark
-
-    def watermark(self, now: datetime | None) -> datetime | None:
-        return None
 
     def advance(self, target: datetime) -> bool:
         return False  # the wall clock moves by itself: an advance would fire early
@@ -330,8 +385,9 @@ class WallTime:
     def leading(self) -> datetime | None:
         return _latest(self.orders)
 
-    def hold(self, now: datetime | None) -> datetime | None:
-        return _given(now) + self._grace
+    def hold(self, now: datetime) -> datetime:
+        """An order read at ``now`` is held until every input was caught up after this."""
+        return now + self._grace
 
     def held_clock(self) -> datetime | None:
         """Event time (an input with nothing unread lifted to the idle slack behind the
@@ -419,7 +475,31 @@ def _latest(clock: PartitionClock) -> datetime | None:
     return max(clock.seen.values()) if clock.seen else None
 
 
-def _given(now: datetime | None) -> datetime:
-    if now is None:
-        raise ValueError("a wall-clock processor needs the time with every batch")
-    return now
+class _WallBatch:
+    """A :class:`WallTime` at the time the driver read for one batch (see
+    :meth:`WallTime.at`): an order or stock level may not be ahead of that time."""
+
+    __slots__ = ("_now", "_time")
+
+    def __init__(self, time: WallTime, now: datetime) -> None:
+        self._time = time
+        self._now = now
+
+    def order_time(self, topic: str, occurred_at: datetime) -> datetime:
+        return self._time.order_time(topic, occurred_at, self._now)
+
+    def note_stock(self, occurred_at: datetime) -> datetime | None:
+        self._time.note_stock(occurred_at, self._now)
+        return None
+
+    def latest_order(self) -> datetime | None:
+        return self._now
+
+    def latest_stock(self) -> datetime | None:
+        return self._now
+
+    def orders_clock(self) -> datetime:
+        return self._time.orders_clock(self._now)
+
+    def hold(self) -> datetime | None:
+        return self._time.hold(self._now)

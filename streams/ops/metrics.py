@@ -263,7 +263,7 @@ class Metrics:
         self._failure_series: dict[str, Counter] = {}
         self._duplicate_series: dict[str, Counter] = {}
         self._expired_series: dict[str, Counter] = {}
-        self._breach_series = {
+        self._breach_series: dict[tuple[DeadlineName, str], Counter] = {
             (deadline, rule): self._breaches.labels(deadline=deadline, rule=rule)
             for deadline, rules in BREACH_RULES.items()
             for rule in rules

@@ -17,7 +17,6 @@ from typing import TypeVar
 from streams.core import carrier, merchant
 from streams.core.aggregates import CARRIER, MERCHANT
 from streams.core.event_clock import PartitionClock
-from streams.core.inbox import AggregateInbox
 from streams.core.policy import Policy
 from streams.core.processor import PartitionProcessor
 from streams.core.timekeeping import EventTime, Timekeeper, WallTime
@@ -28,7 +27,7 @@ from streams.worker.tables import StateStore
 __all__ = ["Partitions", "Processor", "clock_key"]
 
 S = TypeVar("S")
-Processor = PartitionProcessor[Ref, bytes]
+Processor = PartitionProcessor[Ref, bytes, datetime]
 
 
 def clock_key(kind: str, partition: int, partitions: int, route: Callable[[str], int]) -> str:
@@ -149,7 +148,7 @@ class Partitions:
         self, partition: int, orders: PartitionClock | None, stock: PartitionClock | None
     ) -> Processor:
         lateness = self.policy.allowed_lateness
-        time: Timekeeper = (
+        time: Timekeeper[datetime] = (
             EventTime(lateness, self.inputs, orders=orders, stock=stock)
             if self.event_time
             else WallTime(
@@ -162,13 +161,13 @@ class Partitions:
                 stock=stock,
             )
         )
-        return PartitionProcessor(
+        return PartitionProcessor.for_worker(
             partition,
             self.policy,
+            partitions=self.count,
             orders=self.stores.orders,
             aggregates=self.stores,
             time=time,
-            inbox=AggregateInbox(self.count),
             keeper=TableInbox(partition, self.stores.inbox_table),
             route=self.route,
         )

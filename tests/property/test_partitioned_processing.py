@@ -28,7 +28,6 @@ from streams.core.aggregates import DictLedgers, DictStore
 from streams.core.carrier import CarrierState
 from streams.core.events import InventoryUpdated, OrderEvent, decode_event
 from streams.core.facts import sku_subject
-from streams.core.inbox import AggregateInbox
 from streams.core.merchant import MerchantState
 from streams.core.order import OrderState
 from streams.core.outputs import DeadlineBreached, RecommendationIssued, Rejection
@@ -140,13 +139,13 @@ class PartitionedWorker:
         self.stores = Stores()
         self.keepers = {p: Keeper() for p in range(PARTITIONS)}
         self.processors = {
-            p: PartitionProcessor(
+            p: PartitionProcessor.for_worker(
                 p,
                 POLICY,
+                partitions=PARTITIONS,
                 orders=self.orders,
                 aggregates=self.stores,
                 time=EventTime(POLICY.allowed_lateness, ORDER_TOPICS),
-                inbox=AggregateInbox(PARTITIONS),
                 keeper=self.keepers[p],
                 route=_route,
             )
@@ -168,13 +167,13 @@ class PartitionedWorker:
             else OrderRead(self._ref(), topic, event)
             for event in events
         ]
-        self._carry_out(self.processors[partition].handle(reads))
+        self._carry_out(self.processors[partition].handle(reads, None))
 
     def pump(self, partition: int, most: int) -> None:
         """The aggregate partition reads up to ``most`` messages of its log."""
         log = self.logs[partition]
         batch = [log.popleft() for _ in range(min(most, len(log)))]
-        self._carry_out(self.processors[partition].handle(batch))
+        self._carry_out(self.processors[partition].handle(batch, None))
 
     def announce(self) -> None:
         """The watermark timer: every pending watermark to every aggregate partition."""
@@ -185,7 +184,7 @@ class PartitionedWorker:
 
     def advance_clock(self, until: datetime) -> None:
         for processor in self.processors.values():
-            self._carry_out(processor.handle([ClockRead(self._ref(), until)]))
+            self._carry_out(processor.handle([ClockRead(self._ref(), until)], None))
         self.announce()
         while any(self.logs.values()):
             for partition in self.processors:

@@ -25,6 +25,7 @@ from streams.core.aggregates import CARRIER, MERCHANT
 from streams.core.engine import Engine
 from streams.core.event_clock import from_the_future, idle_floor, partition_clock
 from streams.core.events import decode_event
+from streams.core.ledger import DictPages
 from streams.core.outputs import Rejection
 from streams.core.recommend import make_aggregate_recommendation, make_order_recommendation
 from streams.core.window import Timelines
@@ -77,7 +78,7 @@ def order_states() -> Iterator[order.OrderState]:
     yield from engine_part_way().orders.values()
 
 
-def test_the_run_holds_orders_with_deadlines_met_but_not_yet_marked_settled():
+def test_the_run_holds_orders_with_deadlines_met_but_not_yet_marked_settled() -> None:
     """Guards the next test: on these, a query that marks what it finds settled changes them."""
     clock = engine_part_way().clock
     unsettled = 0
@@ -88,13 +89,13 @@ def test_the_run_holds_orders_with_deadlines_met_but_not_yet_marked_settled():
     assert unsettled > 0
 
 
-def test_next_due_leaves_the_order_state_as_it_was():
+def test_next_due_leaves_the_order_state_as_it_was() -> None:
     dues = [assert_unchanged(partial(order.next_due, policy=POLICY), s) for s in order_states()]
 
     assert len(dues) > 10
 
 
-def test_next_due_is_what_fire_due_would_schedule():
+def test_next_due_is_what_fire_due_would_schedule() -> None:
     clock = engine_part_way().clock
     for state in order_states():
         due = order.next_due(state, POLICY)
@@ -102,14 +103,14 @@ def test_next_due_is_what_fire_due_would_schedule():
             assert order.fire_due(copy.deepcopy(state), clock, POLICY).next_due == due
 
 
-def test_next_check_leaves_carriers_and_merchants_as_they_were():
+def test_next_check_leaves_carriers_and_merchants_as_they_were() -> None:
     engine = engine_part_way()
     assert engine.carriers
     assert engine.merchants
     for state in engine.carriers.values():
         assert_unchanged(partial(carrier.next_check, policy=POLICY), state)
-    for state in engine.merchants.values():
-        assert_unchanged(partial(merchant.next_check, policy=POLICY), state)
+    for health in engine.merchants.values():
+        assert_unchanged(partial(merchant.next_check, policy=POLICY), health)
 
 
 def stale_timelines() -> Timelines[str]:
@@ -125,13 +126,13 @@ def stale_timelines() -> Timelines[str]:
     return timelines
 
 
-def test_next_change_leaves_the_timelines_as_they_were_and_skips_superseded_changes():
+def test_next_change_leaves_the_timelines_as_they_were_and_skips_superseded_changes() -> None:
     timelines = stale_timelines()
 
     assert assert_unchanged(Timelines.next_change, timelines) == T + 2 * HOUR
 
 
-def test_next_change_of_a_heap_built_with_a_superseded_top_skips_it_and_changes_nothing():
+def test_next_change_of_a_heap_built_with_a_superseded_top_skips_it_and_changes_nothing() -> None:
     timelines: Timelines[str] = Timelines(
         1,
         now=T,
@@ -142,35 +143,41 @@ def test_next_change_of_a_heap_built_with_a_superseded_top_skips_it_and_changes_
     assert assert_unchanged(Timelines.next_change, timelines) == T + 2 * HOUR
 
 
-def test_next_change_with_nothing_to_change_is_none():
+def test_next_change_with_nothing_to_change_is_none() -> None:
     assert Timelines(1).next_change() is None
 
 
-def test_the_views_leave_their_timelines_as_they_were():
+def test_the_views_leave_their_timelines_as_they_were() -> None:
     engine = engine_part_way()
     view_shipment = partial(carrier.view_shipment, POLICY.carrier_window)
     seen = 0
     for subject, state in engine.carriers.items():
-        for shipment in engine.pages(CARRIER, subject).timelines.values():  # type: ignore[attr-defined]
+        for shipment in _timelines(engine, CARRIER, subject):
             assert_unchanged(partial(view_shipment, state.carrier), shipment, engine.clock)
             seen += 1
     view_order = partial(merchant.view_order, POLICY.store_window, POLICY.tracking_scan)
     for subject in engine.merchants:
-        for health in engine.pages(MERCHANT, subject).timelines.values():  # type: ignore[attr-defined]
+        for health in _timelines(engine, MERCHANT, subject):
             assert_unchanged(view_order, health, engine.clock)
             seen += 1
     assert seen
 
 
+def _timelines(engine: Engine, kind: str, subject: str) -> list[Any]:
+    pages = engine.pages(kind, subject)
+    assert isinstance(pages, DictPages)
+    return list(pages.timelines.values())
+
+
 @pytest.mark.parametrize("rule_id", sorted(POLICY.rules))
-def test_rule_evidence_is_a_new_dict_each_time(rule_id):
+def test_rule_evidence_is_a_new_dict_each_time(rule_id: str) -> None:
     first = POLICY.rule_evidence(rule_id)
     first["source"] = "changed by the caller"
 
     assert POLICY.rule_evidence(rule_id)["source"] != "changed by the caller"
 
 
-def test_the_clock_checks_leave_their_marks_as_they_were():
+def test_the_clock_checks_leave_their_marks_as_they_were() -> None:
     seen = {"orders": T, "inventory": T - HOUR}
     floors = {"complaints": T - 2 * HOUR, "orders": T + HOUR}
 
@@ -181,7 +188,7 @@ def test_the_clock_checks_leave_their_marks_as_they_were():
     assert_unchanged(partial(from_the_future, policy=POLICY), T + 365 * 24 * HOUR, T)
 
 
-def test_the_recommendation_builders_leave_evidence_and_due_times_as_they_were():
+def test_the_recommendation_builders_leave_evidence_and_due_times_as_they_were() -> None:
     evidence = {"sku": "SKU-1", "nested": {"count": 1}}
     due_times = {"fulfillment_due": T, "confirmed_fulfillment_due": None}
 

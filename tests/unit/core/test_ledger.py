@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import partial
+from typing import TypeVar
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -13,12 +15,14 @@ from streams.core.carrier import view_shipment
 from streams.core.facts import OrderHealth, Shipment, merge_health, merge_shipment
 from streams.core.ledger import DictPages, Ledger, schedule
 from streams.core.merchant import view_order
-from streams.core.window import Timelines
+from streams.core.timeline_aggregate import Timeline
+from streams.core.window import Timelines, View
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 WINDOW = timedelta(days=3)
 SCAN = timedelta(hours=10)
 HOUR = timedelta(hours=1)
+F = TypeVar("F", bound=Timeline)
 
 merchant_view = partial(view_order, WINDOW, SCAN)
 carrier_view = partial(view_shipment, WINDOW, "ups")
@@ -66,7 +70,7 @@ def shipment_facts(draw: st.DrawFn) -> Shipment:
     )
 
 
-class WriteOncePages(DictPages[object]):
+class WriteOncePages(DictPages[F]):
     """Pages that refuse to be overwritten: a head not stored must still find its pages."""
 
     def put_page(self, number: int, page: ledger.Page) -> None:
@@ -75,21 +79,28 @@ class WriteOncePages(DictPages[object]):
 
 
 # Each step: move the clock forward by some hours (0: not at all), then learn a fact.
-def steps(facts: st.SearchStrategy[object]) -> st.SearchStrategy[list[tuple[int, object]]]:
+def steps(facts: st.SearchStrategy[F]) -> st.SearchStrategy[list[tuple[int, F]]]:
     return st.lists(st.tuples(st.integers(min_value=0, max_value=30), facts), max_size=60)
 
 
-def check_same_counts(view, merge, plan, width: int, page_size: int) -> None:  # type: ignore[no-untyped-def]
+def check_same_counts(
+    view: View[F],
+    merge: Callable[[F | None, F], F],
+    plan: list[tuple[int, F]],
+    width: int,
+    page_size: int,
+) -> None:
     """Drive a Timelines and a Ledger alike; after every step their totals and kept
     timelines agree, and every page holds at most ``page_size`` moments."""
     old_size = ledger.PAGE_SIZE
     ledger.PAGE_SIZE = page_size
     try:
-        timelines = Timelines(width)
-        paged: Ledger[object] = Ledger(width)
-        store: DictPages[object] = WriteOncePages()
+        timelines: Timelines[F] = Timelines(width)
+        paged: Ledger[F] = Ledger(width)
+        store: DictPages[F] = WriteOncePages()
         now = T0 - HOUR
-        for hours_later, fact in [*plan, (24 * 12, None)]:
+        ending: list[tuple[int, F | None]] = [*plan, (24 * 12, None)]
+        for hours_later, fact in ending:
             now += hours_later * HOUR
             timelines.advance(now, view)
             paged.advance(now, store)
@@ -116,13 +127,15 @@ def check_same_counts(view, merge, plan, width: int, page_size: int) -> None:  #
 
 @settings(max_examples=300, deadline=None)
 @given(steps(health_facts()), st.sampled_from([1, 2, 4, 256]))
-def test_store_health_counts_match_timelines(plan: list[tuple[int, object]], size: int) -> None:
+def test_store_health_counts_match_timelines(
+    plan: list[tuple[int, OrderHealth]], size: int
+) -> None:
     check_same_counts(merchant_view, merge_health, plan, 7, size)
 
 
 @settings(max_examples=300, deadline=None)
 @given(steps(shipment_facts()), st.sampled_from([1, 2, 256]))
-def test_carrier_counts_match_timelines(plan: list[tuple[int, object]], size: int) -> None:
+def test_carrier_counts_match_timelines(plan: list[tuple[int, Shipment]], size: int) -> None:
     check_same_counts(carrier_view, merge_shipment, plan, 2, size)
 
 

@@ -13,8 +13,8 @@ T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 SECOND = timedelta(seconds=1)
 
 
-def drain(sequencer: Sequencer[str], boundary: datetime) -> list[object]:
-    released = []
+def drain(sequencer: Sequencer[str], boundary: datetime) -> list[Check | str]:
+    released: list[Check | str] = []
     while (due := sequencer.pop(boundary)) is not None:
         released.append(due if isinstance(due, Check) else due[1])
     return released

@@ -35,8 +35,8 @@ def as_format_2(engine: Engine, key: str, state: SkuState) -> bytes:
     claims = [entry for slot in state.queue.slots for entry in queue.queue_page(slot.number) or []]
     opened = [(position, claim) for position, claim in claims if claim.closed_at is None]
     boundary = state.queue.boundary
-    seen = engine.ledgers.pages(SKU_STOCK, key).timelines  # type: ignore[attr-defined]
-    complaints: dict[str, SkuComplaint] = engine.ledgers.pages(SKU, key).timelines  # type: ignore[attr-defined]
+    seen = engine.ledgers.pages(SKU_STOCK, key).timelines
+    complaints: dict[str, SkuComplaint] = engine.ledgers.pages(SKU, key).timelines
     windows: dict[str, Any] = {}
     policy = engine.policy
     for _, name in _REVIEWS:
@@ -113,21 +113,21 @@ def test_a_format_2_sku_decides_on_as_if_never_stored() -> None:
     half = len(events) // 2
     whole, restored = Engine(load_policy()), Engine(load_policy())
     for event in events[:half]:
-        whole.process(event)  # type: ignore[arg-type]
-        restored.process(event)  # type: ignore[arg-type]
+        whole.process(event)
+        restored.process(event)
     assert any(state.queue.boundary is not None for state in restored.skus.values())
     assert any(state.crossings for state in restored.skus.values())
     for key, state in list(restored.skus.items()):
         restored.skus[key] = state_codec.decode_sku(as_format_2(restored, key, state))
         assert restored.skus[key].unspilled or not state.queue.open_orders
-    restored.ledgers._queues.clear()  # type: ignore[attr-defined]
-    for kind_subject in [ks for ks in restored.ledgers._pages if ks[0] in (SKU, SKU_STOCK)]:  # type: ignore[attr-defined]
-        del restored.ledgers._pages[kind_subject]  # type: ignore[attr-defined]
+    restored.ledgers._queues.clear()
+    for kind_subject in [ks for ks in restored.ledgers._pages if ks[0] in (SKU, SKU_STOCK)]:
+        del restored.ledgers._pages[kind_subject]
     later_whole: list[str] = []
     later_restored: list[str] = []
     for event in _stock_swings(restored, events[half - 1].occurred_at) + events[half:]:
-        later_whole += [serialize(o) for o in whole.process(event)]  # type: ignore[arg-type]
-        later_restored += [serialize(o) for o in restored.process(event)]  # type: ignore[arg-type]
+        later_whole += [serialize(o) for o in whole.process(event)]
+        later_restored += [serialize(o) for o in restored.process(event)]
     end = max(event.occurred_at for event in events) + timedelta(days=120)
     later_whole += [serialize(o) for o in whole.advance_to(end)]
     later_restored += [serialize(o) for o in restored.advance_to(end)]

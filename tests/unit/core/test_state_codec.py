@@ -384,15 +384,18 @@ def test_handmade_aggregates_round_trip() -> None:
     carrier = CarrierState("m1", "m1/ups", "UPS", crossing=Crossing(True, 1))
     view = partial(view_shipment, timedelta(days=30), "ups")
     pages: DictPages[Shipment] = DictPages()
-    carrier.shipments.put("o1", FACTS[3], view, pages)
-    carrier.shipments.put("o2", FACTS[4], view, pages)
+    shipped, reshipped = FACTS[3], FACTS[4]
+    assert isinstance(shipped, Shipment)
+    assert isinstance(reshipped, Shipment)
+    carrier.shipments.put("o1", shipped, view, pages)
+    carrier.shipments.put("o2", reshipped, view, pages)
     back_carrier = _assert_round_trips(
         carrier, state_codec.encode_carrier, state_codec.decode_carrier
     )
     assert back_carrier.shipments.next_change() == carrier.shipments.next_change()
     for number, page in pages.pages.items():
         assert state_codec.decode_page(state_codec.encode_page(page)) == page, number
-    carrier.shipments.unspilled = {"o3": FACTS[3]}  # a state stored before ledgers, unread
+    carrier.shipments.unspilled = {"o3": shipped}  # a state stored before ledgers, unread
     _assert_round_trips(carrier, state_codec.encode_carrier, state_codec.decode_carrier)
     merchant = MerchantState(merchant_id="m1", evaluated=(1, 0, 1, 0, 0, 0, 0))
     back = _assert_round_trips(merchant, state_codec.encode_merchant, state_codec.decode_merchant)
@@ -482,7 +485,9 @@ def test_the_simulators_orders_are_stored_in_at_most_400_bytes() -> None:
     sizes: list[int] = []
     plain: list[int] = []
     for number, raw in enumerate(generate_events(seed=11, orders=300)):
-        engine.process(decode_event(json.dumps(raw).encode()))  # type: ignore[arg-type]
+        event = decode_event(json.dumps(raw).encode())
+        assert not isinstance(event, Rejection)
+        engine.process(event)
         if number % 500 == 0:
             for order_id, state in engine.orders.items():
                 stored = state_codec.encode_order(state)
