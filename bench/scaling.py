@@ -83,7 +83,7 @@ from worker_harness import (
     replayed_outputs,
 )
 
-from streams.kafka.admin import create_topics
+from streams.kafka.admin import create_topics, topic_partitions
 
 #: The worker's tables (``streams.kafka.topics.TABLES``); the changelog of table T of app A under
 #: prefix P is ``P A-T-changelog`` (docs/architecture.md, "Internal topics").
@@ -256,8 +256,7 @@ async def _topic_size(bootstrap: str, topic: str) -> int:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
     await consumer.start()
     try:
-        await consumer.topics()  # a metadata request for every topic, this one included
-        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        parts = [TopicPartition(topic, p) for p in await topic_partitions(bootstrap, topic)]
         return sum((await consumer.end_offsets(parts)).values()) if parts else 0
     finally:
         await consumer.stop()
@@ -271,10 +270,7 @@ async def _read_changelog(bootstrap: str, topic: str, table: str) -> Changelog:
     await consumer.start()
     log = Changelog(table)
     try:
-        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        if not parts:
-            await consumer.topics()
-            parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        parts = [TopicPartition(topic, p) for p in await topic_partitions(bootstrap, topic)]
         consumer.assign(parts)
         await consumer.seek_to_beginning(*parts)
         ends = await consumer.end_offsets(parts)

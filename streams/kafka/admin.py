@@ -27,6 +27,7 @@ __all__ = [
     "create_and_wait",
     "create_topics",
     "poll_ready",
+    "topic_partitions",
     "wait_for_broker",
 ]
 
@@ -265,3 +266,21 @@ async def await_topics(
                 f"topics {pending} on {bootstrap} did not show all partitions with a leader in time"
             )
         await asyncio.sleep(_POLL_INTERVAL)
+
+
+async def topic_partitions(
+    bootstrap: str, topic: str, security: Mapping[str, Any] | None = None
+) -> list[int]:
+    """``topic``'s partitions (empty: no such topic), from a description of every topic: a
+    Metadata request naming a topic may create it on a broker that auto-creates topics, and a
+    consumer's ``topics()`` does not refresh what its ``partitions_for_topic`` knows."""
+    admin = _admin(bootstrap, _PROBE_TIMEOUT, security)
+    await admin.start()
+    try:
+        described = await admin.describe_topics()
+    finally:
+        await admin.close()
+    for entry in described:
+        if entry["topic"] == topic and entry["error_code"] == 0:
+            return sorted(p["partition"] for p in entry["partitions"])
+    return []
