@@ -197,7 +197,7 @@ class Setup:
 
 
 def _breach(output: Output, order: str) -> bool:
-    return (
+    return bool(
         output["type"] == "deadline.breached"
         and output["order_id"] == order
         and output["deadline"] == "fulfillment"
@@ -205,7 +205,7 @@ def _breach(output: Output, order: str) -> bool:
 
 
 def _resolution(output: Output, breach_id: str) -> bool:
-    return output["type"] == "deadline.resolved" and output["breach_id"] == breach_id
+    return bool(output["type"] == "deadline.resolved" and output["breach_id"] == breach_id)
 
 
 async def _produce(worker: WorkerRun, topic: str, key: str, value: dict[str, Any]) -> None:
@@ -265,8 +265,10 @@ def test_breaches_open_close_and_survive_a_restart(setup: Setup) -> None:
     worker.advance_clock(format_utc(BREACHED_BY))
 
     # Opened: one alert per breach, with the breach's labels and its recommendation's actions.
-    for order in ("o-a", "o-b"):
-        setup.wait(f"the alert of {order}", lambda o=order: setup.alerts(BREACH_ALERT, order=o))
+    setup.wait(
+        "the alerts of o-a and o-b",
+        lambda: setup.alerts(BREACH_ALERT, order="o-a") and setup.alerts(BREACH_ALERT, order="o-b"),
+    )
     breach = setup.breach_of("o-b")
     outputs = setup.outputs(lambda got: any(o.get("reason") == "FULFILLMENT_OVERDUE" for o in got))
     [overdue] = [
@@ -340,3 +342,48 @@ def test_breaches_open_close_and_survive_a_restart(setup: Setup) -> None:
         )
         == 1
     )
+
+
+def test_a_critical_recommendation_is_an_alert_until_its_respond_by(setup: Setup) -> None:
+    """Runs after the breaches' test (the clock only goes forward): a counterfeit complaint
+    filed half an hour ago, on an order placed two hours ago."""
+    worker = setup.worker
+    filed = NOW - timedelta(minutes=30)
+    complaint = _line(
+        "complaint.filed",
+        filed,
+        "o-c",
+        complaint_id="c-bridge",
+        reason="counterfeit",
+        message="not the brand it says",
+    )
+    lines = [placed("o-c", NOW - timedelta(hours=2)), complaint]
+    run(produce_lines(worker.bootstrap, worker.prefix, lines))
+    committed_all(worker)
+    worker.advance_clock(format_utc(NOW - timedelta(minutes=1)))
+
+    def counterfeit(output: Output) -> bool:
+        return bool(output.get("reason") == "COMPLAINT_COUNTERFEIT")
+
+    [advice] = [o for o in setup.outputs(lambda got: any(map(counterfeit, got))) if counterfeit(o)]
+    [alert] = setup.wait(
+        "the counterfeit recommendation's alert",
+        lambda: setup.alerts(RECOMMENDATION_ALERT, order="o-c"),
+    )
+    assert alert["labels"] == {
+        "alertname": RECOMMENDATION_ALERT,
+        "severity": "critical",
+        "merchant": "m-bridge",
+        "reason": "COMPLAINT_COUNTERFEIT",
+        "rule": advice["rule"],
+        "scope": "order",
+        "subject": "o-c",
+        "order": "o-c",
+        "recommendation": advice["recommendation_id"],
+    }
+    assert alert["annotations"]["respond_by"] == advice["respond_by"]
+    assert alert["annotations"]["actions"].splitlines() == [
+        f"{n}. {a['code']}: {a['detail']}" for n, a in enumerate(advice["actions"], start=1)
+    ]
+    assert alert["endsAt"] <= advice["respond_by"].replace("Z", "")
+    assert "opened OrderwatchCriticalRecommendation" in setup.bridge.text()
