@@ -448,9 +448,10 @@ async def run_bridge(
             counts["closed"],
         )
         unsent = await _reconcile(manager, book, now)
-        await manager.post([alert.payload(now, expiry) for alert in book.active(now)])
+        posted = await manager.post([alert.payload(now, expiry) for alert in book.active(now)])
         log.info(
-            "posted the open alerts to %s; following the topics (re-sending every %g s)",
+            "%s the open alerts to %s; following the topics (re-sending every %g s)",
+            "posted" if posted else "could not post",
             settings.alertmanager_url,
             interval,
         )

@@ -126,10 +126,13 @@ class Bridge:
         _poll("the bridge to follow the topics", following, 90)
 
     def stop(self) -> None:
+        """SIGTERM: the bridge stops cleanly, with status 0."""
         stop_process(self.process)
         if self._out is not None:
             self._out.close()
             self._out = None
+        status = None if self.process is None else self.process.returncode
+        assert status in (None, 0), f"the bridge exited with {status}:\n{self.text()[-4000:]}"
 
     def text(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
