@@ -181,7 +181,12 @@ class Setup:
         if self.worker_resolves:
             committed_all(self.worker)
             self.worker.advance_clock(format_utc(at + timedelta(hours=1)))
-            self.outputs(lambda got: any(_resolution(o, breach["breach_id"]) for o in got))
+            outputs = self.outputs(
+                lambda got: any(_resolution(o, breach["breach_id"]) for o in got)
+            )
+            [resolved] = [o for o in outputs if _resolution(o, breach["breach_id"])]
+            assert resolved["resolution"] == "met_late"
+            assert resolved["resolved_at"] == format_utc(at)
             return
         resolution = {
             "type": "deadline.resolved",
@@ -336,9 +341,9 @@ def test_breaches_open_close_and_survive_a_restart(setup: Setup) -> None:
     # o-b recovers while the bridge follows the topics: its alert closes live.
     setup.recover("o-b", BREACHED_BY + timedelta(hours=2))
     setup.wait("o-b's alert to close", lambda: setup.alerts(BREACH_ALERT, order="o-b") == [], 60)
-    assert "closed OrderDeadlineBreached {severity=critical, merchant=m-bridge, order=o-b" in (
-        bridge.text()
-    )
+    closed = "closed OrderDeadlineBreached {severity=critical, merchant=m-bridge, order=o-b, "
+    assert closed in bridge.text()
+    assert bridge.text().split(closed, 1)[1].splitlines()[0].endswith("} (met_late)")
     assert (
         bridge.text().count(
             "opened OrderDeadlineBreached {severity=critical, merchant=m-bridge, order=o-b"
