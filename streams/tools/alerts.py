@@ -415,11 +415,9 @@ async def run_bridge(
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions)
-        log.info(
-            "rebuilding the alerts from %s: %d records to read",
-            " and ".join(topics),
-            sum(ends.values()),
-        )
+        starts = await consumer.beginning_offsets(partitions)
+        total = sum(max(0, ends[tp] - starts[tp]) for tp in partitions)
+        log.info("rebuilding the alerts from %s: %d records to read", " and ".join(topics), total)
         read = 0
         progress_at = time.monotonic() + 10
         while not stop.is_set():
@@ -435,7 +433,7 @@ async def run_bridge(
                         book.apply(output, now)
                     read += 1
             if time.monotonic() > progress_at:
-                log.info("rebuilding: %d of %d records read", read, sum(ends.values()))
+                log.info("rebuilding: %d of %d records read", read, total)
                 progress_at = time.monotonic() + 10
         now = clock()
         book.expire(now)
