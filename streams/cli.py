@@ -452,3 +452,63 @@ def simulate(
         out.flush()
     except BrokenPipeError:
         sys.stderr.close()  # the reader went away: nothing more to say
+
+
+@main.command()
+@_connection_flags
+@click.option(
+    "--alertmanager",
+    "--alertmanager-url",
+    "alertmanager_url",
+    metavar="URL",
+    help="The Alertmanager to post to, e.g. http://127.0.0.1:9093 (ORDERWATCH_ALERTMANAGER_URL).",
+)
+@click.option(
+    "--resend-interval",
+    "alert_resend_interval",
+    type=float,
+    help="Seconds between re-sends of the active alerts (ORDERWATCH_ALERT_RESEND_INTERVAL).",
+)
+@click.option(
+    "--runbook-url",
+    "alert_runbook_url",
+    help="Runbook link of every alert (ORDERWATCH_ALERT_RUNBOOK_URL).",
+)
+@click.option(
+    "--loglevel",
+    "-l",
+    "log_level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    help="ORDERWATCH_LOG_LEVEL (default info).",
+)
+def alerts(**flags: Any) -> None:
+    """Post breaches and critical recommendations to Alertmanager as alerts, resolved on
+    deadline.resolved (reads both output topics from their start, then follows them)."""
+    import asyncio
+    import signal
+
+    from streams.kafka.connection import SecretsFilter
+    from streams.ops.logs import configure_logging
+    from streams.tools.alerts import run_bridge
+
+    settings = _settings(**flags)
+    if settings.alertmanager_url is None:
+        raise _refused(
+            ConfigurationError(
+                f"setting {settings.source_of('alertmanager_url')}: orderwatch alerts needs "
+                "the Alertmanager's URL, e.g. http://127.0.0.1:9093"
+            )
+        )
+    configure_logging(settings.log_level, settings.log_format, filters=[SecretsFilter(settings)])
+
+    async def bridge() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await run_bridge(settings, stop=stop)
+
+    try:
+        asyncio.run(bridge())
+    except ConfigurationError as error:
+        raise _refused(error) from None
