@@ -262,6 +262,7 @@ def worker(
     from streams.kafka.connection import SecretsFilter
     from streams.kafka.topics import ensure_topics
     from streams.ops.logs import configure_logging
+    from streams.ops.outage import CoordinatorWait
     from streams.worker import OrderwatchWorker, describe_startup, run
     from streams.worker.admission import refuse_unsupported
     from streams.worker.failures import EXIT_KAFKA_UNAVAILABLE, is_infrastructure
@@ -286,7 +287,7 @@ def worker(
         configure_logging(
             settings.log_level,
             settings.log_format,
-            filters=[orderwatch.outage, SecretsFilter(settings)],
+            filters=[orderwatch.outage, CoordinatorWait(), SecretsFilter(settings)],
         )
         created = asyncio.run(ensure_topics(settings))
     except ConfigurationError as error:
