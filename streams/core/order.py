@@ -10,6 +10,10 @@ may update it in place and return the state to keep; :func:`next_due` only reads
 A deadline is decided from the events applied, never from arrival order: it fires when the
 clock reaches it unless an event meeting it (``occurred_at`` at or before ``due_at``) was applied,
 or the order was closed (cancelled or refunded) at or before ``due_at``. Each fires at most once.
+
+A breach stays open until its order meets the deadline late or ends (delivered, refunded,
+cancelled): it is then resolved once (``deadline.resolved``), when the event that resolves it is
+applied, or when the breach fires if that event was applied before (it came after the due time).
 """
 
 from __future__ import annotations
@@ -44,14 +48,22 @@ from streams.core.facts import (
     sku_subject,
 )
 from streams.core.ids import breach_id
-from streams.core.outputs import DeadlineBreached, DeadlineName, Reason, RecommendationIssued
+from streams.core.outputs import (
+    DeadlineBreached,
+    DeadlineName,
+    DeadlineResolved,
+    Reason,
+    RecommendationIssued,
+    Resolution,
+)
 from streams.core.policy import Policy
-from streams.core.recommend import make_breach, make_order_recommendation
+from streams.core.recommend import make_breach, make_order_recommendation, make_resolution
 from streams.core.rule_ids import RuleId
 
 __all__ = [
     "BREACH_RULES",
     "Complaint",
+    "Output",
     "OrderState",
     "Placement",
     "Step",
@@ -62,6 +74,8 @@ __all__ = [
 ]
 
 _CENT = Decimal("0.01")
+
+Output = DeadlineBreached | DeadlineResolved | RecommendationIssued
 
 FULFILLMENT = "fulfillment"
 FULFILLMENT_WARNING = "fulfillment_warning"
@@ -167,6 +181,8 @@ class OrderState:
     demand_opened: bool = False
     demand_closed_at: datetime | None = None
     fired: set[str] = field(default_factory=set)
+    #: Breaches (their keys in ``fired``) already resolved: the others are open.
+    resolved: set[str] = field(default_factory=set)
     settled: set[str] = field(default_factory=set)
     seen: set[str] = field(default_factory=set)
 
@@ -175,7 +191,7 @@ class Step(NamedTuple):
     """What one call of the state machine produced."""
 
     state: OrderState | None
-    outputs: list[DeadlineBreached | RecommendationIssued]
+    outputs: list[Output]
     facts: list[Fact]
     duplicate: bool = False
     next_due: datetime | None = None
@@ -277,7 +293,7 @@ def fire_due(state: OrderState, now: datetime, policy: Policy) -> Step:
     Updates ``state`` in place (what fired, what was found met or closed) and returns it in the
     step, whose ``next_due`` says when to call again (None once the state is dropped).
     """
-    outputs: list[DeadlineBreached | RecommendationIssued] = []
+    outputs: list[Output] = []
     facts: list[Fact] = []
     expiry = state.last_event_at + policy.state_ttl
     later = expiry
@@ -295,6 +311,7 @@ def fire_due(state: OrderState, now: datetime, policy: Policy) -> Step:
         for deadline in due:
             state.fired.add(deadline[1])
             _fire(state, deadline, now, policy, outputs, facts)
+        _resolve(state, now, policy, outputs)
     if now >= expiry:
         if state.demand_closed_at is None:
             _close_demand(state, now, facts)
@@ -307,7 +324,7 @@ def _fire(
     deadline: _Deadline,
     now: datetime,
     policy: Policy,
-    outputs: list[DeadlineBreached | RecommendationIssued],
+    outputs: list[Output],
     facts: list[Fact],
 ) -> None:
     kind, _, detail = deadline[1].partition(":")
@@ -373,7 +390,7 @@ def _breach(
     complaint_id: str,
     now: datetime,
     policy: Policy,
-    outputs: list[DeadlineBreached | RecommendationIssued],
+    outputs: list[Output],
     facts: list[Fact],
 ) -> None:
     placement = state.placement
@@ -660,7 +677,7 @@ def apply(
     state.seen.add(event.event_id)
     if event.occurred_at > state.last_event_at:
         state.last_event_at = event.occurred_at
-    outputs: list[DeadlineBreached | RecommendationIssued] = []
+    outputs: list[Output] = []
     facts: list[Fact] = []
     if isinstance(event, CarrierScanned):  # the commonest event first
         _scanned(state, event, facts)
@@ -679,7 +696,10 @@ def apply(
         complaint.outcome = event.outcome
     elif isinstance(event, OrderCancelled | OrderRefunded):
         _closed(state, event, facts)
-    late = _met_late(state, event, policy) if state.fired else ()
+    late: tuple[DeadlineName, ...] = ()
+    if state.fired:
+        late = _met_late(state, event, policy)
+        _resolve(state, now, policy, outputs)
     if not created and not isinstance(event, _DEADLINE_MAKERS):
         return Step(state, outputs, facts, late=late)
     if not fire:
@@ -717,6 +737,84 @@ def _met_late(state: OrderState, event: OrderEvent, policy: Policy) -> tuple[Dea
         ):
             return ("complaint_response",)
     return ()
+
+
+# -- resolving breaches ---------------------------------------------------------------------
+
+_ORDER_BREACHES: Final = (FULFILLMENT, CONFIRMED_FULFILLMENT, DELIVERY)
+_COMPLAINT_BREACH: Final = f"{COMPLAINT_RESPONSE}:"
+# Ties (one event both meets the deadline and ends the order) resolve by the first of these.
+_RANK: Final[Mapping[Resolution, int]] = MappingProxyType(
+    {"delivered": 0, "refunded": 1, "cancelled": 2, "met_late": 3}
+)
+
+
+def _resolve(state: OrderState, now: datetime, policy: Policy, outputs: list[Output]) -> None:
+    """Resolve every open breach of the order that its events now resolve (once each)."""
+    resolved = state.resolved
+    for key in sorted(state.fired):
+        if key in resolved or not (key in _ORDER_BREACHES or key.startswith(_COMPLAINT_BREACH)):
+            continue
+        found = _resolution(state, key, policy)
+        if found is None:
+            continue
+        resolved.add(key)
+        kind, _, complaint_id = key.partition(":")
+        placement = state.placement
+        if kind == DELIVERY:
+            assert placement is not None
+            rule: RuleId = placement.delivery_rule
+        else:
+            rule = BREACH_RULES[cast(DeadlineName, kind)][0]
+        outputs.append(
+            make_resolution(
+                policy=policy,
+                order_id=state.order_id,
+                merchant_id=state.merchant_id,
+                deadline=cast(DeadlineName, kind),
+                rule=rule,
+                resolution=found[1],
+                resolved_at=found[0],
+                now=now,
+                complaint_id=complaint_id or None,
+            )
+        )
+
+
+def _resolution(state: OrderState, key: str, policy: Policy) -> tuple[datetime, Resolution] | None:
+    """When and how the breach ``key`` was resolved by the events applied, if it was: the
+    earliest of the event meeting its deadline and the order's end (delivered, refunded or
+    cancelled; a delivery before a complaint's response was due does not answer it)."""
+    kind, _, complaint_id = key.partition(":")
+    placement = state.placement
+    met_at: datetime | None
+    if kind == COMPLAINT_RESPONSE:
+        complaint = state.complaints[complaint_id]
+        assert complaint.filed_at is not None
+        due = complaint.filed_at + policy.complaint_response
+        met_at = _earliest_of(complaint.responded_at, complaint.resolved_at)
+    else:
+        assert placement is not None
+        if kind == FULFILLMENT:
+            due, met_at = placement.fulfillment_due, state.first_tracking_at
+        elif kind == CONFIRMED_FULFILLMENT:
+            due, met_at = placement.confirmed_due, state.first_scan_at
+        else:
+            due, met_at = placement.delivery_due, state.delivered_at
+    candidates: list[tuple[datetime, int, Resolution]] = []
+    if met_at is not None:
+        candidates.append((met_at, _RANK["met_late"], "met_late"))
+    delivered_at = state.delivered_at
+    if delivered_at is not None and (kind != COMPLAINT_RESPONSE or delivered_at > due):
+        candidates.append((delivered_at, _RANK["delivered"], "delivered"))
+    closed_at = state.closed_at
+    if closed_at is not None:
+        ended: Resolution = "refunded" if closed_at == state.refunded_at else "cancelled"
+        candidates.append((closed_at, _RANK[ended], ended))
+    if not candidates:
+        return None
+    at, _, resolution = min(candidates)
+    return at, resolution
 
 
 def _placed(state: OrderState, event: OrderPlaced, policy: Policy, facts: list[Fact]) -> None:

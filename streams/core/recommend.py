@@ -6,19 +6,31 @@ from collections.abc import Collection, Mapping
 from datetime import datetime
 from typing import Any
 
-from streams.core.ids import aggregate_recommendation_id, breach_id, order_recommendation_id
+from streams.core.ids import (
+    aggregate_recommendation_id,
+    breach_id,
+    order_recommendation_id,
+    resolution_id,
+)
 from streams.core.outputs import (
     Action,
     DeadlineBreached,
     DeadlineName,
+    DeadlineResolved,
     Reason,
     RecommendationIssued,
+    Resolution,
     Scope,
     Severity,
 )
 from streams.core.policy import Policy
 
-__all__ = ["make_aggregate_recommendation", "make_breach", "make_order_recommendation"]
+__all__ = [
+    "make_aggregate_recommendation",
+    "make_breach",
+    "make_order_recommendation",
+    "make_resolution",
+]
 
 
 def _actions(
@@ -135,4 +147,34 @@ def make_breach(
         consequence=consequence,
         policy=policy.ref,
         type="deadline.breached",
+    )
+
+
+def make_resolution(
+    *,
+    policy: Policy,
+    order_id: str,
+    merchant_id: str,
+    deadline: DeadlineName,
+    rule: str,
+    resolution: Resolution,
+    resolved_at: datetime,
+    now: datetime,
+    complaint_id: str | None = None,
+) -> DeadlineResolved:
+    """A ``deadline.resolved`` event: its id from the id of the breach it resolves."""
+    breach = breach_id(order_id, deadline, complaint_id)
+    return DeadlineResolved.model_construct(
+        resolution_id=resolution_id(breach),
+        breach_id=breach,
+        order_id=order_id,
+        merchant_id=merchant_id,
+        deadline=deadline,
+        complaint_id=complaint_id,
+        rule=rule,
+        resolution=resolution,
+        resolved_at=resolved_at,
+        detected_at=now,
+        policy=policy.ref,
+        type="deadline.resolved",
     )
