@@ -29,7 +29,7 @@ from streams.core.facts import OrderHealth, merge_health
 from streams.core.ledger import Ledger, Pages
 from streams.core.outputs import RecommendationIssued
 from streams.core.policy import Policy
-from streams.core.recommend import make_aggregate_recommendation
+from streams.core.recommend import make_aggregate_recommendation, percent
 from streams.core.timeline_aggregate import AggregateStep, TimelineAggregate
 from streams.core.window import Crossing, View
 
@@ -158,6 +158,45 @@ _METRICS: Final = MappingProxyType(
 )
 
 
+#: Each metric's counts by name (numerator, denominator) and its sentence.
+_COUNTS: Final = MappingProxyType(
+    {
+        "refund_rate": ("refunded", "orders", "{n} of {d} orders ({p} %) refunded"),
+        "late_confirmed_fulfillment_rate": (
+            "late_confirmed",
+            "tracked",
+            "{n} of {d} tracked orders ({p} %) confirmed late",
+        ),
+        "valid_tracking_rate": (
+            "valid_tracking",
+            "tracking_checked",
+            "{n} of {d} checked trackings ({p} %) scanned in time",
+        ),
+        "pre_fulfillment_cancellation_rate": (
+            "cancelled_before_tracking",
+            "orders",
+            "{n} of {d} orders ({p} %) cancelled by the store before tracking",
+        ),
+    }
+)
+
+
+def orders_query(merchant_id: str, metric: str) -> str:
+    """The HTTP state query that lists the store's orders behind a measure (contract: the
+    worker's queries): its breached orders for late confirmation, its orders at risk for
+    tracking not scanned; the store's health (each measure's counts) for the others, whose
+    orders (refunded, cancelled) are closed."""
+    status = _ORDERS_STATUS.get(metric)
+    if status is None:
+        return f"/merchants/{merchant_id}"
+    return f"/merchants/{merchant_id}/orders?status={status}"
+
+
+_ORDERS_STATUS: Final = MappingProxyType(
+    {"late_confirmed_fulfillment_rate": "breached", "valid_tracking_rate": "at_risk"}
+)
+
+
 def _evaluate(state: MerchantState, policy: Policy) -> list[RecommendationIssued]:
     totals = state.orders.totals
     now = state.orders.now
@@ -178,6 +217,9 @@ def _evaluate(state: MerchantState, policy: Policy) -> list[RecommendationIssued
         if over == crossing.above or not crossing.update(over):
             continue
         value = Decimal(numerator) / denominator
+        top_name, bottom_name, sentence = _COUNTS[check.metric]
+        rate = str(value.quantize(Decimal("0.0001")))
+        summary = sentence.format(n=numerator, d=denominator, p=percent(value))
         outputs.append(
             make_aggregate_recommendation(
                 policy,
@@ -192,7 +234,7 @@ def _evaluate(state: MerchantState, policy: Policy) -> list[RecommendationIssued
                 evidence={
                     "measure": check.name,
                     "metric": check.metric,
-                    "value": str(value.quantize(Decimal("0.0001"))),
+                    "value": rate,
                     "comparison": check.comparison,
                     "threshold": str(check.threshold),
                     "numerator": numerator,
@@ -200,7 +242,14 @@ def _evaluate(state: MerchantState, policy: Policy) -> list[RecommendationIssued
                     "orders_in_window": totals[ORDERS],
                     "min_orders": policy.store_min_orders,
                     "window_days": policy.store_window.total_seconds() / 86400,
+                    top_name: numerator,
+                    bottom_name: denominator,
+                    "rate": rate,
+                    "summary": f"{summary}, threshold {check.comparison} "
+                    f"{percent(check.threshold)} %",
+                    "query": orders_query(state.merchant_id, check.metric),
                 },
+                counts=summary,
             )
         )
     return outputs

@@ -12,8 +12,9 @@ clock reaches it unless an event meeting it (``occurred_at`` at or before ``due_
 or the order was closed (cancelled or refunded) at or before ``due_at``. Each fires at most once.
 
 A breach stays open until its order meets the deadline late or ends (delivered, refunded,
-cancelled): it is then resolved once (``deadline.resolved``), when the event that resolves it is
-applied, or when the breach fires if that event was applied before (it came after the due time).
+cancelled): it is then resolved once (``deadline.resolved``), decided like a deadline once the
+clock has reached the resolving event (and the breach has fired), so the earliest such event
+resolves it whatever the arrival order.
 """
 
 from __future__ import annotations
@@ -63,8 +64,8 @@ from streams.core.rule_ids import RuleId
 __all__ = [
     "BREACH_RULES",
     "Complaint",
-    "Output",
     "OrderState",
+    "Output",
     "Placement",
     "Step",
     "Tracking",
@@ -278,13 +279,17 @@ def _earliest_of(first: datetime | None, second: datetime | None) -> datetime | 
 
 
 def next_due(state: OrderState, policy: Policy) -> datetime:
-    """When :func:`fire_due` has something to do: the next deadline, or the state's expiry.
+    """When :func:`fire_due` has something to do: the next deadline, the next resolution of an
+    open breach, or the state's expiry.
 
     A query: ``state`` is left as it was.
     """
     expiry = state.last_event_at + policy.state_ttl
     found, _ = _open_deadlines(state, policy)
-    return min((due_at for due_at, _ in found), default=expiry)
+    due = min((due_at for due_at, _ in found), default=expiry)
+    if _has_open_breach(state):
+        due = min((at for at, _, _ in _pending(state, policy)), default=due)
+    return due
 
 
 def fire_due(state: OrderState, now: datetime, policy: Policy) -> Step:
@@ -311,7 +316,10 @@ def fire_due(state: OrderState, now: datetime, policy: Policy) -> Step:
         for deadline in due:
             state.fired.add(deadline[1])
             _fire(state, deadline, now, policy, outputs, facts)
-        _resolve(state, now, policy, outputs)
+    if _has_open_breach(state):
+        resolve_at = _resolve(state, now, policy, outputs)
+        if resolve_at is not None and resolve_at < later:
+            later = resolve_at
     if now >= expiry:
         if state.demand_closed_at is None:
             _close_demand(state, now, facts)
@@ -697,11 +705,17 @@ def apply(
     elif isinstance(event, OrderCancelled | OrderRefunded):
         _closed(state, event, facts)
     late: tuple[DeadlineName, ...] = ()
+    resolving = False
     if state.fired:
         late = _met_late(state, event, policy)
-        _resolve(state, now, policy, outputs)
+        if _has_open_breach(state):
+            if fire:
+                _resolve(state, now, policy, outputs)
+            resolving = _has_open_breach(state)
     if not created and not isinstance(event, _DEADLINE_MAKERS):
-        return Step(state, outputs, facts, late=late)
+        # The event may have brought a breach's resolution (its moment still ahead).
+        due = next_due(state, policy) if resolving else None
+        return Step(state, outputs, facts, next_due=due, late=late)
     if not fire:
         return Step(state, outputs, facts, next_due=next_due(state, policy), late=late)
     step = fire_due(state, now, policy)
@@ -749,16 +763,43 @@ _RANK: Final[Mapping[Resolution, int]] = MappingProxyType(
 )
 
 
-def _resolve(state: OrderState, now: datetime, policy: Policy, outputs: list[Output]) -> None:
-    """Resolve every open breach of the order that its events now resolve (once each)."""
+def _has_open_breach(state: OrderState) -> bool:
     resolved = state.resolved
-    for key in sorted(state.fired):
+    return any(
+        key not in resolved and (key in _ORDER_BREACHES or key.startswith(_COMPLAINT_BREACH))
+        for key in state.fired
+    )
+
+
+def _pending(state: OrderState, policy: Policy) -> list[tuple[datetime, str, Resolution]]:
+    """The open breaches that the events applied resolve: (when, key, how), in that order."""
+    pending = []
+    resolved = state.resolved
+    for key in state.fired:
         if key in resolved or not (key in _ORDER_BREACHES or key.startswith(_COMPLAINT_BREACH)):
             continue
         found = _resolution(state, key, policy)
-        if found is None:
+        if found is not None:
+            pending.append((found[0], key, found[1]))
+    pending.sort()
+    return pending
+
+
+def _resolve(
+    state: OrderState, now: datetime, policy: Policy, outputs: list[Output]
+) -> datetime | None:
+    """Resolve (once each) every open breach whose resolving event the clock has reached;
+    when the next one is ahead (None: none is).
+
+    Like a deadline, a resolution is decided once the clock passes its moment, so every event
+    up to then was applied, whatever their arrival order: the earliest one resolves it.
+    """
+    later = None
+    for at, key, resolution in _pending(state, policy):
+        if at > now:
+            later = at if later is None else min(later, at)
             continue
-        resolved.add(key)
+        state.resolved.add(key)
         kind, _, complaint_id = key.partition(":")
         placement = state.placement
         if kind == DELIVERY:
@@ -773,12 +814,13 @@ def _resolve(state: OrderState, now: datetime, policy: Policy, outputs: list[Out
                 merchant_id=state.merchant_id,
                 deadline=cast(DeadlineName, kind),
                 rule=rule,
-                resolution=found[1],
-                resolved_at=found[0],
+                resolution=resolution,
+                resolved_at=at,
                 now=now,
                 complaint_id=complaint_id or None,
             )
         )
+    return later
 
 
 def _resolution(state: OrderState, key: str, policy: Policy) -> tuple[datetime, Resolution] | None:

@@ -189,6 +189,13 @@ class RecommendationIssued(_Output):
             "(the actions are then the policy's for a missed window); absent otherwise."
         ),
     )
+    consequence: str | None = Field(
+        default=None,
+        description=(
+            "One sentence: what the platform does if the seller does not act (always set by "
+            "this version; absent from recommendations written before it)."
+        ),
+    )
     evidence: dict[str, Any]
     rule: str
     issued_at: UtcTimestamp

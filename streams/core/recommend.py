@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from streams.core.ids import (
@@ -30,7 +31,14 @@ __all__ = [
     "make_breach",
     "make_order_recommendation",
     "make_resolution",
+    "percent",
 ]
+
+
+def percent(value: Decimal) -> str:
+    """A rate as a percentage for a sentence: at most one decimal, no trailing zero."""
+    text = f"{value * 100:.1f}"
+    return text[:-2] if text.endswith(".0") else text
 
 
 def _actions(
@@ -80,6 +88,7 @@ def make_order_recommendation(
         actions=_actions(policy, reason, conditions, missed=missed),
         respond_by=respond_by,
         respond_by_passed=True if missed else None,
+        consequence=spec.consequence,
         evidence={**evidence, "rule": policy.rule_evidence(rule_id)},
         rule=rule_id,
         issued_at=now,
@@ -100,8 +109,19 @@ def make_aggregate_recommendation(
     evidence: dict[str, Any],
     measure: str | None = None,
     severity: Severity | None = None,
+    counts: str | None = None,
 ) -> RecommendationIssued:
-    """A sku/carrier/merchant recommendation, its id from (scope, subject, reason, crossing)."""
+    """A sku/carrier/merchant recommendation, its id from (scope, subject, reason, crossing).
+
+    ``counts`` (the whole counts behind a rate, "3 of 40 orders (7.5 %) refunded") ends each
+    action's detail, so the sentence a seller reads carries them.
+    """
+    actions = _actions(policy, reason, ())
+    if counts is not None:
+        actions = tuple(
+            Action.model_construct(code=a.code, detail=f"{a.detail.rstrip('.')}: {counts}.")
+            for a in actions
+        )
     spec = policy.recommendations[reason]
     qualified = f"{reason}/{measure}" if measure else reason
     return RecommendationIssued.model_construct(
@@ -112,8 +132,9 @@ def make_aggregate_recommendation(
         order_id=None,
         reason=reason,
         severity=severity or spec.severity,
-        actions=_actions(policy, reason, ()),
+        actions=actions,
         respond_by=None,
+        consequence=spec.consequence,
         evidence={**evidence, "crossing": crossing, "rule": policy.rule_evidence(spec.rule)},
         rule=spec.rule,
         issued_at=now,
