@@ -120,7 +120,9 @@ def tick(state: CarrierState, now: datetime, policy: Policy, pages: Pages[Shipme
     return _CARRIERS.tick(state, now, policy, pages)
 
 
-def _evaluate(state: CarrierState, policy: Policy) -> list[RecommendationIssued]:
+def _evaluate(
+    state: CarrierState, policy: Policy, pages: Pages[Shipment]
+) -> list[RecommendationIssued]:
     shipments, problems = state.shipments.totals
     over = shipments >= policy.carrier_min_shipments and (
         Decimal(problems) >= policy.carrier_problem_rate * shipments

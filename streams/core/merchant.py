@@ -197,7 +197,48 @@ _ORDERS_STATUS: Final = MappingProxyType(
 )
 
 
-def _evaluate(state: MerchantState, policy: Policy) -> list[RecommendationIssued]:
+#: The most order ids a store-health recommendation names (the count says how many there are).
+ORDERS_NAMED: Final = 20
+
+
+#: Which of a metric's orders count against the store: (count index, unless this index).
+_AGAINST: Final = MappingProxyType(
+    {
+        "refund_rate": (REFUNDED, None),
+        "late_confirmed_fulfillment_rate": (LATE_CONFIRMED, None),
+        "valid_tracking_rate": (SCAN_CHECKED, SCAN_VALID),
+        "pre_fulfillment_cancellation_rate": (CANCELLED_BEFORE_TRACKING, None),
+    }
+)
+
+
+def _orders_against(
+    state: MerchantState, policy: Policy, pages: Pages[OrderHealth], metric: str
+) -> tuple[int, list[str]]:
+    """How many orders count against the store in ``metric`` as of the clock (refunded, late
+    confirmed, tracked without a valid scan, cancelled before tracking) and the ids of the
+    latest placed, at most :data:`ORDERS_NAMED`. Read only when a measure crosses its
+    threshold: every timeline in the window is listed in the pages (where it leaves it)."""
+    index, unless = _AGAINST[metric]
+    ledger = state.orders
+    now = ledger.now
+    counted: list[tuple[datetime, str]] = []
+    for number, _, _ in ledger.pages:
+        for change in (pages.page(number) or {}).values():
+            for order_id in change.forgets:
+                timeline = pages.timeline(order_id)
+                if timeline is None:
+                    continue
+                counts, _ = view_order(policy.store_window, policy.tracking_scan, timeline, now)
+                if counts is not None and counts[index] and not (unless and counts[unless]):
+                    counted.append((timeline.placed_at, order_id))
+    counted.sort(reverse=True)
+    return len(counted), [order_id for _, order_id in counted[:ORDERS_NAMED]]
+
+
+def _evaluate(
+    state: MerchantState, policy: Policy, pages: Pages[OrderHealth]
+) -> list[RecommendationIssued]:
     totals = state.orders.totals
     now = state.orders.now
     key = tuple(totals)
@@ -220,6 +261,7 @@ def _evaluate(state: MerchantState, policy: Policy) -> list[RecommendationIssued
         top_name, bottom_name, sentence = _COUNTS[check.metric]
         rate = str(value.quantize(Decimal("0.0001")))
         summary = sentence.format(n=numerator, d=denominator, p=percent(value))
+        against, named = _orders_against(state, policy, pages, check.metric)
         outputs.append(
             make_aggregate_recommendation(
                 policy,
@@ -248,6 +290,8 @@ def _evaluate(state: MerchantState, policy: Policy) -> list[RecommendationIssued
                     "summary": f"{summary}, threshold {check.comparison} "
                     f"{percent(check.threshold)} %",
                     "query": orders_query(state.merchant_id, check.metric),
+                    "orders_against": against,
+                    "order_ids": named,
                 },
                 counts=summary,
             )

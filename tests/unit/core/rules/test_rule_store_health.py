@@ -79,10 +79,35 @@ def test_a_rate_comes_with_its_whole_counts_and_the_query_of_its_orders(
     assert (evidence["refunded"], evidence["orders"], evidence["rate"]) == (2, 40, "0.0500")
     assert evidence["summary"] == "2 of 40 orders (5 %) refunded, threshold >= 5 %"
     assert evidence["query"] == "/merchants/m1"
+    assert (evidence["orders_against"], evidence["order_ids"]) == (2, ["o1", "o0"])
     [action] = issued.actions
     assert action.detail.endswith(": 2 of 40 orders (5 %) refunded.")
     assert issued.consequence is not None
     assert "Wish" in issued.consequence
+
+
+def test_the_orders_named_are_at_most_twenty_the_latest_placed_first(ev: Events, run: Run) -> None:
+    place(run, ev, 100)
+    run.step(*(ev.refunded(f"o{i}", T0 + 3 * HOUR) for i in range(25)))  # 25 / 100
+
+    critical = [r for r in health(run, "refund_rate") if r.severity == "critical"]
+    evidence = critical[0].evidence
+    assert (evidence["refunded"], evidence["orders_against"]) == (25, 25)
+    assert evidence["order_ids"] == [f"o{i}" for i in range(24, 4, -1)]
+
+
+def test_the_orders_named_for_valid_tracking_are_those_not_scanned_in_time(
+    ev: Events, run: Run
+) -> None:
+    in_time_order(run, vtr_store(ev, unscanned=2, orders=39))
+    run.advance(T0 + 20 * DAY)
+
+    [issued] = health(run, "valid_tracking_rate")
+    evidence = issued.evidence
+    assert (evidence["valid_tracking"], evidence["tracking_checked"]) == (37, 39)
+    assert evidence["orders_against"] == 2
+    assert evidence["order_ids"] == ["o38", "o37"]
+    assert evidence["query"] == "/merchants/m1/orders?status=at_risk"
 
 
 def test_nothing_is_evaluated_below_twenty_orders(ev: Events, run: Run) -> None:
