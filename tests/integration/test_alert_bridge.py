@@ -6,9 +6,6 @@ breach in Alertmanager (checked through its API, ``GET /api/v2/alerts``) with th
 and its recommendation's actions, re-send it, and close it when the order recovers (a late
 ``tracking.submitted``, whose ``deadline.resolved`` the worker emits). One order recovers while
 the bridge is stopped: the restarted bridge must resolve its alert and keep the other open, once.
-
-Where the core does not emit ``deadline.resolved`` yet (a replay of the same events shows none),
-the test writes the agreed resolution on the breaches topic itself, from the worker's breach.
 """
 
 from __future__ import annotations
@@ -24,7 +21,6 @@ from pathlib import Path
 from typing import IO, Any
 
 import pytest
-from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
 from deploy_files import ALERTMANAGER_CONFIG
 from test_alerting import Server, _get_json, _poll
 from worker_harness import (
@@ -34,7 +30,6 @@ from worker_harness import (
     consume_outputs,
     free_port,
     produce_lines,
-    replayed_outputs,
     run,
     stop_process,
 )
@@ -83,13 +78,6 @@ def tracked(order: str, at: datetime) -> bytes:
     return _line(
         "tracking.submitted", at, order, carrier="YunExpress", tracking_number=f"YT{order[-1]}01"
     )
-
-
-def core_resolves() -> bool:
-    """Does the core emit ``deadline.resolved`` for a breached order tracked late?"""
-    lines = [placed("o-probe"), tracked("o-probe", BREACHED_BY)]
-    outputs = replayed_outputs(lines, until=BREACHED_BY + timedelta(hours=1))
-    return any(output["type"] == "deadline.resolved" for output in outputs)
 
 
 @dataclass
@@ -143,7 +131,6 @@ class Setup:
     worker: WorkerRun
     alertmanager: Server
     bridge: Bridge
-    worker_resolves: bool
 
     def alerts(self, name: str, **labels: str) -> list[dict[str, Any]]:
         """The alerts Alertmanager has active (API v2) called ``name`` with ``labels``."""
@@ -174,34 +161,15 @@ class Setup:
         return breach
 
     def recover(self, order: str, at: datetime) -> None:
-        """The order's late tracking; its breach's resolution from the worker, or written here
-        in the agreed shape where the worker does not emit one yet."""
+        """The order's late tracking, and its breach's resolution from the worker."""
         run(produce_lines(self.worker.bootstrap, self.worker.prefix, [tracked(order, at)]))
         breach = self.breach_of(order)
-        if self.worker_resolves:
-            committed_all(self.worker)
-            self.worker.advance_clock(format_utc(at + timedelta(hours=1)))
-            outputs = self.outputs(
-                lambda got: any(_resolution(o, breach["breach_id"]) for o in got)
-            )
-            [resolved] = [o for o in outputs if _resolution(o, breach["breach_id"])]
-            assert resolved["resolution"] == "met_late"
-            assert resolved["resolved_at"] == format_utc(at)
-            return
-        resolution = {
-            "type": "deadline.resolved",
-            "resolution_id": "0" * 32,
-            "breach_id": breach["breach_id"],
-            "order_id": order,
-            "merchant_id": breach["merchant_id"],
-            "deadline": breach["deadline"],
-            "rule": breach["rule"],
-            "resolution": "met_late",
-            "resolved_at": format_utc(at),
-            "detected_at": format_utc(at),
-            "policy": breach["policy"],
-        }
-        run(_produce(self.worker, "deadline-breaches", order, resolution))
+        committed_all(self.worker)
+        self.worker.advance_clock(format_utc(at + timedelta(hours=1)))
+        outputs = self.outputs(lambda got: any(_resolution(o, breach["breach_id"]) for o in got))
+        [resolved] = [o for o in outputs if _resolution(o, breach["breach_id"])]
+        assert resolved["resolution"] == "met_late"
+        assert resolved["resolved_at"] == format_utc(at)
 
 
 def _breach(output: Output, order: str) -> bool:
@@ -214,17 +182,6 @@ def _breach(output: Output, order: str) -> bool:
 
 def _resolution(output: Output, breach_id: str) -> bool:
     return bool(output["type"] == "deadline.resolved" and output["breach_id"] == breach_id)
-
-
-async def _produce(worker: WorkerRun, topic: str, key: str, value: dict[str, Any]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=worker.bootstrap)
-    await producer.start()
-    try:
-        await producer.send_and_wait(
-            worker.prefix + topic, json.dumps(value).encode(), key=key.encode()
-        )
-    finally:
-        await producer.stop()
 
 
 @pytest.fixture(scope="module")
@@ -257,7 +214,7 @@ def setup(
         )
         bridge = Bridge(worker, alertmanager.url, workdir / "bridge.log")
         bridge.start()
-        yield Setup(worker, alertmanager, bridge, worker_resolves=core_resolves())
+        yield Setup(worker, alertmanager, bridge)
     finally:
         if bridge is not None:
             bridge.stop()
