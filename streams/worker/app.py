@@ -70,10 +70,11 @@ from streams.worker.faust_fixes.consumer import install_resuming_consumer
 from streams.worker.faust_fixes.heartbeats import group_coordinator
 from streams.worker.faust_fixes.recovery import install_guarded_recovery
 from streams.worker.faust_fixes.restore import ChangelogReader
-from streams.worker.faust_fixes.web import install_orderwatch_web
+from streams.worker.faust_fixes.web import OrderwatchWeb, install_orderwatch_web
 from streams.worker.fence import Fence, Fenced
 from streams.worker.partitions import Partitions
 from streams.worker.publish import Publisher
+from streams.worker.queries import Queries, WorkerSource
 from streams.worker.stores import DueIndex, Stores
 from streams.worker.tables import DurableTable, StampedTable
 from streams.worker.watch import STALL_CHECK_SECONDS, ConsumerWatch
@@ -139,6 +140,9 @@ class OrderwatchWorker:
             web_host=s.web_host,
             web_bind=s.web_host,
             web_port=s.web_port,
+            # Where the other members reach this one: each member's URL travels in the group's
+            # assignment, and the state queries forward to the key's owner there.
+            canonical_url=advertised_url(s),
             web_enabled=True,
             processing_guarantee=s.processing_guarantee,
             broker_session_timeout=s.session_timeout,
@@ -369,6 +373,24 @@ class OrderwatchWorker:
         app.page("/health")(self._health_view)  # type: ignore[arg-type]
         app.page("/ready")(self._ready_view)  # type: ignore[arg-type]
         app.page("/metrics")(self._metrics_view)  # type: ignore[arg-type]
+        # The state queries (streams.worker.queries), on the aiohttp application itself.
+        self.queries = Queries(
+            WorkerSource(
+                policy=self.policy,
+                partitions=self.partitions,
+                route=lambda key: partition_for(key, self.partitions),
+                owned=self._owned,
+                ready=self.is_ready,
+                stores=self.stores,
+                assignor=app.assignor,
+                orders_topic=self.inputs["orders"].get_topic_name(),
+                url=advertised_url(s),
+            ),
+            token=None if s.web_token is None else s.web_token.get_secret_value(),
+        )
+        web_server = app.web
+        assert isinstance(web_server, OrderwatchWeb)
+        self.queries.install(web_server.web_app)
 
     # -- web ------------------------------------------------------------------------------
 
@@ -517,7 +539,13 @@ class OrderwatchWorker:
 
     async def _on_shutdown(self, sender: Any, **_: Any) -> None:
         log.info("stopping")
+        await self.queries.close()
         await self.watch.close()
+
+
+def advertised_url(settings: Settings) -> str:
+    """The URL the other workers of the group reach this one's web server at."""
+    return settings.web_url or f"http://{settings.web_host}:{settings.web_port}"
 
 
 def _rocksdb_options() -> dict[str, int]:
