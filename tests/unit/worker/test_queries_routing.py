@@ -1,5 +1,6 @@
 """The state queries' routing (streams.worker.queries): who answers a key, how a merchant's
-order list is gathered, the token, and the 503s, on real aiohttp servers over loopback.
+order list is gathered, the token, and the 503s, on real aiohttp servers over loopback; and
+schemas/openapi.yaml (streams.worker.queries_openapi) describing their real answers.
 
 Each server is a :class:`Queries` over an in-memory source that owns some partitions of a real
 replay's states (examples/orders.jsonl, stopped part way); the broker tests
@@ -15,9 +16,13 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
+import yaml
 from aiohttp import ClientSession, web
 from aiohttp.test_utils import TestServer
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
 
 from streams.core import views
 from streams.core.engine import Engine
@@ -37,6 +42,7 @@ from streams.worker.queries import (
     merge_parts,
     route_key,
 )
+from streams.worker.queries_openapi import openapi_document
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "orders.jsonl"
 POLICY = load_policy()
@@ -300,3 +306,75 @@ async def test_with_a_token_every_query_needs_it_and_forwarding_passes_it_on(
         assert "s3cret" not in json.dumps(body)
         assert (await guarded.get(0, path, token="wrong"))[0] == 401
         assert (await guarded.get(0, path, token="s3cret"))[0] == 200
+
+
+# -- the OpenAPI document ----------------------------------------------------------------
+
+SCHEMAS = Path(__file__).resolve().parents[3] / "schemas"
+DOCUMENT_URI = "urn:orderwatch:openapi"
+
+
+@cache
+def validator_for(path_template: str, status: int) -> jsonschema.Draft202012Validator:
+    document = openapi_document()
+    response = document["paths"][path_template]["get"]["responses"][str(status)]
+    schema = response["content"]["application/json"]["schema"]
+    registry: Registry[Any] = Registry().with_resource(
+        DOCUMENT_URI, Resource.from_contents(document, default_specification=DRAFT202012)
+    )
+    return jsonschema.Draft202012Validator(
+        {"$ref": DOCUMENT_URI + schema["$ref"]},
+        registry=registry,
+        format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER,
+    )
+
+
+def test_the_committed_openapi_document_is_the_generated_one() -> None:
+    assert yaml.safe_load((SCHEMAS / "openapi.yaml").read_text()) == openapi_document()
+
+
+async def test_every_answer_validates_against_the_openapi_document(guarded: Group) -> None:
+    group = guarded
+    replay = engine()
+    asked: list[tuple[str, str, str | None]] = [
+        ("/orders/{order_id}", f"/orders/{order_id}", "s3cret")
+        for order_id in sorted(replay.orders)
+    ]
+    for merchant_id in sorted(replay.merchants):
+        asked.append(("/merchants/{merchant_id}", f"/merchants/{merchant_id}", "s3cret"))
+        for only in ("", "&status=open", "&status=at_risk", "&status=breached"):
+            asked.append(
+                (
+                    "/merchants/{merchant_id}/orders",
+                    f"/merchants/{merchant_id}/orders?limit=3{only}",
+                    "s3cret",
+                )
+            )
+    asked += [
+        ("/orders/{order_id}", "/orders/o-unknown", "s3cret"),  # 404
+        ("/merchants/{merchant_id}", "/merchants/m-001", None),  # 401
+        ("/merchants/{merchant_id}/orders", "/merchants/m-001/orders?limit=0", "s3cret"),  # 400
+    ]
+    statuses: set[int] = set()
+    for template, path, token in asked:
+        status, body, _ = await group.get(0, path, token=token)
+        validator_for(template, status).validate(body)
+        statuses.add(status)
+    group.sources[1].is_ready = False
+    status, body, _ = await group.get(0, "/merchants/m-001/orders", token="s3cret")
+    validator_for("/merchants/{merchant_id}/orders", status).validate(body)
+    statuses.add(status)
+    assert statuses == {200, 400, 401, 404, 503}
+
+
+def test_a_wrong_answer_does_not_validate_against_the_openapi_document() -> None:
+    view = views.order_view(next(iter(engine().orders.values())), load_policy())
+    validator = validator_for("/orders/{order_id}", 200)
+    validator.validate(view)
+    for broken in (
+        {**view, "status": "lost"},
+        {k: v for k, v in view.items() if k != "deadlines"},
+        {**view, "next_due": "tomorrow"},
+    ):
+        with pytest.raises(jsonschema.ValidationError):
+            validator.validate(broken)
