@@ -16,10 +16,14 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
 from worker_harness import WorkerRun, committed_all, free_port, wait_for
 
 from streams.core import views
@@ -28,6 +32,7 @@ from streams.core.events import decode_event
 from streams.core.outputs import Rejection
 from streams.policy_files import load_policy
 from streams.worker import partition_for
+from streams.worker.queries_openapi import openapi_document
 
 pytestmark = pytest.mark.broker
 
@@ -36,8 +41,39 @@ POLICY = load_policy()
 START = "2026-01-05T00:00:00Z"
 
 
+@cache
+def validator(template: str, status: int) -> jsonschema.Draft202012Validator:
+    """The schema schemas/openapi.yaml gives the answer to ``template`` with ``status``."""
+    document = openapi_document()
+    response = document["paths"][template]["get"]["responses"][str(status)]
+    reference = response["content"]["application/json"]["schema"]["$ref"]
+    uri = "urn:orderwatch:openapi"
+    registry: Registry[Any] = Registry().with_resource(
+        uri, Resource.from_contents(document, default_specification=DRAFT202012)
+    )
+    return jsonschema.Draft202012Validator(
+        {"$ref": uri + reference},
+        registry=registry,
+        format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER,
+    )
+
+
+def template_of(path: str) -> str:
+    parts = path.split("?")[0].split("/")
+    if parts[1] == "orders":
+        return "/orders/{order_id}"
+    return "/merchants/{merchant_id}" + ("/orders" if len(parts) > 3 else "")
+
+
 def ask(worker: WorkerRun, path: str, token: str | None = TOKEN) -> tuple[int, Any, Any]:
-    """Status, JSON body and headers of ``GET path`` on ``worker``."""
+    """Status, JSON body and headers of ``GET path`` on ``worker``; the body validated against
+    schemas/openapi.yaml."""
+    status, body, headers = _ask(worker, path, token)
+    validator(template_of(path), status).validate(body)
+    return status, body, headers
+
+
+def _ask(worker: WorkerRun, path: str, token: str | None) -> tuple[int, Any, Any]:
     request = urllib.request.Request(f"http://127.0.0.1:{worker.web_port}{path}")
     if token is not None:
         request.add_header("Authorization", f"Bearer {token}")
