@@ -110,6 +110,9 @@ class OrderwatchWorker:
         self.event_time = settings.clock == "event"
         self.partitions = settings.partitions
         self._ready = False
+        #: The tables recovered (and what was due fired) since the last assignment: the state
+        #: queries answer only then (streams.worker.queries).
+        self._recovered = False
         self.outage = OutageLog()
         self.app = self._make_app()
         self._declare()
@@ -380,7 +383,7 @@ class OrderwatchWorker:
                 partitions=self.partitions,
                 route=lambda key: partition_for(key, self.partitions),
                 owned=self._owned,
-                ready=self.is_ready,
+                ready=self.is_queryable,
                 stores=self.stores,
                 assignor=app.assignor,
                 orders_topic=self.inputs["orders"].get_topic_name(),
@@ -408,6 +411,11 @@ class OrderwatchWorker:
             and not self.app.in_recovery
             and not self.outage.active
         )
+
+    def is_queryable(self) -> bool:
+        """Ready, and the tables of this assignment recovered and caught up: the owned
+        partitions' states are whole (a rebalance completes before its recovery does)."""
+        return self._recovered and self.is_ready()
 
     def clock_seconds(self) -> float:
         """The processor's clock for the metrics: the earliest clock of the owned partitions
@@ -464,6 +472,7 @@ class OrderwatchWorker:
     @stopping_on_kafka_failure("the assignment of partitions")
     async def _on_assigned(self, sender: Any, assigned: Iterable[Any], **_: Any) -> None:
         self._ready = False
+        self._recovered = False
         # What the last batch changed is written before the caches go (its inputs already
         # left the inbox table), under the assignment it was made in; a worker that was
         # removed from the group meanwhile stops instead (streams.worker.fence).
@@ -505,6 +514,7 @@ class OrderwatchWorker:
             await self._rebuild(fire=True)
         except Fenced as error:
             stop_worker(error, "a recovery")
+        self._recovered = True
 
     async def _rebuild(self, *, fire: bool) -> None:
         """Rebuild the processors of the partitions this worker now owns.

@@ -311,7 +311,8 @@ def test_a_worker_joining_answers_503_with_retry_after_until_it_is_ready(
                     assert "again" in body["error"]
                     return False
                 assert status == 200, body
-                assert body == expected, difference(body, expected)
+                who = "the joining worker" if worker is third else "an old member"
+                assert body == expected, (who, difference(body, expected))
             return third.get("/ready")[0] == 200
 
         wait_for(answered, 120, "the joining worker to answer")
