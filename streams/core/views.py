@@ -29,12 +29,10 @@ from streams.core.dates import format_utc
 from streams.core.ids import aggregate_recommendation_id, breach_id, order_recommendation_id
 from streams.core.merchant import _METRICS, ORDERS, MerchantState
 from streams.core.order import (
-    COMPLAINT_ADVICE,
     CONFIRMED_FULFILLMENT,
     DELIVERY,
     FULFILLMENT,
     FULFILLMENT_WARNING,
-    TRACKING_SCAN,
     Complaint,
     OrderState,
 )
@@ -285,7 +283,12 @@ def _timeline(state: OrderState) -> list[dict[str, Any]]:
     return [{"at": format_utc(at), "event": event, "detail": detail} for at, event, detail in rows]
 
 
-def _status(state: OrderState, deadlines: list[tuple[_Deadline, DeadlineState]]) -> OrderStatus:
+def _status(
+    state: OrderState, deadlines: list[tuple[_Deadline, DeadlineState]], respond_by: str | None
+) -> OrderStatus:
+    """breached: a deadline breached and not resolved; closed: cancelled or refunded, or
+    nothing left pending; at_risk: a recommendation about a deadline still pending (its
+    respond-by is that deadline); else open."""
     states = {s for _, s in deadlines}
     if "breached" in states:
         return "breached"
@@ -293,10 +296,7 @@ def _status(state: OrderState, deadlines: list[tuple[_Deadline, DeadlineState]])
         return "open"  # its order.placed has not arrived (yet)
     if state.closed_at is not None or "pending" not in states:
         return "closed"
-    at_risk = FULFILLMENT_WARNING in state.fired or any(
-        key.startswith((TRACKING_SCAN, COMPLAINT_ADVICE)) for key in state.fired
-    )
-    return "at_risk" if at_risk else "open"
+    return "at_risk" if respond_by is not None else "open"
 
 
 def _respond_by(
@@ -317,18 +317,18 @@ def order_view(state: OrderState, policy: Policy) -> dict[str, Any]:
     """``GET /orders/{order_id}``: the order as its state holds it."""
     listed = [(d, s) for d in _deadlines(state, policy) if (s := d.state(state)) is not None]
     decisions = _decisions(state, policy, [d for d, _ in listed])
+    respond_by = _respond_by(decisions, listed)
     placement = state.placement
     view: dict[str, Any] = {
         "order_id": state.order_id,
         "merchant_id": state.merchant_id,
-        "status": _status(state, listed),
+        "status": _status(state, listed, respond_by),
         "placed_at": None if placement is None else format_utc(placement.placed_at),
         "released_at": None if placement is None else format_utc(placement.released_at),
         "timeline": _timeline(state),
         "deadlines": [_deadline_json(d, s) for d, s in listed],
         "decisions": decisions,
     }
-    respond_by = _respond_by(decisions, listed)
     if respond_by is not None:
         view["respond_by"] = respond_by
     next_due = min((format_utc(d.due_at) for d, s in listed if s == "pending"), default=None)

@@ -98,6 +98,8 @@ def test_part_way_the_example_has_orders_of_every_status_and_pending_deadlines()
             pending = [d["due_at"] for d in view["deadlines"] if d["state"] == "pending"]
             assert view["next_due"] == min(pending)
             assert all(due > format_utc(engine.clock) for due in pending)
+            # at risk: a recommendation whose respond-by is a deadline still pending
+            assert (view["status"] == "at_risk") == (view.get("respond_by") in pending)
 
 
 def test_a_breached_deadline_met_later_or_ended_is_resolved() -> None:
