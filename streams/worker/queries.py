@@ -18,8 +18,9 @@ with :meth:`~streams.worker.tables.StateStore.peek`, which leaves the worker's c
 were.
 
 With ``ORDERWATCH_WEB_TOKEN`` set, :func:`token_guard` asks every request but ``/health``,
-``/ready``, ``/metrics`` and the console's page for ``Authorization: Bearer <token>``; the
-worker forwards the token with what it forwards.
+``/ready``, ``/metrics`` and the console's page for ``Authorization: Bearer <token>`` (or,
+for a client that cannot set headers, such as a browser's EventSource, ``?access_token=``);
+the worker forwards the token with what it forwards.
 """
 
 from __future__ import annotations
@@ -220,6 +221,10 @@ def token_guard(token: str) -> Callable[..., Awaitable[web.StreamResponse]]:
         if path in OPEN_PATHS or path.startswith(_OPEN_PREFIXES):
             return await handler(request)
         given = request.headers.get("Authorization", "").encode()
+        # RFC 6750's query form too, for clients that cannot set a header (EventSource).
+        query_token = request.query.get("access_token")
+        if query_token is not None:
+            given = f"Bearer {query_token}".encode()
         if not hmac.compare_digest(given, expected):
             return web.json_response(
                 {

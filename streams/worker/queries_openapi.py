@@ -256,7 +256,8 @@ def openapi_document() -> dict[str, Any]:
                 "bearer": {
                     "type": "http",
                     "scheme": "bearer",
-                    "description": "Needed only when the worker has ORDERWATCH_WEB_TOKEN set.",
+                    "description": "Needed only when the worker has ORDERWATCH_WEB_TOKEN set; "
+                    "a client that cannot set the header may pass ?access_token= instead.",
                 }
             },
         },

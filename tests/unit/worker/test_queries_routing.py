@@ -306,6 +306,9 @@ async def test_with_a_token_every_query_needs_it_and_forwarding_passes_it_on(
         assert "s3cret" not in json.dumps(body)
         assert (await guarded.get(0, path, token="wrong"))[0] == 401
         assert (await guarded.get(0, path, token="s3cret"))[0] == 200
+        separator = "&" if "?" in path else "?"
+        assert (await guarded.get(0, f"{path}{separator}access_token=s3cret"))[0] == 200
+        assert (await guarded.get(0, f"{path}{separator}access_token=wrong"))[0] == 401
 
 
 # -- the OpenAPI document ----------------------------------------------------------------
