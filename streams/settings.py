@@ -196,6 +196,21 @@ class Settings(BaseSettings):
     )
     web_host: str = "127.0.0.1"
     web_port: Annotated[int, Field(ge=1, le=65535)] = 6066
+    web_url: str | None = Field(
+        default=None,
+        description=(
+            "The URL other workers of the group reach this worker's web server at (its queries "
+            "are forwarded there); default http://WEB_HOST:WEB_PORT. Set it when WEB_HOST is "
+            "0.0.0.0 or the host is known to the others by another name."
+        ),
+    )
+    web_token: SecretStr | None = Field(
+        default=None,
+        description=(
+            "A bearer token every HTTP request needs (Authorization: Bearer TOKEN), except "
+            "/health, /ready and /metrics; unset, the queries are open. Never logged."
+        ),
+    )
     clock: Literal["wall", "event"] = Field(
         default="wall", description="wall: system time; event: per-partition watermark."
     )
@@ -286,6 +301,20 @@ class Settings(BaseSettings):
 
     #: Fields whose value came from a command-line flag (see :meth:`source_of`).
     _flags: frozenset[str] = PrivateAttr(default=frozenset())
+
+    @field_validator("web_url")
+    @classmethod
+    def _check_web_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL, such as http://worker-1:6066")
+        return value.rstrip("/") if value is not None else None
+
+    @field_validator("web_token")
+    @classmethod
+    def _check_web_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and (not value.get_secret_value().strip()):
+            raise ValueError("must not be empty (unset it to leave the queries open)")
+        return value
 
     @field_validator("store")
     @classmethod

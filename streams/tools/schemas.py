@@ -11,6 +11,8 @@ fails when the committed files are stale. The directory holds:
   required in every schema.
 - ``input-event.schema.json``: any input message, the union discriminated on ``type``.
 - ``asyncapi.yaml``: the topics of contract section 1 (AsyncAPI 3.0.0) with their messages and keys.
+- ``openapi.yaml``: the workers' HTTP state queries (OpenAPI 3.1), from
+  :mod:`streams.worker.queries_openapi`.
 - ``examples/<type>.json``: one example message per type. The outputs are not written by hand: they
   are what the real core emits when it replays the example inputs.
 
@@ -52,6 +54,7 @@ from streams.kafka.headers import (
     SPEC_VERSION,
     cloudevents_source,
 )
+from streams.worker.queries_openapi import OPENAPI_FILE, openapi_document
 
 __all__ = [
     "ASYNCAPI_FILE",
@@ -671,6 +674,7 @@ def render_schemas() -> dict[str, str]:
         files[schema_name(message_type)] = _json_text(model_schema(models[message_type]))
     files[INPUT_EVENT_FILE] = _json_text(input_event_schema())
     files[ASYNCAPI_FILE] = _yaml_text(asyncapi_document(examples))
+    files[OPENAPI_FILE] = _yaml_text(openapi_document())
     for message_type, example in examples.items():
         files[example_name(message_type)] = _json_text(example)
     return files

@@ -70,10 +70,11 @@ from streams.worker.faust_fixes.consumer import install_resuming_consumer
 from streams.worker.faust_fixes.heartbeats import group_coordinator
 from streams.worker.faust_fixes.recovery import install_guarded_recovery
 from streams.worker.faust_fixes.restore import ChangelogReader
-from streams.worker.faust_fixes.web import install_orderwatch_web
+from streams.worker.faust_fixes.web import OrderwatchWeb, install_orderwatch_web
 from streams.worker.fence import Fence, Fenced
 from streams.worker.partitions import Partitions
 from streams.worker.publish import Publisher
+from streams.worker.queries import Queries, WorkerSource
 from streams.worker.stores import DueIndex, Stores
 from streams.worker.tables import DurableTable, StampedTable
 from streams.worker.watch import STALL_CHECK_SECONDS, ConsumerWatch
@@ -109,6 +110,9 @@ class OrderwatchWorker:
         self.event_time = settings.clock == "event"
         self.partitions = settings.partitions
         self._ready = False
+        #: The tables recovered (and what was due fired) since the last assignment: the state
+        #: queries answer only then (streams.worker.queries).
+        self._recovered = False
         self.outage = OutageLog()
         self.app = self._make_app()
         self._declare()
@@ -139,6 +143,9 @@ class OrderwatchWorker:
             web_host=s.web_host,
             web_bind=s.web_host,
             web_port=s.web_port,
+            # Where the other members reach this one: each member's URL travels in the group's
+            # assignment, and the state queries forward to the key's owner there.
+            canonical_url=advertised_url(s),
             web_enabled=True,
             processing_guarantee=s.processing_guarantee,
             broker_session_timeout=s.session_timeout,
@@ -369,6 +376,24 @@ class OrderwatchWorker:
         app.page("/health")(self._health_view)  # type: ignore[arg-type]
         app.page("/ready")(self._ready_view)  # type: ignore[arg-type]
         app.page("/metrics")(self._metrics_view)  # type: ignore[arg-type]
+        # The state queries (streams.worker.queries), on the aiohttp application itself.
+        self.queries = Queries(
+            WorkerSource(
+                policy=self.policy,
+                partitions=self.partitions,
+                route=lambda key: partition_for(key, self.partitions),
+                owned=self._owned,
+                ready=self.is_queryable,
+                stores=self.stores,
+                assignor=app.assignor,
+                orders_topic=self.inputs["orders"].get_topic_name(),
+                url=advertised_url(s),
+            ),
+            token=None if s.web_token is None else s.web_token.get_secret_value(),
+        )
+        web_server = app.web
+        assert isinstance(web_server, OrderwatchWeb)
+        self.queries.install(web_server.web_app)
 
     # -- web ------------------------------------------------------------------------------
 
@@ -386,6 +411,11 @@ class OrderwatchWorker:
             and not self.app.in_recovery
             and not self.outage.active
         )
+
+    def is_queryable(self) -> bool:
+        """Ready, and the tables of this assignment recovered and caught up: the owned
+        partitions' states are whole (a rebalance completes before its recovery does)."""
+        return self._recovered and self.is_ready()
 
     def clock_seconds(self) -> float:
         """The processor's clock for the metrics: the earliest clock of the owned partitions
@@ -442,6 +472,7 @@ class OrderwatchWorker:
     @stopping_on_kafka_failure("the assignment of partitions")
     async def _on_assigned(self, sender: Any, assigned: Iterable[Any], **_: Any) -> None:
         self._ready = False
+        self._recovered = False
         # What the last batch changed is written before the caches go (its inputs already
         # left the inbox table), under the assignment it was made in; a worker that was
         # removed from the group meanwhile stops instead (streams.worker.fence).
@@ -483,6 +514,7 @@ class OrderwatchWorker:
             await self._rebuild(fire=True)
         except Fenced as error:
             stop_worker(error, "a recovery")
+        self._recovered = True
 
     async def _rebuild(self, *, fire: bool) -> None:
         """Rebuild the processors of the partitions this worker now owns.
@@ -517,7 +549,13 @@ class OrderwatchWorker:
 
     async def _on_shutdown(self, sender: Any, **_: Any) -> None:
         log.info("stopping")
+        await self.queries.close()
         await self.watch.close()
+
+
+def advertised_url(settings: Settings) -> str:
+    """The URL the other workers of the group reach this one's web server at."""
+    return settings.web_url or f"http://{settings.web_host}:{settings.web_port}"
 
 
 def _rocksdb_options() -> dict[str, int]:

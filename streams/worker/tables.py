@@ -526,6 +526,19 @@ class StateStore(Generic[S]):
             state = self._cache[key] = self._decode(stored)
         return state
 
+    def peek(self, key: str) -> S | None:
+        """The state of ``key``, as :meth:`get` would give it, without keeping it in the cache
+        (a read-only query: the caller must not change it)."""
+        state = self._cache.get(key)
+        if state is None:
+            stored = self.table.get(key.encode("utf-8"))
+            return None if stored is None else self._decode(stored)
+        return state
+
+    def peek_keys(self) -> set[str]:
+        """Every key with a state: the table's and those changed since the last flush."""
+        return {key.decode("utf-8") for key in self.table.keys()} | self._dirty  # noqa: SIM118
+
     def put(self, key: str, state: S) -> None:
         self._cache[key] = state
         self._dirty.add(key)

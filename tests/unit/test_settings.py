@@ -238,3 +238,27 @@ def test_a_data_dir_that_cannot_be_created_is_a_bad_setting(tmp_path: Path) -> N
     nested = tmp_path / "a" / "b"
     OrderwatchWorker(load_settings(broker="127.0.0.1:9", data_dir=nested, app_id="x"))
     assert (nested / "x").is_dir()
+
+
+def test_the_web_token_is_masked_and_an_empty_one_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = load_settings(web_token="open-sesame")
+    assert "open-sesame" not in settings.describe()
+    assert "open-sesame" not in repr(settings)
+    monkeypatch.setenv("ORDERWATCH_WEB_TOKEN", " ")
+    with pytest.raises(ConfigurationError, match=r"^setting ORDERWATCH_WEB_TOKEN: .*empty"):
+        load_settings()
+
+
+def test_the_web_url_is_an_http_url_and_defaults_to_host_and_port(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from streams.worker.app import advertised_url
+
+    assert advertised_url(load_settings(web_port=7001)) == "http://127.0.0.1:7001"
+    given = load_settings(web_url="http://worker-2:6066/")
+    assert advertised_url(given) == "http://worker-2:6066"
+    monkeypatch.setenv("ORDERWATCH_WEB_URL", "worker-2:6066")
+    with pytest.raises(ConfigurationError, match=r"^setting ORDERWATCH_WEB_URL: .*http://"):
+        load_settings()

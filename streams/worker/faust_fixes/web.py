@@ -7,9 +7,10 @@ on a broker,
 ``tests/integration/test_worker.py::test_the_web_server_listens_where_it_is_told_and_serves_only_orderwatch``.
 
 Faust's aiohttp server, but without Faust's own views (``/router/``, ``/table/``, statistics,
-graph, index): what a worker serves is ``/health``, ``/ready`` and ``/metrics``, nothing that
-reads tables or the assignment. It listens on ``ORDERWATCH_WEB_HOST`` (Faust's ``web_bind``;
-Faust's own default is every interface). :func:`check_bind` tells at start, in one line, that
+graph, index): what a worker serves is ``/health``, ``/ready``, ``/metrics`` and orderwatch's
+own read-only state queries (:mod:`streams.worker.queries`), none of Faust's table views. It
+listens on ``ORDERWATCH_WEB_HOST`` (Faust's ``web_bind``; Faust's own default is every
+interface). :func:`check_bind` tells at start, in one line, that
 the address cannot be used, before Faust would fail with a traceback.
 """
 

@@ -1,11 +1,12 @@
 """The core's queries leave what they are given as it was.
 
-A query (``next_due``, ``next_check``, the ``view_*`` functions, ``rule_evidence``, the clock's
-checks, the recommendation builders) reads a state or a mapping the caller owns: afterwards the
-argument must equal a deep copy taken before, every field of it (including the ones a
-dataclass leaves out of ``==``, such as a heap kept for speed). States come from a real run:
-``Engine(load_policy())`` over ``examples/orders.jsonl``, stopped part way so that some of them
-hold deadlines met since the last time they were fired.
+A query (``next_due``, ``next_check``, the ``view_*`` functions, the HTTP views of
+``streams.core.views``, ``rule_evidence``, the clock's checks, the recommendation builders)
+reads a state or a mapping the caller owns: afterwards the argument must equal a deep copy
+taken before, every field of it (including the ones a dataclass leaves out of ``==``, such as
+a heap kept for speed). States come from a real run: ``Engine(load_policy())`` over
+``examples/orders.jsonl``, stopped part way so that some of them hold deadlines met since the
+last time they were fired.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from streams.core import carrier, merchant, order
+from streams.core import carrier, merchant, order, views
 from streams.core.aggregates import CARRIER, MERCHANT
 from streams.core.engine import Engine
 from streams.core.event_clock import from_the_future, idle_floor, partition_clock
@@ -111,6 +112,17 @@ def test_next_check_leaves_carriers_and_merchants_as_they_were() -> None:
         assert_unchanged(partial(carrier.next_check, policy=POLICY), state)
     for health in engine.merchants.values():
         assert_unchanged(partial(merchant.next_check, policy=POLICY), health)
+
+
+def test_the_http_views_leave_orders_and_merchants_as_they_were() -> None:
+    engine = engine_part_way()
+    for state in order_states():
+        assert_unchanged(partial(views.order_view, policy=POLICY), state)
+        assert_unchanged(partial(views.order_summary, policy=POLICY), state)
+    for health in engine.merchants.values():
+        assert_unchanged(partial(views.merchant_view, policy=POLICY), health)
+    rows = [views.order_summary(state, POLICY) for state in order_states()]
+    assert_unchanged(partial(views.order_page, status=None, limit=5, after=None), rows)
 
 
 def stale_timelines() -> Timelines[str]:

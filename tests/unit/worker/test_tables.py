@@ -161,6 +161,27 @@ def test_a_forgotten_store_reads_the_table_again() -> None:
     assert store.keys() == []
 
 
+def test_a_peek_reads_a_state_without_keeping_it_and_sees_unflushed_changes() -> None:
+    """The state queries read with peek: the worker's cache and dirty set stay as they were."""
+    table, _ = _durable()
+    decoded: list[bytes] = []
+
+    def decode(raw: bytes) -> Any:
+        decoded.append(raw)
+        return int(raw)
+
+    store: StateStore[int] = StateStore(table, lambda state: str(state).encode(), decode)
+    store.put("k", 7)
+    asyncio.run(store.flush(STAMP))
+    store.forget()
+    assert (store.peek("k"), store.peek("k"), decoded) == (7, 7, [b"7", b"7"])  # not cached
+    assert store.peek("none") is None
+    store.put("new", 1)  # changed, not flushed: seen, and still to be written
+    assert (store.peek("new"), store.peek_keys()) == (1, {"k", "new"})
+    assert store.is_dirty("new")
+    assert not store.is_dirty("k")
+
+
 def test_a_store_keeps_at_most_so_many_decoded_states(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(tables, "CACHED_STATES", 2)
     table, _ = _durable()

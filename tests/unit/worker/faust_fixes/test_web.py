@@ -22,7 +22,14 @@ def test_the_worker_serves_none_of_fausts_own_views(tmp_path: Path) -> None:
         web_app = await worker.app.web.wsgi()
         return sorted(resource.canonical for resource in web_app.router.resources())
 
-    assert asyncio.run(served()) == ["/health", "/metrics", "/ready"]
+    assert asyncio.run(served()) == [
+        "/health",
+        "/merchants/{merchant_id}",
+        "/merchants/{merchant_id}/orders",
+        "/metrics",
+        "/orders/{order_id}",
+        "/ready",
+    ]
     assert worker.app.conf.web_bind == "127.0.0.1"
 
 
