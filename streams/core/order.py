@@ -72,6 +72,7 @@ __all__ = [
     "apply",
     "fire_due",
     "next_due",
+    "resolution_of",
 ]
 
 _CENT = Decimal("0.01")
@@ -778,7 +779,7 @@ def _pending(state: OrderState, policy: Policy) -> list[tuple[datetime, str, Res
     for key in state.fired:
         if key in resolved or not (key in _ORDER_BREACHES or key.startswith(_COMPLAINT_BREACH)):
             continue
-        found = _resolution(state, key, policy)
+        found = resolution_of(state, key, policy)
         if found is not None:
             pending.append((found[0], key, found[1]))
     pending.sort()
@@ -823,7 +824,9 @@ def _resolve(
     return later
 
 
-def _resolution(state: OrderState, key: str, policy: Policy) -> tuple[datetime, Resolution] | None:
+def resolution_of(
+    state: OrderState, key: str, policy: Policy
+) -> tuple[datetime, Resolution] | None:
     """When and how the breach ``key`` was resolved by the events applied, if it was: the
     earliest of the event meeting its deadline and the order's end (delivered, refunded or
     cancelled; a delivery before a complaint's response was due does not answer it)."""

@@ -26,7 +26,12 @@ from types import MappingProxyType
 from typing import Any, Final, Literal, TypeAlias
 
 from streams.core.dates import format_utc
-from streams.core.ids import aggregate_recommendation_id, breach_id, order_recommendation_id
+from streams.core.ids import (
+    aggregate_recommendation_id,
+    breach_id,
+    order_recommendation_id,
+    resolution_id,
+)
 from streams.core.merchant import _METRICS, ORDERS, MerchantState
 from streams.core.order import (
     CONFIRMED_FULFILLMENT,
@@ -35,6 +40,7 @@ from streams.core.order import (
     FULFILLMENT_WARNING,
     Complaint,
     OrderState,
+    resolution_of,
 )
 from streams.core.policy import Policy
 
@@ -93,9 +99,9 @@ class _Deadline:
         """pending, met, breached or resolved; None when the order's end made it moot (it was
         cancelled or refunded before the deadline was due, and the deadline was not met)."""
         if self.key in order.fired:
-            # A breach is resolved once the order met the deadline late, or ended.
-            ended = order.closed_at is not None or order.delivered_at is not None
-            return "resolved" if self.met_at is not None or ended else "breached"
+            # Resolved once the core has emitted its deadline.resolved (the clock reached the
+            # late event that met it, or the order's end): the view says what the outputs say.
+            return "resolved" if self.key in order.resolved else "breached"
         if self.met_at is not None and self.met_at <= self.due_at:
             return "met"
         if order.closed_at is not None and order.closed_at <= self.due_at:
@@ -178,7 +184,8 @@ def _recommendation(
 def _decisions(
     state: OrderState, policy: Policy, deadlines: list[_Deadline]
 ) -> list[dict[str, Any]]:
-    """The breaches and recommendations the order got, as its ``fired`` set records them."""
+    """The breaches, their resolutions and the recommendations the order got, as its ``fired``
+    and ``resolved`` sets record them."""
     decisions: list[dict[str, Any]] = []
     fired = state.fired
     placement = state.placement
@@ -223,6 +230,19 @@ def _decisions(
         if deadline.complaint_id is not None:
             breach["complaint_id"] = deadline.complaint_id
         decisions.append(breach)
+        resolved = (
+            resolution_of(state, deadline.key, policy) if deadline.key in state.resolved else None
+        )
+        if resolved is not None:
+            decisions.append(
+                {
+                    "type": "deadline.resolved",
+                    "id": resolution_id(breach["id"]),
+                    "at": format_utc(resolved[0]),
+                    "deadline": deadline.name,
+                    "resolution": resolved[1],
+                }
+            )
         decisions.append(
             _recommendation(
                 state,

@@ -79,6 +79,19 @@ def _schemas() -> dict[str, Any]:
             },
             {"complaint_id": {"type": "string"}},
         ),
+        "Resolution": _object(
+            {
+                "type": {"const": "deadline.resolved"},
+                "id": {"type": "string", "description": "The resolution_id of the output."},
+                "at": {**_TIME, "description": "When the event that resolved the breach occurred."},
+                "deadline": _DEADLINE,
+                "resolution": {
+                    "type": "string",
+                    "enum": ["met_late", "delivered", "refunded", "cancelled"],
+                },
+            },
+            {},
+        ),
         "Recommendation": _object(
             {
                 "type": {"const": "recommendation.issued"},
@@ -100,7 +113,9 @@ def _schemas() -> dict[str, Any]:
                 "deadlines": {"type": "array", "items": _ref("Deadline")},
                 "decisions": {
                     "type": "array",
-                    "items": {"oneOf": [_ref("Breach"), _ref("Recommendation")]},
+                    "items": {
+                        "oneOf": [_ref("Breach"), _ref("Resolution"), _ref("Recommendation")]
+                    },
                 },
             },
             {"respond_by": _TIME, "next_due": _TIME},

@@ -43,17 +43,29 @@ def replayed(fraction: float) -> tuple[Engine, tuple[dict[str, Any], ...]]:
     return engine, tuple(json.loads(serialize(output)) for output in outputs)
 
 
+def _id(output: dict[str, Any]) -> str:
+    """An output's own id (a resolution also names its breach's)."""
+    for name in ("resolution_id", "breach_id", "recommendation_id"):
+        if name in output:
+            return str(output[name])
+    raise AssertionError(f"an output without an id: {output}")
+
+
 @pytest.mark.parametrize("fraction", [0.7, 1.0])
 def test_every_decision_a_view_shows_is_one_replay_emitted_alike(fraction: float) -> None:
     engine, outputs = replayed(fraction)
-    emitted = {o.get("breach_id") or o.get("recommendation_id"): o for o in outputs}
+    emitted = {_id(o): o for o in outputs}
     shown = 0
     for state in engine.orders.values():
         for decision in views.order_view(state, POLICY)["decisions"]:
             output = emitted[decision["id"]]
             assert output["type"] == decision["type"]
             assert output["order_id"] == state.order_id
-            if decision["type"] == "recommendation.issued":
+            if decision["type"] == "deadline.resolved":
+                assert output["deadline"] == decision["deadline"]
+                assert output["resolution"] == decision["resolution"]
+                assert output["resolved_at"] == decision["at"]
+            elif decision["type"] == "recommendation.issued":
                 assert output["reason"] == decision["reason"]
                 assert output["severity"] == decision["severity"]
                 assert output.get("respond_by") == decision.get("respond_by")
@@ -77,7 +89,7 @@ def test_every_order_decision_replay_emitted_is_in_its_orders_view(fraction: flo
         for output in outputs
         if output.get("order_id") in engine.orders
         and output.get("reason") != "STOCKOUT_RISK"
-        and (output.get("breach_id") or output.get("recommendation_id")) not in shown
+        and _id(output) not in shown
     ]
     assert missing == []
 
