@@ -195,6 +195,13 @@ class Settings(BaseSettings):
     )
     web_host: str = "127.0.0.1"
     web_port: Annotated[int, Field(ge=1, le=65535)] = 6066
+    web_token: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Bearer token the worker's HTTP routes require, except /health, /ready, /metrics "
+            "and the console page itself; masked whenever settings are printed."
+        ),
+    )
     clock: Literal["wall", "event"] = Field(
         default="wall", description="wall: system time; event: per-partition watermark."
     )
