@@ -16,6 +16,13 @@
     DELIVERY_OVERDUE: "delivery",
     COMPLAINT_RESPONSE_OVERDUE: "complaint_response",
   };
+  // Warnings ahead of a deadline, and the deadline whose breach replaces them (with its overdue
+  // recommendation); every COMPLAINT_<REASON> is replaced by its complaint's response breach.
+  const WARNS_OF = {
+    FULFILLMENT_AT_RISK: "fulfillment",
+    STOCKOUT_RISK: "fulfillment",
+    TRACKING_NOT_SCANNED: "confirmed_fulfillment",
+  };
   const ENDINGS = new Set(["delivered", "refunded", "cancelled"]);
 
   const state = {
@@ -24,6 +31,7 @@
     resolutions: new Map(), // breach_id -> deadline.resolved output
     endedOrders: new Map(), // order_id -> resolution (delivered, refunded, cancelled)
     resolvedDeadlines: new Set(), // order_id + "/" + deadline (+ "/" + complaint_id)
+    breachedDeadlines: new Set(), // order_id + "/" + deadline
     deadLetters: [],
     deadLetterCount: 0,
     merchants: new Set(),
@@ -244,6 +252,7 @@
     switch (output.type) {
       case "deadline.breached":
         state.breaches.set(output.breach_id, output);
+        state.breachedDeadlines.add(deadlineKey(output.order_id, output.deadline));
         break;
       case "deadline.resolved":
         state.resolutions.set(output.breach_id, output);
@@ -288,21 +297,35 @@
 
   // -- open recommendations ----------------------------------------------------------------
 
-  function isOpen(rec) {
+  // An order's recommendation is open until the order ends or its deadline is resolved; one that
+  // warns ahead of a deadline (at risk, a complaint to answer) until its respond-by passes: by then
+  // the deadline was met, or its breach came with an overdue recommendation, shown instead. One
+  // issued with its window already missed keeps its when-missed actions open.
+  function isOpen(rec, ref) {
     if (rec.scope !== "order") return true;
     if (state.endedOrders.has(rec.order_id)) return false;
     const deadline = REASON_DEADLINE[rec.reason];
-    if (!deadline) return true;
+    if (!deadline) {
+      const warned = WARNS_OF[rec.reason] || (rec.reason.startsWith("COMPLAINT_") ? "complaint_response" : null);
+      if (warned && state.breachedDeadlines.has(deadlineKey(rec.order_id, warned))) return false;
+      const due = ms(rec.respond_by || "");
+      return rec.respond_by_passed === true || due === null || due > ref;
+    }
     const complaint = rec.evidence && rec.evidence.complaint_id;
     return !state.resolvedDeadlines.has(deadlineKey(rec.order_id, deadline, complaint));
   }
 
+  function fill(box, ...children) {
+    box.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));
+  }
+
   function renderRecommendations() {
-    const open = [...state.recommendations.values()].filter(isOpen);
+    const ref = reference();
+    const open = [...state.recommendations.values()].filter((rec) => isOpen(rec, ref));
     $("recommendations-count").textContent = open.length ? `(${open.length})` : "";
     const box = $("recommendations");
     if (!open.length) {
-      box.replaceChildren(
+      fill(box, 
         el("p", {
           class: "empty",
           text:
@@ -331,7 +354,7 @@
         ),
       );
     }
-    box.replaceChildren(...groups);
+    fill(box, groups);
   }
 
   function recommendationEl(rec) {
@@ -346,7 +369,13 @@
         "div",
         { class: "head" },
         el("span", {}, el("span", { class: "reason", text: label(rec.reason) }), " · ", subject),
-        rec.respond_by ? countdownEl(rec.respond_by) : el("span", { class: "meta", text: "no respond-by" }),
+        rec.respond_by_passed
+          ? el("span", { class: "countdown passed", title: "respond by " + rec.respond_by, text: "window missed: act now" })
+          : rec.respond_by
+          ? countdownEl(rec.respond_by)
+          : rec.severity === "critical"
+            ? el("span", { class: "countdown passed", text: "deadline missed: act now" })
+            : el("span", { class: "meta", text: "no respond-by" }),
       ),
       rec.consequence ? el("div", { text: rec.consequence }) : null,
       el(
@@ -375,7 +404,7 @@
     $("breaches-count").textContent = breaches.length ? `(${breaches.length})` : "";
     const box = $("breaches");
     if (!breaches.length) {
-      box.replaceChildren(
+      fill(box, 
         el("p", {
           class: "empty",
           text: "No breaches — every deadline in the feed so far was met. A missed deadline shows up here at once.",
@@ -402,7 +431,7 @@
         el("td", {}, status, resolution ? el("div", { class: "meta" }, timeEl(resolution.resolved_at)) : null),
       );
     });
-    box.replaceChildren(
+    fill(box, 
       el(
         "table",
         {},
@@ -419,10 +448,10 @@
     $("dead-letters-count").textContent = state.deadLetterCount ? `(${state.deadLetterCount})` : "";
     const box = $("dead-letters");
     if (!state.deadLetters.length) {
-      box.replaceChildren(el("p", { class: "empty", text: "No rejected input — every message so far could be used." }));
+      fill(box, el("p", { class: "empty", text: "No rejected input — every message so far could be used." }));
       return;
     }
-    box.replaceChildren(
+    fill(box, 
       el(
         "table",
         {},
@@ -506,15 +535,15 @@
     const box = $("lookup-result");
     orderId = orderId.trim();
     if (!orderId) return;
-    box.replaceChildren(el("p", { class: "empty", text: `Looking up ${orderId}…` }));
+    fill(box, el("p", { class: "empty", text: `Looking up ${orderId}…` }));
     const answer = await query("/orders/" + encodeURIComponent(orderId));
     if (answer.body) {
-      box.replaceChildren(orderEl(answer.body));
+      fill(box, orderEl(answer.body));
       tick();
       return;
     }
     if (answer.status === 404) {
-      box.replaceChildren(
+      fill(box, 
         problemEl(
           `No order ${orderId} is known.`,
           "Check the id (as in the order.placed event, e.g. o-000123). Orders are forgotten 90 days after their last event.",
@@ -522,7 +551,7 @@
       );
       return;
     }
-    box.replaceChildren(problemEl(`Cannot show ${orderId}.`, answer.problem, () => lookup(orderId)));
+    fill(box, problemEl(`Cannot show ${orderId}.`, answer.problem, () => lookup(orderId)));
   }
 
   function badgeFor(stateName) {
@@ -609,20 +638,20 @@
     const box = $("health-result");
     merchantId = merchantId.trim();
     if (!merchantId) return;
-    box.replaceChildren(el("p", { class: "empty", text: `Loading ${merchantId}…` }));
+    fill(box, el("p", { class: "empty", text: `Loading ${merchantId}…` }));
     const answer = await query("/merchants/" + encodeURIComponent(merchantId));
     if (answer.body) {
-      box.replaceChildren(storeEl(answer.body));
+      fill(box, storeEl(answer.body));
       tick();
       return;
     }
     if (answer.status === 404) {
-      box.replaceChildren(
+      fill(box, 
         problemEl(`No store ${merchantId} is known.`, "Check the id (the merchant_id of its orders, e.g. m-001); the list offers the stores seen in the feed."),
       );
       return;
     }
-    box.replaceChildren(problemEl(`Cannot show ${merchantId}.`, answer.problem, () => health(merchantId)));
+    fill(box, problemEl(`Cannot show ${merchantId}.`, answer.problem, () => health(merchantId)));
   }
 
   function percent(rate) {
@@ -690,6 +719,12 @@
     }
     render();
     connect();
-    setInterval(tick, 1000);
+    // Countdowns tick every second; which recommendations are still open, every few.
+    let ticks = 0;
+    setInterval(() => {
+      ticks += 1;
+      if (ticks % 5 === 0) renderRecommendations();
+      tick();
+    }, 1000);
   });
 })();

@@ -1,0 +1,255 @@
+"""The seller's console end to end: two workers of one group on the broker, the page in headless
+Chromium (Debian's chromium, driven through chromedriver, :mod:`chromium_driver`), the simulator's
+events sent with ``orderwatch send``.
+
+The page is opened before anything is decided: it asks for the token, then shows its empty states
+and goes live. The simulator's events then cause breaches, which must appear on the page as the
+workers decide them (read independently from Kafka for the comparison). The other worker's feed
+serves the same outputs: every worker serves all of them. An order lookup shows the order's
+timeline (it needs ``GET /orders/{id}``, the state queries of issue 17 item 2).
+
+Screenshots are kept under ``$ORDERWATCH_TEST_ARTIFACTS/console`` (default: the test's temporary
+directory), one per step, and one of whatever the page showed when a test ended.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from chromium_driver import Chromium, chromium_paths
+from worker_harness import (
+    Output,
+    WorkerRun,
+    backfill,
+    decisions,
+    occurred,
+    replayed_outputs,
+)
+
+from streams.tools.simulator import generate_events
+
+pytestmark = pytest.mark.broker
+
+TOKEN = "console-test-token"
+#: The browser's zone: the page shows times in it, UTC on hover.
+TIMEZONE = "Asia/Kolkata"
+
+
+@dataclass
+class Console:
+    """Two workers of one group, a page on the first, and what happened so far."""
+
+    first: WorkerRun
+    second: WorkerRun
+    browser: Chromium
+    artifacts: Path
+    asked_for_token: str = ""
+    empty_page: str = ""
+    outputs: list[Output] = field(default_factory=list)
+    lines: list[bytes] = field(default_factory=list)
+
+    def shot(self, name: str) -> Path:
+        return self.browser.screenshot(self.artifacts / f"{name}.png")
+
+    def breaches(self) -> dict[str, Output]:
+        return {o["breach_id"]: o for o in self.outputs if o["type"] == "deadline.breached"}
+
+
+def _artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = os.environ.get("ORDERWATCH_TEST_ARTIFACTS")
+    path = Path(root) / "console" if root else tmp_path_factory.mktemp("console-artifacts")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope="module")
+def console(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
+    """Two workers, and the page open on the first: asked for the token, given it, live."""
+    chromium_paths()  # skip (fail in CI) before starting anything
+    workdir = tmp_path_factory.mktemp("console")
+    token = {"ORDERWATCH_WEB_TOKEN": TOKEN}
+    first = WorkerRun(kafka_bootstrap, workdir, extra_env=token)
+    second = WorkerRun(kafka_bootstrap, workdir, name=first.name, extra_env=token)
+    started: list[WorkerRun] = []
+    try:
+        for worker in (first, second):
+            worker.start()
+            started.append(worker)
+        with Chromium(timezone=TIMEZONE, log=workdir / "chromedriver.log") as browser:
+            page = Console(first, second, browser, _artifacts(tmp_path_factory))
+            browser.open(f"http://127.0.0.1:{first.web_port}/")
+            page.asked_for_token = browser.wait(
+                "the page to ask for the token",
+                lambda: (
+                    browser.text("#token-panel")
+                    if browser.run("return !document.getElementById('token-panel').hidden")
+                    else None
+                ),
+            )
+            page.shot("01-token")
+            browser.type("#token-input", TOKEN)
+            browser.click("#token-form button")
+            browser.wait(
+                "the live feed",
+                lambda: browser.text("#feed-status").startswith("Live") or None,
+            )
+            page.empty_page = browser.text("main")
+            page.shot("02-empty")
+            yield page
+            page.shot("99-last")
+    finally:
+        for worker in started:
+            worker.stop()
+
+
+@pytest.fixture(scope="module")
+def decided(console: Console) -> Console:
+    """The simulator's events sent to the workers with ``orderwatch send``, their clock advanced
+    to the end: the outputs as read from Kafka."""
+    events = generate_events(seed=7, orders=40, merchants=3, orders_per_hour=20)
+    console.lines = [json.dumps(event, separators=(",", ":")).encode() for event in events]
+    stream = console.artifacts.parent / f"{console.first.name}-events.jsonl"
+    stream.write_bytes(b"\n".join(console.lines) + b"\n")
+    subprocess.run(
+        [sys.executable, "-m", "streams", "send", "--quiet", str(stream)],
+        env=console.first.env(),
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    expected = decisions(o for o in replayed_outputs(console.lines) if "breach_id" in o)
+    assert expected, "the simulated stream must cause breaches"
+    console.outputs = backfill([console.first, console.second], console.lines, expected=expected)
+    assert console.breaches(), "the workers decided no breach"
+    return console
+
+
+def test_the_page_asks_for_the_token_then_goes_live_with_clear_empty_states(
+    console: Console,
+) -> None:
+    assert "ORDERWATCH_WEB_TOKEN" in console.asked_for_token
+    assert "No open recommendations" in console.empty_page
+    assert "No breaches" in console.empty_page
+    assert "No rejected input" in console.empty_page
+
+
+def test_breaches_the_simulator_causes_appear_on_the_page_as_they_are_decided(
+    decided: Console,
+) -> None:
+    browser, breaches = decided.browser, decided.breaches()
+    shown: list[str] = browser.wait(
+        "every breach on the page",
+        lambda: (
+            ids
+            if set(
+                ids := browser.run(
+                    "return [...document.querySelectorAll('#breaches tr[data-breach]')]"
+                    ".map(r => r.dataset.breach)"
+                )
+            )
+            >= set(breaches)
+            else None
+        ),
+        timeout=60,
+    )
+    decided.shot("03-breaches")
+    assert sorted(shown) == sorted(breaches)  # each once, and nothing Kafka does not hold
+    # Each row names its order and deadline; its time is the viewer's, UTC on hover.
+    some = next(iter(breaches.values()))
+    row = browser.text(f"#breaches tr[data-breach='{some['breach_id']}']")
+    assert some["order_id"] in row
+    assert some["deadline"].replace("_", " ") in row
+    title = browser.run(
+        "return document.querySelector(arguments[0]).getAttribute('title')",
+        f"#breaches tr[data-breach='{some['breach_id']}'] time",
+    )
+    assert title == f"{some['detected_at']} (UTC)"
+    # Every breach comes with a critical recommendation: open, grouped first, with its countdown.
+    critical = [
+        o
+        for o in decided.outputs
+        if o["type"] == "recommendation.issued" and o["severity"] == "critical"
+    ]
+    assert critical
+    groups = browser.run(
+        "return [...document.querySelectorAll('#recommendations .group')]"
+        ".map(g => g.dataset.severity)"
+    )
+    assert groups[0] == "critical"
+    for recommendation in critical:
+        card = browser.text(f"#recommendations [data-id='{recommendation['recommendation_id']}']")
+        assert recommendation["order_id"] in card
+        # An overdue recommendation has no respond-by left: the page says to act now.
+        assert "act now" in card
+
+
+def test_every_worker_serves_every_output_whichever_decided_it(decided: Console) -> None:
+    breaches = set(decided.breaches())
+    seen = _feed_ids(decided.second.web_port, breaches, timeout=30)
+    assert breaches <= seen
+    connection = http.client.HTTPConnection("127.0.0.1", decided.second.web_port, timeout=5)
+    try:
+        connection.request("GET", "/events")
+        assert connection.getresponse().status == 401
+    finally:
+        connection.close()
+
+
+def test_an_order_lookup_shows_its_timeline(decided: Console) -> None:
+    """Needs ``GET /orders/{id}`` (issue 17 item 2, the queries branch)."""
+    browser = decided.browser
+    breach = next(b for b in decided.breaches().values() if b["deadline"] == "fulfillment")
+    order_id = breach["order_id"]
+    browser.click(f"#breaches tr[data-breach='{breach['breach_id']}'] td:nth-child(2) button")
+    try:
+        browser.wait(
+            f"the timeline of {order_id}",
+            lambda: (
+                browser.run(
+                    "return document.querySelectorAll('#lookup-result .timeline li').length"
+                )
+                or None
+            ),
+            timeout=30,
+        )
+    finally:
+        decided.shot("04-order")
+    result = browser.text("#lookup-result")
+    assert order_id in result
+    sent = {json.loads(line).get("order_id") for line in decided.lines if occurred(line)}
+    assert order_id in sent
+    entries = browser.run("return document.querySelectorAll('#lookup-result .timeline li').length")
+    assert entries >= 1
+    deadlines = browser.text("#lookup-result table.deadlines")
+    assert "fulfillment" in deadlines
+    assert "breached" in deadlines or "resolved" in deadlines
+
+
+def _feed_ids(port: int, wanted: set[str], *, timeout: float) -> set[str]:
+    """The ids of ``GET /events`` on ``port`` read until ``wanted`` are all seen (or time)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    seen: set[str] = set()
+    deadline = time.monotonic() + timeout
+    try:
+        connection.request("GET", "/events", headers={"Authorization": f"Bearer {TOKEN}"})
+        response = connection.getresponse()
+        assert response.status == 200
+        assert response.getheader("Content-Type", "").startswith("text/event-stream")
+        while time.monotonic() < deadline and not wanted <= seen:
+            line = response.readline()
+            if not line:
+                break
+            if line.startswith(b"id: "):
+                seen.add(line[4:].strip().decode())
+    finally:
+        connection.close()
+    return seen
