@@ -5,8 +5,12 @@ events sent with ``orderwatch send``.
 The page is opened before anything is decided: it asks for the token, then shows its empty states
 and goes live. The simulator's events then cause breaches, which must appear on the page as the
 workers decide them (read independently from Kafka for the comparison). The other worker's feed
-serves the same outputs: every worker serves all of them. An order lookup shows the order's
-timeline (it needs ``GET /orders/{id}``, the state queries of issue 17 item 2).
+serves the same outputs, from its kept backlog: every worker serves all of them, and a feed
+opened after the decisions still shows them. An order lookup shows the order's timeline and a
+store's health its rates (they need ``GET /orders/{id}`` and ``GET /merchants/{id}``, the state
+queries of issue 17 item 2). Last, a delivery for an order with a delivery breach resolves it
+(``deadline.resolved``, issue 17 item 4): the page marks the breach resolved and drops the order's
+recommendations.
 
 Screenshots are kept under ``$ORDERWATCH_TEST_ARTIFACTS/console`` (default: the test's temporary
 directory), one per step, and one of whatever the page showed when a test ended.
@@ -22,6 +26,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -253,3 +258,82 @@ def _feed_ids(port: int, wanted: set[str], *, timeout: float) -> set[str]:
     finally:
         connection.close()
     return seen
+
+
+def test_a_stores_health_shows_its_rates_against_the_thresholds(decided: Console) -> None:
+    """Needs ``GET /merchants/{id}`` (issue 17 item 2, the queries branch)."""
+    browser = decided.browser
+    merchant = next(iter(decided.breaches().values()))["merchant_id"]
+    offered = browser.run(
+        "return [...document.querySelectorAll('#merchant-list option')].map(o => o.value)"
+    )
+    assert merchant in offered  # the picker offers the stores seen in the feed
+    browser.run("document.getElementById('merchant-input').value = ''")
+    browser.type("#merchant-input", merchant)
+    browser.click("#health-form button")
+    try:
+        browser.wait(
+            f"the health of {merchant}",
+            lambda: (
+                browser.run(
+                    "return document.querySelector('#health-result .store') !== null "
+                    "|| document.querySelector('#health-result .error') !== null"
+                )
+                or None
+            ),
+        )
+    finally:
+        decided.shot("05-store")
+    result = browser.text("#health-result")
+    assert browser.run("return document.querySelector('#health-result .error') === null"), result
+    assert "orders placed in the last" in result
+    assert "Open recommendations" in result
+
+
+def test_a_delivery_resolves_its_breach_on_the_page(decided: Console) -> None:
+    """Needs ``deadline.resolved`` (issue 17 item 4, the core-outputs branch)."""
+    browser = decided.browser
+    breach = next(b for b in decided.breaches().values() if b["deadline"] == "delivery")
+    order_id = breach["order_id"]
+    events = [json.loads(line) for line in decided.lines]
+    tracking = [
+        e for e in events if e.get("order_id") == order_id and e["type"] == "tracking.submitted"
+    ]
+    assert tracking, f"{order_id} has a delivery breach, so it was shipped"
+    latest = max(datetime.fromisoformat(e["occurred_at"]) for e in events)
+    last = latest.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    delivered = {
+        "event_id": f"console-test-delivered-{order_id}",
+        "type": "carrier.scanned",
+        "occurred_at": last,
+        "merchant_id": breach["merchant_id"],
+        "order_id": order_id,
+        "tracking_number": tracking[-1]["tracking_number"],
+        "status": "delivered",
+    }
+    stream = decided.artifacts.parent / f"{decided.first.name}-delivered.jsonl"
+    stream.write_text(json.dumps(delivered) + "\n")
+    subprocess.run(
+        [sys.executable, "-m", "streams", "send", "--quiet", str(stream)],
+        env=decided.first.env(),
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    decided.first.advance_clock(last)
+    row = f"#breaches tr[data-breach='{breach['breach_id']}']"
+    try:
+        status = browser.wait(
+            f"the breach of {order_id} to be resolved",
+            lambda: text if "resolved" in (text := browser.text(row)) else None,
+            timeout=60,
+        )
+    finally:
+        decided.shot("06-resolved")
+    assert "resolved: delivered" in status
+    cards = browser.run(
+        "return [...document.querySelectorAll('#recommendations .rec')]"
+        ".map(c => c.innerText).filter(t => t.includes(arguments[0]))",
+        order_id,
+    )
+    assert cards == []  # a delivered order needs nothing more
