@@ -204,9 +204,11 @@ class Chromium:
         )
         return str(found)
 
-    def screenshot(self, path: Path) -> Path:
+    def screenshot(self, path: Path, css: str | None = None) -> Path:
+        """A PNG of the window, or of the first element matching ``css`` (scrolled into view)."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(base64.b64decode(self._session("GET", "/screenshot")))
+        where = "/screenshot" if css is None else f"/element/{self.find(css)}/screenshot"
+        path.write_bytes(base64.b64decode(self._session("GET", where)))
         return path
 
     def wait(self, what: str, check: Callable[[], T | None], timeout: float = 30.0) -> T:

@@ -62,8 +62,8 @@ class Console:
     outputs: list[Output] = field(default_factory=list)
     lines: list[bytes] = field(default_factory=list)
 
-    def shot(self, name: str) -> Path:
-        return self.browser.screenshot(self.artifacts / f"{name}.png")
+    def shot(self, name: str, css: str | None = None) -> Path:
+        return self.browser.screenshot(self.artifacts / f"{name}.png", css)
 
     def breaches(self) -> dict[str, Output]:
         return {o["breach_id"]: o for o in self.outputs if o["type"] == "deadline.breached"}
@@ -237,7 +237,7 @@ def test_an_order_lookup_shows_its_timeline(decided: Console) -> None:
             timeout=30,
         )
     finally:
-        decided.shot("04-order")
+        decided.shot("04-order", "#lookup-panel")
     result = browser.text("#lookup-result")
     assert order_id in result
     sent = {json.loads(line).get("order_id") for line in decided.lines if occurred(line)}
@@ -293,7 +293,7 @@ def test_a_stores_health_shows_its_rates_against_the_thresholds(decided: Console
             ),
         )
     finally:
-        decided.shot("05-store")
+        decided.shot("05-store", "#health-panel")
     result = browser.text("#health-result")
     assert browser.run("return document.querySelector('#health-result .error') === null"), result
     assert "orders placed in the last" in result

@@ -407,7 +407,7 @@
       fill(box, 
         el("p", {
           class: "empty",
-          text: "No breaches — every deadline in the feed so far was met. A missed deadline shows up here at once.",
+          text: "No breaches — no deadline in the feed was missed. A missed deadline shows up here as soon as the worker detects it.",
         }),
       );
       return;
