@@ -207,6 +207,8 @@ class Chromium:
     def screenshot(self, path: Path, css: str | None = None) -> Path:
         """A PNG of the window, or of the first element matching ``css`` (scrolled into view)."""
         path.parent.mkdir(parents=True, exist_ok=True)
+        if css is not None:  # its top at the window's: as much of it as fits is seen
+            self.run("document.querySelector(arguments[0]).scrollIntoView(true)", css)
         where = "/screenshot" if css is None else f"/element/{self.find(css)}/screenshot"
         path.write_bytes(base64.b64decode(self._session("GET", where)))
         return path

@@ -579,6 +579,7 @@
         el("dd", {}, timeEl(order.placed_at)),
         el("dt", { text: "Released" }),
         el("dd", {}, timeEl(order.released_at)),
+        order.next_due ? [el("dt", { text: "Next due" }), el("dd", {}, timeEl(order.next_due))] : null,
         order.respond_by ? [el("dt", { text: "Respond by" }), el("dd", {}, timeEl(order.respond_by), " ", countdownEl(order.respond_by))] : null,
       ),
       el("h3", { text: "Deadlines" }),
@@ -658,13 +659,31 @@
     return typeof rate === "number" ? (rate * 100).toFixed(1).replace(/\.0$/, "") + " %" : "—";
   }
 
+  const COMPARES = { ">=": "≥", ">": ">", "<": "<", "<=": "≤" };
+
   function storeEl(store) {
     const measures = store.health || [];
     const open = store.open_recommendations || [];
+    const orders = store.orders_in_window ?? 0;
+    const tooFew = typeof store.min_orders === "number" && orders < store.min_orders;
     return el(
       "div",
       { class: "store", dataset: { merchant: store.merchant_id } },
-      el("p", {}, `${store.orders_in_window ?? 0} orders placed in the last ${store.window_days ?? "?"} days.`),
+      el(
+        "p",
+        {},
+        `${orders} orders placed in the last ${store.window_days ?? "?"} days`,
+        store.as_of ? [" (to ", timeEl(store.as_of), ")"] : null,
+        ".",
+      ),
+      tooFew
+        ? el("p", {
+            class: "note-inline",
+            text:
+              `Thresholds apply from ${store.min_orders} orders in the window: with ${orders}, ` +
+              "no measure puts this store at risk yet.",
+          })
+        : null,
       measures.length
         ? el(
             "table",
@@ -673,25 +692,55 @@
             el(
               "tbody",
               {},
-              measures.map((m) =>
-                el(
+              measures.map((m) => {
+                const over = m.at_risk || (tooFew && overThreshold(m));
+                const badge = m.at_risk
+                  ? el("span", { class: "badge state-bad", text: "at risk" })
+                  : over
+                    ? el("span", { class: "badge sev-warning", text: "over, not counted yet" })
+                    : el("span", { class: "badge state-ok", text: "ok" });
+                return el(
                   "tr",
-                  {},
+                  { dataset: { measure: m.measure } },
                   el("td", {}, label(m.measure)),
                   el("td", {}, percent(m.rate)),
                   el("td", {}, `${m.count ?? "?"} of ${m.of ?? "?"}`),
-                  el("td", {}, percent(m.threshold)),
-                  el("td", {}, el("span", { class: "badge " + (m.at_risk ? "state-bad" : "state-ok"), text: m.at_risk ? "at risk" : "ok" })),
-                ),
+                  el("td", {}, `${COMPARES[m.comparison] || ""} ${percent(m.threshold)}`.trim()),
+                  el("td", {}, badge),
+                );
+              }),
+            ),
+          )
+        : el("p", { class: "empty", text: "No health measures yet: the store needs orders in the window." }),
+      el("h3", { text: "Open recommendations" }),
+      open.length
+        ? el(
+            "ul",
+            { class: "store-recs" },
+            open.map((r) =>
+              el(
+                "li",
+                {},
+                r.severity ? el("span", { class: "badge sev-" + r.severity, text: r.severity }) : null,
+                " ",
+                label(r.reason),
+                r.measure ? ": " + label(r.measure) : "",
               ),
             ),
           )
-        : el("p", { class: "empty", text: "No health measures yet: the store needs more orders in the window." }),
-      el("h3", { text: "Open recommendations" }),
-      open.length
-        ? el("div", {}, open.map((r) => (r.recommendation_id ? recommendationEl(r) : el("p", { text: JSON.stringify(r) }))))
         : el("p", { class: "empty", text: "None for this store." }),
     );
+  }
+
+  function overThreshold(m) {
+    if (typeof m.rate !== "number" || typeof m.threshold !== "number") return false;
+    switch (m.comparison) {
+      case ">=": return m.rate >= m.threshold;
+      case ">": return m.rate > m.threshold;
+      case "<": return m.rate < m.threshold;
+      case "<=": return m.rate <= m.threshold;
+      default: return false;
+    }
   }
 
   // -- start -------------------------------------------------------------------------------
