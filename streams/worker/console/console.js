@@ -626,7 +626,9 @@
                 " ",
                 d.severity ? el("span", { class: "badge sev-" + d.severity, text: d.severity }) : null,
                 " ",
-                label(d.reason || d.deadline || d.type),
+                d.type === "deadline.breached"
+                  ? el("span", {}, el("span", { class: "badge state-bad", text: "breach" }), " missed " + label(d.deadline))
+                  : label(d.reason || d.deadline || d.type),
                 d.respond_by ? [" · respond by ", timeEl(d.respond_by)] : null,
               ),
             ),
