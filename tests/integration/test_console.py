@@ -347,3 +347,29 @@ def test_a_delivery_resolves_its_breach_on_the_page(decided: Console) -> None:
         order_id,
     )
     assert cards == []  # a delivered order needs nothing more
+
+
+def test_a_worker_with_a_page_open_stops_promptly_and_ends_the_stream(console: Console) -> None:
+    """The feed is closed on shutdown: open streams end, and the web server does not wait for
+    them (aiohttp would, for a minute)."""
+    worker = console.second
+    connection = http.client.HTTPConnection("127.0.0.1", worker.web_port, timeout=60)
+    try:
+        connection.request("GET", "/events", headers={"Authorization": f"Bearer {TOKEN}"})
+        response = connection.getresponse()
+        assert response.status == 200
+        assert response.readline().startswith(b"retry: ")
+        began = time.monotonic()
+        assert worker.process is not None
+        worker.process.terminate()
+        # The stream ends (EOF) rather than hanging until the server gives up on it.
+        while response.readline():
+            pass
+        ended = time.monotonic() - began
+        code = worker.process.wait(timeout=30)
+        stopped = time.monotonic() - began
+    finally:
+        connection.close()
+    assert ended < 15, f"the stream ended {ended:.1f} s after SIGTERM"
+    assert stopped < 20, f"the worker stopped {stopped:.1f} s after SIGTERM"
+    assert code == 0, worker.log_text()[-3000:]
