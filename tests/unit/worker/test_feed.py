@@ -174,3 +174,16 @@ async def test_the_feed_streams_what_is_kept_after_the_last_id_then_live(
     assert b"id: d\nevent: deadline.resolved\n" in await read_until(b"id: d\n")
     await feed.close()  # the worker stops: the stream ends
     assert await asyncio.wait_for(response.content.read(), 5) == b""
+
+
+async def test_an_idle_stream_gets_a_comment_line_as_a_heartbeat(
+    client: tuple[TestClient[web.Request, web.Application], _Feed],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("streams.worker.console.HEARTBEAT_SECONDS", 0.2)
+    http, _ = client
+    response = await http.get("/events", headers={"Authorization": "Bearer s3cret"})
+    seen = b""
+    while b": heartbeat\n\n" not in seen:
+        seen += await asyncio.wait_for(response.content.readany(), 5)
+    assert b"data:" not in seen  # nothing was published: only comments and the retry
