@@ -21,6 +21,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import random
 import subprocess
 import sys
 import time
@@ -40,7 +41,8 @@ from worker_harness import (
     replayed_outputs,
 )
 
-from streams.tools.simulator import generate_events
+from streams.tools.send import Unroutable, route
+from streams.tools.simulator import bad_lines, generate_events
 
 pytestmark = pytest.mark.broker
 
@@ -61,6 +63,7 @@ class Console:
     empty_page: str = ""
     outputs: list[Output] = field(default_factory=list)
     lines: list[bytes] = field(default_factory=list)
+    bad: list[bytes] = field(default_factory=list)
 
     def shot(self, name: str, css: str | None = None) -> Path:
         return self.browser.screenshot(self.artifacts / f"{name}.png", css)
@@ -122,8 +125,11 @@ def decided(console: Console) -> Console:
     to the end: the outputs as read from Kafka."""
     events = generate_events(seed=7, orders=40, merchants=3, orders_per_hour=20)
     console.lines = [json.dumps(event, separators=(",", ":")).encode() for event in events]
+    # A few malformed lines that `send` still routes: the worker dead-letters them.
+    console.bad = [line for line in bad_lines(random.Random(7)) if _routable(line)][:3]
+    assert console.bad
     stream = console.artifacts.parent / f"{console.first.name}-events.jsonl"
-    stream.write_bytes(b"\n".join(console.lines) + b"\n")
+    stream.write_bytes(b"\n".join([*console.lines, *console.bad]) + b"\n")
     subprocess.run(
         [sys.executable, "-m", "streams", "send", "--quiet", str(stream)],
         env=console.first.env(),
@@ -133,7 +139,12 @@ def decided(console: Console) -> Console:
     )
     expected = decisions(o for o in replayed_outputs(console.lines) if "breach_id" in o)
     assert expected, "the simulated stream must cause breaches"
-    console.outputs = backfill([console.first, console.second], console.lines, expected=expected)
+    console.outputs = backfill(
+        [console.first, console.second],
+        [*console.lines, *console.bad],
+        until=console.lines,
+        expected=expected,
+    )
     assert console.breaches(), "the workers decided no breach"
     return console
 
@@ -373,3 +384,28 @@ def test_a_worker_with_a_page_open_stops_promptly_and_ends_the_stream(console: C
     assert ended < 15, f"the stream ended {ended:.1f} s after SIGTERM"
     assert stopped < 20, f"the worker stopped {stopped:.1f} s after SIGTERM"
     assert code == 0, worker.log_text()[-3000:]
+
+
+def test_rejected_input_shows_what_to_fix(decided: Console) -> None:
+    browser = decided.browser
+    rejected = [o for o in decided.outputs if o["type"] == "event.rejected"]
+    assert len(rejected) == len(decided.bad)
+    shown = browser.wait(
+        "the dead letters on the page",
+        lambda: (
+            text
+            if f"({len(rejected)})" in browser.text("#dead-letters-panel h2")
+            and (text := browser.text("#dead-letters"))
+            else None
+        ),
+    )
+    for output in rejected:
+        assert output["error"] in shown
+
+
+def _routable(line: bytes) -> bool:
+    try:
+        route(line)
+    except Unroutable:
+        return False
+    return True
