@@ -399,6 +399,7 @@ def test_rejected_input_shows_what_to_fix(decided: Console) -> None:
             else None
         ),
     )
+    decided.shot("07-rejected", "#dead-letters-panel")
     for output in rejected:
         assert output["error"] in shown
 

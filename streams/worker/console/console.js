@@ -469,13 +469,20 @@
               el(
                 "td",
                 { class: "mono" },
-                d.source ? `${d.source.topic ?? d.source.file}:${d.source.partition ?? ""}${d.source.offset ?? d.source.line ?? ""}` : "",
+                sourceText(d.source),
               ),
             ),
           ),
         ),
       ),
     );
+  }
+
+  // Where a rejected message was read: topic, partition, offset (a file and line in replay).
+  function sourceText(source) {
+    if (!source) return "";
+    if (source.topic !== undefined) return `${source.topic} partition ${source.partition}, offset ${source.offset}`;
+    return `${source.file ?? "?"} line ${source.line ?? "?"}`;
   }
 
   function renderMerchants() {
