@@ -402,6 +402,8 @@ def test_rejected_input_shows_what_to_fix(decided: Console) -> None:
     decided.shot("07-rejected", "#dead-letters-panel")
     for output in rejected:
         assert output["error"] in shown
+        source = output["source"]
+        assert f"partition {source['partition']}, offset {source['offset']}" in shown
 
 
 def _routable(line: bytes) -> bool:
