@@ -418,7 +418,7 @@ class SecretsFilter(logging.Filter):
         super().__init__()
         values = [
             secret.get_secret_value()
-            for secret in (settings.sasl_password, settings.ssl_key_password)
+            for secret in (settings.sasl_password, settings.ssl_key_password, settings.web_token)
             if secret is not None
         ]
         # As written, and as it shows inside the repr of bytes.

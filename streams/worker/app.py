@@ -59,6 +59,7 @@ from streams.worker.acknowledge import Acknowledgement
 from streams.worker.admission import fingerprint
 from streams.worker.agents import Loops
 from streams.worker.assignor import AdmittingAssignor
+from streams.worker.console import ConsoleViews
 from streams.worker.failures import (
     EXIT_KAFKA_UNAVAILABLE,
     exit_code_of_stop,
@@ -71,6 +72,7 @@ from streams.worker.faust_fixes.heartbeats import group_coordinator
 from streams.worker.faust_fixes.recovery import install_guarded_recovery
 from streams.worker.faust_fixes.restore import ChangelogReader
 from streams.worker.faust_fixes.web import OrderwatchWeb, install_orderwatch_web
+from streams.worker.feed import OutputFeed
 from streams.worker.fence import Fence, Fenced
 from streams.worker.partitions import Partitions
 from streams.worker.publish import Publisher
@@ -269,6 +271,14 @@ class OrderwatchWorker:
             }.items()
         }
         self.topic_names = topics
+        # The console's live feed: every output partition, by a consumer of this worker's own.
+        self.feed = OutputFeed(
+            client_options(s),
+            [topic.get_topic_name() for topic in outputs.values()],
+            isolation_level=(
+                "read_committed" if s.processing_guarantee == "exactly_once" else "read_uncommitted"
+            ),
+        )
         input_names = frozenset(t.get_topic_name() for t in self.inputs.values())
 
         def route(key: str) -> int:
@@ -394,6 +404,11 @@ class OrderwatchWorker:
         web_server = app.web
         assert isinstance(web_server, OrderwatchWeb)
         self.queries.install(web_server.web_app)
+        token = s.web_token
+        console = ConsoleViews(self.feed, lambda: token.get_secret_value() if token else None)
+        app.page("/")(console.index)  # type: ignore[arg-type]
+        app.page("/console/{name}")(console.asset)  # type: ignore[arg-type]
+        app.page("/events")(console.events)  # type: ignore[arg-type]
 
     # -- web ------------------------------------------------------------------------------
 
@@ -549,6 +564,7 @@ class OrderwatchWorker:
 
     async def _on_shutdown(self, sender: Any, **_: Any) -> None:
         log.info("stopping")
+        await self.feed.close()
         await self.queries.close()
         await self.watch.close()
 

@@ -22,7 +22,11 @@ def test_the_worker_serves_none_of_fausts_own_views(tmp_path: Path) -> None:
         web_app = await worker.app.web.wsgi()
         return sorted(resource.canonical for resource in web_app.router.resources())
 
+    # The console (streams.worker.console) is orderwatch's own: "/" is its page, not Faust's index.
     assert asyncio.run(served()) == [
+        "/",
+        "/console/{name}",
+        "/events",
         "/health",
         "/merchants/{merchant_id}",
         "/merchants/{merchant_id}/orders",
