@@ -169,10 +169,15 @@ class DemoState:
             self._sends.popleft()
 
     def events_per_second(self, now: float) -> float:
-        """Events sent per second over the last few seconds."""
+        """Events sent per second over the last :data:`RATE_WINDOW` seconds (0 once sending
+        paused that long)."""
         if not self._sends:
             return 0.0
         since, count = self._sends[0]
+        for at, sent in self._sends:
+            if at > now - RATE_WINDOW:
+                break
+            since, count = at, sent
         if now - since < 0.5:
             return 0.0
         return (self.sent - count) / (now - since)
@@ -263,14 +268,21 @@ def render(state: DemoState, now: float, *, height: int = 40) -> RenderableType:
         status.append("   worker starting…", style="yellow")
     if state.sending_done:
         status.append("   all events sent", style="green")
-    counts = Text()
-    counts.append(f"sent {state.sent:,} events ({state.events_per_second(now):,.0f}/s)")
-    counts.append(f", {state.bad:,} bad   ")
+    counts = Table(box=None, expand=False, pad_edge=False, padding=(0, 3, 0, 0))
     opened = "-" if state.open_orders is None else f"{state.open_orders:,}"
-    counts.append(f"open orders {opened}   ")
-    counts.append(f"breaches {state.breaches:,}   ", style="bold red" if state.breaches else "")
-    counts.append(f"recommendations {state.recommendations:,} ({state.critical:,} critical)   ")
-    counts.append(f"dead letters {state.dead_letters:,}")
+    cells = {
+        "events sent": f"{state.sent:,}",
+        "events/s": f"{state.events_per_second(now):,.0f}",
+        "bad": f"{state.bad:,}",
+        "open orders": opened,
+        "breaches": f"{state.breaches:,}",
+        "recommendations": f"{state.recommendations:,}",
+        "critical": f"{state.critical:,}",
+        "dead letters": f"{state.dead_letters:,}",
+    }
+    for name in cells:
+        counts.add_column(name, justify="right", no_wrap=True, header_style="dim")
+    counts.add_row(*cells.values(), style="bold")
     first = Text()
     if state.first_breach_after is not None:
         first.append(f"first breach {state.first_breach_after:.1f} s after start", style="dim")
