@@ -406,8 +406,13 @@ def send(input_path: str, quiet: bool, **flags: Any) -> None:
 def demo(broker: str | None, orders: int, seed: int, duration: float | None, no_live: bool) -> None:
     """See it work: the embedded broker, a worker and a simulated marketplace, with a live
     view of breaches, recommendations, store health and dead letters. Ctrl-C stops it all."""
+    import logging
+
     from streams.tools.demo import DemoOptions, run_demo
 
+    # Nothing of the clients' logs on the screen (aiokafka logs every failed connection): the
+    # demo says what went wrong itself, and the worker's log is its own file.
+    logging.getLogger().addHandler(logging.NullHandler())
     status = run_demo(
         DemoOptions(broker=broker, orders=orders, seed=seed, duration=duration, live=not no_live)
     )

@@ -153,6 +153,8 @@ class _Demo:
         self.stop = asyncio.Event()
         self.why = "stopped"
         self.failed = False
+        self.topics_created = False
+        self.topics_left: str | None = None
         self.tasks: list[asyncio.Task[None]] = []
 
     # ---- the whole run ------------------------------------------------------------------------
@@ -169,7 +171,8 @@ class _Demo:
             except _Stopped:
                 pass
             except (ConfigurationError, EmbeddedBrokerError) as error:
-                self.console.print(f"orderwatch demo: {error}", style="red", markup=False)
+                self._say(str(error), style="red")
+                self.why = "could not start"
                 self.failed = True
             finally:
                 await self._shutdown()
@@ -198,9 +201,9 @@ class _Demo:
             raise _Stopped
         return task.result()
 
-    def _say(self, text: str) -> None:
+    def _say(self, text: str, style: str | None = None) -> None:
         self.console.print(
-            f"orderwatch demo: {text}", markup=False, highlight=False, soft_wrap=True
+            f"orderwatch demo: {text}", style=style, markup=False, highlight=False, soft_wrap=True
         )
 
     async def _start(self) -> None:
@@ -227,6 +230,7 @@ class _Demo:
             self.settings = load_settings(**overrides)
         self._say(f"creating topics {self.settings.topic_prefix}* on {bootstrap}")
         await self._until_stopped(ensure_topics(self.settings))
+        self.topics_created = True
         self._start_worker(bootstrap, embedded)
         self.state = DemoState(
             started=self.started,
@@ -434,9 +438,11 @@ class _Demo:
                 self._print_worker_log()
         if self.broker is not None:
             await asyncio.to_thread(self.broker.stop)
-        elif self.settings is not None:
-            with contextlib.suppress(Exception):
+        elif self.settings is not None and self.topics_created:
+            try:
                 await asyncio.wait_for(_delete_topics(self.settings), CLIENT_STOP_TIMEOUT)
+            except Exception as error:
+                self.topics_left = f"{type(error).__name__}: {error}"
         if self.workdir is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
@@ -462,8 +468,18 @@ class _Demo:
             if state.first_breach_after is not None:
                 text += f"; first breach {state.first_breach_after:.1f} s after start"
         self._say(text)
-        stopped = "worker, broker" if self.options.broker is None else "worker, topics"
-        self._say(f"{stopped} and temporary files removed")
+        gone = ["worker"] if self.worker is not None else []
+        if self.broker is not None:
+            gone.append("broker")
+        elif self.topics_created and self.topics_left is None:
+            gone.append("topics")
+        gone.append("temporary files")
+        self._say(f"{', '.join(gone[:-1])}{' and ' if len(gone) > 1 else ''}{gone[-1]} removed")
+        if self.topics_left is not None and self.settings is not None:
+            self._say(
+                f"could not delete the topics {self.settings.topic_prefix}* ({self.topics_left})",
+                style="yellow",
+            )
 
 
 def _stop_group(process: subprocess.Popen[bytes], timeout: float) -> None:
