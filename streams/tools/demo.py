@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import random
@@ -35,6 +36,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final, TypeVar
+from urllib.parse import quote
 
 from aiokafka import (  # type: ignore[import-untyped]
     AIOKafkaConsumer,
@@ -75,6 +77,8 @@ WORKER_STOP_TIMEOUT: Final = 20.0
 #: Seconds this process's Kafka clients have to stop, and to delete topics on ``--broker``.
 CLIENT_STOP_TIMEOUT: Final = 10.0
 WORKER_LOG_LINES: Final = 30
+#: Seconds between queries of the stores' health (``GET /merchants/{id}``).
+MERCHANT_EVERY: Final = 5
 OUTPUT_ROLES: Final = ("breaches", "recommendations", "dead_letter")
 
 
@@ -407,19 +411,27 @@ class _Demo:
             await asyncio.wait_for(consumer.stop(), CLIENT_STOP_TIMEOUT)
 
     async def _scrape(self) -> None:
-        """The worker's /metrics, once a second (open orders, its clock, readiness)."""
+        """The worker's /metrics once a second (open orders, its clock, readiness), and each
+        store's ``GET /merchants/{id}`` every few seconds where the worker serves it."""
         state = self.state
         assert state is not None
-        url = f"http://127.0.0.1:{self.web_port}/metrics"
+        root = f"http://127.0.0.1:{self.web_port}"
 
-        def get() -> str:
-            with urllib.request.urlopen(url, timeout=2) as response:
+        def get(path: str) -> str:
+            with urllib.request.urlopen(root + path, timeout=2) as response:
                 body: bytes = response.read()
                 return body.decode("utf-8", "replace")
 
-        while True:
+        for count in itertools.count():
             with contextlib.suppress(OSError):
-                state.apply_metrics(await asyncio.to_thread(get))
+                state.apply_metrics(await asyncio.to_thread(get, "/metrics"))
+            if count % MERCHANT_EVERY == 0 and state.worker_ready:
+                for store in state.store_ids():
+                    try:
+                        body = await asyncio.to_thread(get, f"/merchants/{quote(store)}")
+                        state.apply_merchant(store, json.loads(body))
+                    except (OSError, ValueError):
+                        break  # not served (yet): warnings from recommendations meanwhile
             await asyncio.sleep(1.0)
 
     # ---- stopping ---------------------------------------------------------------------------

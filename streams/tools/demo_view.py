@@ -26,6 +26,7 @@ __all__ = [
     "StoreRow",
     "feed_line",
     "health_text",
+    "merchant_health",
     "parse_metrics",
     "render",
     "short_time",
@@ -76,6 +77,8 @@ def health_text(evidence: dict[str, Any]) -> str:
 
 
 def _percent(value: object) -> str:
+    if value is None:
+        return "-"
     try:
         number = float(str(value))
     except ValueError:
@@ -112,6 +115,45 @@ class StoreRow:
     critical: int = 0
     #: measure -> the latest store-health warning about it, in words (:func:`health_text`)
     health: dict[str, str] = field(default_factory=dict)
+    #: From the worker's ``GET /merchants/{id}``, once it answered: orders in the window, and
+    #: its measures at risk in words (None: not known).
+    orders_in_window: int | None = None
+    at_risk: list[str] | None = None
+
+    def health_cell(self) -> tuple[str, bool]:
+        """The health column's text, and whether it is a warning."""
+        if self.at_risk is not None:
+            orders = "?" if self.orders_in_window is None else f"{self.orders_in_window:,}"
+            text = "; ".join(self.at_risk) or "within thresholds"
+            return f"{orders} orders in window: {text}", bool(self.at_risk)
+        if self.health:
+            return "; ".join(self.health[m] for m in sorted(self.health)), True
+        return "no warning", False
+
+
+def merchant_health(body: object) -> tuple[int | None, list[str]] | None:
+    """Orders in the window and the measures at risk, in words, from a ``GET
+    /merchants/{id}`` answer (``{orders_in_window, health: [{measure, rate, count, of,
+    threshold, at_risk}]}``); None if it is not one."""
+    if not isinstance(body, dict) or not isinstance(body.get("health"), list):
+        return None
+    orders = body.get("orders_in_window")
+    at_risk = []
+    for entry in body["health"]:
+        if isinstance(entry, dict) and entry.get("at_risk"):
+            at_risk.append(
+                health_text(
+                    {
+                        "measure": entry.get("measure"),
+                        "value": entry.get("rate"),
+                        "comparison": entry.get("comparison"),
+                        "threshold": entry.get("threshold"),
+                        "numerator": entry.get("count"),
+                        "denominator": entry.get("of"),
+                    }
+                )
+            )
+    return (orders if isinstance(orders, int) else None), at_risk
 
 
 def parse_metrics(text: str) -> dict[str, float]:
@@ -235,6 +277,19 @@ class DemoState:
             self.feed.appendleft(row)
         return row
 
+    def store_ids(self) -> list[str]:
+        """The stores seen in outputs, sorted."""
+        return sorted(store for store in self.stores if store != "-")
+
+    def apply_merchant(self, store: str, body: object) -> bool:
+        """The worker's ``GET /merchants/{store}`` answer; False if it is not one."""
+        health = merchant_health(body)
+        if health is None:
+            return False
+        shop = self.stores.setdefault(store, StoreRow())
+        shop.orders_in_window, shop.at_risk = health
+        return True
+
     def apply_metrics(self, text: str) -> None:
         """A scrape of the worker's ``/metrics``."""
         values = parse_metrics(text)
@@ -325,18 +380,16 @@ def _feed_table(feed: Iterable[FeedRow], rows: int) -> Table:
 
 def _stores_table(state: DemoState) -> Table:
     table = Table(title="stores", title_justify="left", expand=True, box=None)
-    for name in ("store", "breaches", "recommendations", "critical", "health warnings"):
-        table.add_column(name, no_wrap=name != "health warnings")
-    for store in sorted(state.stores):
-        if store == "-":
-            continue
+    for name in ("store", "breaches", "recommendations", "critical", "health"):
+        table.add_column(name, no_wrap=name != "health")
+    for store in state.store_ids():
         shop = state.stores[store]
-        health = "; ".join(shop.health[m] for m in sorted(shop.health)) or "no warning"
+        health, warning = shop.health_cell()
         table.add_row(
             store,
             f"{shop.breaches:,}",
             f"{shop.recommendations:,}",
             f"{shop.critical:,}",
-            Text(health, style="yellow" if shop.health else "green"),
+            Text(health, style="yellow" if warning else "green"),
         )
     return table

@@ -276,3 +276,59 @@ def test_the_feed_shows_the_newest_decisions_that_fit_the_terminal() -> None:
     assert "o-000000" not in short
     assert short.count("BREACH") < tall.count("BREACH") < 60
     assert len(short.splitlines()) <= 24
+
+
+MERCHANT: dict[str, Any] = {
+    "merchant_id": "m-001",
+    "window_days": 30,
+    "orders_in_window": 140,
+    "health": [
+        {"measure": "refund_rate", "rate": 0.02, "count": 3, "of": 140, "comparison": ">=",
+         "threshold": 0.05, "at_risk": False},
+        {"measure": "valid_tracking_rate", "rate": 0.9375, "count": 30, "of": 32,
+         "comparison": "<", "threshold": 0.95, "at_risk": True},
+        {"measure": "merchant_cancellation_rate", "rate": None, "count": 0, "of": 0,
+         "comparison": ">", "threshold": 0.05, "at_risk": True},
+    ],
+    "open_recommendations": [],
+}  # fmt: skip
+
+
+def test_the_workers_store_health_names_the_measures_at_risk_with_whole_counts() -> None:
+    view = state()
+    assert not view.apply_merchant("m-001", {"error": "no such merchant"})
+    assert not view.apply_merchant("m-001", ["not", "an", "object"])
+    assert "m-001" not in view.stores
+    assert view.apply_merchant("m-001", MERCHANT)
+    shop = view.stores["m-001"]
+    assert shop.health_cell() == (
+        "140 orders in window: valid tracking 93.8 % < 95 % (30 of 32); "
+        "merchant cancellations - > 5 % (0 of 0)",
+        True,
+    )
+    fine = {**MERCHANT, "health": [{**MERCHANT["health"][0]}]}
+    assert view.apply_merchant("m-001", fine)
+    assert shop.health_cell() == ("140 orders in window: within thresholds", False)
+
+
+def test_without_the_workers_answer_health_comes_from_warnings() -> None:
+    view = state()
+    view.apply_output("breaches", breach(merchant="m-004"), now=101.0)
+    assert view.stores["m-004"].health_cell() == ("no warning", False)
+    view.apply_output(
+        "recommendations",
+        recommendation(
+            reason="STORE_HEALTH_AT_RISK",
+            scope="merchant",
+            subject="m-004",
+            merchant_id="m-004",
+            order_id=None,
+            evidence=HEALTH_EVIDENCE,
+        ),
+        now=102.0,
+    )
+    assert view.stores["m-004"].health_cell() == ("valid tracking 93.8 % < 95 % (30 of 32)", True)
+    assert view.store_ids() == ["m-004"]
+    view.apply_merchant("m-004", MERCHANT)  # the worker's answer wins once there is one
+    store = next(line for line in screen(view, 103.0).splitlines() if line.split()[:1] == ["m-004"])
+    assert "140 orders in window: valid tracking 93.8 % < 95 % (30 of 32)" in store
