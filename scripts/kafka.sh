@@ -15,8 +15,10 @@
 #                             later (default 0), secured if it was; the last line of stdout is its address
 #   scripts/kafka.sh status   "running 127.0.0.1:PORT (pid N)" and exit 0, or "not running" and exit 1
 #                             (secured: "running 127.0.0.1:PORT (pid N, SASL_SSL)")
-#   scripts/kafka.sh env      ORDERWATCH_TEST_BROKER=127.0.0.1:PORT, for eval (exit 1 if not running).
-#                             Secured: ORDERWATCH_BROKER=127.0.0.1:PORT (not TEST_BROKER: the plain
+#   scripts/kafka.sh env      ORDERWATCH_BROKER=127.0.0.1:PORT (what orderwatch reads) and
+#                             ORDERWATCH_TEST_BROKER=127.0.0.1:PORT (what the tests read), one per
+#                             line, for `set -a; eval "$(scripts/kafka.sh env)"; set +a` (exit 1 if
+#                             not running). Secured: ORDERWATCH_BROKER=127.0.0.1:PORT (not TEST_BROKER: the plain
 #                             tests cannot use it), ORDERWATCH_SECURITY_PROTOCOL=SASL_SSL,
 #                             ORDERWATCH_SASL_MECHANISM=SCRAM-SHA-512, ORDERWATCH_SASL_USERNAME,
 #                             ORDERWATCH_SASL_PASSWORD and ORDERWATCH_SSL_CAFILE, one per line:
@@ -30,7 +32,8 @@
 #                             bootstrap list, 127.0.0.1:P1,127.0.0.1:P2,...
 #   scripts/kafka.sh status   one line per node ("node 2 running 127.0.0.1:P (pid N)", "... frozen ...",
 #                             "node 3 not running"), then "running K/N nodes: LIST"; exit 0 if K > 0
-#   scripts/kafka.sh env      ORDERWATCH_TEST_BROKER=LIST (every node, running or not)
+#   scripts/kafka.sh env      ORDERWATCH_BROKER=LIST and ORDERWATCH_TEST_BROKER=LIST (every node,
+#                             running or not)
 #   scripts/kafka.sh stop     stop every node (a frozen one is thawed first)
 #   scripts/kafka.sh kill I   SIGKILL node I (1-based); its data stays for start-node
 #   scripts/kafka.sh start-node I      start node I again on its data and ports; waits until it answers
@@ -560,7 +563,7 @@ cmd_env() {
             printf 'ORDERWATCH_BROKER=%s\n' "$addr"
             cat "$secured_env"
         else
-            printf 'ORDERWATCH_TEST_BROKER=%s\n' "$addr"
+            printf 'ORDERWATCH_BROKER=%s\nORDERWATCH_TEST_BROKER=%s\n' "$addr" "$addr"
         fi
         return 0
     fi
@@ -880,7 +883,8 @@ restart)
 status) if is_cluster; then cmd_status_cluster; else cmd_status; fi ;;
 env)
     if is_cluster; then
-        printf 'ORDERWATCH_TEST_BROKER=%s\n' "$(cluster_addresses)"
+        addr="$(cluster_addresses)"
+        printf 'ORDERWATCH_BROKER=%s\nORDERWATCH_TEST_BROKER=%s\n' "$addr" "$addr"
     else
         cmd_env
     fi

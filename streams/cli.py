@@ -262,6 +262,7 @@ def worker(
     from streams.kafka.connection import SecretsFilter
     from streams.kafka.topics import ensure_topics
     from streams.ops.logs import configure_logging
+    from streams.ops.outage import CoordinatorWait
     from streams.worker import OrderwatchWorker, describe_startup, run
     from streams.worker.admission import refuse_unsupported
     from streams.worker.failures import EXIT_KAFKA_UNAVAILABLE, is_infrastructure
@@ -286,7 +287,7 @@ def worker(
         configure_logging(
             settings.log_level,
             settings.log_format,
-            filters=[orderwatch.outage, SecretsFilter(settings)],
+            filters=[orderwatch.outage, CoordinatorWait(), SecretsFilter(settings)],
         )
         created = asyncio.run(ensure_topics(settings))
     except ConfigurationError as error:
@@ -421,6 +422,78 @@ def demo(broker: str | None, orders: int, seed: int, duration: float | None, no_
 
 
 @main.command()
+@click.argument("topic")
+@_connection_flags
+@click.option("--follow", "-f", is_flag=True, help="Keep reading past the end (Ctrl-C stops).")
+@click.option(
+    "--last",
+    type=click.IntRange(0),
+    metavar="N",
+    help="Start N messages before each partition's end (default: from the beginning).",
+)
+@click.option(
+    "--max", "max_messages", type=click.IntRange(1), metavar="N", help="Stop after N messages."
+)
+@click.option(
+    "--meta",
+    is_flag=True,
+    help="Print each message as a JSON object with its topic, partition, offset, timestamp, "
+    "key, headers and value.",
+)
+@click.option("--quiet", "-q", is_flag=True, help="No summary on stderr.")
+def tail(
+    topic: str,
+    follow: bool,
+    last: int | None,
+    max_messages: int | None,
+    meta: bool,
+    quiet: bool,
+    **flags: Any,
+) -> None:
+    """Print the messages of TOPIC to stdout, one value (a JSON line) per line.
+
+    TOPIC is a contract topic (orders, inventory, tracking, complaints, breaches or
+    deadline-breaches, recommendations, dead-letter), named with --topic-prefix and the
+    configured names, or any other topic's literal name. Reads without a consumer group
+    (commits nothing); works on the embedded broker, where kcat does not."""
+    import asyncio
+
+    from streams.ops.logs import configure_logging
+    from streams.tools.tail import TailOptions, resolve_topic
+    from streams.tools.tail import tail as read_topic
+
+    settings = _settings(**flags)
+    configure_logging("error", "text")  # aiokafka warns of every retried fetch
+    out = sys.stdout.buffer
+    count = 0
+
+    def write(line: bytes) -> None:
+        nonlocal count
+        out.write(line + b"\n")
+        if follow:
+            out.flush()
+        count += 1
+
+    options = TailOptions(follow=follow, last=last, max_messages=max_messages, meta=meta)
+    try:
+        asyncio.run(read_topic(settings, topic, options, write))
+        out.flush()
+    except ConfigurationError as error:
+        raise _refused(error) from None
+    except KeyboardInterrupt:
+        pass  # the way a --follow ends
+    except BrokenPipeError:
+        sys.stderr.close()  # the reader went away: nothing more to say
+        return
+    if not quiet:
+        plural = "" if count == 1 else "s"
+        click.echo(
+            f"orderwatch: {count:,} message{plural} from {resolve_topic(settings, topic)}",
+            err=True,
+        )
+
+
+@main.command()
 @click.option("--orders", type=click.IntRange(1), default=1000, show_default=True)
 @click.option("--seed", type=int, default=1, show_default=True, help="Same seed, same stream.")
 @click.option("--merchants", type=click.IntRange(1), default=20, show_default=True)
@@ -492,3 +565,63 @@ def simulate(
         out.flush()
     except BrokenPipeError:
         sys.stderr.close()  # the reader went away: nothing more to say
+
+
+@main.command()
+@_connection_flags
+@click.option(
+    "--alertmanager",
+    "--alertmanager-url",
+    "alertmanager_url",
+    metavar="URL",
+    help="The Alertmanager to post to, e.g. http://127.0.0.1:9093 (ORDERWATCH_ALERTMANAGER_URL).",
+)
+@click.option(
+    "--resend-interval",
+    "alert_resend_interval",
+    type=float,
+    help="Seconds between re-sends of the active alerts (ORDERWATCH_ALERT_RESEND_INTERVAL).",
+)
+@click.option(
+    "--runbook-url",
+    "alert_runbook_url",
+    help="Runbook link of every alert (ORDERWATCH_ALERT_RUNBOOK_URL).",
+)
+@click.option(
+    "--loglevel",
+    "-l",
+    "log_level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    help="ORDERWATCH_LOG_LEVEL (default info).",
+)
+def alerts(**flags: Any) -> None:
+    """Post breaches and critical recommendations to Alertmanager as alerts, resolved on
+    deadline.resolved (reads both output topics from their start, then follows them)."""
+    import asyncio
+    import signal
+
+    from streams.kafka.connection import SecretsFilter
+    from streams.ops.logs import configure_logging
+    from streams.tools.alerts import run_bridge
+
+    settings = _settings(**flags)
+    if settings.alertmanager_url is None:
+        raise _refused(
+            ConfigurationError(
+                f"setting {settings.source_of('alertmanager_url')}: orderwatch alerts needs "
+                "the Alertmanager's URL, e.g. http://127.0.0.1:9093"
+            )
+        )
+    configure_logging(settings.log_level, settings.log_format, filters=[SecretsFilter(settings)])
+
+    async def bridge() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await run_bridge(settings, stop=stop)
+
+    try:
+        asyncio.run(bridge())
+    except ConfigurationError as error:
+        raise _refused(error) from None

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal, Self
+from urllib.parse import urlsplit
 
 from pydantic import (
     Field,
@@ -256,6 +257,24 @@ class Settings(BaseSettings):
             "partitions already holds them."
         ),
     )
+    alertmanager_url: str | None = Field(
+        default=None,
+        description=(
+            "orderwatch alerts: the Alertmanager to post alerts to, http:// or https:// with "
+            "its host and port (and path prefix, if it has one), e.g. http://127.0.0.1:9093."
+        ),
+    )
+    alert_resend_interval: Annotated[float, Field(ge=1, le=3600)] = Field(
+        default=60.0,
+        description=(
+            "orderwatch alerts: seconds between re-sends of the active alerts; each is sent "
+            "to end 4 intervals later, so the alerts of a bridge that died expire."
+        ),
+    )
+    alert_runbook_url: Annotated[str, Field(min_length=1)] = Field(
+        default="docs/operations.md#order-alerts",
+        description="orderwatch alerts: the runbook link of every alert (runbook_url).",
+    )
     log_level: LogLevel = Field(
         default="info",
         description="orderwatch's log level; the libraries under it log below warning only "
@@ -274,6 +293,24 @@ class Settings(BaseSettings):
         if not value.startswith(("memory://", "rocksdb://")):
             raise ValueError("must be memory:// or rocksdb://")
         return value
+
+    @field_validator("alertmanager_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(
+                "must be an http:// or https:// URL with a host, such as http://127.0.0.1:9093"
+            )
+        try:
+            parts.port  # noqa: B018 (raises for a port that is not a number)
+        except ValueError:
+            raise ValueError("its port is not a number from 0 to 65535") from None
+        if parts.query or parts.fragment:
+            raise ValueError("must have no ?query or #fragment")
+        return value.strip().rstrip("/")
 
     @field_validator("producer_linger")
     @classmethod

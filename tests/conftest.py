@@ -3,7 +3,8 @@
 Which broker:
 
 - ``ORDERWATCH_TEST_BROKER=host:port`` set: that broker, a real Apache Kafka (CI starts one with
-  ``scripts/kafka.sh start``; ``eval "$(scripts/kafka.sh env)"`` exports it locally).
+  ``scripts/kafka.sh start``; ``set -a; eval "$(scripts/kafka.sh env)"; set +a`` exports it
+  locally, with ``ORDERWATCH_BROKER`` for orderwatch's own commands).
 - unset: an embedded Tansu broker (``streams.tools.embedded_broker.EmbeddedBroker``, from the
 ``embedded``
   extra) started once for the session and stopped at its end. Tansu is memory-only and has no

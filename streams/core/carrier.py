@@ -27,7 +27,7 @@ from streams.core.facts import Shipment, carrier_key, merge_shipment
 from streams.core.ledger import Ledger, Pages
 from streams.core.outputs import RecommendationIssued
 from streams.core.policy import Policy
-from streams.core.recommend import make_aggregate_recommendation
+from streams.core.recommend import make_aggregate_recommendation, percent
 from streams.core.timeline_aggregate import AggregateStep, TimelineAggregate
 from streams.core.window import Crossing, View
 
@@ -120,7 +120,9 @@ def tick(state: CarrierState, now: datetime, policy: Policy, pages: Pages[Shipme
     return _CARRIERS.tick(state, now, policy, pages)
 
 
-def _evaluate(state: CarrierState, policy: Policy) -> list[RecommendationIssued]:
+def _evaluate(
+    state: CarrierState, policy: Policy, pages: Pages[Shipment]
+) -> list[RecommendationIssued]:
     shipments, problems = state.shipments.totals
     over = shipments >= policy.carrier_min_shipments and (
         Decimal(problems) >= policy.carrier_problem_rate * shipments
@@ -128,6 +130,10 @@ def _evaluate(state: CarrierState, policy: Policy) -> list[RecommendationIssued]
     if not state.crossing.update(over):
         return []
     rate = Decimal(problems) / shipments
+    summary = (
+        f"{problems} of {shipments} shipments ({percent(rate)} %) with a damaged or "
+        "not-received complaint or a delivery breach"
+    )
     return [
         make_aggregate_recommendation(
             policy,
@@ -142,10 +148,12 @@ def _evaluate(state: CarrierState, policy: Policy) -> list[RecommendationIssued]
                 "shipments": shipments,
                 "orders_with_problems": problems,
                 "problem_rate": str(rate.quantize(Decimal("0.0001"))),
+                "summary": summary,
                 "threshold": str(policy.carrier_problem_rate),
                 "min_shipments": policy.carrier_min_shipments,
                 "window_days": policy.carrier_window.total_seconds() / 86400,
             },
+            counts=summary,
         )
     ]
 

@@ -8,7 +8,13 @@ from __future__ import annotations
 
 from hashlib import sha256
 
-__all__ = ["aggregate_recommendation_id", "breach_id", "order_recommendation_id", "rejection_id"]
+__all__ = [
+    "aggregate_recommendation_id",
+    "breach_id",
+    "order_recommendation_id",
+    "rejection_id",
+    "resolution_id",
+]
 
 _SEPARATOR = "\x1f"
 
@@ -20,6 +26,11 @@ def _digest(*parts: str) -> str:
 def breach_id(order_id: str, deadline: str, complaint_id: str | None = None) -> str:
     """At most one breach per (order, deadline, complaint)."""
     return _digest("breach", order_id, deadline, complaint_id or "")
+
+
+def resolution_id(breach: str) -> str:
+    """At most one resolution per breach: from the breach's id."""
+    return _digest("resolved", breach)
 
 
 def order_recommendation_id(order_id: str, reason: str, fact_id: str) -> str:

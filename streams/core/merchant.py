@@ -29,7 +29,7 @@ from streams.core.facts import OrderHealth, merge_health
 from streams.core.ledger import Ledger, Pages
 from streams.core.outputs import RecommendationIssued
 from streams.core.policy import Policy
-from streams.core.recommend import make_aggregate_recommendation
+from streams.core.recommend import make_aggregate_recommendation, percent
 from streams.core.timeline_aggregate import AggregateStep, TimelineAggregate
 from streams.core.window import Crossing, View
 
@@ -158,7 +158,87 @@ _METRICS: Final = MappingProxyType(
 )
 
 
-def _evaluate(state: MerchantState, policy: Policy) -> list[RecommendationIssued]:
+#: Each metric's counts by name (numerator, denominator) and its sentence.
+_COUNTS: Final = MappingProxyType(
+    {
+        "refund_rate": ("refunded", "orders", "{n} of {d} orders ({p} %) refunded"),
+        "late_confirmed_fulfillment_rate": (
+            "late_confirmed",
+            "tracked",
+            "{n} of {d} tracked orders ({p} %) confirmed late",
+        ),
+        "valid_tracking_rate": (
+            "valid_tracking",
+            "tracking_checked",
+            "{n} of {d} checked trackings ({p} %) scanned in time",
+        ),
+        "pre_fulfillment_cancellation_rate": (
+            "cancelled_before_tracking",
+            "orders",
+            "{n} of {d} orders ({p} %) cancelled by the store before tracking",
+        ),
+    }
+)
+
+
+def orders_query(merchant_id: str, metric: str) -> str:
+    """The HTTP state query that lists the store's orders behind a measure (contract: the
+    worker's queries): its breached orders for late confirmation, its orders at risk for
+    tracking not scanned; the store's health (each measure's counts) for the others, whose
+    orders (refunded, cancelled) are closed."""
+    status = _ORDERS_STATUS.get(metric)
+    if status is None:
+        return f"/merchants/{merchant_id}"
+    return f"/merchants/{merchant_id}/orders?status={status}"
+
+
+_ORDERS_STATUS: Final = MappingProxyType(
+    {"late_confirmed_fulfillment_rate": "breached", "valid_tracking_rate": "at_risk"}
+)
+
+
+#: The most order ids a store-health recommendation names (the count says how many there are).
+ORDERS_NAMED: Final = 20
+
+
+#: Which of a metric's orders count against the store: (count index, unless this index).
+_AGAINST: Final = MappingProxyType(
+    {
+        "refund_rate": (REFUNDED, None),
+        "late_confirmed_fulfillment_rate": (LATE_CONFIRMED, None),
+        "valid_tracking_rate": (SCAN_CHECKED, SCAN_VALID),
+        "pre_fulfillment_cancellation_rate": (CANCELLED_BEFORE_TRACKING, None),
+    }
+)
+
+
+def _orders_against(
+    state: MerchantState, policy: Policy, pages: Pages[OrderHealth], metric: str
+) -> tuple[int, list[str]]:
+    """How many orders count against the store in ``metric`` as of the clock (refunded, late
+    confirmed, tracked without a valid scan, cancelled before tracking) and the ids of the
+    latest placed, at most :data:`ORDERS_NAMED`. Read only when a measure crosses its
+    threshold: every timeline in the window is listed in the pages (where it leaves it)."""
+    index, unless = _AGAINST[metric]
+    ledger = state.orders
+    now = ledger.now
+    counted: list[tuple[datetime, str]] = []
+    for number, _, _ in ledger.pages:
+        for change in (pages.page(number) or {}).values():
+            for order_id in change.forgets:
+                timeline = pages.timeline(order_id)
+                if timeline is None:
+                    continue
+                counts, _ = view_order(policy.store_window, policy.tracking_scan, timeline, now)
+                if counts is not None and counts[index] and not (unless and counts[unless]):
+                    counted.append((timeline.placed_at, order_id))
+    counted.sort(reverse=True)
+    return len(counted), [order_id for _, order_id in counted[:ORDERS_NAMED]]
+
+
+def _evaluate(
+    state: MerchantState, policy: Policy, pages: Pages[OrderHealth]
+) -> list[RecommendationIssued]:
     totals = state.orders.totals
     now = state.orders.now
     key = tuple(totals)
@@ -178,6 +258,10 @@ def _evaluate(state: MerchantState, policy: Policy) -> list[RecommendationIssued
         if over == crossing.above or not crossing.update(over):
             continue
         value = Decimal(numerator) / denominator
+        top_name, bottom_name, sentence = _COUNTS[check.metric]
+        rate = str(value.quantize(Decimal("0.0001")))
+        summary = sentence.format(n=numerator, d=denominator, p=percent(value))
+        against, named = _orders_against(state, policy, pages, check.metric)
         outputs.append(
             make_aggregate_recommendation(
                 policy,
@@ -192,7 +276,7 @@ def _evaluate(state: MerchantState, policy: Policy) -> list[RecommendationIssued
                 evidence={
                     "measure": check.name,
                     "metric": check.metric,
-                    "value": str(value.quantize(Decimal("0.0001"))),
+                    "value": rate,
                     "comparison": check.comparison,
                     "threshold": str(check.threshold),
                     "numerator": numerator,
@@ -200,7 +284,16 @@ def _evaluate(state: MerchantState, policy: Policy) -> list[RecommendationIssued
                     "orders_in_window": totals[ORDERS],
                     "min_orders": policy.store_min_orders,
                     "window_days": policy.store_window.total_seconds() / 86400,
+                    top_name: numerator,
+                    bottom_name: denominator,
+                    "rate": rate,
+                    "summary": f"{summary}, threshold {check.comparison} "
+                    f"{percent(check.threshold)} %",
+                    "query": orders_query(state.merchant_id, check.metric),
+                    "orders_against": against,
+                    "order_ids": named,
                 },
+                counts=summary,
             )
         )
     return outputs

@@ -10,6 +10,11 @@ may update it in place and return the state to keep; :func:`next_due` only reads
 A deadline is decided from the events applied, never from arrival order: it fires when the
 clock reaches it unless an event meeting it (``occurred_at`` at or before ``due_at``) was applied,
 or the order was closed (cancelled or refunded) at or before ``due_at``. Each fires at most once.
+
+A breach stays open until its order meets the deadline late or ends (delivered, refunded,
+cancelled): it is then resolved once (``deadline.resolved``), decided like a deadline once the
+clock has reached the resolving event (and the breach has fired), so the earliest such event
+resolves it whatever the arrival order.
 """
 
 from __future__ import annotations
@@ -44,15 +49,23 @@ from streams.core.facts import (
     sku_subject,
 )
 from streams.core.ids import breach_id
-from streams.core.outputs import DeadlineBreached, DeadlineName, Reason, RecommendationIssued
+from streams.core.outputs import (
+    DeadlineBreached,
+    DeadlineName,
+    DeadlineResolved,
+    Reason,
+    RecommendationIssued,
+    Resolution,
+)
 from streams.core.policy import Policy
-from streams.core.recommend import make_breach, make_order_recommendation
+from streams.core.recommend import make_breach, make_order_recommendation, make_resolution
 from streams.core.rule_ids import RuleId
 
 __all__ = [
     "BREACH_RULES",
     "Complaint",
     "OrderState",
+    "Output",
     "Placement",
     "Step",
     "Tracking",
@@ -62,6 +75,8 @@ __all__ = [
 ]
 
 _CENT = Decimal("0.01")
+
+Output = DeadlineBreached | DeadlineResolved | RecommendationIssued
 
 FULFILLMENT = "fulfillment"
 FULFILLMENT_WARNING = "fulfillment_warning"
@@ -167,6 +182,8 @@ class OrderState:
     demand_opened: bool = False
     demand_closed_at: datetime | None = None
     fired: set[str] = field(default_factory=set)
+    #: Breaches (their keys in ``fired``) already resolved: the others are open.
+    resolved: set[str] = field(default_factory=set)
     settled: set[str] = field(default_factory=set)
     seen: set[str] = field(default_factory=set)
 
@@ -175,7 +192,7 @@ class Step(NamedTuple):
     """What one call of the state machine produced."""
 
     state: OrderState | None
-    outputs: list[DeadlineBreached | RecommendationIssued]
+    outputs: list[Output]
     facts: list[Fact]
     duplicate: bool = False
     next_due: datetime | None = None
@@ -262,13 +279,17 @@ def _earliest_of(first: datetime | None, second: datetime | None) -> datetime | 
 
 
 def next_due(state: OrderState, policy: Policy) -> datetime:
-    """When :func:`fire_due` has something to do: the next deadline, or the state's expiry.
+    """When :func:`fire_due` has something to do: the next deadline, the next resolution of an
+    open breach, or the state's expiry.
 
     A query: ``state`` is left as it was.
     """
     expiry = state.last_event_at + policy.state_ttl
     found, _ = _open_deadlines(state, policy)
-    return min((due_at for due_at, _ in found), default=expiry)
+    due = min((due_at for due_at, _ in found), default=expiry)
+    if _has_open_breach(state):
+        due = min((at for at, _, _ in _pending(state, policy)), default=due)
+    return due
 
 
 def fire_due(state: OrderState, now: datetime, policy: Policy) -> Step:
@@ -277,7 +298,7 @@ def fire_due(state: OrderState, now: datetime, policy: Policy) -> Step:
     Updates ``state`` in place (what fired, what was found met or closed) and returns it in the
     step, whose ``next_due`` says when to call again (None once the state is dropped).
     """
-    outputs: list[DeadlineBreached | RecommendationIssued] = []
+    outputs: list[Output] = []
     facts: list[Fact] = []
     expiry = state.last_event_at + policy.state_ttl
     later = expiry
@@ -295,6 +316,10 @@ def fire_due(state: OrderState, now: datetime, policy: Policy) -> Step:
         for deadline in due:
             state.fired.add(deadline[1])
             _fire(state, deadline, now, policy, outputs, facts)
+    if _has_open_breach(state):
+        resolve_at = _resolve(state, now, policy, outputs)
+        if resolve_at is not None and resolve_at < later:
+            later = resolve_at
     if now >= expiry:
         if state.demand_closed_at is None:
             _close_demand(state, now, facts)
@@ -307,7 +332,7 @@ def _fire(
     deadline: _Deadline,
     now: datetime,
     policy: Policy,
-    outputs: list[DeadlineBreached | RecommendationIssued],
+    outputs: list[Output],
     facts: list[Fact],
 ) -> None:
     kind, _, detail = deadline[1].partition(":")
@@ -373,7 +398,7 @@ def _breach(
     complaint_id: str,
     now: datetime,
     policy: Policy,
-    outputs: list[DeadlineBreached | RecommendationIssued],
+    outputs: list[Output],
     facts: list[Fact],
 ) -> None:
     placement = state.placement
@@ -660,7 +685,7 @@ def apply(
     state.seen.add(event.event_id)
     if event.occurred_at > state.last_event_at:
         state.last_event_at = event.occurred_at
-    outputs: list[DeadlineBreached | RecommendationIssued] = []
+    outputs: list[Output] = []
     facts: list[Fact] = []
     if isinstance(event, CarrierScanned):  # the commonest event first
         _scanned(state, event, facts)
@@ -679,9 +704,18 @@ def apply(
         complaint.outcome = event.outcome
     elif isinstance(event, OrderCancelled | OrderRefunded):
         _closed(state, event, facts)
-    late = _met_late(state, event, policy) if state.fired else ()
+    late: tuple[DeadlineName, ...] = ()
+    resolving = False
+    if state.fired:
+        late = _met_late(state, event, policy)
+        if _has_open_breach(state):
+            if fire:
+                _resolve(state, now, policy, outputs)
+            resolving = _has_open_breach(state)
     if not created and not isinstance(event, _DEADLINE_MAKERS):
-        return Step(state, outputs, facts, late=late)
+        # The event may have brought a breach's resolution (its moment still ahead).
+        due = next_due(state, policy) if resolving else None
+        return Step(state, outputs, facts, next_due=due, late=late)
     if not fire:
         return Step(state, outputs, facts, next_due=next_due(state, policy), late=late)
     step = fire_due(state, now, policy)
@@ -717,6 +751,112 @@ def _met_late(state: OrderState, event: OrderEvent, policy: Policy) -> tuple[Dea
         ):
             return ("complaint_response",)
     return ()
+
+
+# -- resolving breaches ---------------------------------------------------------------------
+
+_ORDER_BREACHES: Final = (FULFILLMENT, CONFIRMED_FULFILLMENT, DELIVERY)
+_COMPLAINT_BREACH: Final = f"{COMPLAINT_RESPONSE}:"
+# Ties (one event both meets the deadline and ends the order) resolve by the first of these.
+_RANK: Final[Mapping[Resolution, int]] = MappingProxyType(
+    {"delivered": 0, "refunded": 1, "cancelled": 2, "met_late": 3}
+)
+
+
+def _has_open_breach(state: OrderState) -> bool:
+    resolved = state.resolved
+    return any(
+        key not in resolved and (key in _ORDER_BREACHES or key.startswith(_COMPLAINT_BREACH))
+        for key in state.fired
+    )
+
+
+def _pending(state: OrderState, policy: Policy) -> list[tuple[datetime, str, Resolution]]:
+    """The open breaches that the events applied resolve: (when, key, how), in that order."""
+    pending = []
+    resolved = state.resolved
+    for key in state.fired:
+        if key in resolved or not (key in _ORDER_BREACHES or key.startswith(_COMPLAINT_BREACH)):
+            continue
+        found = _resolution(state, key, policy)
+        if found is not None:
+            pending.append((found[0], key, found[1]))
+    pending.sort()
+    return pending
+
+
+def _resolve(
+    state: OrderState, now: datetime, policy: Policy, outputs: list[Output]
+) -> datetime | None:
+    """Resolve (once each) every open breach whose resolving event the clock has reached;
+    when the next one is ahead (None: none is).
+
+    Like a deadline, a resolution is decided once the clock passes its moment, so every event
+    up to then was applied, whatever their arrival order: the earliest one resolves it.
+    """
+    later = None
+    for at, key, resolution in _pending(state, policy):
+        if at > now:
+            later = at if later is None else min(later, at)
+            continue
+        state.resolved.add(key)
+        kind, _, complaint_id = key.partition(":")
+        placement = state.placement
+        if kind == DELIVERY:
+            assert placement is not None
+            rule: RuleId = placement.delivery_rule
+        else:
+            rule = BREACH_RULES[cast(DeadlineName, kind)][0]
+        outputs.append(
+            make_resolution(
+                policy=policy,
+                order_id=state.order_id,
+                merchant_id=state.merchant_id,
+                deadline=cast(DeadlineName, kind),
+                rule=rule,
+                resolution=resolution,
+                resolved_at=at,
+                now=now,
+                complaint_id=complaint_id or None,
+            )
+        )
+    return later
+
+
+def _resolution(state: OrderState, key: str, policy: Policy) -> tuple[datetime, Resolution] | None:
+    """When and how the breach ``key`` was resolved by the events applied, if it was: the
+    earliest of the event meeting its deadline and the order's end (delivered, refunded or
+    cancelled; a delivery before a complaint's response was due does not answer it)."""
+    kind, _, complaint_id = key.partition(":")
+    placement = state.placement
+    met_at: datetime | None
+    if kind == COMPLAINT_RESPONSE:
+        complaint = state.complaints[complaint_id]
+        assert complaint.filed_at is not None
+        due = complaint.filed_at + policy.complaint_response
+        met_at = _earliest_of(complaint.responded_at, complaint.resolved_at)
+    else:
+        assert placement is not None
+        if kind == FULFILLMENT:
+            due, met_at = placement.fulfillment_due, state.first_tracking_at
+        elif kind == CONFIRMED_FULFILLMENT:
+            due, met_at = placement.confirmed_due, state.first_scan_at
+        else:
+            due, met_at = placement.delivery_due, state.delivered_at
+    candidates: list[tuple[datetime, int, Resolution]] = []
+    if met_at is not None:
+        candidates.append((met_at, _RANK["met_late"], "met_late"))
+    delivered_at = state.delivered_at
+    if delivered_at is not None and (kind != COMPLAINT_RESPONSE or delivered_at > due):
+        candidates.append((delivered_at, _RANK["delivered"], "delivered"))
+    closed_at = state.closed_at
+    if closed_at is not None:
+        ended: Resolution = "refunded" if closed_at == state.refunded_at else "cancelled"
+        candidates.append((closed_at, _RANK[ended], ended))
+    if not candidates:
+        return None
+    at, _, resolution = min(candidates)
+    return at, resolution
 
 
 def _placed(state: OrderState, event: OrderPlaced, policy: Policy, facts: list[Fact]) -> None:

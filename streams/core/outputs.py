@@ -1,4 +1,5 @@
-"""Output events of the contract (section 3): breaches, recommendations and rejections.
+"""Output events of the contract (section 3): breaches, their resolutions, recommendations and
+rejections.
 
 Timestamps serialise as RFC 3339 UTC with a ``Z``; money inside ``evidence`` is a decimal string.
 Optional fields that do not apply are left out of the JSON rather than written as null.
@@ -20,6 +21,7 @@ __all__ = [
     "ActionCode",
     "DeadlineBreached",
     "DeadlineName",
+    "DeadlineResolved",
     "EventRejected",
     "FileSource",
     "KafkaSource",
@@ -29,6 +31,7 @@ __all__ = [
     "RecommendationIssued",
     "Rejection",
     "RejectionReason",
+    "Resolution",
     "Scope",
     "Severity",
 ]
@@ -38,6 +41,8 @@ UtcTimestamp = Annotated[datetime, PlainSerializer(format_utc, return_type=str, 
 DeadlineName: TypeAlias = Literal[
     "fulfillment", "confirmed_fulfillment", "delivery", "complaint_response"
 ]
+Resolution: TypeAlias = Literal["met_late", "delivered", "refunded", "cancelled"]
+"""How a breached order resolved its breach: it met the deadline late, or the order ended."""
 Severity: TypeAlias = Literal["info", "warning", "critical"]
 Scope: TypeAlias = Literal["order", "sku", "carrier", "merchant"]
 Reason: TypeAlias = Literal[
@@ -140,6 +145,28 @@ class DeadlineBreached(_Output):
     policy: PolicyRef
 
 
+class DeadlineResolved(_Output):
+    """A breached order later met the deadline, or ended (delivered, refunded or cancelled)."""
+
+    type: Literal["deadline.resolved"] = "deadline.resolved"
+    resolution_id: str = Field(description="Deterministic from the breach_id it resolves.")
+    breach_id: str = Field(description="The deadline.breached this resolves.")
+    order_id: str
+    merchant_id: str
+    deadline: DeadlineName
+    complaint_id: str | None = Field(default=None, description="Only for complaint_response.")
+    rule: str = Field(description="The breach's rule, e.g. wish.fulfillment.")
+    resolution: Resolution = Field(
+        description=(
+            "met_late: the event that meets the deadline came after the breach (or arrived "
+            "after it fired); delivered, refunded, cancelled: the order ended so."
+        )
+    )
+    resolved_at: UtcTimestamp = Field(description="occurred_at of the event that resolved it.")
+    detected_at: UtcTimestamp = Field(description="The processor's clock when it was decided.")
+    policy: PolicyRef
+
+
 class RecommendationIssued(_Output):
     """What the seller should do, by when, and why."""
 
@@ -160,6 +187,13 @@ class RecommendationIssued(_Output):
         description=(
             "True when the processor's clock was already past respond_by when it issued this "
             "(the actions are then the policy's for a missed window); absent otherwise."
+        ),
+    )
+    consequence: str | None = Field(
+        default=None,
+        description=(
+            "One sentence: what the platform does if the seller does not act (always set by "
+            "this version; absent from recommendations written before it)."
         ),
     )
     evidence: dict[str, Any]
@@ -206,4 +240,4 @@ class Rejection:
     error: str
 
 
-OutputEvent: TypeAlias = DeadlineBreached | RecommendationIssued | EventRejected
+OutputEvent: TypeAlias = DeadlineBreached | DeadlineResolved | RecommendationIssued | EventRejected

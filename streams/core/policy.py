@@ -216,6 +216,19 @@ class RecommendationSpec(_Strict):
     #: The actions instead when the clock is already past respond_by at issue (None: the same).
     when_missed: tuple[ActionSpec, ...] | None = None
     rule: str
+    #: One sentence: what the platform does if the seller does not act.
+    consequence: str
+
+    @field_validator("consequence")
+    @classmethod
+    def _one_sentence(cls, value: str) -> str:
+        text = value.strip()
+        if not text or "\n" in text or not text.endswith("."):
+            raise ValueError(
+                "give one sentence on one line, ending with a full stop: what the platform "
+                "does if the seller does not act"
+            )
+        return text
 
     @field_validator("actions", "when_missed", mode="before")
     @classmethod

@@ -48,7 +48,7 @@ from streams.core.event_clock import from_the_future
 from streams.core.events import InventoryUpdated, OrderEvent
 from streams.core.facts import Fact, sku_subject
 from streams.core.inbox import AggregateInbox, inventory_source, order_source
-from streams.core.outputs import DeadlineBreached, DeadlineName, RecommendationIssued, Rejection
+from streams.core.outputs import DeadlineName, Rejection
 from streams.core.partition import OrderPartition, OrderStates
 from streams.core.policy import Policy
 from streams.core.sequencer import Item, closing
@@ -73,7 +73,7 @@ P = TypeVar("P")
 N = TypeVar("N")
 R_in = TypeVar("R_in", contravariant=True)
 P_out = TypeVar("P_out", covariant=True)
-Output = DeadlineBreached | RecommendationIssued
+Output = order.Output
 
 
 class OrderRead(NamedTuple, Generic[R]):
@@ -133,7 +133,7 @@ class InboxKeeper(Protocol[R_in, P_out]):
 class Actions(Generic[R, P]):
     """What the driver does after a batch (each list in the order it arose)."""
 
-    #: Breaches and recommendations to publish.
+    #: Breaches, their resolutions and recommendations to publish.
     outputs: list[Output] = field(default_factory=list)
     #: Facts for the aggregate partitions (keyed by their subject).
     facts: list[Fact] = field(default_factory=list)

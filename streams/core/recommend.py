@@ -4,21 +4,41 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
-from streams.core.ids import aggregate_recommendation_id, breach_id, order_recommendation_id
+from streams.core.ids import (
+    aggregate_recommendation_id,
+    breach_id,
+    order_recommendation_id,
+    resolution_id,
+)
 from streams.core.outputs import (
     Action,
     DeadlineBreached,
     DeadlineName,
+    DeadlineResolved,
     Reason,
     RecommendationIssued,
+    Resolution,
     Scope,
     Severity,
 )
 from streams.core.policy import Policy
 
-__all__ = ["make_aggregate_recommendation", "make_breach", "make_order_recommendation"]
+__all__ = [
+    "make_aggregate_recommendation",
+    "make_breach",
+    "make_order_recommendation",
+    "make_resolution",
+    "percent",
+]
+
+
+def percent(value: Decimal) -> str:
+    """A rate as a percentage for a sentence: at most one decimal, no trailing zero."""
+    text = f"{value * 100:.1f}"
+    return text[:-2] if text.endswith(".0") else text
 
 
 def _actions(
@@ -68,6 +88,7 @@ def make_order_recommendation(
         actions=_actions(policy, reason, conditions, missed=missed),
         respond_by=respond_by,
         respond_by_passed=True if missed else None,
+        consequence=spec.consequence,
         evidence={**evidence, "rule": policy.rule_evidence(rule_id)},
         rule=rule_id,
         issued_at=now,
@@ -88,8 +109,19 @@ def make_aggregate_recommendation(
     evidence: dict[str, Any],
     measure: str | None = None,
     severity: Severity | None = None,
+    counts: str | None = None,
 ) -> RecommendationIssued:
-    """A sku/carrier/merchant recommendation, its id from (scope, subject, reason, crossing)."""
+    """A sku/carrier/merchant recommendation, its id from (scope, subject, reason, crossing).
+
+    ``counts`` (the whole counts behind a rate, "3 of 40 orders (7.5 %) refunded") ends each
+    action's detail, so the sentence a seller reads carries them.
+    """
+    actions = _actions(policy, reason, ())
+    if counts is not None:
+        actions = tuple(
+            Action.model_construct(code=a.code, detail=f"{a.detail.rstrip('.')}: {counts}.")
+            for a in actions
+        )
     spec = policy.recommendations[reason]
     qualified = f"{reason}/{measure}" if measure else reason
     return RecommendationIssued.model_construct(
@@ -100,8 +132,9 @@ def make_aggregate_recommendation(
         order_id=None,
         reason=reason,
         severity=severity or spec.severity,
-        actions=_actions(policy, reason, ()),
+        actions=actions,
         respond_by=None,
+        consequence=spec.consequence,
         evidence={**evidence, "crossing": crossing, "rule": policy.rule_evidence(spec.rule)},
         rule=spec.rule,
         issued_at=now,
@@ -135,4 +168,34 @@ def make_breach(
         consequence=consequence,
         policy=policy.ref,
         type="deadline.breached",
+    )
+
+
+def make_resolution(
+    *,
+    policy: Policy,
+    order_id: str,
+    merchant_id: str,
+    deadline: DeadlineName,
+    rule: str,
+    resolution: Resolution,
+    resolved_at: datetime,
+    now: datetime,
+    complaint_id: str | None = None,
+) -> DeadlineResolved:
+    """A ``deadline.resolved`` event: its id from the id of the breach it resolves."""
+    breach = breach_id(order_id, deadline, complaint_id)
+    return DeadlineResolved.model_construct(
+        resolution_id=resolution_id(breach),
+        breach_id=breach,
+        order_id=order_id,
+        merchant_id=merchant_id,
+        deadline=deadline,
+        complaint_id=complaint_id,
+        rule=rule,
+        resolution=resolution,
+        resolved_at=resolved_at,
+        detected_at=now,
+        policy=policy.ref,
+        type="deadline.resolved",
     )

@@ -20,6 +20,10 @@ Encoding, fixed for version 2 (version 1 held snapshot facts, before timelines):
   ``[[micros, delta, forgets], ...]``. A head stored before ledgers (its timelines in the value,
   ``entries``) decodes as an empty head with those timelines to spill into its pages.
 
+An order's ``resolved`` (breaches resolved, added with ``deadline.resolved``) is written only
+when not empty; a state without it (stored before) has none resolved: its open breaches are
+resolved by the next event that resolves them.
+
 ``Tracking.deadline_key`` and ``Complaint.deadline_key``/``advice_key`` are derived from the
 other fields in ``__post_init__``, so they are not stored: the constructors rebuild them.
 
@@ -420,6 +424,7 @@ def encode_order(state: OrderState) -> bytes:
             "fired": sorted(state.fired),
             "settled": sorted(state.settled),
             "seen": sorted(state.seen),
+            **({"resolved": sorted(state.resolved)} if state.resolved else {}),
         }
     )
 
@@ -452,6 +457,7 @@ def decode_order(data: bytes) -> OrderState:
             fired=set(raw["fired"]),
             settled=set(raw["settled"]),
             seen=set(raw["seen"]),
+            resolved=set(raw.get("resolved", ())),
         )
     except _BAD_PAYLOAD as error:
         raise _malformed("order", error) from error

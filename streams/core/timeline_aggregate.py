@@ -55,8 +55,9 @@ class TimelineAggregate(Generic[S, T]):
     view: Callable[[S, Policy], View[T]]
     #: One timeline from what was known (None: nothing) and what a fact tells.
     merge: Callable[[T | None, T], T]
-    #: The recommendations the counts call for, as of the ledger's clock.
-    evaluate: Callable[[S, Policy], list[RecommendationIssued]]
+    #: The recommendations the counts call for, as of the ledger's clock (the pages to read
+    #: the timelines behind a count from).
+    evaluate: Callable[[S, Policy, Pages[T]], list[RecommendationIssued]]
 
     def apply(
         self, state: S, fact: T, now: datetime, policy: Policy, pages: Pages[T]
@@ -91,4 +92,4 @@ class TimelineAggregate(Generic[S, T]):
             ledger.spill(self.view(state, policy), pages)
         if now > ledger.now:  # usually the facts of this moment already moved it
             ledger.advance(now, pages)
-        return AggregateStep(state, self.evaluate(state, policy))
+        return AggregateStep(state, self.evaluate(state, policy, pages))

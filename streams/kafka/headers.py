@@ -4,8 +4,8 @@ Every output carries ``content-type: application/json`` and the CloudEvents 1.0 
 Kafka binary mode (``ce_`` prefix): ``ce_specversion``, ``ce_id`` (the output's own id, so a
 consumer can deduplicate without decoding), ``ce_type`` (the contract's ``type``), ``ce_source``
 (this worker's application), ``ce_time`` (when the processor decided it) and, where there is
-one, ``ce_subject`` (the order, or the recommendation's subject). A dead letter also says where
-the rejected message came from and why, in ``orderwatch_source_topic``,
+one, ``ce_subject`` (the order of a breach or resolution, or the recommendation's subject). A
+dead letter also says where the rejected message came from and why, in ``orderwatch_source_topic``,
 ``orderwatch_source_partition``, ``orderwatch_source_offset`` and ``orderwatch_error_code`` (the
 ``reason`` of ``event.rejected``). Header values are UTF-8 text.
 """
@@ -17,6 +17,7 @@ from typing import Final
 from streams.core.dates import format_utc
 from streams.core.outputs import (
     DeadlineBreached,
+    DeadlineResolved,
     EventRejected,
     KafkaSource,
     OutputEvent,
@@ -48,6 +49,8 @@ def headers(output: OutputEvent, source: str) -> Headers:
     subject: str | None
     if isinstance(output, DeadlineBreached):
         event_id, at, subject = output.breach_id, output.detected_at, output.order_id
+    elif isinstance(output, DeadlineResolved):
+        event_id, at, subject = output.resolution_id, output.detected_at, output.order_id
     elif isinstance(output, RecommendationIssued):
         event_id, at, subject = output.recommendation_id, output.issued_at, output.subject
     else:

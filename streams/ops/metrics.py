@@ -62,11 +62,13 @@ from streams.core.order import BREACH_RULES
 from streams.core.outputs import (
     DeadlineBreached,
     DeadlineName,
+    DeadlineResolved,
     OutputEvent,
     PolicyRef,
     Reason,
     RecommendationIssued,
     RejectionReason,
+    Resolution,
     Severity,
 )
 
@@ -89,6 +91,7 @@ _KNOWN_TYPES: Final = frozenset(EVENT_TYPES)
 EVENT_TYPE_LABELS: Final[tuple[str, ...]] = (*EVENT_TYPES, UNKNOWN_TYPE)
 DEADLINES: Final[tuple[DeadlineName, ...]] = DeadlineName.__args__  # type: ignore[attr-defined]
 _REASONS: Final[tuple[Reason, ...]] = Reason.__args__  # type: ignore[attr-defined]
+_RESOLUTIONS: Final[tuple[Resolution, ...]] = Resolution.__args__  # type: ignore[attr-defined]
 _SEVERITIES: Final[tuple[Severity, ...]] = Severity.__args__  # type: ignore[attr-defined]
 
 PROCESSING_FAILED: Final = "processing_failed"
@@ -180,6 +183,13 @@ class Metrics:
             ["reason", "severity"],
             registry=r,
         )
+        self._resolutions = Counter(
+            "orderwatch_resolutions",
+            "Breaches resolved (deadline.resolved), by deadline and how: met_late, delivered, "
+            "refunded or cancelled.",
+            ["deadline", "resolution"],
+            registry=r,
+        )
         self._late = Counter(
             "orderwatch_late_events",
             "Events that met a deadline but arrived after its breach had fired.",
@@ -269,6 +279,13 @@ class Metrics:
             for rule in rules
         }
         self._late_series = {d: self._late.labels(deadline=d) for d in DEADLINES}
+        self._resolution_series = {
+            (deadline, resolution): self._resolutions.labels(
+                deadline=deadline, resolution=resolution
+            )
+            for deadline in DEADLINES
+            for resolution in _RESOLUTIONS
+        }
         self._recommendation_series = {
             (reason, severity): self._recommendations.labels(reason=reason, severity=severity)
             for reason in _REASONS
@@ -351,7 +368,7 @@ class Metrics:
     # -- output ---------------------------------------------------------------------------
 
     def observe_outputs(self, outputs: Iterable[OutputEvent]) -> None:
-        """Count breaches (with their detection lag) and recommendations.
+        """Count breaches (with their detection lag), resolutions and recommendations.
 
         Rejections are left to :meth:`observe_rejection`, which knows the topic.
         """
@@ -360,6 +377,8 @@ class Metrics:
                 self._breach_child(output.deadline, output.rule).inc()
                 lag = (output.detected_at - output.due_at).total_seconds()
                 self._lag.observe(max(lag, 0.0))
+            elif isinstance(output, DeadlineResolved):
+                self._resolution_series[output.deadline, output.resolution].inc()
             elif isinstance(output, RecommendationIssued):
                 self._recommendation_series[output.reason, output.severity].inc()
 

@@ -32,7 +32,7 @@ import tempfile
 import threading
 import time
 import weakref
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -84,6 +84,17 @@ def _free_port(host: str) -> int:
         sock.bind((host, 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def _bindable(host: str, port: int) -> bool:
+    """Nothing listens on ``host:port`` (bound as a server would, so TIME_WAIT does not count)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
 
 
 def _terminate(process: subprocess.Popen[bytes]) -> None:
@@ -197,6 +208,9 @@ class EmbeddedBroker:
             raise RuntimeError(f"{self!r} is already started")
         binary = _tansu_binary()
         fixed_port = self.port is not None
+        if self.port is not None and not _bindable(self.host, self.port):
+            # Checked first: the readiness probe would take whoever listens there for Tansu.
+            raise EmbeddedBrokerError(f"{self.host}:{self.port} is in use: pick another port")
         for attempt in range(1 if fixed_port else _PORT_ATTEMPTS):
             if not fixed_port:
                 self.port = _free_port(self.host)
@@ -310,20 +324,53 @@ def _port_taken(log: str) -> bool:
     return "address already in use" in lowered or "addrinuse" in lowered
 
 
-def main() -> int:
-    """``python -m streams.tools.embedded_broker``: run the embedded broker until interrupted."""
+def _port(text: str) -> int:
+    import argparse
+
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port number (1 to 65535)")
+    return port
+
+
+def _arguments(argv: Sequence[str] | None) -> Any:
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m streams.tools.embedded_broker",
+        description=(
+            "Run the embedded Kafka-compatible broker (Tansu, memory only) on 127.0.0.1 until "
+            "Ctrl-C, and print 'export ORDERWATCH_BROKER=127.0.0.1:PORT' for the shell. "
+            "Everything it holds is forgotten when it stops."
+        ),
+    )
+    parser.add_argument(
+        "--port",
+        type=_port,
+        help="the port to listen on (default: a free one, picked at start)",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m streams.tools.embedded_broker [--port PORT]``: run the embedded broker until
+    interrupted (``--help`` tells how, and starts nothing)."""
     import signal
 
-    stop = threading.Event()
-    # Both set here: a shell that starts a job in the background makes it ignore SIGINT.
-    for number in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(number, lambda *_: stop.set())
+    arguments = _arguments(argv)
     try:
-        broker = EmbeddedBroker().start()
+        broker = EmbeddedBroker(port=arguments.port).start()
     except (ConfigurationError, EmbeddedBrokerError) as error:
         print(f"Error: {error}", file=sys.stderr)
         return 1
+    stop = threading.Event()
     try:
+        # Both set here: a shell that starts a job in the background makes it ignore SIGINT.
+        for number in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(number, lambda *_: stop.set())
         print(
             f"embedded Kafka-compatible broker (memory only) at {broker.bootstrap}; "
             "Ctrl-C stops it and forgets everything",
@@ -332,6 +379,9 @@ def main() -> int:
         print(f"export ORDERWATCH_BROKER={broker.bootstrap}", flush=True)
         while not stop.wait(1.0) and broker.running:
             pass
+        if not stop.is_set():
+            print(f"Error: the embedded broker exited:\n{broker.log_tail()}", file=sys.stderr)
+            return 1
     finally:
         broker.stop()
     return 0

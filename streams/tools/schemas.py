@@ -4,7 +4,7 @@ The pydantic models in :mod:`streams.core.events` and :mod:`streams.core.outputs
 ``schemas/`` is derived from them by :func:`write_schemas` (``orderwatch schemas``), and a test
 fails when the committed files are stale. The directory holds:
 
-- ``<type>.schema.json``: one JSON Schema (draft 2020-12) per message type, 9 inputs and 3 outputs.
+- ``<type>.schema.json``: one JSON Schema (draft 2020-12) per message type, 9 inputs and 4 outputs.
   Inputs are published in pydantic's *validation* mode (what the processor accepts: money as a
   JSON number or a decimal string), outputs in *serialization* mode (what it writes: timestamps as
   RFC 3339 UTC strings with a ``Z``, optional fields left out rather than null). ``type`` is
@@ -40,7 +40,12 @@ from streams.core.events import (
     _check_currency,
 )
 from streams.core.iso_codes import COUNTRY_CODES, CURRENCY_CODES
-from streams.core.outputs import DeadlineBreached, EventRejected, RecommendationIssued
+from streams.core.outputs import (
+    DeadlineBreached,
+    DeadlineResolved,
+    EventRejected,
+    RecommendationIssued,
+)
 from streams.kafka.headers import (
     CONTENT_TYPE,
     DEAD_LETTER_HEADERS,
@@ -73,6 +78,7 @@ _GENERATED_NOTE: Final = "Generated from the pydantic models by 'orderwatch sche
 
 OUTPUT_MODELS: Final[tuple[type[BaseModel], ...]] = (
     DeadlineBreached,
+    DeadlineResolved,
     RecommendationIssued,
     EventRejected,
 )
@@ -234,8 +240,8 @@ def example_inputs() -> dict[str, dict[str, Any]]:
     """One example per input type, in the order they happened: one order's story.
 
     The order is placed in Shenzhen time (an offset other than Z), shipped late (its fulfillment
-    deadline passes first), scanned once, and ends with a size complaint settled by a partial
-    refund; another order is cancelled by its customer.
+    deadline passes first; the tracking resolves that breach), scanned once, and ends with a size
+    complaint settled by a partial refund; another order is cancelled by its customer.
     """
     examples: list[dict[str, Any]] = [
         {
@@ -428,9 +434,10 @@ TOPICS: Final[tuple[Topic, ...]] = (
     Topic(
         "deadline-breaches",
         "out",
-        ("deadline.breached",),
+        ("deadline.breached", "deadline.resolved"),
         "The order_id of the order whose deadline passed.",
-        "A deadline of the policy passed without the event that meets it.",
+        "A deadline of the policy passed without the event that meets it; later, once, that "
+        "the breached order met it late or ended (its resolution follows its breach).",
     ),
     Topic(
         "dispute-recommendations",
@@ -596,7 +603,8 @@ def _output_headers(message_type: str) -> dict[str, Any]:
         "content-type": _text_header("The value's media type.", const=CONTENT_TYPE),
         "ce_specversion": _text_header("CloudEvents spec version.", const=SPEC_VERSION),
         "ce_id": _text_header(
-            "The output's id: breach_id, recommendation_id or rejection_id (deduplicate on it)."
+            "The output's id: breach_id, resolution_id, recommendation_id or rejection_id "
+            "(deduplicate on it)."
         ),
         "ce_type": _text_header("The value's type field.", const=message_type),
         "ce_source": _text_header(
@@ -620,7 +628,8 @@ def _output_headers(message_type: str) -> dict[str, Any]:
         required.append(names["reason"])
     else:
         properties["ce_subject"] = _text_header(
-            "The order_id (deadline.breached) or the subject (recommendation.issued)."
+            "The order_id (deadline.breached, deadline.resolved) or the subject "
+            "(recommendation.issued)."
         )
         required.append("ce_subject")
     return {

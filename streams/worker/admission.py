@@ -19,8 +19,11 @@ admitted. A fingerprint without a state format is format 1's (plain JSON states)
 deflated the states; format 3 keeps what grows with an aggregate's volume in pages of their own
 (the carriers' and merchants' timelines, the SKUs' claims, complaints and inventory ids: a
 format-3 worker reads format-2 state and moves it there, a format-2 worker could not read
-format 3). Members of another format are refused: an upgrade that changes the state format
-stops every worker first.
+format 3); format 4 remembers which of an order's breaches were resolved
+(``deadline.resolved``): a format-4 worker reads format-3 states (their open breaches are
+resolved when their order meets or ends them), a format-3 worker would drop what was resolved,
+and its successor resolve those breaches again. Members of another format are refused: an
+upgrade that changes the state format stops every worker first.
 
 ``exactly_once`` is refused at start: see RELIABILITY.md, "exactly_once".
 """
@@ -53,8 +56,9 @@ log = logging.getLogger("orderwatch.worker")
 #: The exit status of a worker that its group refused (as :class:`IncompatibleSetting`).
 EXIT_REFUSED = IncompatibleSetting.exit_code
 #: How this release stores states: 1, plain JSON; 2, deflated with the codec's dictionary 1
-#: (``streams.core.state_codec``), which format 1 cannot read; 3, aggregates paged (see above).
-STATE_FORMAT = 3
+#: (``streams.core.state_codec``), which format 1 cannot read; 3, aggregates paged; 4, orders
+#: remember their resolved breaches (see above).
+STATE_FORMAT = 4
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,13 @@ from streams.core import state_codec
 from streams.core.facts import Fact, sku_subject
 from streams.core.ids import rejection_id
 from streams.core.output_json import raw_text, serialize
-from streams.core.outputs import DeadlineBreached, EventRejected, KafkaSource, Rejection
+from streams.core.outputs import (
+    DeadlineBreached,
+    DeadlineResolved,
+    EventRejected,
+    KafkaSource,
+    Rejection,
+)
 from streams.core.processor import Actions, Output
 from streams.kafka.headers import Headers, headers
 from streams.ops.metrics import Metrics
@@ -135,7 +141,7 @@ class Publisher:
         for output in outputs:
             value = serialize(output).encode("utf-8")
             attributes = headers(output, self._source)
-            if isinstance(output, DeadlineBreached):
+            if isinstance(output, DeadlineBreached | DeadlineResolved):
                 topic, key = self.topics["breaches"], output.order_id
             else:
                 topic, key = self.topics["recommendations"], output.subject

@@ -20,6 +20,7 @@ ALERTMANAGER_CONFIG = DEPLOY / "alertmanager" / "alertmanager.yml"
 GRAFANA = DEPLOY / "grafana"
 DASHBOARD = GRAFANA / "dashboards" / "orderwatch.json"
 OPERATIONS = ROOT / "docs" / "operations.md"
+KAFKA_POM = ROOT / "scripts" / "kafka" / "pom.xml"
 
 #: What the dashboard's template variables and Grafana's interval variables stand for when its
 #: queries are run outside Grafana: every worker, and a window that holds a few scrapes.

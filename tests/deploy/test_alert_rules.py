@@ -127,18 +127,41 @@ def test_every_alert_has_a_severity_a_summary_a_description_and_a_runbook(
     assert isinstance(labels, dict)
     assert isinstance(annotations, dict)
     assert labels.get("severity") in ("critical", "warning")
-    for key in ("summary", "description", "runbook"):
+    for key in ("summary", "description", "runbook_url"):
         assert str(annotations.get(key, "")).strip(), f"{rule['alert']} has no {key}"
 
 
+#: A runbook link: the docs base (the external label, else the repository's docs/ folder) and
+#: the alert's section of operations.md.
+RUNBOOK_URL = re.compile(
+    r'\{\{ or \$externalLabels\.orderwatch_docs_url "docs" \}\}/operations\.md#([a-z0-9-]+)'
+)
+
+
 @pytest.mark.parametrize("rule", alert_rules(), ids=lambda rule: rule["alert"])
-def test_every_runbook_points_at_a_section_of_docs_operations(rule: dict[str, object]) -> None:
+def test_every_runbook_is_a_link_to_a_section_of_docs_operations(rule: dict[str, object]) -> None:
     annotations = rule["annotations"]
     assert isinstance(annotations, dict)
-    path, _, anchor = str(annotations["runbook"]).partition("#")
-    assert path == "docs/operations.md"
+    assert "runbook" not in annotations, "runbook_url, the name tools show as a link"
+    link = RUNBOOK_URL.fullmatch(str(annotations["runbook_url"]))
+    assert link, f"{rule['alert']}: runbook_url {annotations['runbook_url']!r}"
+    anchor = link.group(1)
     assert anchor == str(rule["alert"]).lower()
     assert anchor in github_anchors(OPERATIONS.read_text()), f"no section #{anchor}"
+
+
+@pytest.mark.parametrize("rule", alert_rules(), ids=lambda rule: rule["alert"])
+def test_counts_in_summaries_are_whole_numbers(rule: dict[str, object]) -> None:
+    """increase() extrapolates (one message reads 1.1) and humanize gives 4k for 4000: a count
+    is printed with printf "%.0f"."""
+    annotations = rule["annotations"]
+    assert isinstance(annotations, dict)
+    summary = str(annotations["summary"])
+    printed = re.findall(r"\{\{ \$value \| ([^}]*)\}\}", summary)
+    counted = "increase(" in str(rule["expr"]) or "lag_messages" in str(rule["expr"])
+    if printed and counted:
+        assert printed == ['printf "%.0f" '], summary
+    assert "humanize }}" not in summary
 
 
 def test_the_runbooks_are_subsections_of_the_alerts_section() -> None:

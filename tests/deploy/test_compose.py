@@ -9,6 +9,7 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import Any
+from xml.etree import ElementTree
 
 import pytest
 import yaml
@@ -18,6 +19,7 @@ from deploy_files import (
     COMPOSE,
     DOCKERFILE,
     GRAFANA,
+    KAFKA_POM,
     PROMETHEUS_CONFIG,
     ROOT,
     load_yaml,
@@ -111,6 +113,24 @@ def test_kafka_is_the_official_image_pinned_to_4x_in_kraft_mode_with_a_healthche
     assert re.fullmatch(r"apache/kafka:4\.\d+\.\d+", kafka["image"])
     assert "controller" in kafka["environment"]["KAFKA_PROCESS_ROLES"]
     assert kafka["healthcheck"]["test"]
+
+
+def _pom_kafka_version() -> str:
+    """The Kafka version CI tests (``scripts/kafka.sh`` runs the jars of this pom)."""
+    root = ElementTree.parse(KAFKA_POM).getroot()
+    namespace = {"pom": "http://maven.apache.org/POM/4.0.0"}
+    version = root.findtext("pom:properties/pom:kafka.version", namespaces=namespace)
+    assert version, f"no <kafka.version> property in {KAFKA_POM}"
+    return version.strip()
+
+
+def test_compose_runs_the_kafka_version_ci_tests() -> None:
+    """Read from the file itself (no docker-compose needed): the image's tag is the pom's
+    kafka.version, so compose users run the broker version the suite passed on."""
+    image = load_yaml(COMPOSE)["services"]["kafka"]["image"]
+    repository, _, tag = image.partition(":")
+    assert repository == "apache/kafka"
+    assert tag == _pom_kafka_version()
 
 
 def test_the_worker_is_built_here_configured_with_real_settings_and_restarted(

@@ -170,7 +170,10 @@ def identity(output: Output) -> str:
     """
     if output["type"] == "event.rejected":
         return f"rejected:{output['raw']}\n{output['error']}"
-    return str(output.get("breach_id") or output.get("recommendation_id"))
+    # A resolution names its breach too: its own id first.
+    return str(
+        output.get("resolution_id") or output.get("breach_id") or output.get("recommendation_id")
+    )
 
 
 def content(output: Output, free: tuple[str, ...] = ()) -> str:

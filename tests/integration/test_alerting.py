@@ -254,7 +254,7 @@ def test_breaches_reach_alertmanager_with_their_labels_and_route(stack: Stack) -
         "severity": "warning",
     }
     assert alert["status"]["state"] == "active"
-    assert alert["annotations"]["runbook"] == "docs/operations.md#orderwatchbreachesrising"
+    assert alert["annotations"]["runbook_url"] == "docs/operations.md#orderwatchbreachesrising"
     assert alert["annotations"]["summary"].endswith("fulfillment deadlines breached in 15 minutes")
     assert [receiver["name"] for receiver in alert["receivers"]] == ["orderwatch-warning"]
     # The worker really decided them: the alert follows its counter.

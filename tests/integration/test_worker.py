@@ -79,12 +79,30 @@ def test_no_breach_is_emitted_twice_for_one_fact(
     assert len(breaches) == len(set(breaches))
 
 
+def test_each_breach_is_resolved_once_after_it_on_the_breaches_topic(
+    backfilled: tuple[WorkerRun, list[Output]],
+) -> None:
+    _, outputs = backfilled
+    topics = {o["_kafka"]["topic"] for o in outputs if o["type"] == "deadline.breached"}
+    breached: set[str] = set()
+    resolved: list[str] = []
+    for output in outputs:  # in the order read: one partition keeps a key's order
+        if output["type"] == "deadline.breached":
+            breached.add(output["breach_id"])
+        elif output["type"] == "deadline.resolved":
+            assert output["breach_id"] in breached, "a resolution before its breach"
+            assert output["_kafka"]["topic"] in topics
+            resolved.append(output["resolution_id"])
+    assert resolved
+    assert len(resolved) == len(set(resolved))
+
+
 def test_outputs_are_keyed_as_the_contract_says(
     backfilled: tuple[WorkerRun, list[Output]],
 ) -> None:
     _, outputs = backfilled
     for output in outputs:
-        if output["type"] == "deadline.breached":
+        if output["type"] in ("deadline.breached", "deadline.resolved"):
             assert output["_kafka"]["key"] == output["order_id"]
         elif output["type"] == "recommendation.issued":
             assert output["_kafka"]["key"] == output["subject"]
@@ -122,7 +140,12 @@ def test_outputs_are_published_as_the_project_serializes_them_with_its_headers(
         assert message["value"] == serialize(event).encode("utf-8")
         assert message["headers"] == headers(event, source)
         kinds.add(event.type)
-    assert kinds == {"deadline.breached", "recommendation.issued", "event.rejected"}
+    assert kinds == {
+        "deadline.breached",
+        "deadline.resolved",
+        "recommendation.issued",
+        "event.rejected",
+    }
 
 
 def test_health_ready_and_metrics_are_served(
@@ -335,7 +358,9 @@ def test_inputs_with_nothing_unread_hold_no_clock_beyond_the_idle_slack(
         )
     finally:
         worker.stop()
-    breaches = {o["breach_id"]: _without_clock(o) for o in outputs if "breach_id" in o}
+    breaches = {
+        o["breach_id"]: _without_clock(o) for o in outputs if o["type"] == "deadline.breached"
+    }
     assert due <= breaches.keys()
     for breach_id, breach in breaches.items():
         assert breach == replayed[breach_id]  # nothing decided before its evidence was read

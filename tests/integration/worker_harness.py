@@ -76,11 +76,12 @@ def occurred(line: bytes) -> str | None:
 
 
 def decisions(outputs: Iterable[Output]) -> set[str]:
-    """Breach ids and recommendation ids (every scope): what worker and replay must agree on."""
+    """Breach, resolution and recommendation ids (every scope): what worker and replay must
+    agree on (a resolution names its breach too: its own id first)."""
     return {
-        str(o.get("breach_id") or o.get("recommendation_id"))
+        str(o.get("resolution_id") or o.get("breach_id") or o.get("recommendation_id"))
         for o in outputs
-        if o["type"] in ("deadline.breached", "recommendation.issued")
+        if o["type"] in ("deadline.breached", "deadline.resolved", "recommendation.issued")
     }
 
 

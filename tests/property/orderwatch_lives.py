@@ -26,6 +26,7 @@ from streams.core.events import (
 from streams.core.outputs import (
     AGGREGATE_REASONS,
     DeadlineBreached,
+    DeadlineResolved,
     RecommendationIssued,
     Rejection,
 )
@@ -307,7 +308,7 @@ def late_arrivals(draw: st.DrawFn, events: list[Event]) -> list[Event]:
     return arrival
 
 
-Output = DeadlineBreached | RecommendationIssued
+Output = DeadlineBreached | DeadlineResolved | RecommendationIssued
 
 
 def run_engine(arrival: Iterable[Event], policy: Policy = POLICY) -> list[Output]:
@@ -326,15 +327,17 @@ def run_engine(arrival: Iterable[Event], policy: Policy = POLICY) -> list[Output
 
 
 def output_id(output: Output) -> tuple[str, str]:
-    """(type, breach_id or recommendation_id)."""
+    """(type, breach_id, resolution_id or recommendation_id)."""
     if isinstance(output, DeadlineBreached):
         return (output.type, output.breach_id)
+    if isinstance(output, DeadlineResolved):
+        return (output.type, output.resolution_id)
     return (output.type, output.recommendation_id)
 
 
 def is_order_scope_independent(output: Output) -> bool:
     """Whether the output belongs to one order alone (its id cannot depend on other orders)."""
-    return isinstance(output, DeadlineBreached) or (
+    return isinstance(output, DeadlineBreached | DeadlineResolved) or (
         output.scope == "order" and output.reason not in INTERLEAVING_DEPENDENT_REASONS
     )
 
@@ -345,6 +348,11 @@ def describe(outputs: Iterable[Output]) -> list[str]:
     for output in outputs:
         if isinstance(output, DeadlineBreached):
             lines.append(f"breach {output.order_id} {output.deadline} {output.complaint_id or ''}")
+        elif isinstance(output, DeadlineResolved):
+            lines.append(
+                f"resolved {output.order_id} {output.deadline} {output.complaint_id or ''} "
+                f"{output.resolution}"
+            )
         else:
             lines.append(
                 f"recommendation {output.scope} {output.subject} {output.reason} "

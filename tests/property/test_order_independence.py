@@ -25,7 +25,7 @@ from orderwatch_lives import (
     single_order,
 )
 
-from streams.core.outputs import DeadlineBreached
+from streams.core.outputs import DeadlineBreached, DeadlineResolved, RecommendationIssued
 
 
 def _repeated(ids: list[str]) -> list[str]:
@@ -34,12 +34,15 @@ def _repeated(ids: list[str]) -> list[str]:
 
 def _assert_each_issued_once(outputs: list[Output]) -> None:
     breaches = [o.breach_id for o in outputs if isinstance(o, DeadlineBreached)]
+    resolutions = [o for o in outputs if isinstance(o, DeadlineResolved)]
     order_scope = [
         o.recommendation_id
         for o in outputs
-        if not isinstance(o, DeadlineBreached) and o.scope == "order"
+        if isinstance(o, RecommendationIssued) and o.scope == "order"
     ]
     assert _repeated(breaches) == [], "a breach_id was issued twice"
+    assert _repeated([o.resolution_id for o in resolutions]) == [], "a breach resolved twice"
+    assert {o.breach_id for o in resolutions} <= set(breaches), "a resolution without its breach"
     assert _repeated(order_scope) == [], "an order-scope recommendation_id was issued twice"
 
 

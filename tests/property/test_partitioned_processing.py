@@ -30,7 +30,7 @@ from streams.core.events import InventoryUpdated, OrderEvent, decode_event
 from streams.core.facts import sku_subject
 from streams.core.merchant import MerchantState
 from streams.core.order import OrderState
-from streams.core.outputs import DeadlineBreached, RecommendationIssued, Rejection
+from streams.core.outputs import DeadlineBreached, DeadlineResolved, RecommendationIssued, Rejection
 from streams.core.processor import (
     Actions,
     AggregateRead,
@@ -78,7 +78,7 @@ def replayed() -> dict[str, str]:
 def _keep(decided: dict[str, str], output: object) -> None:
     """Record a decision's content under its id (rejections are not compared here)."""
     if key := _id(output):
-        assert isinstance(output, DeadlineBreached | RecommendationIssued)
+        assert isinstance(output, DeadlineBreached | DeadlineResolved | RecommendationIssued)
         # Only the processor's clock readings may differ between drivers, and what follows
         # from issued_at: whether respond_by had passed, and so the actions of a reason that
         # has actions for a missed window.
@@ -95,6 +95,8 @@ def _missable(reason: str) -> bool:
 def _id(output: object) -> str:
     if isinstance(output, DeadlineBreached):
         return output.breach_id
+    if isinstance(output, DeadlineResolved):
+        return output.resolution_id
     if isinstance(output, RecommendationIssued):
         return output.recommendation_id
     return ""  # event.rejected: the worker's carry Kafka coordinates, not compared here

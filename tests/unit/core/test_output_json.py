@@ -35,6 +35,7 @@ def test_parse_reads_back_every_kind_of_output_serialize_writes() -> None:
     replay.replay_lines(EXAMPLES.read_bytes().splitlines(), outputs.append, policy=load_policy())
     assert {output.type for output in outputs} == {
         "deadline.breached",
+        "deadline.resolved",
         "recommendation.issued",
         "event.rejected",
     }

@@ -349,7 +349,8 @@ def test_a_handmade_order_with_every_field_set_round_trips() -> None:
         last_health=OrderHealth("m1", "o1", "m1", T, T, refunded_at=T, merchant_cancelled_at=T),
         demand_opened=True,
         demand_closed_at=T,
-        fired={"demand", "tracking_scan:e2"},
+        fired={"demand", "tracking_scan:e2", "delivery"},
+        resolved={"delivery"},
         settled={"fulfillment"},
         seen={"e1", "e2", "e3", "e9", "é"},
     )
@@ -367,6 +368,19 @@ def test_a_handmade_order_with_every_field_set_round_trips() -> None:
 def test_an_empty_order_round_trips() -> None:
     state = OrderState(order_id="o1", merchant_id="m1", last_event_at=T)
     assert state_codec.decode_order(state_codec.encode_order(state)) == state
+
+
+def test_an_order_stored_before_resolutions_decodes_with_none_resolved() -> None:
+    state = OrderState(order_id="o1", merchant_id="m1", last_event_at=T, fired={"fulfillment"})
+    payload = json.loads(state_codec.as_json(state_codec.encode_order(state)))
+    assert "resolved" not in payload  # written only when not empty, as before resolutions
+    state.resolved.add("fulfillment")
+    stored = json.loads(state_codec.as_json(state_codec.encode_order(state)))
+    assert stored["resolved"] == ["fulfillment"]
+    del stored["resolved"]
+    old = state_codec.decode_order(json.dumps(stored).encode())
+    assert old.fired == {"fulfillment"}
+    assert old.resolved == set()
 
 
 def test_handmade_aggregates_round_trip() -> None:

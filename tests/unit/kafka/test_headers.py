@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 from streams.core.outputs import (
     DeadlineBreached,
+    DeadlineResolved,
     EventRejected,
     FileSource,
     KafkaSource,
@@ -66,6 +67,26 @@ def test_a_breach_carries_its_id_type_time_and_order_as_cloudevents_attributes()
         "ce_time": b"2026-01-05T10:00:01.500000Z",
         "ce_subject": b"o-1",
     }
+
+
+def test_a_resolution_carries_its_own_id_its_decision_time_and_its_order() -> None:
+    resolution = DeadlineResolved(
+        resolution_id="s-1",
+        breach_id="b-1",
+        order_id="o-1",
+        merchant_id="m-1",
+        deadline="fulfillment",
+        rule="wish.fulfillment",
+        resolution="met_late",
+        resolved_at=T0,
+        detected_at=datetime(2026, 1, 5, 10, 5, tzinfo=UTC),
+        policy=POLICY,
+    )
+    attributes = dict(headers(resolution, SOURCE))
+    assert attributes["ce_id"] == b"s-1"
+    assert attributes["ce_type"] == b"deadline.resolved"
+    assert attributes["ce_time"] == b"2026-01-05T10:05:00Z"
+    assert attributes["ce_subject"] == b"o-1"
 
 
 def test_a_recommendation_names_its_subject() -> None:

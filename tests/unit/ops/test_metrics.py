@@ -19,12 +19,14 @@ from streams.core.order import BREACH_RULES
 from streams.core.outputs import (
     DeadlineBreached,
     DeadlineName,
+    DeadlineResolved,
     EventRejected,
     KafkaSource,
     PolicyRef,
     Reason,
     RecommendationIssued,
     Rejection,
+    Resolution,
     Severity,
 )
 from streams.ops.metrics import DEADLINES, REJECTION_REASONS, Metrics
@@ -351,6 +353,36 @@ def test_observe_outputs_counts_recommendations_by_reason_and_severity(
     assert recommended(registry, "FULFILLMENT_OVERDUE", "critical") == 1.0
     assert recommended(registry, "STORE_HEALTH_AT_RISK", "warning") == 2.0
     assert recommended(registry, "STORE_HEALTH_AT_RISK", "critical") == 0.0
+
+
+def test_observe_outputs_counts_resolutions_by_deadline_and_how(
+    metrics: Metrics, registry: CollectorRegistry
+) -> None:
+    def resolved(deadline: DeadlineName, how: Resolution) -> DeadlineResolved:
+        return DeadlineResolved(
+            resolution_id="s1",
+            breach_id="b1",
+            order_id="o1",
+            merchant_id="m1",
+            deadline=deadline,
+            rule=BREACH_RULES[deadline][0],
+            resolution=how,
+            resolved_at=T0,
+            detected_at=T0,
+            policy=POLICY,
+        )
+
+    metrics.observe_outputs(
+        [resolved("fulfillment", "met_late"), resolved("delivery", "refunded"), breach()]
+    )
+
+    def count(deadline: str, how: str) -> float | None:
+        return value(registry, "orderwatch_resolutions_total", deadline=deadline, resolution=how)
+
+    assert count("fulfillment", "met_late") == 1.0
+    assert count("delivery", "refunded") == 1.0
+    assert count("delivery", "delivered") == 0.0  # every series exists from the start
+    assert breaches(registry, "fulfillment", "wish.fulfillment") == 1.0
 
 
 def test_observe_outputs_leaves_rejections_to_observe_rejection(

@@ -35,7 +35,7 @@ def test_a_worker_that_runs_what_the_group_runs_is_admitted() -> None:
         (Fingerprint("event", "wish 2021.1+1f2e", "d0e", 4), "ORDERWATCH_POLICY gives wish 2021"),
         (Fingerprint("event", "wish 2021.1", "d0e", 4), "(digest d0e) here"),  # same version
         (Fingerprint("event", "wish 2021.1", "abc", 8), "ORDERWATCH_PARTITIONS is 8 here, 4"),
-        (Fingerprint("event", "wish 2021.1", "abc", 4, 2), "stored in format 2 here, 3 in"),
+        (Fingerprint("event", "wish 2021.1", "abc", 4, 2), "stored in format 2 here, 4 in"),
     ],
 )
 def test_each_difference_is_named_in_one_line(member: Fingerprint, named: str) -> None:

@@ -23,7 +23,12 @@ import pytest
 
 from streams.core.engine import Engine, Output
 from streams.core.events import InventoryUpdated, OrderEvent, decode_event
-from streams.core.outputs import DeadlineBreached, RecommendationIssued, Rejection
+from streams.core.outputs import (
+    DeadlineBreached,
+    DeadlineResolved,
+    RecommendationIssued,
+    Rejection,
+)
 from streams.core.policy import Policy
 from streams.policy_files import load_policy
 
@@ -215,6 +220,21 @@ class Run:
             out
             for out in (self.outputs if outputs is None else outputs)
             if isinstance(out, DeadlineBreached)
+            and (deadline is None or out.deadline == deadline)
+            and (order_id is None or out.order_id == order_id)
+        ]
+
+    def resolutions(
+        self,
+        deadline: str | None = None,
+        order_id: str | None = None,
+        outputs: Iterable[Output] | None = None,
+    ) -> list[DeadlineResolved]:
+        """Resolutions (of one deadline, of one order) among ``outputs`` (default: all)."""
+        return [
+            out
+            for out in (self.outputs if outputs is None else outputs)
+            if isinstance(out, DeadlineResolved)
             and (deadline is None or out.deadline == deadline)
             and (order_id is None or out.order_id == order_id)
         ]

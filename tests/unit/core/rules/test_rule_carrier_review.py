@@ -78,6 +78,9 @@ def test_twenty_shipments_with_one_problem_reach_5_percent_and_issue_a_review(
     assert review.respond_by is None
     assert review.evidence["shipments"] == 20
     assert review.evidence["orders_with_problems"] == 1
+    summary = review.evidence["summary"]
+    assert summary.startswith("1 of 20 shipments (5 %) with a damaged or not-received complaint")
+    assert review.actions[0].detail.endswith(f": {summary}.")
 
 
 def test_nineteen_shipments_all_with_problems_are_too_few_for_a_review(

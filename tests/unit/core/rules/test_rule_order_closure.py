@@ -187,4 +187,9 @@ def test_tracking_that_meets_a_deadline_after_it_fired_is_reported_late() -> Non
     assert fired.state is not None
     late = order.apply(fired.state, tracked, due + timedelta(hours=1), policy)
     assert late.late == ("fulfillment",)
-    assert late.outputs == []  # the breach is not taken back, and not repeated
+    # The breach is not taken back, and not repeated: the late tracking resolves it.
+    [resolved] = late.outputs
+    assert (resolved.type, getattr(resolved, "resolution", None)) == (
+        "deadline.resolved",
+        "met_late",
+    )

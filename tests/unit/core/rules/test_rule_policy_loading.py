@@ -159,6 +159,11 @@ def test_a_recommendation_naming_an_unknown_rule_is_rejected_when_loading(tmp_pa
             '[recommendations.FULFILLMENT_OVERDUE]\nactions = ["SHIP_NOW", "FLY"]\n',
             ["FULFILLMENT_OVERDUE", "actions", "FLY"],
         ),
+        ('[recommendations.CARRIER_REVIEW]\nconsequence = ""\n', ["CARRIER_REVIEW", "consequence"]),
+        (
+            '[recommendations.CARRIER_REVIEW]\nconsequence = "One.\\nTwo."\n',
+            ["CARRIER_REVIEW", "consequence", "one sentence"],
+        ),
     ],
     ids=[
         "unknown-key",
@@ -168,6 +173,8 @@ def test_a_recommendation_naming_an_unknown_rule_is_rejected_when_loading(tmp_pa
         "unknown-rule",
         "bad-rate",
         "unknown-action",
+        "empty-consequence",
+        "two-line-consequence",
     ],
 )
 def test_a_bad_value_raises_one_line_naming_the_key(
@@ -213,3 +220,21 @@ def test_when_missed_needs_a_respond_by_to_miss(tmp_path: Path) -> None:
     mine.write_text('[recommendations.FULFILLMENT_OVERDUE]\nwhen_missed = ["SHIP_NOW"]\n')
     with pytest.raises(PolicyError, match=r"FULFILLMENT_OVERDUE\.when_missed: .* no respond_by"):
         load_policy(mine)
+
+
+def test_a_recommendations_consequence_is_read_from_the_policy_file(
+    tmp_path: Path, make_run: Callable[..., Run], ev: Events
+) -> None:
+    path = write(
+        tmp_path,
+        '[recommendations.FULFILLMENT_OVERDUE]\nconsequence = "The store is closed tomorrow."\n',
+    )
+    run = make_run(load_policy(path))
+    run.feed(ev.placed("o1", T0))
+    run.advance(T0 + 10 * DAY)
+
+    [overdue] = run.recs("FULFILLMENT_OVERDUE")
+    assert overdue.consequence == "The store is closed tomorrow."
+    [at_risk] = run.recs("FULFILLMENT_AT_RISK")
+    assert at_risk.consequence is not None
+    assert at_risk.consequence.startswith("Without tracking by the fulfillment deadline")

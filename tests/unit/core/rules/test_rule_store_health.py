@@ -68,6 +68,48 @@ def test_one_refund_in_twenty_orders_is_a_5_percent_refund_warning(ev: Events, r
     assert issued.rule == "wish.store_health"
 
 
+def test_a_rate_comes_with_its_whole_counts_and_the_query_of_its_orders(
+    ev: Events, run: Run
+) -> None:
+    place(run, ev, 40)
+    run.step(ev.refunded("o0", T0 + HOUR), ev.refunded("o1", T0 + HOUR))  # 2 / 40: 5 %
+
+    [issued] = health(run, "refund_rate")
+    evidence = issued.evidence
+    assert (evidence["refunded"], evidence["orders"], evidence["rate"]) == (2, 40, "0.0500")
+    assert evidence["summary"] == "2 of 40 orders (5 %) refunded, threshold >= 5 %"
+    assert evidence["query"] == "/merchants/m1"
+    assert (evidence["orders_against"], evidence["order_ids"]) == (2, ["o1", "o0"])
+    [action] = issued.actions
+    assert action.detail.endswith(": 2 of 40 orders (5 %) refunded.")
+    assert issued.consequence is not None
+    assert "Wish" in issued.consequence
+
+
+def test_the_orders_named_are_at_most_twenty_the_latest_placed_first(ev: Events, run: Run) -> None:
+    place(run, ev, 100)
+    run.step(*(ev.refunded(f"o{i}", T0 + 3 * HOUR) for i in range(25)))  # 25 / 100
+
+    critical = [r for r in health(run, "refund_rate") if r.severity == "critical"]
+    evidence = critical[0].evidence
+    assert (evidence["refunded"], evidence["orders_against"]) == (25, 25)
+    assert evidence["order_ids"] == [f"o{i}" for i in range(24, 4, -1)]
+
+
+def test_the_orders_named_for_valid_tracking_are_those_not_scanned_in_time(
+    ev: Events, run: Run
+) -> None:
+    in_time_order(run, vtr_store(ev, unscanned=2, orders=39))
+    run.advance(T0 + 20 * DAY)
+
+    [issued] = health(run, "valid_tracking_rate")
+    evidence = issued.evidence
+    assert (evidence["valid_tracking"], evidence["tracking_checked"]) == (37, 39)
+    assert evidence["orders_against"] == 2
+    assert evidence["order_ids"] == ["o38", "o37"]
+    assert evidence["query"] == "/merchants/m1/orders?status=at_risk"
+
+
 def test_nothing_is_evaluated_below_twenty_orders(ev: Events, run: Run) -> None:
     place(run, ev, 19)
     run.step(ev.refunded("o0", T0 + HOUR), ev.refunded("o1", T0 + HOUR))  # 2 / 19
@@ -183,6 +225,10 @@ def test_three_late_confirmations_in_twenty_eight_tracked_orders_are_10_7_percen
 
     [issued] = health(run, "late_confirmed_fulfillment_rate")
     assert (issued.evidence["numerator"], issued.evidence["denominator"]) == (3, 28)
+    assert (issued.evidence["late_confirmed"], issued.evidence["tracked"]) == (3, 28)
+    assert issued.evidence["summary"].startswith("3 of 28 tracked orders (10.7 %) confirmed late")
+    assert issued.evidence["query"] == "/merchants/m1/orders?status=breached"
+    assert issued.actions[0].detail.endswith("3 of 28 tracked orders (10.7 %) confirmed late.")
 
 
 def test_two_late_confirmations_in_twenty_tracked_orders_are_exactly_10_percent_and_fine(
