@@ -42,7 +42,13 @@ _MEASURES: Final = {
     "valid_tracking_rate": "valid tracking",
     "merchant_cancellation_rate": "merchant cancellations",
 }
-_STYLE: Final = {"BREACH": "bold red", "critical": "red", "warning": "yellow", "info": "cyan"}
+_STYLE: Final = {
+    "BREACH": "bold red",
+    "resolved": "green",
+    "critical": "red",
+    "warning": "yellow",
+    "info": "cyan",
+}
 
 
 def short_time(value: str | datetime | None) -> str:
@@ -90,8 +96,8 @@ def _percent(value: object) -> str:
 class FeedRow:
     """One decision as the feed shows it."""
 
-    kind: str  # "BREACH", or a recommendation's severity
-    what: str  # the breached deadline (and rule), or the recommendation's reason
+    kind: str  # "BREACH", "resolved", or a recommendation's severity
+    what: str  # the deadline (and a resolution's kind), or the recommendation's reason
     subject: str  # the order id, or the recommendation's subject (a store, SKU, carrier)
     store: str
     at: str  # event time it was decided (detected_at / issued_at)
@@ -111,6 +117,7 @@ class StoreRow:
     """What the demo saw of one store."""
 
     breaches: int = 0
+    resolved: int = 0
     recommendations: int = 0
     critical: int = 0
     #: measure -> the latest store-health warning about it, in words (:func:`health_text`)
@@ -191,6 +198,7 @@ class DemoState:
     open_orders: int | None = None
     worker_clock: datetime | None = None
     breaches: int = 0
+    resolved: int = 0
     recommendations: int = 0
     critical: int = 0
     dead_letters: int = 0
@@ -248,6 +256,16 @@ class DemoState:
             row = FeedRow(
                 kind="BREACH",
                 what=str(output.get("deadline")),
+                subject=str(output.get("order_id")),
+                store=store,
+                at=str(output.get("detected_at")),
+            )
+        elif kind == "deadline.resolved":
+            self.resolved += 1
+            shop.resolved += 1
+            row = FeedRow(
+                kind="resolved",
+                what=f"{output.get('deadline')} {output.get('resolution')}",
                 subject=str(output.get("order_id")),
                 store=store,
                 at=str(output.get("detected_at")),
@@ -331,6 +349,7 @@ def render(state: DemoState, now: float, *, height: int = 40) -> RenderableType:
         "bad": f"{state.bad:,}",
         "open orders": opened,
         "breaches": f"{state.breaches:,}",
+        "resolved": f"{state.resolved:,}",
         "recommendations": f"{state.recommendations:,}",
         "critical": f"{state.critical:,}",
         "dead letters": f"{state.dead_letters:,}",
@@ -380,7 +399,7 @@ def _feed_table(feed: Iterable[FeedRow], rows: int) -> Table:
 
 def _stores_table(state: DemoState) -> Table:
     table = Table(title="stores", title_justify="left", expand=True, box=None)
-    for name in ("store", "breaches", "recommendations", "critical", "health"):
+    for name in ("store", "breaches", "resolved", "recommendations", "critical", "health"):
         table.add_column(name, no_wrap=name != "health")
     for store in state.store_ids():
         shop = state.stores[store]
@@ -388,6 +407,7 @@ def _stores_table(state: DemoState) -> Table:
         table.add_row(
             store,
             f"{shop.breaches:,}",
+            f"{shop.resolved:,}",
             f"{shop.recommendations:,}",
             f"{shop.critical:,}",
             Text(health, style="yellow" if warning else "green"),

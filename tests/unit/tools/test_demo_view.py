@@ -56,6 +56,23 @@ def breach(order: str = "o-000017", merchant: str = "m-001") -> bytes:
     ).encode()
 
 
+def resolution() -> bytes:
+    return json.dumps(
+        {
+            "type": "deadline.resolved",
+            "resolution_id": "c" * 32,
+            "breach_id": "b" * 32,
+            "order_id": "o-000017",
+            "merchant_id": "m-001",
+            "deadline": "fulfillment",
+            "rule": "wish.fulfillment",
+            "resolution": "met_late",
+            "resolved_at": "2026-01-10T17:59:00Z",
+            "detected_at": "2026-01-10T18:00:00Z",
+        }
+    ).encode()
+
+
 def recommendation(**fields: Any) -> bytes:
     output: dict[str, Any] = {
         "type": "recommendation.issued",
@@ -157,14 +174,20 @@ def test_outputs_count_per_kind_and_store_and_the_first_breach_is_timed() -> Non
         recommendation(reason="FULFILLMENT_OVERDUE", severity="critical", respond_by=None),
         now=121.0,
     )
+    resolved = view.apply_output("breaches", resolution(), now=121.5)
+    assert resolved == FeedRow(
+        "resolved", "fulfillment met_late", "o-000017", "m-001", "2026-01-10T18:00:00Z"
+    )
     assert view.apply_output("dead_letter", b'{"type": "event.rejected"}', now=122.0) is None
     assert view.apply_output("dead_letter", b"not even json", now=122.0) is None
     assert view.apply_output("breaches", b"not json", now=123.0) is None
     assert view.first_breach_after == pytest.approx(13.5)
     assert (view.breaches, view.recommendations, view.critical, view.dead_letters) == (2, 2, 1, 2)
+    assert view.resolved == view.stores["m-001"].resolved == 1
     assert view.stores["m-001"].breaches == 2
     assert (view.stores["m-002"].recommendations, view.stores["m-002"].critical) == (2, 1)
     assert [r.what for r in view.feed] == [
+        "fulfillment met_late",
         "FULFILLMENT_OVERDUE",
         "fulfillment",
         "fulfillment",
@@ -252,7 +275,7 @@ def test_the_screen_shows_addresses_counters_decisions_and_stores() -> None:
     assert "worker starting" not in text
     header = next(i for i, line in enumerate(lines) if "events sent" in line)
     assert lines[header].split()[:3] == ["events", "sent", "events/s"]
-    assert lines[header + 1].split() == ["1,805", "114", "35", "298", "1", "2", "0", "1"]
+    assert lines[header + 1].split() == ["1,805", "114", "35", "298", "1", "0", "2", "0", "1"]
     assert any(line.split()[2:5] == ["BREACH", "fulfillment", "o-000017"] for line in lines)
     assert any(
         line.split()[2:]
@@ -260,7 +283,7 @@ def test_the_screen_shows_addresses_counters_decisions_and_stores() -> None:
         for line in lines
     )
     store = next(line for line in lines if line.split()[:1] == ["m-001"])
-    assert store.split()[1:4] == ["1", "1", "0"]
+    assert store.split()[1:5] == ["1", "0", "1", "0"]
     assert store.rstrip().endswith("valid tracking 93.8 % < 95 % (30 of 32)")
     every = "".join(lines)
     assert "no warning" in every  # m-002
