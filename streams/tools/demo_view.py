@@ -355,7 +355,8 @@ def render(state: DemoState, now: float, *, height: int = 40) -> RenderableType:
         "dead letters": f"{state.dead_letters:,}",
     }
     for name in cells:
-        counts.add_column(name, justify="right", no_wrap=True, header_style="dim")
+        # Headers wrap on a narrow terminal ("events" over "sent"); the numbers never do.
+        counts.add_column(name, justify="right", header_style="dim", min_width=len(cells[name]))
     counts.add_row(*cells.values(), style="bold")
     first = Text()
     if state.first_breach_after is not None:
@@ -364,7 +365,7 @@ def render(state: DemoState, now: float, *, height: int = 40) -> RenderableType:
         first.append("waiting for the first breach…", style="dim")
 
     stores = _stores_table(state)
-    feed_rows = max(3, height - 14 - len(state.stores))
+    feed_rows = max(3, height - 16 - len(state.stores))
     return Group(
         Panel(header, title=title, title_align="left", expand=True),
         status,
@@ -381,8 +382,10 @@ def _clock(value: datetime | None) -> str:
 
 def _feed_table(feed: Iterable[FeedRow], rows: int) -> Table:
     table = Table(title="latest decisions", title_justify="left", expand=True, box=None)
+    # The fixed-width columns keep their width on a narrow terminal; reason and subject give way.
+    widths = {"event time": 11, "kind": 8, "store": 5, "respond by": 11}
     for name in ("event time", "kind", "reason", "order / subject", "store", "respond by"):
-        table.add_column(name, no_wrap=True)
+        table.add_column(name, no_wrap=True, min_width=widths.get(name))
     for count, row in enumerate(feed):
         if count >= rows:
             break
