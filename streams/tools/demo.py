@@ -76,6 +76,8 @@ IDLE_SLACK_SECONDS: Final = 3600
 WORKER_STOP_TIMEOUT: Final = 20.0
 #: Seconds this process's Kafka clients have to stop, and to delete topics on ``--broker``.
 CLIENT_STOP_TIMEOUT: Final = 10.0
+#: Both, once the embedded broker died.
+BROKERLESS_STOP_TIMEOUT: Final = 3.0
 WORKER_LOG_LINES: Final = 30
 #: Seconds between queries of the stores' health (``GET /merchants/{id}``).
 MERCHANT_EVERY: Final = 5
@@ -158,6 +160,11 @@ class _Demo:
         self.why = "stopped"
         self.failed = False
         self.topics_created = False
+        self.worker_died = False
+        # Cut short once the broker is gone: nothing would flush or commit anyway.
+        self.client_stop_timeout = CLIENT_STOP_TIMEOUT
+        self.worker_stop_timeout = WORKER_STOP_TIMEOUT
+        self.broker_log: str | None = None
         self.topics_left: str | None = None
         self.tasks: list[asyncio.Task[None]] = []
 
@@ -307,7 +314,15 @@ class _Demo:
                 now = time.monotonic()
                 if self.worker is not None and self.worker.poll() is not None:
                     self.why = f"the worker exited with status {self.worker.returncode}"
+                    self.worker_died = True
                     self.failed = True
+                    break
+                if self.broker is not None and not self.broker.running:
+                    self.why = "the embedded broker exited"
+                    self.broker_log = self.broker.log_tail(WORKER_LOG_LINES)
+                    self.failed = True
+                    self.client_stop_timeout = BROKERLESS_STOP_TIMEOUT
+                    self.worker_stop_timeout = BROKERLESS_STOP_TIMEOUT
                     break
                 if ends is not None and now >= ends:
                     self.why = f"--duration {self.options.duration:g} s passed"
@@ -377,7 +392,7 @@ class _Demo:
             state.record_sent(time.monotonic(), sent, bad, latest)
             state.sending_done = True
         finally:
-            await asyncio.wait_for(producer.stop(), CLIENT_STOP_TIMEOUT)
+            await asyncio.wait_for(producer.stop(), self.client_stop_timeout)
 
     async def _consume(self) -> None:
         """Read the output topics from their start (no consumer group) into the view."""
@@ -408,7 +423,7 @@ class _Demo:
                                 feed_line(row), markup=False, highlight=False, soft_wrap=True
                             )
         finally:
-            await asyncio.wait_for(consumer.stop(), CLIENT_STOP_TIMEOUT)
+            await asyncio.wait_for(consumer.stop(), self.client_stop_timeout)
 
     async def _scrape(self) -> None:
         """The worker's /metrics once a second (open orders, its clock, readiness), and each
@@ -439,17 +454,22 @@ class _Demo:
     async def _shutdown(self) -> None:
         """Clients, then the worker, then the broker, then the topics (``--broker``) and the
         temporary directory; each step runs whatever happened before it."""
+        self.stop.set()  # what the clients raise while stopping is no reason of its own
         for task in self.tasks:
             task.cancel()
         for task in self.tasks:
             with contextlib.suppress(BaseException):
                 await task
         if self.worker is not None:
-            await asyncio.to_thread(_stop_group, self.worker, WORKER_STOP_TIMEOUT)
-            if self.failed and self.worker.returncode not in (0, -signal.SIGTERM):
+            await asyncio.to_thread(_stop_group, self.worker, self.worker_stop_timeout)
+            if self.worker_died:
                 self._print_worker_log()
         if self.broker is not None:
             await asyncio.to_thread(self.broker.stop)
+            if self.broker_log is not None:
+                self._say(f"the embedded broker's last log lines ({WORKER_LOG_LINES} at most):")
+                for line in self.broker_log.splitlines():
+                    self.console.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
         elif self.settings is not None and self.topics_created:
             try:
                 await asyncio.wait_for(_delete_topics(self.settings), CLIENT_STOP_TIMEOUT)
@@ -463,6 +483,9 @@ class _Demo:
         try:
             lines = (self.workdir / "worker.log").read_text(errors="replace").splitlines()
         except OSError:
+            return
+        if not lines:
+            self._say("the worker wrote no log")
             return
         self._say(f"the worker's last log lines ({WORKER_LOG_LINES} at most):")
         for line in lines[-WORKER_LOG_LINES:]:

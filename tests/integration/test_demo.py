@@ -1,9 +1,9 @@
 """``orderwatch demo`` as a newcomer runs it: in a terminal (tmux, a fixed 120x40), a breach on
 screen within 30 s of the start, then Ctrl-C, after which no process, port or temporary file of
-the demo is left. Also: a worker that dies stops the demo with its last log lines, and
-``--broker`` runs on a given Kafka with topics of its own, deleted at the end.
+the demo is left. Also: a worker or embedded broker that dies stops the demo with its last log
+lines, and ``--broker`` runs on a given Kafka with topics of its own, deleted at the end.
 
-The first two start their own embedded broker (the ``embedded`` extra), not the session's; the
+All but the last start their own embedded broker (the ``embedded`` extra), not the session's; the
 last uses the session's broker (``kafka_bootstrap``).
 """
 
@@ -317,7 +317,17 @@ def stop_plain(demo: subprocess.Popen[bytes], lines: Lines) -> None:
     lines.rest()
 
 
-def test_a_worker_that_dies_stops_the_demo_with_its_last_log_lines(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("victim", "says"),
+    [
+        ("streams worker", ["the worker exited with status -9", "the worker"]),
+        ("tansu", ["the embedded broker exited", "the embedded broker's last log lines"]),
+    ],
+    ids=["worker", "broker"],
+)
+def test_a_worker_or_broker_that_dies_stops_the_demo_with_its_last_log_lines(
+    tmp_path: Path, victim: str, says: list[str]
+) -> None:
     embedded_extra()
     tmpdir = tmp_path / "tmp"
     tmpdir.mkdir()
@@ -327,13 +337,15 @@ def test_a_worker_that_dies_stops_the_demo_with_its_last_log_lines(tmp_path: Pat
         port = int(lines.until(r"console http://127\.0\.0\.1:(\d+)/", 60)[1])
         wait_until(lambda: listening(port), 60, "the worker's web server")
         processes = descendants(demo.pid)
-        workers = [pid for pid, _ in processes if command_line(pid).endswith("streams worker")]
-        assert len(workers) == 1, [command_line(pid) for pid, _ in processes]
-        os.kill(workers[0], signal.SIGKILL)
+        found = [pid for pid, _ in processes if victim in command_line(pid)]
+        assert len(found) == 1, [command_line(pid) for pid, _ in processes]
+        killed = time.monotonic()
+        os.kill(found[0], signal.SIGKILL)
         assert demo.wait(timeout=60) == 1
+        print(f"the demo stopped {time.monotonic() - killed:.1f} s after the {victim} died")
         output = lines.rest()
-        assert "the worker exited with status -9" in output
-        assert "the worker's last log lines" in output
+        for words in says:
+            assert words in output
         assert alive(processes) == []
         assert list(tmpdir.iterdir()) == []
     finally:
