@@ -139,7 +139,8 @@ def _environment_without_settings() -> Iterator[None]:
 
 
 def run_demo(options: DemoOptions, console: Console | None = None) -> int:
-    """Run the demo until Ctrl-C, ``--duration`` or the worker's death; the exit status."""
+    """Run the demo until Ctrl-C, ``--duration``, or the death of its worker or broker; the
+    exit status."""
     return asyncio.run(_Demo(options, console or Console()).run())
 
 
@@ -194,7 +195,8 @@ class _Demo:
         return 1 if self.failed else 0
 
     def _interrupted(self) -> None:
-        self.why = "stopped by a signal"
+        if not self.stop.is_set():  # a second Ctrl-C while stopping changes no reason
+            self.why = "stopped by a signal"
         self.stop.set()
 
     async def _until_stopped(self, coroutine: Coroutine[Any, Any, _T]) -> _T:
