@@ -382,6 +382,46 @@ def send(input_path: str, quiet: bool, **flags: Any) -> None:
 
 
 @main.command()
+@click.option(
+    "--broker",
+    metavar="HOST:PORT",
+    help="Use this Kafka (and the ORDERWATCH_ security variables) instead of starting the "
+    "embedded broker; the demo's topics get a prefix of their own and are deleted at the end.",
+)
+@click.option(
+    "--orders", type=click.IntRange(1), default=5000, show_default=True, help="Orders to simulate."
+)
+@click.option("--seed", type=int, default=1, show_default=True, help="Same seed, same stream.")
+@click.option(
+    "--duration",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="SECONDS",
+    help="Stop after this long (default: at Ctrl-C).",
+)
+@click.option(
+    "--no-live",
+    is_flag=True,
+    help="Print decisions as lines instead of the live view (so does a stdout that is no "
+    "terminal).",
+)
+def demo(broker: str | None, orders: int, seed: int, duration: float | None, no_live: bool) -> None:
+    """See it work: the embedded broker, a worker and a simulated marketplace, with a live
+    view of breaches, recommendations, store health and dead letters. Ctrl-C stops it all."""
+    import logging
+
+    from streams.tools.demo import DemoOptions, run_demo
+
+    # Nothing of the clients' logs on the screen (aiokafka logs every failed connection): the
+    # demo says what went wrong itself, and the worker's log is its own file.
+    logging.getLogger().addHandler(logging.NullHandler())
+    status = run_demo(
+        DemoOptions(broker=broker, orders=orders, seed=seed, duration=duration, live=not no_live)
+    )
+    if status:
+        sys.exit(status)
+
+
+@main.command()
 @click.argument("topic")
 @_connection_flags
 @click.option("--follow", "-f", is_flag=True, help="Keep reading past the end (Ctrl-C stops).")

@@ -268,6 +268,9 @@ class EmbeddedBroker:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=env,
+                # Its own session: a Ctrl-C at the terminal reaches the parent alone, which stops
+                # the broker after its clients (``orderwatch demo`` stops its worker first).
+                start_new_session=True,
             )
         self._finalizer = weakref.finalize(self, _terminate, self._process)
 
