@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # type: ignore[import-untyped]
@@ -26,6 +26,7 @@ __all__ = [
     "await_topics",
     "create_and_wait",
     "create_topics",
+    "partitions_of",
     "poll_ready",
     "topic_partitions",
     "wait_for_broker",
@@ -274,13 +275,25 @@ async def topic_partitions(
     """``topic``'s partitions (empty: no such topic), from a description of every topic: a
     Metadata request naming a topic may create it on a broker that auto-creates topics, and a
     consumer's ``topics()`` does not refresh what its ``partitions_for_topic`` knows."""
+    return (await partitions_of(bootstrap, [topic], security))[topic]
+
+
+async def partitions_of(
+    bootstrap: str | list[str], topics: Iterable[str], security: Mapping[str, Any] | None = None
+) -> dict[str, list[int]]:
+    """Each of ``topics``' partitions (an empty list for a topic that does not exist), from one
+    description of every topic (see :func:`topic_partitions`)."""
+    if not isinstance(bootstrap, str):
+        bootstrap = ",".join(bootstrap)
     admin = _admin(bootstrap, _PROBE_TIMEOUT, security)
     await admin.start()
     try:
         described = await admin.describe_topics()
     finally:
         await admin.close()
-    for entry in described:
-        if entry["topic"] == topic and entry["error_code"] == 0:
-            return sorted(p["partition"] for p in entry["partitions"])
-    return []
+    found = {
+        entry["topic"]: sorted(p["partition"] for p in entry["partitions"])
+        for entry in described
+        if entry["error_code"] == 0
+    }
+    return {topic: found.get(topic, []) for topic in topics}

@@ -409,7 +409,7 @@ async def run_bridge(
         client_id=f"{settings.app_id}-alerts",
     )
     async with connected(consumer, settings):
-        partitions = await _partitions(consumer, topics, stop)
+        partitions = await _partitions(settings, topics, stop)
         if partitions is None:
             return
         consumer.assign(partitions)
@@ -488,20 +488,23 @@ async def run_bridge(
                     unsent = []
 
 
-async def _partitions(consumer: Any, topics: list[str], stop: asyncio.Event) -> list[Any] | None:
-    """Every partition of ``topics``, once they all exist (a worker creates them)."""
+async def _partitions(settings: Any, topics: list[str], stop: asyncio.Event) -> list[Any] | None:
+    """Every partition of ``topics``, once they all exist (a worker creates them); None when
+    stopped first. A consumer's ``topics()`` does not refresh what its ``partitions_for_topic``
+    knows on Apache Kafka, so the topics are described with the admin client."""
     from aiokafka import TopicPartition
 
+    from streams.kafka.admin import partitions_of
+    from streams.kafka.connection import client_options
+
+    options = client_options(settings)
+    bootstrap = options.pop("bootstrap_servers")
     waited = False
     while not stop.is_set():
-        known = await consumer.topics()
-        missing = [topic for topic in topics if topic not in known]
+        found = await partitions_of(bootstrap, topics, options)
+        missing = [topic for topic in topics if not found[topic]]
         if not missing:
-            return [
-                TopicPartition(topic, partition)
-                for topic in topics
-                for partition in sorted(consumer.partitions_for_topic(topic) or ())
-            ]
+            return [TopicPartition(topic, p) for topic in topics for p in found[topic]]
         if not waited:
             log.info("waiting for topic(s) %s (a worker creates them)", ", ".join(missing))
             waited = True

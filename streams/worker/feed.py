@@ -32,6 +32,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition  # type: ignore[import-untyped]
 
+from streams.kafka.admin import partitions_of
+
 __all__ = [
     "BACKLOG_PER_PARTITION",
     "HEARTBEAT_SECONDS",
@@ -200,11 +202,10 @@ class OutputFeed:
 
     async def _position(self, consumer: Any) -> None:
         """Assign every output partition, each ``backlog_per_partition`` back from its end."""
-        await consumer.topics()  # the cluster's metadata, fresh
+        options = dict(self.client_options)
+        found = await partitions_of(options.pop("bootstrap_servers"), self.topics, options)
         parts = [
-            TopicPartition(topic, partition)
-            for topic in self.topics
-            for partition in sorted(consumer.partitions_for_topic(topic) or ())
+            TopicPartition(topic, partition) for topic in self.topics for partition in found[topic]
         ]
         if not parts:
             raise LookupError(f"none of the topics {', '.join(self.topics)} exists yet")
