@@ -10,6 +10,7 @@ the bridge is stopped: the restarted bridge must resolve its alert and keep the 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -195,9 +196,9 @@ def setup(
     )
     workdir = tmp_path_factory.mktemp("alert-bridge")
     worker = WorkerRun(kafka_bootstrap, workdir, clock="event")
-    alertmanager: Server | None = None
-    bridge: Bridge | None = None
-    try:
+    # Each stop runs even when one before it fails (a bridge that exited 1 fails its stop).
+    with contextlib.ExitStack() as stops:
+        stops.callback(worker.stop)
         worker.start()
         port = free_port()
         alertmanager = Server.start(
@@ -212,15 +213,11 @@ def setup(
             port,
             workdir / "alertmanager.log",
         )
+        stops.callback(alertmanager.stop)
         bridge = Bridge(worker, alertmanager.url, workdir / "bridge.log")
+        stops.callback(bridge.stop)
         bridge.start()
         yield Setup(worker, alertmanager, bridge)
-    finally:
-        if bridge is not None:
-            bridge.stop()
-        if alertmanager is not None:
-            alertmanager.stop()
-        worker.stop()
 
 
 def test_breaches_open_close_and_survive_a_restart(setup: Setup) -> None:
