@@ -24,7 +24,7 @@ import jsonschema
 import pytest
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
-from worker_harness import WorkerRun, committed_all, free_port, wait_for
+from worker_harness import WorkerRun, committed_all, free_port, wait_for, wait_until_shared
 
 from streams.core import views
 from streams.core.engine import Engine
@@ -143,17 +143,7 @@ def group(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
     try:
         first.start()
         second.start()
-        wait_for(
-            lambda: (
-                first.metric("orderwatch_assigned_partitions")
-                + second.metric("orderwatch_assigned_partitions")
-                == first.partitions
-                and first.get("/ready")[0] == 200
-                and second.get("/ready")[0] == 200
-            ),
-            90,
-            "both workers to share the partitions",
-        )
+        wait_until_shared([first, second])
         stream = workdir / "stream.jsonl"
         lines = simulated(stream)
         subprocess.run(

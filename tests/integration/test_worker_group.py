@@ -25,6 +25,7 @@ from worker_harness import (
     replayed_outputs,
     run,
     wait_for,
+    wait_until_shared,
 )
 
 from streams.worker import partition_for
@@ -40,17 +41,7 @@ def test_two_workers_in_one_group_decide_what_one_worker_does(
     try:
         first.start()
         second.start()
-        wait_for(
-            lambda: (
-                first.metric("orderwatch_assigned_partitions")
-                + second.metric("orderwatch_assigned_partitions")
-                == first.partitions
-                and first.get("/ready")[0] == 200
-                and second.get("/ready")[0] == 200
-            ),
-            90,
-            "both workers to share the partitions",
-        )
+        wait_until_shared([first, second])
         assert first.metric("orderwatch_assigned_partitions") > 0
         assert second.metric("orderwatch_assigned_partitions") > 0
         lines = example_lines()

@@ -127,6 +127,19 @@ def wait_for(condition: Callable[[], object], timeout: float, what: str) -> None
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def wait_until_shared(workers: list[WorkerRun], timeout: float = 90) -> None:
+    """Wait until ``workers`` (one group) hold every partition between them and all are ready."""
+    wait_for(
+        lambda: (
+            sum(worker.metric("orderwatch_assigned_partitions") for worker in workers)
+            == workers[0].partitions
+            and all(worker.get("/ready")[0] == 200 for worker in workers)
+        ),
+        timeout,
+        f"the {len(workers)} workers to share the partitions",
+    )
+
+
 def backfill(
     workers: list[WorkerRun],
     lines: list[bytes],
