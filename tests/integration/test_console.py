@@ -233,7 +233,11 @@ def test_every_worker_serves_every_output_whichever_decided_it(decided: Console)
 def test_an_order_lookup_shows_its_timeline(decided: Console) -> None:
     """Needs ``GET /orders/{id}`` (issue 17 item 2, the queries branch)."""
     browser = decided.browser
-    breach = next(b for b in decided.breaches().values() if b["deadline"] == "fulfillment")
+    resolved_ids = {o["breach_id"] for o in decided.outputs if o["type"] == "deadline.resolved"}
+    fulfillment = [b for b in decided.breaches().values() if b["deadline"] == "fulfillment"]
+    # One the workers resolved where there is one: its lookup shows both decisions.
+    fulfillment.sort(key=lambda b: b["breach_id"] not in resolved_ids)
+    breach = fulfillment[0]
     order_id = breach["order_id"]
     browser.click(f"#breaches tr[data-breach='{breach['breach_id']}'] td:nth-child(2) button")
     try:
@@ -258,6 +262,17 @@ def test_an_order_lookup_shows_its_timeline(decided: Console) -> None:
     deadlines = browser.text("#lookup-result table.deadlines")
     assert "fulfillment" in deadlines
     assert "breached" in deadlines or "resolved" in deadlines
+    # The decisions list the breach and, where the workers resolved it, its resolution.
+    listed = browser.text("#lookup-result ul.decisions")
+    assert "missed fulfillment" in listed
+    resolved = [
+        o
+        for o in decided.outputs
+        if o["type"] == "deadline.resolved" and o["breach_id"] == breach["breach_id"]
+    ]
+    if resolved:
+        assert f"fulfillment: {resolved[0]['resolution'].replace('_', ' ')}" in listed
+        assert "resolved" in listed
 
 
 def _feed_ids(port: int, wanted: set[str], *, timeout: float) -> set[str]:

@@ -635,7 +635,14 @@
                 " ",
                 d.type === "deadline.breached"
                   ? el("span", {}, el("span", { class: "badge state-bad", text: "breach" }), " missed " + label(d.deadline))
-                  : label(d.reason || d.deadline || d.type),
+                  : d.type === "deadline.resolved"
+                    ? el(
+                        "span",
+                        {},
+                        el("span", { class: "badge resolved", text: "resolved" }),
+                        " " + label(d.deadline) + ": " + label(d.resolution || ""),
+                      )
+                    : label(d.reason || d.deadline || d.type),
                 d.respond_by ? [" · respond by ", timeEl(d.respond_by)] : null,
               ),
             ),
