@@ -182,8 +182,12 @@ def test_the_web_server_listens_where_it_is_told_and_serves_only_orderwatch(
     backfilled: tuple[WorkerRun, list[Output]],
 ) -> None:
     worker, _ = backfilled
-    for path in ("/", "/router/", "/table/orders/", "/stats/", "/graph/"):
+    for path in ("/router/", "/table/orders/", "/stats/", "/graph/"):
         assert worker.get(path)[0] == 404, path
+    # "/" is orderwatch's own console page, not Faust's index.
+    status, page = worker.get("/")
+    assert status == 200
+    assert b"/console/console.js" in page
     # Bound to 127.0.0.1 (the default web host), not to every interface: another local address
     # of the same machine is refused.
     with pytest.raises(ConnectionRefusedError):
